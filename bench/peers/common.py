@@ -145,8 +145,9 @@ def start_workers(cmds: list[list[str]], log_dir: Path, env: dict[str, str] | No
     procs = []
     for n, cmd in enumerate(cmds):
         err = open(log_dir / f"worker{n}.err", "wb")  # noqa: SIM115 - lives as long as the worker
-        procs.append(subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err,
-                                      start_new_session=True))
+        procs.append(
+            subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err, start_new_session=True)
+        )
     return procs
 
 
@@ -166,6 +167,17 @@ def stop_workers(procs: list[Any], grace: float = 3.0) -> None:
 def worker_errors(log_dir: Path) -> str:
     text = "".join(p.read_text(errors="replace") for p in sorted(log_dir.glob("worker*.err")))
     return text[-2000:]
+
+
+async def poll(done: Any, limit_s: float, interval: float = 0.02) -> bool:
+    """Wait until `done()` is true or `limit_s` seconds pass; returns whether it became true."""
+    deadline = time.time() + limit_s
+    while True:
+        if done():
+            return True
+        if time.time() > deadline:
+            return False
+        await asyncio.sleep(interval)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -199,8 +211,13 @@ class Bench:
             for i in range(n):
                 await self.peer.enqueue_one(i, 0.0)
         secs, cpu = time.perf_counter() - t0, self.cpu() - c0
-        return {"jobs": n, "seconds": secs, "jobs_per_s": n / secs, "server_cpu_ms_per_job": 1e3 * cpu / n,
-                "queued_after": await self.remaining()}
+        return {
+            "jobs": n,
+            "seconds": secs,
+            "jobs_per_s": n / secs,
+            "server_cpu_ms_per_job": 1e3 * cpu / n,
+            "queued_after": await self.remaining(),
+        }
 
     async def prefill(self, n: int) -> float:
         t0 = time.perf_counter()
@@ -237,13 +254,22 @@ class Bench:
         out: dict[str, Any] = {"jobs": n, "prefill_s": prefill_s, "server_cpu_s": cpu}
         if sample:
             window = starts[target - 1] - starts[0] if len(starts) >= target else float("nan")
-            out |= {"sample": target, "seconds": window, "jobs_per_s": (target - 1) / window,
-                    "server_cpu_ms_per_job": 1e3 * cpu / target}
+            out |= {
+                "sample": target,
+                "seconds": window,
+                "jobs_per_s": (target - 1) / window,
+                "server_cpu_ms_per_job": 1e3 * cpu / target,
+            }
         else:
             secs = t_end - starts[0] if starts else float("nan")
-            out |= {"seconds": secs, "jobs_per_s": n / secs, "startup_s": (starts or [t_end])[0] - t_launch,
-                    "server_cpu_ms_per_job": 1e3 * cpu / n, **once_check(rows, n),
-                    "remaining_after": await self.remaining()}
+            out |= {
+                "seconds": secs,
+                "jobs_per_s": n / secs,
+                "startup_s": (starts or [t_end])[0] - t_launch,
+                "server_cpu_ms_per_job": 1e3 * cpu / n,
+                **once_check(rows, n),
+                "remaining_after": await self.remaining(),
+            }
         if timed_out:
             out |= {"error": "timed out or a worker exited", "worker_stderr": worker_errors(log_dir)}
         shutil.rmtree(log_dir, ignore_errors=True)
@@ -256,27 +282,34 @@ class Bench:
         out: dict[str, Any] = {"jobs": n, "rate": rate}
         try:
             await self.peer.enqueue_one(-1, time.time())  # warm-up: wait until the worker is ready
-            t0 = time.time()
-            while log_count(log_dir, offsets) < 1:
-                if time.time() - t0 > 120 or any(p.poll() is not None for p in procs):
-                    return out | {"error": "worker never picked up the warm-up job",
-                                  "worker_stderr": worker_errors(log_dir)}
-                await asyncio.sleep(0.02)
+            ready = await poll(
+                lambda: log_count(log_dir, offsets) >= 1 or any(p.poll() is not None for p in procs), 120
+            )
+            if not ready or log_count(log_dir, offsets) < 1:
+                return out | {
+                    "error": "worker never picked up the warm-up job",
+                    "worker_stderr": worker_errors(log_dir),
+                }
             await asyncio.sleep(1.0)  # let it go idle again
             c0, start = self.cpu(), time.time()
             for i in range(n):
                 await asyncio.sleep(max(0.0, start + i / rate - time.time()))
                 await self.peer.enqueue_one(i, time.time())
-            while log_count(log_dir, offsets) < n + 1 and time.time() - start < n / rate + 30:
-                await asyncio.sleep(0.02)
+            await poll(lambda: log_count(log_dir, offsets) >= n + 1, n / rate + 30)
             cpu, secs = self.cpu() - c0, time.time() - start
         finally:
             stop_workers(procs)
         rows = [r for r in read_log(log_dir) if r[0] >= 0]
         lat = [1e3 * (t_start - t_enq) for _, t_enq, t_start in rows]
-        out |= {"p50_ms": pct(lat, 0.50), "p95_ms": pct(lat, 0.95), "p99_ms": pct(lat, 0.99),
-                "max_ms": max(lat, default=float("nan")), "server_cpu_ms_per_job": 1e3 * cpu / n,
-                "server_cpu_s_per_s": cpu / secs, **once_check(rows, n)}
+        out |= {
+            "p50_ms": pct(lat, 0.50),
+            "p95_ms": pct(lat, 0.95),
+            "p99_ms": pct(lat, 0.99),
+            "max_ms": max(lat, default=float("nan")),
+            "server_cpu_ms_per_job": 1e3 * cpu / n,
+            "server_cpu_s_per_s": cpu / secs,
+            **once_check(rows, n),
+        }
         shutil.rmtree(log_dir, ignore_errors=True)
         return out
 
@@ -290,17 +323,23 @@ class Bench:
                 await asyncio.sleep(max(0.0, start + i / rate - time.time()))
                 await self.peer.enqueue_one(i, time.time())
                 i += 1
-            while log_count(log_dir, offsets) < i and time.time() - start < duration + 60:
-                await asyncio.sleep(0.1)
+            await poll(lambda: log_count(log_dir, offsets) >= i, 60, 0.1)
             cpu = self.cpu() - c0
         finally:
             stop_workers(procs)
         rows = read_log(log_dir)
         lat = [1e3 * (t_start - t_enq) for _, t_enq, t_start in rows]
         shutil.rmtree(log_dir, ignore_errors=True)
-        return {"jobs": i, "rate": rate, "duration_s": duration, "p50_ms": pct(lat, 0.5),
-                "p99_ms": pct(lat, 0.99), "server_cpu_ms_per_job": 1e3 * cpu / max(i, 1),
-                **once_check(rows, i), "remaining_after": await self.remaining()}
+        return {
+            "jobs": i,
+            "rate": rate,
+            "duration_s": duration,
+            "p50_ms": pct(lat, 0.5),
+            "p99_ms": pct(lat, 0.99),
+            "server_cpu_ms_per_job": 1e3 * cpu / max(i, 1),
+            **once_check(rows, i),
+            "remaining_after": await self.remaining(),
+        }
 
 
 async def run(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
@@ -331,8 +370,14 @@ def main(peer_factory: Any, argv: Sequence[str] | None = None) -> None:
     peer = peer_factory(args)
     t0 = time.time()
     result = asyncio.run(run(peer, args))
-    out = {"scenario": args.scenario, "mode": args.mode, "processes": args.processes,
-           "concurrency": args.concurrency, "settings": peer.settings(args), **result,
-           "runner_wall_s": time.time() - t0}
+    out = {
+        "scenario": args.scenario,
+        "mode": args.mode,
+        "processes": args.processes,
+        "concurrency": args.concurrency,
+        "settings": peer.settings(args),
+        **result,
+        "runner_wall_s": time.time() - t0,
+    }
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")

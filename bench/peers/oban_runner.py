@@ -8,6 +8,8 @@ imports from this directory.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,10 +41,13 @@ class ObanPeer:
         return {"worker": f"oban start --queues default:{args.concurrency}", "pool": "oban defaults (1..10)"}
 
     async def setup(self) -> None:
-        import subprocess
-
-        subprocess.run([self.cli, "install", "--dsn", self.dsn], check=True, stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL)
+        await asyncio.to_thread(
+            subprocess.run,
+            [self.cli, "install", "--dsn", self.dsn],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     async def open(self) -> None:
         self.pool = await Oban.create_pool(self.dsn)
@@ -61,8 +66,16 @@ class ObanPeer:
         await self.oban.enqueue_many([Noop.new({"i": i, "t": t}) for i, t in items])
 
     def worker_commands(self, args: argparse.Namespace) -> list[list[str]]:
-        cmd = [self.cli, "start", "--dsn", self.dsn, "--queues", f"default:{args.concurrency}",
-               "--log-level", "warning"]
+        cmd = [
+            self.cli,
+            "start",
+            "--dsn",
+            self.dsn,
+            "--queues",
+            f"default:{args.concurrency}",
+            "--log-level",
+            "warning",
+        ]
         return [cmd] * args.processes
 
 

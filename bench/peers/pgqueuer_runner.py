@@ -53,12 +53,19 @@ class PgQueuerPeer:
         self.queries: Queries | None = None
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
-        return {"batch_size": max(1, args.concurrency // 2), "max_concurrent_tasks": args.concurrency,
-                "driver": "psycopg (PsycopgDriver, autocommit)"}
+        return {
+            "batch_size": max(1, args.concurrency // 2),
+            "max_concurrent_tasks": args.concurrency,
+            "driver": "psycopg (PsycopgDriver, autocommit)",
+        }
 
     async def setup(self) -> None:
-        subprocess.run([sys.executable, "-m", "pgqueuer", "--pg-dsn", self.dsn, "install"], check=True,
-                       stdout=subprocess.DEVNULL)
+        await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "pgqueuer", "--pg-dsn", self.dsn, "install"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
     async def open(self) -> None:
         self.conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=True)
@@ -85,7 +92,9 @@ class PgQueuerPeer:
 
 def worker(batch_size: int, max_concurrent_tasks: int) -> None:
     """One worker process; SIGTERM/SIGINT stop it (handled by pgqueuer.run)."""
-    asyncio.run(pgqueuer.run(create_pgqueuer, batch_size=batch_size, max_concurrent_tasks=max_concurrent_tasks))
+    asyncio.run(
+        pgqueuer.run(create_pgqueuer, batch_size=batch_size, max_concurrent_tasks=max_concurrent_tasks)
+    )
 
 
 if __name__ == "__main__":

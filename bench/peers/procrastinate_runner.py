@@ -59,8 +59,15 @@ class ProcrastinatePeer:
 
     def worker_commands(self, args: argparse.Namespace) -> list[list[str]]:
         os.environ["BENCH_DSN"] = self.dsn
-        cmd = [sys.executable, "-m", "procrastinate", "--app=procrastinate_runner.app", "--log-level=warning",
-               "worker", f"--concurrency={args.concurrency}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "procrastinate",
+            "--app=procrastinate_runner.app",
+            "--log-level=warning",
+            "worker",
+            f"--concurrency={args.concurrency}",
+        ]
         return [cmd] * args.processes
 
 
