@@ -42,8 +42,14 @@ class Store:
 
     @contextmanager
     def transaction(self, conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
-        with self.connection(conn) as c, c.transaction():
-            yield c
+        """Atomic work. On a caller's non-autocommit connection it joins the caller's transaction (psycopg's
+        transaction() would commit it at block exit when none was open yet)."""
+        with self.connection(conn) as c:
+            if conn is not None and not c.autocommit:
+                yield c
+                return
+            with c.transaction():
+                yield c
 
     def _rows(self, query: str, params: dict[str, Any], conn: psycopg.Connection | None) -> list[dict[str, Any]]:
         with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
