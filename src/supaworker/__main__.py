@@ -1,0 +1,3 @@
+from supaworker.cli import main
+
+main()

@@ -1,0 +1,210 @@
+"""The application API: enqueue jobs, look them up, retry and cancel them.
+
+Without `conn`, calls use a small pool on the configured database. With `conn` (a psycopg Connection)
+they run inside the caller's own transaction: the job exists only if that transaction commits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from .config import Settings, get_settings
+from .db import probe, resolve_conninfo
+from .errors import InvalidJob, InvalidTransition, JobNotFound
+from .job import JobRecord
+from .store import Store
+
+DEFAULT_MAX_ATTEMPTS = 3
+MAX_TYPE_LENGTH = 128
+
+_lock = threading.Lock()
+_default_store: Store | None = None
+
+
+def get_store(settings: Settings | None = None) -> Store:
+    """The process-wide Store on the configured database (opened on first use)."""
+    global _default_store
+    with _lock:
+        if _default_store is None:
+            settings = settings or get_settings()
+            profile = probe(resolve_conninfo(settings), settings.pooler_mode)
+            pool = ConnectionPool(profile.conninfo, min_size=1, max_size=10, kwargs=profile.connect_kwargs, open=True)
+            _default_store = Store(pool, settings.schema_name)
+        return _default_store
+
+
+def close() -> None:
+    """Closes the default pool (tests and short scripts)."""
+    global _default_store
+    with _lock:
+        if _default_store is not None and _default_store.pool is not None:
+            _default_store.pool.close()
+        _default_store = None
+
+
+def _store_for(conn: psycopg.Connection | None, store: Store | None) -> Store:
+    if store is not None:
+        return store
+    if conn is not None:
+        return Store(None, get_settings().schema_name)
+    return get_store()
+
+
+def validate_job(
+    type: str,
+    payload: Any = None,
+    *,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    delay: float | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    timeout: float | None = None,
+    brief_id: UUID | str | None = None,
+    queue: str = "default",
+) -> dict[str, Any]:
+    """Checks a job's fields and returns the row to insert; raises InvalidJob naming the bad field."""
+    if not isinstance(type, str) or not type.strip():
+        raise InvalidJob("type must be a non-empty string")
+    if len(type) > MAX_TYPE_LENGTH:
+        raise InvalidJob(f"type must be at most {MAX_TYPE_LENGTH} characters")
+    if not isinstance(queue, str) or not queue.strip() or len(queue) > MAX_TYPE_LENGTH:
+        raise InvalidJob("queue must be a non-empty string of at most 128 characters")
+    payload = {} if payload is None else payload
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"payload must be JSON-serialisable: {exc}") from None
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) <= priority < 2**31:
+        raise InvalidJob("priority must be a 32-bit integer (lower runs first)")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts < 2**31:
+        raise InvalidJob("max_attempts must be an integer >= 1")
+    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
+        raise InvalidJob("timeout must be a positive number of seconds")
+    if run_at is not None and delay is not None:
+        raise InvalidJob("give run_at or delay, not both")
+    if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
+        raise InvalidJob("run_at must be a timezone-aware datetime")
+    if delay is not None and (not _is_number(delay) or delay < 0):
+        raise InvalidJob("delay must be a number of seconds >= 0")
+    if brief_id is not None:
+        try:
+            brief_id = brief_id if isinstance(brief_id, UUID) else UUID(str(brief_id))
+        except ValueError:
+            raise InvalidJob(f"brief_id must be a UUID, not {brief_id!r}") from None
+    return {
+        "type": type,
+        "queue": queue,
+        "priority": priority,
+        "payload": payload,
+        "max_attempts": max_attempts,
+        "run_at": run_at,
+        "delay": float(delay or 0),
+        "timeout_seconds": float(timeout) if timeout is not None else None,
+        "brief_id": brief_id,
+    }
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def create_job(
+    type: str,
+    payload: Any = None,
+    *,
+    priority: int = 0,
+    run_at: datetime | None = None,
+    delay: float | None = None,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    timeout: float | None = None,
+    brief_id: UUID | str | None = None,
+    queue: str = "default",
+    conn: psycopg.Connection | None = None,
+    store: Store | None = None,
+) -> JobRecord:
+    """Enqueues one job and returns its row."""
+    row = validate_job(
+        type,
+        payload,
+        priority=priority,
+        run_at=run_at,
+        delay=delay,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        brief_id=brief_id,
+        queue=queue,
+    )
+    return _store_for(conn, store).insert_job(row, conn)
+
+
+def create_jobs(
+    jobs: Iterable[Mapping[str, Any]],
+    *,
+    conn: psycopg.Connection | None = None,
+    store: Store | None = None,
+) -> list[int]:
+    """Enqueues many jobs in one round trip (COPY) and returns their ids, in order.
+
+    Each item is a mapping with the keyword arguments of `create_job` (`type` required). All are
+    validated before anything is written.
+    """
+    rows = []
+    for index, job in enumerate(jobs):
+        if not isinstance(job, Mapping) or "type" not in job:
+            raise InvalidJob(f"job #{index}: each job must be a mapping with a 'type'")
+        try:
+            row = validate_job(**job)
+        except TypeError as exc:
+            raise InvalidJob(f"job #{index}: {exc}") from None
+        except InvalidJob as exc:
+            raise InvalidJob(f"job #{index}: {exc}") from None
+        if row["delay"]:
+            raise InvalidJob(f"job #{index}: bulk jobs take run_at, not delay")
+        rows.append(row)
+    return _store_for(conn, store).insert_jobs(rows, conn)
+
+
+def get_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> JobRecord:
+    job = _store_for(conn, store).get_job(job_id, conn)
+    if job is None:
+        raise JobNotFound(f"no job with id {job_id}")
+    return job
+
+
+def retry_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> str:
+    """Puts a failed or cancelled job back in the queue; returns its new status."""
+    s = _store_for(conn, store)
+    status = s.retry_job(job_id, conn)
+    if status is None:
+        job = s.get_job(job_id, conn)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        raise InvalidTransition(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
+    return status
+
+
+def cancel_job(
+    job_id: int,
+    reason: str = "cancelled by request",
+    *,
+    conn: psycopg.Connection | None = None,
+    store: Store | None = None,
+) -> str:
+    """Cancels a job that has not finished (and its waiting dependents)."""
+    s = _store_for(conn, store)
+    status = s.cancel_job(job_id, reason, conn)
+    if status is None:
+        job = s.get_job(job_id, conn)
+        if job is None:
+            raise JobNotFound(f"no job with id {job_id}")
+        raise InvalidTransition(f"job {job_id} is already {job.status}")
+    return status

@@ -1,0 +1,118 @@
+"""Settings from the environment and `.env.local`.
+
+Names follow the system supaworker replaces (`DATABASE_URL`, `LOG_LEVEL`, `ENABLE_HEALTH_CHECK`,
+`HEALTH_CHECK_PORT`); the worker's knobs also accept a `SUPAWORKER_` prefix.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SCHEMA = "supaworker"
+MAX_CONCURRENT_JOBS = 10
+POLL_INTERVAL_MS = 1000
+JOB_TIMEOUT_MS = 300_000
+LEASE_SECONDS = 30.0
+RESCUE_INTERVAL_SECONDS = 5.0
+RETRY_BASE_SECONDS = 5.0
+RETRY_CAP_SECONDS = 3600.0
+SHUTDOWN_GRACE_SECONDS = 30.0
+HEALTH_CHECK_PORT = 3001
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def _env(*names: str) -> AliasChoices:
+    return AliasChoices(*names)
+
+
+class Settings(BaseSettings):
+    """Everything configurable, with the defaults as named constants above."""
+
+    model_config = SettingsConfigDict(
+        env_file=(".env", ".env.local"), env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "SUPABASE_DB_URL"))
+    schema_name: str = Field(DEFAULT_SCHEMA, validation_alias=_env("SUPAWORKER_SCHEMA"))
+    log_level: str = Field("info", validation_alias=_env("LOG_LEVEL"))
+    log_format: str = Field("text", validation_alias=_env("LOG_FORMAT", "SUPAWORKER_LOG_FORMAT"))
+    enable_health_check: bool = Field(True, validation_alias=_env("ENABLE_HEALTH_CHECK"))
+    health_check_port: int = Field(HEALTH_CHECK_PORT, validation_alias=_env("HEALTH_CHECK_PORT"))
+    health_check_host: str = Field("0.0.0.0", validation_alias=_env("HEALTH_CHECK_HOST"))
+    max_concurrent_jobs: int = Field(
+        MAX_CONCURRENT_JOBS,
+        ge=1,
+        validation_alias=_env("WORKER_MAX_CONCURRENT_JOBS", "SUPAWORKER_MAX_CONCURRENT_JOBS", "MAX_CONCURRENT_JOBS"),
+    )
+    poll_interval_ms: int = Field(
+        POLL_INTERVAL_MS,
+        ge=10,
+        validation_alias=_env("WORKER_POLL_INTERVAL_MS", "SUPAWORKER_POLL_INTERVAL_MS", "POLL_INTERVAL_MS"),
+    )
+    job_timeout_ms: int = Field(
+        JOB_TIMEOUT_MS,
+        ge=1,
+        validation_alias=_env("WORKER_JOB_TIMEOUT_MS", "SUPAWORKER_JOB_TIMEOUT_MS", "JOB_TIMEOUT_MS"),
+    )
+    lease_seconds: float = Field(LEASE_SECONDS, gt=0, validation_alias=_env("SUPAWORKER_LEASE_SECONDS"))
+    rescue_interval_seconds: float = Field(
+        RESCUE_INTERVAL_SECONDS, gt=0, validation_alias=_env("SUPAWORKER_RESCUE_INTERVAL_SECONDS")
+    )
+    retry_base_seconds: float = Field(RETRY_BASE_SECONDS, ge=0, validation_alias=_env("SUPAWORKER_RETRY_BASE_SECONDS"))
+    retry_cap_seconds: float = Field(RETRY_CAP_SECONDS, ge=0, validation_alias=_env("SUPAWORKER_RETRY_CAP_SECONDS"))
+    shutdown_grace_seconds: float = Field(
+        SHUTDOWN_GRACE_SECONDS, ge=0, validation_alias=_env("SUPAWORKER_SHUTDOWN_GRACE_SECONDS")
+    )
+    # auto: detect a transaction pooler (server port differs from the one connected to); or force it.
+    pooler_mode: str = Field("auto", validation_alias=_env("SUPAWORKER_POOLER_MODE"))
+    embedded_data_dir: str | None = Field(None, validation_alias=_env("SUPAWORKER_EMBEDDED_DATA_DIR"))
+    artifacts_dir: str = Field("artifacts", validation_alias=_env("SUPAWORKER_ARTIFACTS_DIR", "ARTIFACTS_DIR"))
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = str(value).strip().lower()
+        if level == "warn":
+            level = "warning"
+        if level not in LOG_LEVELS:
+            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+        return level
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _check_log_format(cls, value: str) -> str:
+        fmt = str(value).strip().lower()
+        if fmt not in ("text", "json"):
+            raise ValueError(f"LOG_FORMAT must be text or json, not {value!r}")
+        return fmt
+
+    @field_validator("pooler_mode", mode="before")
+    @classmethod
+    def _check_pooler_mode(cls, value: str) -> str:
+        mode = str(value).strip().lower()
+        if mode not in ("auto", "transaction", "session", "none"):
+            raise ValueError(f"SUPAWORKER_POOLER_MODE must be auto, transaction, session or none, not {value!r}")
+        return mode
+
+    @field_validator("schema_name")
+    @classmethod
+    def _check_schema(cls, value: str) -> str:
+        if not value or len(value) > 63 or not value.replace("_", "a").isalnum() or value[0].isdigit():
+            raise ValueError(f"SUPAWORKER_SCHEMA must be a plain SQL identifier, not {value!r}")
+        return value
+
+    @property
+    def poll_interval_seconds(self) -> float:
+        return self.poll_interval_ms / 1000
+
+    @property
+    def job_timeout_seconds(self) -> float:
+        return self.job_timeout_ms / 1000
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,89 @@
+"""Finding the database and connecting to it the right way for what sits in between.
+
+Behind a transaction pooler (Supavisor on 6543, PgBouncer in transaction mode) prepared statements break
+and LISTEN silently receives nothing, so connections there are made without either.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from .config import Settings
+from .errors import ConfigError, DatabaseUnavailable
+
+log = logging.getLogger("supaworker.db")
+
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def resolve_conninfo(settings: Settings) -> str:
+    """DATABASE_URL (or SUPABASE_DB_URL), else the embedded PostgreSQL when it is installed."""
+    if settings.database_url:
+        try:
+            conninfo_to_dict(settings.database_url)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"DATABASE_URL is not a valid connection string: {exc}") from None
+        return settings.database_url
+    from . import embedded
+
+    return embedded.start(settings.embedded_data_dir)
+
+
+@dataclass(frozen=True)
+class ConnectionProfile:
+    """What the connection path allows: decided once per process."""
+
+    conninfo: str
+    transaction_pooler: bool
+
+    @property
+    def connect_kwargs(self) -> dict[str, Any]:
+        # prepare_threshold=None: no server-side prepared statements, which poolers cannot keep.
+        return {"autocommit": True, "prepare_threshold": None if self.transaction_pooler else 5}
+
+    @property
+    def can_listen(self) -> bool:
+        return not self.transaction_pooler
+
+
+def _connected_port(conninfo: str) -> int | None:
+    params = conninfo_to_dict(conninfo)
+    port = params.get("port")
+    if port is None:
+        return 5432
+    try:
+        return int(str(port).split(",")[0])
+    except ValueError:
+        return None
+
+
+def probe(conninfo: str, pooler_mode: str = "auto") -> ConnectionProfile:
+    """Connects once to check the database answers and to detect a transaction pooler."""
+    if pooler_mode == "transaction":
+        return ConnectionProfile(conninfo, True)
+    try:
+        with psycopg.connect(
+            conninfo, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT_SECONDS
+        ) as conn:
+            server_port = conn.execute("SELECT inet_server_port()").fetchone()
+            host = conn.info.host or ""
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from None
+    if pooler_mode in ("session", "none"):
+        return ConnectionProfile(conninfo, False)
+    # A unix socket has no port to compare; a pooler sits on TCP.
+    if host.startswith("/") or server_port is None or server_port[0] is None:
+        return ConnectionProfile(conninfo, False)
+    behind = server_port[0] != _connected_port(conninfo)
+    if behind:
+        log.info(
+            "transaction pooler assumed: connected to port %s, server listens on %s; polling instead of LISTEN",
+            _connected_port(conninfo),
+            server_port[0],
+        )
+    return ConnectionProfile(conninfo, behind)

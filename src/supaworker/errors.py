@@ -1,0 +1,56 @@
+"""The exception tree.
+
+SupaworkerError
+├── ConfigError            bad or missing configuration (no database, invalid setting)
+├── DatabaseUnavailable    the database cannot be reached
+├── MigrationError         schema missing, or migrated by a newer supaworker
+├── JobNotFound            no job with that id
+├── InvalidJob             a job's fields were rejected (nothing was written)
+├── InvalidTransition      the job is not in a state that allows the action
+├── JobFailed              raised by wait_for() when the job ended failed or cancelled
+└── UnrecoverableError     raised by a handler: fail the job now, no retries
+"""
+
+from __future__ import annotations
+
+
+class SupaworkerError(Exception):
+    """Base of every error supaworker raises on purpose."""
+
+
+class ConfigError(SupaworkerError):
+    """Bad or missing configuration."""
+
+
+class DatabaseUnavailable(SupaworkerError):
+    """The database cannot be reached."""
+
+
+class MigrationError(SupaworkerError):
+    """The schema is missing, or newer than this version of supaworker."""
+
+
+class JobNotFound(SupaworkerError):
+    """No job with that id."""
+
+
+class InvalidJob(SupaworkerError, ValueError):
+    """A job's fields were rejected; nothing was written."""
+
+
+class InvalidTransition(SupaworkerError):
+    """The job's state does not allow the requested action."""
+
+
+class JobFailed(SupaworkerError):
+    """The job ended failed or cancelled."""
+
+    def __init__(self, job_id: int, status: str, error: str | None) -> None:
+        super().__init__(f"job {job_id} {status}: {error or 'no error recorded'}")
+        self.job_id = job_id
+        self.status = status
+        self.error = error
+
+
+class UnrecoverableError(SupaworkerError):
+    """Raised by a handler to fail its job at once, without the remaining retries."""

@@ -1,0 +1,106 @@
+"""The Job a handler receives, and the full row that the client API returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from .states import JobStatus
+
+
+@dataclass(slots=True)
+class Job:
+    """One claimed attempt of a job, as handed to its handler.
+
+    `attempt` is 1 on the first run. `upstream` holds the results of the jobs this one depends on, by
+    their type (the previous steps of a pipeline).
+    """
+
+    id: int
+    type: str
+    queue: str
+    priority: int
+    payload: Any
+    attempt: int
+    max_attempts: int
+    timeout_seconds: float | None
+    brief_id: UUID | None
+    run_at: datetime
+    created_at: datetime
+    started_at: datetime
+    worker_id: str = ""
+    upstream: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_claim(cls, row: tuple[Any, ...], worker_id: str) -> Job:
+        # Column order of sql/queries/claim_jobs.sql.
+        (
+            id_,
+            type_,
+            queue,
+            priority,
+            payload,
+            attempts,
+            max_attempts,
+            timeout,
+            brief_id,
+            run_at,
+            created_at,
+            started_at,
+        ) = row
+        return cls(
+            id_,
+            type_,
+            queue,
+            priority,
+            payload,
+            attempts,
+            max_attempts,
+            timeout,
+            brief_id,
+            run_at,
+            created_at,
+            started_at,
+            worker_id,
+        )
+
+
+@dataclass(slots=True)
+class JobRecord:
+    """A row of the jobs table, as the client API and the CLI return it."""
+
+    id: int
+    type: str
+    queue: str
+    status: JobStatus
+    priority: int
+    payload: Any
+    result: Any
+    attempts: int
+    max_attempts: int
+    run_at: datetime
+    timeout_seconds: float | None
+    last_error: str | None
+    errors: list[dict[str, Any]]
+    worker_id: str | None
+    lease_expires_at: datetime | None
+    brief_id: UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> JobRecord:
+        known = {name: row[name] for name in cls.__slots__ if name in row and name != "extra"}  # type: ignore[attr-defined]
+        known["status"] = JobStatus(known["status"])
+        extra = {k: v for k, v in row.items() if k not in known}
+        return cls(**known, extra=extra)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {name: getattr(self, name) for name in self.__slots__ if name != "extra"}  # type: ignore[attr-defined]
+        data["status"] = str(self.status)
+        data.update(self.extra)
+        return data

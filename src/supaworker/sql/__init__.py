@@ -1,0 +1,73 @@
+"""The SQL that supaworker runs: numbered migrations and one file per named query.
+
+Files refer to the schema as `{{schema}}` and to the wake-up channel as `{{channel}}`; `render()` fills them
+in, so an application's own schema is never touched.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+
+from psycopg import sql
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+def channel_name(schema: str) -> str:
+    """The NOTIFY channel workers LISTEN on for new runnable jobs."""
+    return f"{schema}_jobs"
+
+
+def render(text: str, schema: str) -> str:
+    quoted_schema = sql.Identifier(schema).as_string()
+    quoted_channel = sql.Literal(channel_name(schema)).as_string()
+    return text.replace("{{schema}}", quoted_schema).replace("{{channel}}", quoted_channel)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    text: str
+
+
+@cache
+def migrations() -> tuple[Migration, ...]:
+    """The migrations shipped in the package, in version order."""
+    found = []
+    for entry in resources.files(__package__).joinpath("migrations").iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise RuntimeError(f"duplicate migration versions: {versions}")
+    return tuple(found)
+
+
+@cache
+def _raw_queries() -> dict[str, str]:
+    return {
+        entry.name.removesuffix(".sql"): entry.read_text(encoding="utf-8")
+        for entry in resources.files(__package__).joinpath("queries").iterdir()
+        if entry.name.endswith(".sql")
+    }
+
+
+class Queries:
+    """Named queries rendered for one schema: `queries.claim_jobs` is the text of `queries/claim_jobs.sql`."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        self.channel = channel_name(schema)
+        self._texts = {name: render(text, schema) for name, text in _raw_queries().items()}
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self._texts[name]
+        except KeyError:
+            raise AttributeError(f"no query named {name!r} (sql/queries/{name}.sql)") from None

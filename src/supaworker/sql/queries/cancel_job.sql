@@ -1,0 +1,1 @@
+SELECT {{schema}}.cancel_job(%(id)s, %(reason)s)::text

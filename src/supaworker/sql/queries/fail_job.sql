@@ -1,0 +1,3 @@
+-- Records a failed attempt; returns the new status, or NULL when this worker no longer owns the attempt.
+SELECT {{schema}}.fail_job(%(id)s, %(worker_id)s, %(error)s, %(attempt)s,
+                           %(retry_base_seconds)s, %(retry_cap_seconds)s, %(retryable)s)::text

@@ -1,0 +1,2 @@
+-- Extends the leases a worker still holds; returns the ids it still owns.
+SELECT id FROM {{schema}}.heartbeat_jobs(%(worker_id)s, %(ids)s, %(lease_seconds)s) AS id

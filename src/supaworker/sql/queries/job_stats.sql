@@ -1,0 +1,1 @@
+SELECT * FROM {{schema}}.job_stats ORDER BY count DESC, type, status

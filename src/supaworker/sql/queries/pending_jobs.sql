@@ -1,0 +1,1 @@
+SELECT * FROM {{schema}}.pending_jobs_queue LIMIT %(limit)s

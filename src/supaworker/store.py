@@ -1,0 +1,221 @@
+"""The one place that executes SQL: `Store` for applications, the API and the CLI; `WorkerStore` for the
+worker's hot path (claim, complete, fail, heartbeat, release, rescue) on an async pool.
+
+Every query is a named file in `sql/queries/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+
+from .job import Job, JobRecord
+from .sql import Queries
+
+# COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
+_NOW = "now"
+
+
+class Store:
+    """Synchronous access: each call borrows a connection from the pool, or uses the caller's `conn`
+    (and then runs inside the caller's transaction, committing nothing itself)."""
+
+    def __init__(self, pool: ConnectionPool | None, schema: str) -> None:
+        self.pool = pool
+        self.q = Queries(schema)
+
+    @contextmanager
+    def connection(self, conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
+        if conn is not None:
+            yield conn
+            return
+        if self.pool is None:
+            raise RuntimeError("this Store has no pool; pass conn=")
+        with self.pool.connection() as pooled:
+            yield pooled
+
+    @contextmanager
+    def transaction(self, conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
+        """Atomic work. On a caller's non-autocommit connection it joins the caller's transaction (psycopg's
+        transaction() would commit it at block exit when none was open yet)."""
+        with self.connection(conn) as c:
+            if conn is not None and not c.autocommit:
+                yield c
+                return
+            with c.transaction():
+                yield c
+
+    def _rows(self, query: str, params: dict[str, Any], conn: psycopg.Connection | None) -> list[dict[str, Any]]:
+        with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return cur.fetchall()
+
+    def _value(self, query: str, params: dict[str, Any], conn: psycopg.Connection | None) -> Any:
+        with self.connection(conn) as c:
+            row = c.execute(query, params).fetchone()
+            return row[0] if row else None
+
+    # -- writing jobs ---------------------------------------------------------------------------------
+    def insert_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
+        params = {**job, "payload": Jsonb(job["payload"])}
+        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.q.insert_job, params)
+            row = cur.fetchone()
+            assert row is not None
+            return JobRecord.from_row(row)
+
+    def insert_jobs(self, jobs: Sequence[dict[str, Any]], conn: psycopg.Connection | None = None) -> list[int]:
+        """Bulk insert with COPY; ids are allocated first so the caller still learns them."""
+        if not jobs:
+            return []
+        with self.transaction(conn) as c:
+            ids = [row[0] for row in c.execute(self.q.allocate_job_ids, {"count": len(jobs)})]
+            with c.cursor().copy(self.q.copy_jobs) as copy:
+                for job_id, job in zip(ids, jobs, strict=True):
+                    copy.write_row(
+                        (
+                            job_id,
+                            job["type"],
+                            job["queue"],
+                            job["priority"],
+                            Jsonb(job["payload"]),
+                            job["max_attempts"],
+                            job["run_at"] or _NOW,
+                            job["timeout_seconds"],
+                            job["brief_id"],
+                        )
+                    )
+            return ids
+
+    def retry_job(self, job_id: int, conn: psycopg.Connection | None = None) -> str | None:
+        return self._value(self.q.retry_job, {"id": job_id}, conn)
+
+    def cancel_job(self, job_id: int, reason: str, conn: psycopg.Connection | None = None) -> str | None:
+        return self._value(self.q.cancel_job, {"id": job_id, "reason": reason}, conn)
+
+    # -- reading ----------------------------------------------------------------------------------------
+    def get_job(self, job_id: int, conn: psycopg.Connection | None = None) -> JobRecord | None:
+        rows = self._rows(self.q.get_job, {"id": job_id}, conn)
+        return JobRecord.from_row(rows[0]) if rows else None
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+        conn: psycopg.Connection | None = None,
+    ) -> list[JobRecord]:
+        params = {"status": status, "type": type, "before_id": before_id, "limit": limit}
+        return [JobRecord.from_row(r) for r in self._rows(self.q.list_jobs, params, conn)]
+
+    def job_stats(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.job_stats, {}, conn)
+
+    def pending_jobs(self, limit: int = 100, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.pending_jobs, {"limit": limit}, conn)
+
+    def active_jobs(self, limit: int = 100, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.active_jobs, {"limit": limit}, conn)
+
+
+class WorkerStore:
+    """The worker's queries, on an async pool in autocommit mode (each call is its own transaction)."""
+
+    def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
+        self.pool = pool
+        self.q = Queries(schema)
+
+    async def claim_jobs(
+        self,
+        worker_id: str,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]:
+        params = {
+            "worker_id": worker_id,
+            "types": list(types) if types is not None else None,
+            "limit": limit,
+            "lease_seconds": lease_seconds,
+            "queues": list(queues) if queues is not None else None,
+        }
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.claim_jobs, params)
+            return [Job.from_claim(row, worker_id) for row in await cur.fetchall()]
+
+    async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
+        params = {
+            "worker_id": worker_id,
+            "ids": ids,
+            "attempts": attempts,
+            "results": [Jsonb(r) for r in results],
+        }
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.complete_jobs, params)
+            return {row[0] for row in await cur.fetchall()}
+
+    async def fail_job(
+        self,
+        worker_id: str,
+        job_id: int,
+        attempt: int,
+        error: str,
+        *,
+        retry_base_seconds: float,
+        retry_cap_seconds: float,
+        retryable: bool = True,
+    ) -> str | None:
+        params = {
+            "id": job_id,
+            "worker_id": worker_id,
+            "error": error,
+            "attempt": attempt,
+            "retry_base_seconds": retry_base_seconds,
+            "retry_cap_seconds": retry_cap_seconds,
+            "retryable": retryable,
+        }
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(self.q.fail_job, params)).fetchone()
+            return row[0] if row else None
+
+    async def heartbeat_jobs(self, worker_id: str, ids: list[int], lease_seconds: float) -> set[int]:
+        params = {"worker_id": worker_id, "ids": ids, "lease_seconds": lease_seconds}
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.heartbeat_jobs, params)
+            return {row[0] for row in await cur.fetchall()}
+
+    async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
+        params = {"worker_id": worker_id, "ids": ids, "attempts": attempts}
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.release_jobs, params)
+            return {row[0] for row in await cur.fetchall()}
+
+    async def rescue_expired_jobs(
+        self, *, limit: int, retry_base_seconds: float, retry_cap_seconds: float
+    ) -> list[tuple[int, str, int, str, str]]:
+        params = {
+            "limit": limit,
+            "retry_base_seconds": retry_base_seconds,
+            "retry_cap_seconds": retry_cap_seconds,
+        }
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.rescue_expired_jobs, params)
+            return list(await cur.fetchall())
+
+    async def count_active_jobs(self, worker_patterns: list[str]) -> int:
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(self.q.count_active_jobs, {"worker_patterns": worker_patterns})).fetchone()
+            return int(row[0]) if row else 0
+
+    async def ping(self, timeout: float) -> None:
+        async with self.pool.connection(timeout=timeout) as conn:
+            await conn.execute("SELECT 1")

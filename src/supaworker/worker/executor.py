@@ -1,0 +1,80 @@
+"""Runs one attempt of one job: picks the handler, applies the timeout, and turns what happened into an
+Outcome. It never touches the database; the runner records the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from time import perf_counter
+from typing import Any
+
+from ..errors import UnrecoverableError
+from ..job import Job
+from ..registry import Registry
+
+MAX_ERROR_CHARS = 8000
+
+
+@dataclass(slots=True)
+class Outcome:
+    ok: bool
+    duration_seconds: float
+    result: Any = None
+    error: str | None = None
+    retryable: bool = True
+
+
+def describe_error(exc: BaseException) -> str:
+    """`Type: message` on the first line (what dashboards show), the traceback after it."""
+    head = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    tail = "".join(traceback.format_exception(exc)[1:]) if exc.__traceback__ else ""
+    return (head + ("\n" + tail if tail else ""))[:MAX_ERROR_CHARS]
+
+
+class Executor:
+    def __init__(self, registry: Registry, default_timeout_seconds: float, threads: int) -> None:
+        self.registry = registry
+        self.default_timeout_seconds = default_timeout_seconds
+        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="supaworker-job")
+
+    def timeout_for(self, job: Job) -> float:
+        handler = self.registry.get(job.type)
+        return job.timeout_seconds or (handler and handler.timeout_seconds) or self.default_timeout_seconds
+
+    async def execute(self, job: Job) -> Outcome:
+        handler = self.registry.get(job.type)
+        started = perf_counter()
+        if handler is None:
+            return Outcome(False, 0.0, error=f"no handler registered for job type {job.type!r}")
+        timeout = self.timeout_for(job)
+        try:
+            async with asyncio.timeout(timeout):
+                if handler.is_async:
+                    result = await handler.func(job)
+                elif handler.inline:
+                    result = handler.func(job)
+                else:
+                    loop = asyncio.get_running_loop()
+                    result = await loop.run_in_executor(self.threads, handler.func, job)
+        except TimeoutError:
+            return Outcome(False, perf_counter() - started, error=f"TimeoutError: job timed out after {timeout:g}s")
+        except UnrecoverableError as exc:
+            return Outcome(False, perf_counter() - started, error=describe_error(exc), retryable=False)
+        except Exception as exc:
+            return Outcome(False, perf_counter() - started, error=describe_error(exc))
+        duration = perf_counter() - started
+        if result is not None and not isinstance(result, str | int | float | bool):
+            try:
+                json.dumps(result, allow_nan=False)
+            except (TypeError, ValueError) as exc:
+                return Outcome(False, duration, error=f"TypeError: handler result is not JSON-serialisable: {exc}")
+        return Outcome(True, duration, result=result)
+
+    def busy_threads(self) -> int:
+        return sum(1 for t in self.threads._threads if t.is_alive()) if self.threads._threads else 0
+
+    def shutdown(self) -> None:
+        self.threads.shutdown(wait=False, cancel_futures=True)

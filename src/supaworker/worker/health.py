@@ -1,0 +1,65 @@
+"""`GET /health` for a worker or a supervisor: 200 while the database answers, 503 when it does not."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+log = logging.getLogger("supaworker.health")
+
+PING_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass
+class HealthSource:
+    """What the endpoint reports: who is asking, how busy it is, and whether the database answers."""
+
+    worker_id: Callable[[], str]
+    active_jobs: Callable[[], Awaitable[int]]
+    uptime_seconds: Callable[[], float]
+    ping: Callable[[float], Awaitable[None]]
+
+
+def build_app(source: HealthSource) -> Starlette:
+    async def health(_: Request) -> JSONResponse:
+        body: dict[str, object] = {"worker_id": source.worker_id(), "uptime": round(source.uptime_seconds())}
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_SECONDS + 0.5):
+                await source.ping(PING_TIMEOUT_SECONDS)
+                body["active_jobs"] = await source.active_jobs()
+        except Exception as exc:
+            body.update(status="unhealthy", error=f"database unreachable: {str(exc).strip() or type(exc).__name__}")
+            return JSONResponse({"status": "unhealthy", **body}, status_code=503)
+        return JSONResponse({"status": "healthy", **body})
+
+    return Starlette(routes=[Route("/health", health)])
+
+
+class _QuietServer(uvicorn.Server):
+    # The worker owns SIGINT/SIGTERM; the health server must not take them over.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(source: HealthSource, host: str, port: int) -> None:
+    """Serves until cancelled. A port in use is logged, not fatal: the worker keeps working."""
+    config = uvicorn.Config(
+        build_app(source), host=host, port=port, log_level="warning", access_log=False, lifespan="off"
+    )
+    server = _QuietServer(config)
+    try:
+        await server.serve()
+    except (OSError, SystemExit) as exc:
+        log.error("health check endpoint could not start", extra={"port": port, "error": str(exc)})
+    finally:
+        server.should_exit = True

@@ -1,0 +1,358 @@
+"""The worker: claims jobs in batches for its free slots, runs them, records outcomes, keeps its leases
+alive, rescues jobs of dead workers, and shuts down gracefully.
+
+Wake-up is LISTEN/NOTIFY as a hint with polling as the fallback; behind a transaction pooler it polls only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from ..config import Settings
+from ..db import ConnectionProfile
+from ..job import Job
+from ..registry import Registry
+from ..store import WorkerStore
+from .completer import Completer
+from .executor import Executor
+
+log = logging.getLogger("supaworker.worker")
+
+RESCUE_BATCH = 1000
+RECONNECT_DELAY_SECONDS = 1.0
+RECONNECT_DELAY_MAX_SECONDS = 15.0
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+
+
+def new_worker_id() -> str:
+    return f"worker-{os.getpid()}-{int(time.time() * 1000)}"
+
+
+@dataclass
+class WorkerOptions:
+    concurrency: int
+    poll_interval_seconds: float
+    job_timeout_seconds: float
+    lease_seconds: float
+    rescue_interval_seconds: float
+    retry_base_seconds: float
+    retry_cap_seconds: float
+    shutdown_grace_seconds: float
+    queues: Sequence[str] | None = None
+    types: Sequence[str] | None = None  # default: every type with a handler
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: object) -> WorkerOptions:
+        values: dict[str, object] = {
+            "concurrency": settings.max_concurrent_jobs,
+            "poll_interval_seconds": settings.poll_interval_seconds,
+            "job_timeout_seconds": settings.job_timeout_seconds,
+            "lease_seconds": settings.lease_seconds,
+            "rescue_interval_seconds": settings.rescue_interval_seconds,
+            "retry_base_seconds": settings.retry_base_seconds,
+            "retry_cap_seconds": settings.retry_cap_seconds,
+            "shutdown_grace_seconds": settings.shutdown_grace_seconds,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class _Running:
+    job: Job
+    task: asyncio.Task[None]
+    started: float = field(default_factory=time.monotonic)
+
+
+class Worker:
+    def __init__(
+        self,
+        profile: ConnectionProfile,
+        schema: str,
+        registry: Registry,
+        options: WorkerOptions,
+        worker_id: str | None = None,
+    ) -> None:
+        self.profile = profile
+        self.schema = schema
+        self.registry = registry
+        self.options = options
+        self.worker_id = worker_id or new_worker_id()
+        self.types = list(options.types) if options.types else registry.types()
+        self.started_monotonic = time.monotonic()
+        self.pool = AsyncConnectionPool(
+            profile.conninfo,
+            min_size=2,
+            max_size=6,
+            kwargs=profile.connect_kwargs,
+            open=False,
+            name=f"supaworker-{self.worker_id}",
+        )
+        self.store = WorkerStore(self.pool, schema)
+        self.executor = Executor(registry, options.job_timeout_seconds, threads=options.concurrency + 2)
+        self._running: dict[int, _Running] = {}
+        self._stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self.completer = Completer(self.store, self.worker_id, on_written=self._slot_freed.set)
+        self._services: list[asyncio.Task[None]] = []
+        self.failed = 0
+        self.retried = 0
+
+    # -- public ---------------------------------------------------------------------------------------
+    @property
+    def active_jobs(self) -> int:
+        return len(self._running)
+
+    @property
+    def uptime_seconds(self) -> float:
+        return time.monotonic() - self.started_monotonic
+
+    def request_stop(self) -> None:
+        if not self._stopping.is_set():
+            log.info(
+                "shutting down: no new jobs",
+                extra={"worker_id": self.worker_id, "running": len(self._running)},
+            )
+        self._stopping.set()
+        self._wakeup.set()
+        self._slot_freed.set()
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        await self.store.ping(timeout)
+
+    async def run(self) -> None:
+        """Works until request_stop(), then finishes or releases what is running."""
+        if not self.types:
+            raise RuntimeError("no job types to work on: register handlers or pass types")
+        await self.pool.open(wait=True, timeout=30)
+        log.info(
+            "worker started",
+            extra={
+                "worker_id": self.worker_id,
+                "types": ",".join(self.types),
+                "concurrency": self.options.concurrency,
+                "listen": self.profile.can_listen,
+            },
+        )
+        self._services = [
+            asyncio.create_task(self.completer.run(), name="completer"),
+            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self._rescue_loop(), name="rescuer"),
+        ]
+        if self.profile.can_listen:
+            self._services.append(asyncio.create_task(self._listen_loop(), name="listener"))
+        try:
+            await self._claim_loop()
+            await self._finish_running()
+        finally:
+            for task in self._services:
+                task.cancel()
+            await asyncio.gather(*self._services, return_exceptions=True)
+            self.executor.shutdown()
+            await self.pool.close()
+            log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    # -- claiming -------------------------------------------------------------------------------------
+    async def _claim_loop(self) -> None:
+        delay = RECONNECT_DELAY_SECONDS
+        while not self._stopping.is_set():
+            self._slot_freed.clear()
+            # Buffered completions hold their slot too: bounds what a crash can make run twice.
+            free = (
+                self.options.concurrency
+                - len(self._running)
+                - max(0, self.completer.backlog - self.options.concurrency)
+            )
+            if free <= 0:
+                await self._slot_freed.wait()
+                continue
+            self._wakeup.clear()
+            try:
+                jobs = await self.store.claim_jobs(
+                    self.worker_id, self.types, free, self.options.lease_seconds, self.options.queues
+                )
+                delay = RECONNECT_DELAY_SECONDS
+            except DB_ERRORS as exc:
+                log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
+                await self._sleep_unless_stopping(delay)
+                delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
+                continue
+            for job in jobs:
+                self._start(job)
+            if len(jobs) < free:
+                await self._wait_for_work()
+
+    def _start(self, job: Job) -> None:
+        task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
+        self._running[job.id] = _Running(job, task)
+
+    async def _run_job(self, job: Job) -> None:
+        fields = {"job_id": job.id, "type": job.type, "attempt": job.attempt}
+        log.debug("job started", extra=fields)
+        try:
+            outcome = await self.executor.execute(job)
+            if outcome.ok:
+                self.completer.add(job, outcome.result, outcome.duration_seconds)
+            else:
+                await self._record_failure(
+                    job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
+                )
+        finally:
+            self._running.pop(job.id, None)
+            self._slot_freed.set()
+
+    async def _record_failure(self, job: Job, error: str, retryable: bool, duration: float) -> None:
+        fields = {
+            "job_id": job.id,
+            "type": job.type,
+            "attempt": job.attempt,
+            "duration_ms": round(duration * 1000, 1),
+        }
+        delay = RECONNECT_DELAY_SECONDS
+        while True:
+            try:
+                status = await self.store.fail_job(
+                    self.worker_id,
+                    job.id,
+                    job.attempt,
+                    error,
+                    retry_base_seconds=self.options.retry_base_seconds,
+                    retry_cap_seconds=self.options.retry_cap_seconds,
+                    retryable=retryable,
+                )
+                break
+            except DB_ERRORS as exc:
+                log.warning("recording a failure failed, retrying", extra={**fields, "error": str(exc).strip()})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
+        first_line = error.splitlines()[0] if error else ""
+        if status == "pending":
+            self.retried += 1
+            log.warning("job failed, will retry", extra={**fields, "error": first_line})
+        elif status == "failed":
+            self.failed += 1
+            log.error("job failed permanently", extra={**fields, "error": first_line})
+        else:
+            log.warning("job failure rejected: this worker no longer owns the attempt", extra=fields)
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.options.poll_interval_seconds):
+                await self._wakeup.wait()
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+
+    # -- background services --------------------------------------------------------------------------
+    async def _listen_loop(self) -> None:
+        """Sets the wake-up flag on every NOTIFY; reconnects with backoff; gives up quietly to polling."""
+        delay = RECONNECT_DELAY_SECONDS
+        warned = False
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.profile.conninfo, autocommit=True, prepare_threshold=None
+                ) as conn:
+                    await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(f"{self.schema}_jobs")))
+                    delay = RECONNECT_DELAY_SECONDS
+                    self._wakeup.set()  # anything inserted while we were not listening
+                    async for _ in conn.notifies():
+                        self._wakeup.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not warned:
+                    log.warning("LISTEN unavailable, polling meanwhile", extra={"error": str(exc).strip()})
+                    warned = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
+
+    async def _heartbeat_loop(self) -> None:
+        interval = self.options.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            ids = list(self._running) + self.completer.job_ids()
+            if not ids:
+                continue
+            try:
+                owned = await self.store.heartbeat_jobs(self.worker_id, ids, self.options.lease_seconds)
+            except DB_ERRORS as exc:
+                log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
+                continue
+            for job_id in set(self._running) - owned:
+                running = self._running.get(job_id)
+                if running is not None:
+                    # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
+                    log.warning(
+                        "job lost: no longer owned by this worker",
+                        extra={"job_id": job_id, "type": running.job.type, "attempt": running.job.attempt},
+                    )
+                    running.task.cancel()
+
+    async def _rescue_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.rescue_interval_seconds)
+            try:
+                rescued = await self.store.rescue_expired_jobs(
+                    limit=RESCUE_BATCH,
+                    retry_base_seconds=self.options.retry_base_seconds,
+                    retry_cap_seconds=self.options.retry_cap_seconds,
+                )
+            except DB_ERRORS as exc:
+                log.warning("rescue failed", extra={"error": str(exc).strip()})
+                continue
+            for job_id, job_type, attempts, status, dead_worker in rescued:
+                log.warning(
+                    "job rescued from a dead worker",
+                    extra={
+                        "job_id": job_id,
+                        "type": job_type,
+                        "attempt": attempts,
+                        "status": status,
+                        "dead_worker": dead_worker,
+                    },
+                )
+            if rescued:
+                self._wakeup.set()
+
+    # -- shutdown -------------------------------------------------------------------------------------
+    async def _finish_running(self) -> None:
+        """Lets running jobs finish within the grace period, then hands the rest back to the queue."""
+        if self._running:
+            log.info(
+                "waiting for running jobs",
+                extra={"running": len(self._running), "grace_seconds": self.options.shutdown_grace_seconds},
+            )
+            tasks = [r.task for r in self._running.values()]
+            await asyncio.wait(tasks, timeout=self.options.shutdown_grace_seconds)
+        leftover = list(self._running.values())
+        if leftover:
+            ids = [r.job.id for r in leftover]
+            attempts = [r.job.attempt for r in leftover]
+            for r in leftover:
+                r.task.cancel()
+            try:
+                released = await self.store.release_jobs(self.worker_id, ids, attempts)
+                log.warning("released unfinished jobs", extra={"jobs": len(released), "ids": ids[:20]})
+            except DB_ERRORS as exc:
+                log.error(
+                    "could not release jobs; they return when their lease expires",
+                    extra={"error": str(exc).strip(), "ids": ids[:20]},
+                )
+            await asyncio.gather(*(r.task for r in leftover), return_exceptions=True)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(10):
+                await self.completer.drain()

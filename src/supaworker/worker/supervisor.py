@@ -1,0 +1,116 @@
+"""`supaworker worker --processes N`: runs N worker processes, restarts any that crash, forwards
+SIGINT/SIGTERM to them, and serves one health endpoint for the group."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+
+import psycopg
+
+from ..config import Settings
+from ..store import WorkerStore
+from . import health
+
+log = logging.getLogger("supaworker.supervisor")
+
+# A child that exits with one of these will fail the same way again: stop instead of restarting.
+FATAL_EXIT_CODES = frozenset({2, 3, 4})
+RESTART_DELAY_SECONDS = 1.0
+RESTART_DELAY_MAX_SECONDS = 30.0
+STABLE_AFTER_SECONDS = 30.0
+
+
+class Supervisor:
+    def __init__(self, child_args: list[str], processes: int, conninfo: str, settings: Settings) -> None:
+        self.child_args = child_args
+        self.processes = processes
+        self.conninfo = conninfo
+        self.settings = settings
+        self.worker_id = f"supervisor-{os.getpid()}-{int(time.time() * 1000)}"
+        self.started = time.monotonic()
+        self._children: dict[int, asyncio.subprocess.Process] = {}
+        self._stopping = False
+        self.exit_code = 0
+
+    async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
+        env = {**os.environ, "DATABASE_URL": self.conninfo, "ENABLE_HEALTH_CHECK": "false"}
+        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "supaworker", *self.child_args, env=env)
+        log.info("worker process started", extra={"slot": slot, "pid": proc.pid})
+        return proc
+
+    async def _keep_alive(self, slot: int) -> None:
+        delay = RESTART_DELAY_SECONDS
+        while not self._stopping:
+            proc = await self._spawn(slot)
+            self._children[slot] = proc
+            began = time.monotonic()
+            code = await proc.wait()
+            if self._stopping:
+                log.info("worker process exited", extra={"slot": slot, "pid": proc.pid, "code": code})
+                return
+            if code in FATAL_EXIT_CODES:
+                log.error("worker process cannot start, stopping all", extra={"slot": slot, "code": code})
+                self.exit_code = code
+                self._forward(signal.SIGTERM)
+                return
+            if time.monotonic() - began > STABLE_AFTER_SECONDS:
+                delay = RESTART_DELAY_SECONDS
+            log.error(
+                "worker process died, restarting",
+                extra={"slot": slot, "pid": proc.pid, "code": code, "restart_in": delay},
+            )
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RESTART_DELAY_MAX_SECONDS)
+
+    def _forward(self, signum: int) -> None:
+        first = not self._stopping
+        self._stopping = True
+        log.info("forwarding signal to workers", extra={"signal": signal.Signals(signum).name, "first": first})
+        for proc in self._children.values():
+            if proc.returncode is None:
+                proc.send_signal(signum)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self._forward, signum)
+        health_task = None
+        if self.settings.enable_health_check:
+            health_task = asyncio.create_task(self._serve_health())
+        try:
+            await asyncio.gather(*(self._keep_alive(slot) for slot in range(self.processes)))
+        finally:
+            if health_task is not None:
+                health_task.cancel()
+                await asyncio.gather(health_task, return_exceptions=True)
+        return self.exit_code
+
+    async def _serve_health(self) -> None:
+        from psycopg_pool import AsyncConnectionPool
+
+        async with AsyncConnectionPool(
+            self.conninfo, min_size=0, max_size=1, open=False, kwargs={"autocommit": True, "prepare_threshold": None}
+        ) as pool:
+            store = WorkerStore(pool, self.settings.schema_name)
+
+            async def active_jobs() -> int:
+                patterns = [f"worker-{p.pid}-%" for p in self._children.values() if p.returncode is None]
+                return await store.count_active_jobs(patterns) if patterns else 0
+
+            source = health.HealthSource(
+                lambda: self.worker_id, active_jobs, lambda: time.monotonic() - self.started, store.ping
+            )
+            await health.serve(source, self.settings.health_check_host, self.settings.health_check_port)
+
+
+def run_supervisor(child_args: list[str], processes: int, conninfo: str, settings: Settings) -> int:
+    try:
+        return asyncio.run(Supervisor(child_args, processes, conninfo, settings).run())
+    except psycopg.Error as exc:
+        log.error("supervisor failed", extra={"error": str(exc)})
+        return 1
