@@ -145,9 +145,7 @@ def start_workers(cmds: list[list[str]], log_dir: Path, env: dict[str, str] | No
     procs = []
     for n, cmd in enumerate(cmds):
         err = open(log_dir / f"worker{n}.err", "wb")  # noqa: SIM115 - lives as long as the worker
-        procs.append(
-            subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err, start_new_session=True)
-        )
+        procs.append(subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err, start_new_session=True))
     return procs
 
 

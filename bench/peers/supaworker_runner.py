@@ -1,0 +1,84 @@
+"""supaworker runner: the project's own interpreter with PYTHONPATH=<repo>/src (not a bench venv).
+
+Schema: `python -m supaworker migrate`. Enqueue: `supaworker.create_job(..., conn=<autocommit connection>)`
+(one transaction per job) and `supaworker.create_jobs([...], conn=...)` (one COPY). Workers:
+`python -m supaworker worker --import supaworker_runner --concurrency C --processes P` with
+LOG_LEVEL=warning and ENABLE_HEALTH_CHECK=false; every other setting at its default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+
+import common
+import supaworker
+
+
+@supaworker.handler("noop")
+async def noop(job: supaworker.Job) -> None:
+    common.record(job.payload["i"], job.payload["t"])
+
+
+class SupaworkerPeer:
+    remaining_sql = "SELECT count(*) FROM supaworker.jobs WHERE status IN ('pending', 'processing')"
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.dsn = args.dsn
+        self.conn: psycopg.Connection[Any] | None = None
+        os.environ.update(DATABASE_URL=self.dsn, LOG_LEVEL="warning", ENABLE_HEALTH_CHECK="false")
+
+    def settings(self, args: argparse.Namespace) -> dict[str, Any]:
+        return {
+            "worker": f"supaworker worker --concurrency {args.concurrency} --processes {args.processes}",
+            "handler": "async def",
+            "enqueue": "create_job(conn=autocommit) / create_jobs (COPY)",
+        }
+
+    async def setup(self) -> None:
+        await asyncio.to_thread(
+            subprocess.run, [sys.executable, "-m", "supaworker", "migrate"], check=True, stdout=subprocess.DEVNULL
+        )
+
+    async def open(self) -> None:
+        self.conn = psycopg.connect(self.dsn, autocommit=True)
+
+    async def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+
+    async def enqueue_one(self, i: int, t_enq: float) -> None:
+        supaworker.create_job("noop", {"i": i, "t": t_enq}, conn=self.conn)
+
+    async def enqueue_many(self, items: Sequence[tuple[int, float]]) -> None:
+        supaworker.create_jobs([{"type": "noop", "payload": {"i": i, "t": t}} for i, t in items], conn=self.conn)
+
+    def worker_commands(self, args: argparse.Namespace) -> list[list[str]]:
+        # One supervised command; supaworker forks its own worker processes.
+        return [
+            [
+                sys.executable,
+                "-m",
+                "supaworker",
+                "worker",
+                "--import",
+                "supaworker_runner",
+                "--concurrency",
+                str(args.concurrency),
+                "--processes",
+                str(args.processes),
+            ]
+        ]
+
+
+if __name__ == "__main__":
+    import supaworker_runner
+
+    common.main(supaworker_runner.SupaworkerPeer)
