@@ -4,7 +4,7 @@
 // --dsn is accepted for the common CLI and ignored. "Server CPU" for BullMQ is the redis-server process.
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { main } from "./common.mjs";
+import { main, ProcCpu } from "./common.mjs";
 
 const connection = { host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null };
 const PREFIX = "supaworker-bench";
@@ -18,7 +18,7 @@ function makePeer(args) {
     return queue;
   };
   return {
-    serverPid: null,
+    serverCpu: null,
     settings: () => ({ concurrency: args.concurrency, redis: "127.0.0.1:6379", prefix: PREFIX,
       api: "Queue.add / Queue.addBulk, Worker" }),
     async setup() {
@@ -28,7 +28,8 @@ function makePeer(args) {
     async open() {
       await (await openQueue()).obliterate({ force: true });
       const redis = new Redis(connection);
-      this.serverPid = Number(/process_id:(\d+)/.exec(await redis.info("server"))[1]);
+      const redisPid = Number(/process_id:(\d+)/.exec(await redis.info("server"))[1]);
+      this.serverCpu = new ProcCpu((pid) => pid === redisPid);
       await redis.quit();
     },
     close: () => queue?.close(),

@@ -52,20 +52,45 @@ function stat(pid) {
   return [Number(f[1]), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])];
 }
 
-// CPU seconds of `root` and its direct children (exited children are in root's cutime/cstime).
-export function treeCpuSeconds(root) {
-  let total = stat(root)[1];
-  for (const name of fs.readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const [ppid, ticks] = stat(name);
-      if (ppid === root) total += ticks;
-    } catch { /* process exited meanwhile */ }
+// CPU time of the server processes picked by match(pid, ppid, titleWords), sampled every 100 ms so a process
+// that exits still counts up to its last sample. For PostgreSQL: the backends and autovacuum workers whose
+// process title names the benchmark's database (the server is shared; see common.py DbCpu).
+export class ProcCpu {
+  constructor(match) {
+    this.match = match;
+    this.seen = new Map(); // pid -> [ticks when first seen, or 0 if it appeared later; last ticks]
+    this.scan(true);
+    this.timer = setInterval(() => this.scan(false), 100);
+    this.timer.unref();
   }
-  return total / CLK_TCK;
+
+  scan(baseline) {
+    for (const name of fs.readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const pid = Number(name), [ppid, ticks] = stat(pid);
+        if (!this.match(pid, ppid, () => fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").split(/[\0 ]+/))) continue;
+        const first = this.seen.has(pid) ? this.seen.get(pid)[0] : baseline ? ticks : 0;
+        this.seen.set(pid, [first, ticks]);
+      } catch { /* process exited meanwhile */ }
+    }
+  }
+
+  read() {
+    this.scan(false);
+    let total = 0;
+    for (const [first, last] of this.seen.values()) total += last - first;
+    return total / CLK_TCK;
+  }
+
+  close() { clearInterval(this.timer); }
 }
 
-export function parentPid(pid) { return stat(pid)[0]; }
+// Matcher for the PostgreSQL processes serving `db`, given the pid of one of its backends to exclude.
+export function pgMatcher(backendPid, db) {
+  const postmaster = stat(backendPid)[0];
+  return (pid, ppid, title) => ppid === postmaster && pid !== backendPid && title().includes(db);
+}
 
 // ------------------------------------------------------------------ side-effect log and workers
 
@@ -165,7 +190,7 @@ const rate = (n, secs) => (secs > 0 ? n / secs : null);
 class Bench {
   constructor(peer, args, script) { Object.assign(this, { peer, args, script }); }
 
-  cpu() { return treeCpuSeconds(this.peer.serverPid); }
+  cpu() { return this.peer.serverCpu.read(); }
 
   async enqueue(bulk) {
     const n = this.args.jobs;
@@ -283,7 +308,7 @@ class Bench {
 }
 
 // makePeer(args) returns { settings(), setup(), open(), close(), enqueueOne(i, t), enqueueMany(items),
-// remaining(), worker() (runs until SIGTERM), serverPid } where open() must set serverPid.
+// remaining(), worker() (runs until SIGTERM), serverCpu } where open() sets serverCpu to a ProcCpu.
 export async function main(makePeer, scriptUrl) {
   const args = cli();
   const peer = makePeer(args);
@@ -302,6 +327,7 @@ export async function main(makePeer, scriptUrl) {
       else if (s === "latency") result = await bench.latency();
       else if (s === "soak") result = await bench.soak();
     } finally {
+      peer.serverCpu?.close();
       await peer.close();
     }
   }

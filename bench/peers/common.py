@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -73,32 +74,59 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def _stat(pid: int | str) -> tuple[int, int]:
-    """(ppid, utime+stime+cutime+cstime in ticks) of one process."""
+    """(ppid, utime+stime+cutime+cstime in clock ticks) of one process."""
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()
     return int(fields[1]), sum(int(x) for x in fields[11:15])
 
 
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of `root` and its direct children. Children that exited were reaped by `root`, so their
-    time is already in its cutime/cstime: before/after differences stay correct across backend exits."""
-    total = _stat(root)[1]
-    for name in os.listdir("/proc"):
-        if name.isdigit():
+class DbCpu:
+    """CPU time of the PostgreSQL processes serving one database: the client backends and autovacuum
+    workers whose process title names it, minus `exclude` (the runner's own polling connection). The
+    server is shared, so processes of other databases and shared background processes (WAL writer,
+    checkpointer) are left out. Sampled every 100 ms, so a backend that exits still counts up to its
+    last sample; `read()` gives the seconds used since this object was created."""
+
+    def __init__(self, postmaster: int, dbname: str, exclude: int) -> None:
+        self.pm, self.db, self.exclude = postmaster, dbname.encode(), exclude
+        self.seen: dict[int, tuple[int, int]] = {}  # pid -> (ticks when first seen or 0 if new, last ticks)
+        self.lock = threading.Lock()
+        self.baseline = True
+        self._scan()
+        self.baseline = False
+        self.stopped = threading.Event()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _scan(self) -> None:
+        for name in os.listdir("/proc"):
+            if not name.isdigit() or int(name) == self.exclude:
+                continue
             try:
                 ppid, ticks = _stat(name)
-            except (FileNotFoundError, ProcessLookupError, IndexError):
+                if ppid != self.pm:
+                    continue
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    title = f.read().replace(b"\0", b" ").split()
+            except (OSError, IndexError, ValueError):
                 continue
-            if ppid == root:
-                total += ticks
-    return total / os.sysconf("SC_CLK_TCK")
+            if self.db in title:
+                with self.lock:
+                    first = (
+                        self.seen[int(name)][0] if int(name) in self.seen else (ticks if self.baseline else 0)
+                    )
+                    self.seen[int(name)] = (first, ticks)
 
+    def _loop(self) -> None:
+        while not self.stopped.wait(0.1):
+            self._scan()
 
-def postmaster_pid(dsn: str) -> int:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    return _stat(row[0])[0]
+    def read(self) -> float:
+        self._scan()
+        with self.lock:
+            return sum(last - first for first, last in self.seen.values()) / os.sysconf("SC_CLK_TCK")
+
+    def close(self) -> None:
+        self.stopped.set()
 
 
 # ---------------------------------------------------------------- side-effect log and workers
@@ -145,7 +173,9 @@ def start_workers(cmds: list[list[str]], log_dir: Path, env: dict[str, str] | No
     procs = []
     for n, cmd in enumerate(cmds):
         err = open(log_dir / f"worker{n}.err", "wb")  # noqa: SIM115 - lives as long as the worker
-        procs.append(subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err, start_new_session=True))
+        procs.append(
+            subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err, start_new_session=True)
+        )
     return procs
 
 
@@ -189,15 +219,30 @@ def pct(values: list[float], q: float) -> float:
 class Bench:
     def __init__(self, peer: Peer, args: argparse.Namespace) -> None:
         self.peer, self.args = peer, args
-        self.pm = postmaster_pid(args.dsn)
+        self.conn: psycopg.AsyncConnection[Any] | None = None
+        self.db_cpu: DbCpu | None = None
+
+    async def start(self) -> None:
+        """Opens the polling connection and starts counting the database's server CPU."""
+        self.conn = await psycopg.AsyncConnection.connect(self.args.dsn, autocommit=True)
+        row = await (await self.conn.execute("SELECT pg_backend_pid(), current_database()")).fetchone()
+        assert row is not None
+        self.db_cpu = DbCpu(_stat(row[0])[0], row[1], exclude=row[0])
+
+    async def stop(self) -> None:
+        if self.db_cpu is not None:
+            self.db_cpu.close()
+        if self.conn is not None:
+            await self.conn.close()
 
     async def remaining(self) -> int:
-        async with await psycopg.AsyncConnection.connect(self.args.dsn, autocommit=True) as conn:
-            row = await (await conn.execute(self.peer.remaining_sql)).fetchone()
+        assert self.conn is not None
+        row = await (await self.conn.execute(self.peer.remaining_sql)).fetchone()
         return int(row[0]) if row else -1
 
     def cpu(self) -> float:
-        return tree_cpu_seconds(self.pm)
+        assert self.db_cpu is not None
+        return self.db_cpu.read()
 
     async def enqueue(self, bulk: bool) -> dict[str, Any]:
         n = self.args.jobs
@@ -346,6 +391,7 @@ async def run(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
         return {}
     bench = Bench(peer, args)
     await peer.open()
+    await bench.start()
     try:
         match args.scenario:
             case "enqueue_single" | "enqueue_bulk":
@@ -359,6 +405,7 @@ async def run(peer: Peer, args: argparse.Namespace) -> dict[str, Any]:
             case "soak":
                 return await bench.soak()
     finally:
+        await bench.stop()
         await peer.close()
     raise ValueError(args.scenario)
 

@@ -5,7 +5,7 @@
 // Worker logging is limited to warnings and errors, as for every other system.
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
 import pg from "pg";
-import { main, parentPid, record } from "./common.mjs";
+import { main, pgMatcher, ProcCpu, record } from "./common.mjs";
 
 const FAST = { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 };
 const quietLogger = new Logger(() => (level, message) => {
@@ -16,7 +16,7 @@ function makePeer(args) {
   const base = { connectionString: args.dsn, logger: quietLogger };
   let utils = null, client = null;
   return {
-    serverPid: null,
+    serverCpu: null,
     settings: () => ({ concurrency: args.concurrency, ...(args.mode === "fast" ? FAST : {}),
       api: "run() / makeWorkerUtils().addJob / addJobs" }),
     setup: () => runMigrations(base),
@@ -24,8 +24,8 @@ function makePeer(args) {
       utils = await makeWorkerUtils(base);
       client = new pg.Client({ connectionString: args.dsn });
       await client.connect();
-      const { rows } = await client.query("SELECT pg_backend_pid() AS pid");
-      this.serverPid = parentPid(rows[0].pid);
+      const { rows } = await client.query("SELECT pg_backend_pid() AS pid, current_database() AS db");
+      this.serverCpu = new ProcCpu(pgMatcher(rows[0].pid, rows[0].db));
     },
     async close() {
       await utils?.release();

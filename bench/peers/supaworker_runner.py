@@ -44,7 +44,10 @@ class SupaworkerPeer:
 
     async def setup(self) -> None:
         await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "supaworker", "migrate"], check=True, stdout=subprocess.DEVNULL
+            subprocess.run,
+            [sys.executable, "-m", "supaworker", "migrate"],
+            check=True,
+            stdout=subprocess.DEVNULL,
         )
 
     async def open(self) -> None:
@@ -58,7 +61,9 @@ class SupaworkerPeer:
         supaworker.create_job("noop", {"i": i, "t": t_enq}, conn=self.conn)
 
     async def enqueue_many(self, items: Sequence[tuple[int, float]]) -> None:
-        supaworker.create_jobs([{"type": "noop", "payload": {"i": i, "t": t}} for i, t in items], conn=self.conn)
+        supaworker.create_jobs(
+            [{"type": "noop", "payload": {"i": i, "t": t}} for i, t in items], conn=self.conn
+        )
 
     def worker_commands(self, args: argparse.Namespace) -> list[list[str]]:
         # One supervised command; supaworker forks its own worker processes.
