@@ -54,8 +54,11 @@ def markdown(doc: dict[str, Any]) -> str:
     s, env, prof = doc.get("summary", {}), doc["environment"], doc["profile"]
     labels = [c["label"] for c in doc["configs"]]
     pg, v = env["postgres"], env["versions"]
+    loads = [r["load1"] for r in doc["runs"] if "load1" in r]
+    load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
     cpu_note = (
-        "server CPU = CPU time of all PostgreSQL server processes (BullMQ†: of redis-server), from /proc"
+        "Server CPU = CPU time of the PostgreSQL backends serving the system's own database "
+        "(BullMQ†: of redis-server), read from /proc; see bench/README.md"
     )
     out = [
         f"# supaworker benchmark: {doc['name']}",
@@ -63,7 +66,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"Run {doc['started']} to {doc.get('finished', '?')}, {doc['repeat']} repetition(s) per figure; "
         "cells are median (min-max); ratios are system / supaworker, taken from this same run.",
         f"Host: {env['cpus']} x {env['cpu_model']}, {env['mem_gib']:.1f} GiB, load average at start "
-        f"{' '.join(env['loadavg'])} (shared machine). "
+        f"{' '.join(env['loadavg'])}, 1-min load average during the runs {load} (shared machine). "
         f"PostgreSQL {pg['server_version']}: fsync={pg['fsync']}, "
         f"synchronous_commit={pg['synchronous_commit']}, shared_buffers={pg['shared_buffers']}, "
         f"max_wal_size={pg['max_wal_size']} (server defaults).",
@@ -161,7 +164,7 @@ def chart(doc: dict[str, Any], path: Path) -> None:
     panels = [
         ("enqueue_single", ["jobs_per_s"], "enqueue, 1 job/txn (jobs/s)"),
         ("enqueue_bulk", ["jobs_per_s"], "enqueue, bulk (jobs/s)"),
-        ("drain", ["drain_p1", "drain_p2"], "drain (jobs/s): 1x10 vs 2x10 processesxconcurrency"),
+        ("drain", ["drain_p1", "drain_p2"], "drain (jobs/s): 1x10 vs 2x10 processes x concurrency"),
         ("latency", ["p50_ms", "p95_ms", "p99_ms"], "pickup latency (ms): p50 / p95 / p99"),
     ]
     fig, axes = plt.subplots(2, 2, figsize=(13, 8.5))

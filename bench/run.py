@@ -27,6 +27,8 @@ from typing import Any
 
 import psycopg
 
+from sysinfo import environment
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 PEERS = BENCH / "peers"
@@ -192,58 +194,6 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def environment(base: str) -> dict[str, Any]:
-    cpu = Path("/proc/cpuinfo").read_text()
-    mem = re.search(r"MemTotal:\s+(\d+) kB", Path("/proc/meminfo").read_text())
-    models = re.findall(r"model name\s*:\s*(.*)", cpu)
-    with psycopg.connect(base + "postgres", autocommit=True) as conn:
-        pg = {
-            name: conn.execute(f"SHOW {name}").fetchone()[0]
-            for name in (  # type: ignore[index]
-                "server_version",
-                "fsync",
-                "synchronous_commit",
-                "shared_buffers",
-                "wal_level",
-                "max_wal_size",
-                "checkpoint_timeout",
-                "autovacuum",
-                "max_connections",
-                "work_mem",
-            )
-        }
-    versions = {"supaworker": _git_rev()}
-    for mod in ("pgqueuer", "procrastinate", "psycopg"):
-        versions[mod] = _cmd(
-            [str(PEERS_PY), "-c", f"import importlib.metadata as m; print(m.version('{mod}'))"]
-        )
-    versions["oban"] = _cmd([str(OBAN_PY), "-c", "import importlib.metadata as m; print(m.version('oban'))"])
-    for pkg in ("graphile-worker", "bullmq"):
-        f = BENCH / "node_modules" / pkg / "package.json"
-        versions[pkg] = json.loads(f.read_text())["version"] if f.exists() else None
-    versions |= {"node": _cmd(["node", "--version"]), "redis": _cmd(["redis-server", "--version"])}
-    return {
-        "cpu_model": models[0] if models else None,
-        "cpus": len(models),
-        "mem_gib": int(mem.group(1)) / 2**20 if mem else None,
-        "loadavg": Path("/proc/loadavg").read_text().split()[:3],
-        "postgres": pg,
-        "versions": versions,
-        "python": sys.version.split()[0],
-    }
-
-
-def _cmd(cmd: list[str]) -> str | None:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip() or None
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def _git_rev() -> str | None:
-    return _cmd(["git", "-C", str(REPO), "describe", "--always", "--dirty"])
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -308,7 +258,10 @@ def main() -> None:
                     if k in ("jobs_per_s", "p50_ms", "p99_ms", "server_cpu_ms_per_job")
                 }
                 log(f"rep {rep + 1}/{repeat} {key:15} {cfg.label:26} {res.get('error') or brief}")
-                doc["runs"].append({"label": cfg.label, "scenario": key, "rep": rep, "result": res})
+                load1 = float(Path("/proc/loadavg").read_text().split()[0])
+                doc["runs"].append(
+                    {"label": cfg.label, "scenario": key, "rep": rep, "load1": load1, "result": res}
+                )
                 if "error" in res:
                     doc["errors"].append({"label": cfg.label, "scenario": key, "rep": rep, **res})
     if "soak" in scenarios:

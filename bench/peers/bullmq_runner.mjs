@@ -4,7 +4,8 @@
 // --dsn is accepted for the common CLI and ignored. "Server CPU" for BullMQ is the redis-server process.
 import { Queue, Worker } from "bullmq";
 import { Redis } from "ioredis";
-import { main, ProcCpu } from "./common.mjs";
+import { main } from "./common.mjs";
+import { ProcCpu } from "./measure.mjs";
 
 const connection = { host: "127.0.0.1", port: 6379, maxRetriesPerRequest: null };
 const PREFIX = "supaworker-bench";
@@ -40,7 +41,7 @@ function makePeer(args) {
       return Object.values(c).reduce((a, b) => a + b, 0);
     },
     async worker() {
-      const { record } = await import("./common.mjs");
+      const { record } = await import("./measure.mjs");
       const worker = new Worker(QUEUE, async (job) => record(job.data.i, job.data.t),
         { connection, prefix: PREFIX, concurrency: args.concurrency });
       process.on("SIGTERM", async () => {

@@ -5,7 +5,8 @@
 // Worker logging is limited to warnings and errors, as for every other system.
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
 import pg from "pg";
-import { main, pgMatcher, ProcCpu, record } from "./common.mjs";
+import { main } from "./common.mjs";
+import { pgMatcher, ProcCpu, record } from "./measure.mjs";
 
 const FAST = { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 };
 const quietLogger = new Logger(() => (level, message) => {

@@ -18,12 +18,13 @@ from typing import Any
 from oban import Job, Oban, worker
 
 import common
+from measure import record
 
 
 @worker(queue="default")
 class Noop:
     async def process(self, job: Job) -> None:
-        common.record(job.args["i"], job.args["t"])
+        record(job.args["i"], job.args["t"])
 
 
 class ObanPeer:

@@ -25,6 +25,7 @@ from pgqueuer.db import PsycopgDriver
 from pgqueuer.models import Job
 
 import common
+from measure import record
 
 
 @asynccontextmanager
@@ -36,7 +37,7 @@ async def create_pgqueuer() -> AsyncIterator[PgQueuer]:
     @pgq.entrypoint("noop")
     async def noop(job: Job) -> None:
         body = json.loads(job.payload or b"{}")
-        common.record(body["i"], body["t"])
+        record(body["i"], body["t"])
 
     try:
         yield pgq

@@ -15,6 +15,7 @@ from typing import Any
 import procrastinate
 
 import common
+from measure import record
 
 
 def make_app(dsn: str) -> procrastinate.App:
@@ -22,7 +23,7 @@ def make_app(dsn: str) -> procrastinate.App:
 
     @new_app.task(name="noop")
     async def noop(i: int, t: float) -> None:
-        common.record(i, t)
+        record(i, t)
 
     return new_app
 

@@ -20,11 +20,12 @@ import psycopg
 
 import common
 import supaworker
+from measure import record
 
 
 @supaworker.handler("noop")
 async def noop(job: supaworker.Job) -> None:
-    common.record(job.payload["i"], job.payload["t"])
+    record(job.payload["i"], job.payload["t"])
 
 
 class SupaworkerPeer:
