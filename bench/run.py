@@ -220,6 +220,11 @@ def main() -> None:
     soak_s = int(60 * a.soak_minutes) if a.soak_minutes is not None else prof["soak_s"]
     scenarios = a.scenarios.split(",") if a.scenarios else prof["scenarios"] + (["soak"] if soak_s else [])
     modes = a.modes.split(",")
+    unknown = [x for x in a.systems.split(",") if x not in SYSTEMS] + [
+        x for x in scenarios if x not in SCENARIOS and x != "soak"
+    ]
+    if unknown:
+        ap.error(f"unknown system or scenario: {', '.join(unknown)}")
     configs = [Config(s, m, a.pg) for s in a.systems.split(",") for m in SYSTEMS[s][1] if m in modes]
     name = a.out or ("short" if a.short else "full")
     started = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
