@@ -54,6 +54,12 @@ def markdown(doc: dict[str, Any]) -> str:
     s, env, prof = doc.get("summary", {}), doc["environment"], doc["profile"]
     labels = [c["label"] for c in doc["configs"]]
     pg, v = env["postgres"], env["versions"]
+    backlog = ""
+    if any(k.startswith("backlog") for k in s):
+        backlog = (
+            f", backlog {prof.get('backlog_small', 0):,} vs {prof.get('backlog_large', 0):,} queued "
+            f"(rate over the first {prof.get('sample', 0):,})"
+        )
     loads = [r["load1"] for r in doc["runs"] if "load1" in r]
     load = f"{min(loads):.1f}-{max(loads):.1f}" if loads else "?"
     cpu_note = (
@@ -72,7 +78,7 @@ def markdown(doc: dict[str, Any]) -> str:
         f"max_wal_size={pg['max_wal_size']} (server defaults).",
         "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items() if val) + ".",
         f"Sizes: enqueue {prof['single']:,} single / {prof['bulk']:,} bulk, drain {prof['drain']:,}, "
-        f"latency {prof['latency']:,} jobs. {cpu_note}.",
+        f"latency {prof['latency']:,} jobs{backlog}. {cpu_note}.",
         "",
         "## Summary (medians)",
         "",
@@ -120,26 +126,39 @@ def markdown(doc: dict[str, Any]) -> str:
                 row += f" {cell(m.get('duplicates'))} | {cell(m.get('missing'))} |"
             out.append(row)
     if doc.get("soak"):
+        sp = doc.get("soak_params", {})
         out += [
             "",
-            "## Soak: steady enqueue + drain, sampled each minute",
+            f"## Soak: {sp.get('seconds', '?')} s of steady enqueue + drain at {sp.get('rate', '?')} jobs/s",
             "",
-            "| system | minute | dead tuples | table MB | index MB | p50 / p99 ms | missing |",
+            "| system | jobs | p50 ms | p99 ms | server CPU ms/job | duplicates | missing |",
             "|---|---:|---:|---:|---:|---:|---:|",
         ]
         for lb, r in doc["soak"].items():
-            lat = f"{fmt(r.get('p50_ms'), 'ms')} / {fmt(r.get('p99_ms'), 'ms')}"
-            for smp in r.get("samples", []):
+            out.append(
+                f"| {lb} | {r.get('jobs', '-')} | {fmt(r.get('p50_ms'), 'ms')} | {fmt(r.get('p99_ms'), 'ms')}"
+                f" | {fmt(r.get('server_cpu_ms_per_job'), 'cpu')} | {r.get('duplicates', '-')}"
+                f" | {r.get('missing', '-')} |"
+            )
+        out += [
+            "",
+            "Sampled each minute (PostgreSQL: sums over the system's tables; BullMQ: Redis memory, keys):",
+            "",
+            "| system | minute | dead tuples | table MB | index MB |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for lb, r in doc["soak"].items():
+            for smp in [*r.get("samples", []), {"t_s": "end", **r.get("final", {})}]:
+                minute = smp["t_s"] if smp["t_s"] == "end" else smp["t_s"] // 60
                 if "redis_used_memory" in smp:
                     out.append(
-                        f"| {lb} | {smp['t_s'] // 60} | - | redis {smp['redis_used_memory'] / 2**20:.1f} "
-                        f"| keys {smp['keys']} | {lat} | {r.get('missing', '-')} |"
+                        f"| {lb} | {minute} | - | redis {smp['redis_used_memory'] / 2**20:.1f} MB | "
+                        f"{smp['keys']} keys |"
                     )
-                else:
+                elif "dead_tuples" in smp:
                     out.append(
-                        f"| {lb} | {smp['t_s'] // 60} | {smp['dead_tuples']:,} | "
-                        f"{smp['table_bytes'] / 2**20:.1f} | {smp['index_bytes'] / 2**20:.1f} | {lat} | "
-                        f"{r.get('missing', '-')} |"
+                        f"| {lb} | {minute} | {smp['dead_tuples']:,} | {smp['table_bytes'] / 2**20:.1f} | "
+                        f"{smp['index_bytes'] / 2**20:.1f} |"
                     )
     out += ["", "## Settings per system", ""]
     seen = {}

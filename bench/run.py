@@ -59,7 +59,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "short": {
         "single": 300,
         "bulk": 2000,
-        "drain": 1500,
+        "drain": 1000,
         "latency": 100,
         "repeat": 1,
         "soak_s": 0,
@@ -270,7 +270,7 @@ def main() -> None:
                 if "error" in res:
                     doc["errors"].append({"label": cfg.label, "scenario": key, "rep": rep, **res})
     if "soak" in scenarios:
-        doc["soak"] = {}
+        doc["soak"], doc["soak_params"] = {}, {"seconds": soak_s, "rate": a.soak_rate}
         for cfg in ready:
             log(f"soak {cfg.label}: {soak_s}s at {a.soak_rate}/s")
             doc["soak"][cfg.label] = soak(cfg, soak_s, a.soak_rate)

@@ -65,4 +65,8 @@ def _cmd(cmd: list[str]) -> str | None:
 
 
 def _git_rev() -> str | None:
-    return _cmd(["git", "-C", str(BENCH.parent), "describe", "--always", "--dirty"])
+    """Commit of the supaworker sources measured, with "-dirty" if src/ has uncommitted changes."""
+    repo = str(BENCH.parent)
+    rev = _cmd(["git", "-C", repo, "log", "-1", "--format=%h", "--", "src"])
+    dirty = _cmd(["git", "-C", repo, "status", "--porcelain", "--", "src"])
+    return f"{rev}-dirty" if rev and dirty else rev
