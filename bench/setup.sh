@@ -33,7 +33,7 @@ else
 fi
 
 if command -v npm >/dev/null; then
-  npm install --no-audit --no-fund --loglevel=error || { echo "setup: npm install failed" >&2; status=1; }
+  npm ci --no-audit --no-fund --loglevel=error || { echo "setup: npm ci failed" >&2; status=1; }
 else
   echo "setup: npm not found; graphile-worker and bullmq will be skipped" >&2; status=1
 fi
