@@ -201,6 +201,8 @@ class Worker:
         fields = {"job_id": job.id, "type": job.type, "attempt": job.attempt}
         log.debug("job started", extra=fields)
         try:
+            if job.has_parents:
+                await self._load_upstream(job)
             outcome = await self.executor.execute(job)
             if outcome.ok:
                 self.completer.add(job, outcome.result, outcome.duration_seconds)
@@ -211,6 +213,22 @@ class Worker:
         finally:
             self._running.pop(job.id, None)
             self._slot_freed.set()
+
+    async def _load_upstream(self, job: Job) -> None:
+        """Gives a dependent job the results of the steps before it (retrying while the database is away;
+        the lease stays alive meanwhile, and a stop cancels this task and releases the job)."""
+        delay = RECONNECT_DELAY_SECONDS
+        while True:
+            try:
+                rows = await self.store.upstream_results(job.id)
+                break
+            except DB_ERRORS as exc:
+                log.warning("loading upstream results failed, retrying", extra={"job_id": job.id, "error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
+        for parent_id, parent_type, result, _depth in rows:  # farthest first: the nearest of a type wins
+            job.upstream[parent_type] = result
+            job.upstream_by_id[parent_id] = result
 
     async def _record_failure(self, job: Job, error: str, retryable: bool, duration: float) -> None:
         fields = {
