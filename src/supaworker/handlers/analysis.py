@@ -172,7 +172,15 @@ def analyse_payload(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def _derive_title(query: str, max_words: int = 8) -> str:
+    """A title from the query, without a leading request phrase ("Make a video about AI" -> "AI")."""
     tokens = query.split()
+    if tokens and tokens[0].casefold() in _NOT_KEYWORDS:
+        skip = 0
+        while skip < len(tokens) and (
+            tokens[skip].casefold() in _NOT_KEYWORDS or tokens[skip].casefold() in _text.STOPWORDS
+        ):
+            skip += 1
+        tokens = tokens[skip:] or tokens
     title = " ".join(tokens[:max_words]).rstrip(".,;:!?")
     return (title[:1].upper() + title[1:]) + ("…" if len(tokens) > max_words else "")
 
