@@ -12,9 +12,18 @@ from typing import Any
 
 from . import _graphics
 from .analysis import analysis_for
-from .base import StepContext, ensure_artifacts_dir, payload_of, stable_seed, write_json
+from .base import (
+    PayloadError,
+    StepContext,
+    ensure_artifacts_dir,
+    payload_of,
+    stable_seed,
+    upstream_result,
+    write_json,
+)
 
 MAX_BACKGROUNDS = 8
+PALETTE_ROLES = ("background", "primary", "secondary", "accent", "text")
 # A major pentatonic scale has no dissonant intervals, so any keyword-chosen sequence sounds tolerable.
 _PENTATONIC_SEMITONES = (0, 2, 4, 7, 9)
 _BASE_FREQUENCY_HZ = 261.63  # middle C
@@ -74,7 +83,7 @@ def plan_assets(analysis: dict[str, Any], canvas: dict[str, int]) -> dict[str, A
             "kind": "title_card",
             "text": title,
             "subtitle": subtitle,
-            "colours": [palette["background"], palette["primary"]],
+            "colours": [palette["background"], palette["secondary"]],
         }
     ]
     for index, keyword in enumerate(keywords[:MAX_BACKGROUNDS], start=1):
@@ -117,3 +126,22 @@ def prepare_assets(ctx: StepContext) -> dict[str, Any]:
     plan = plan_assets(analysis_for(ctx), _graphics.canvas_from(payload))
     manifest_path = write_json(ensure_artifacts_dir(ctx) / "asset_manifest.json", plan)
     return plan | {"manifest_path": str(manifest_path), "files": [str(manifest_path)]}
+
+
+def assets_for(ctx: StepContext) -> dict[str, Any]:
+    """The upstream asset_prep result if there is one, else an asset plan computed from the payload.
+
+    Payload ``width``/``height`` still override the upstream canvas, so one step can render larger.
+    """
+    payload = payload_of(ctx)
+    upstream = upstream_result(ctx, "asset_prep")
+    if upstream is None:
+        return plan_assets(analysis_for(ctx), _graphics.canvas_from(payload))
+    palette, assets = upstream.get("palette"), upstream.get("assets")
+    if not isinstance(palette, dict) or not all(role in palette for role in PALETTE_ROLES):
+        raise PayloadError(f"upstream 'asset_prep' result needs a 'palette' with {', '.join(PALETTE_ROLES)}")
+    for role in PALETTE_ROLES:
+        _graphics.hex_to_rgb(palette[role])
+    if not isinstance(assets, list) or not all(isinstance(asset, dict) for asset in assets):
+        raise PayloadError("upstream 'asset_prep' result needs 'assets' as a list of objects")
+    return upstream | {"canvas": _graphics.canvas_from(payload, upstream.get("canvas"))}
