@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 # Letters/digits runs, allowing inner apostrophes ("don't", "AI's"); underscores are not word text.
@@ -18,11 +19,12 @@ WORD_RE = re.compile(r"[^\W_]+(?:['\u2019][^\W_]+)*")
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?\u2026])\s+|(?<=[\u3002\uff01\uff1f])\s*|\n+")
 
 
-def _wordset(text: str) -> frozenset[str]:
+def wordset(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text`` as a set (keeps long word lists readable)."""
     return frozenset(text.split())
 
 
-STOPWORDS = _wordset(
+STOPWORDS = wordset(
     """
     a about above after again against all also am an and any are aren't as at be because been before
     being below between both but by can can't cannot could couldn't did didn't do does doesn't doing
@@ -52,7 +54,7 @@ STOPWORDS = _wordset(
 
 # Words that describe the request rather than its subject ("make a short video about X"): they say
 # nothing about X, so they are kept out of keywords unless nothing else is left.
-REQUEST_WORDS = _wordset(
+REQUEST_WORDS = wordset(
     """
     make makes making made create creates creating created generate generates generating produce
     produces producing build design want need needs give show tell write video videos clip clips
@@ -67,7 +69,7 @@ _UNSPACED_SCRIPTS = ("CJK", "HIRAGANA", "KATAKANA", "THAI", "LAO", "KHMER", "MYA
 
 @dataclass(frozen=True)
 class Term:
-    """A ranked keyword: ``display`` keeps capitals only when every occurrence was capitalised."""
+    """A ranked keyword: ``term`` is case-folded, ``display`` is how to show it."""
 
     term: str
     display: str
@@ -109,12 +111,40 @@ def words(text: str) -> list[str]:
     return tokens
 
 
+_SENTENCE_END_RE = re.compile(r"[.!?:;\n\u2026\u3002\uff01\uff1f]")
+
+
+def words_with_positions(text: str) -> Iterator[tuple[re.Match[str], bool]]:
+    """Yield each word match and whether it opens a sentence (text start, or after terminal punctuation)."""
+    previous_end = 0
+    for match in WORD_RE.finditer(text):
+        opens_sentence = previous_end == 0 or bool(_SENTENCE_END_RE.search(text, previous_end, match.start()))
+        previous_end = match.end()
+        yield match, opens_sentence
+
+
+def proper_forms(text: str) -> set[str]:
+    """Case-folded words that look like names: capitalised mid-sentence (or acronyms), never lowercase."""
+    proper: set[str] = set()
+    common: set[str] = set()
+    for match, opens_sentence in words_with_positions(text):
+        token = match.group()
+        if not token[:1].isupper():
+            common.add(token.casefold())
+        elif not opens_sentence or (len(token) > 1 and token.isupper()):
+            proper.add(token.casefold())
+    return proper - common
+
+
 def is_number(token: str) -> bool:
     return any(char.isdigit() for char in token) and not any(char.isalpha() for char in token)
 
 
 def rank_terms(text: str, *, limit: int = 10, extra_stopwords: frozenset[str] = REQUEST_WORDS) -> list[Term]:
     """Rank content words by frequency, breaking ties by first position.
+
+    ``display`` keeps the original capitals only for name-like words (see :func:`proper_forms`), so a
+    capital that merely opens a sentence does not leak into keywords.
 
     Falls back progressively (drop ``extra_stopwords`` filter, then the stopword filter) so that a
     query made only of common words, or in a language the stopword list does not know, still yields
@@ -128,17 +158,14 @@ def rank_terms(text: str, *, limit: int = 10, extra_stopwords: frozenset[str] = 
     counts: Counter[str] = Counter()
     first: dict[str, int] = {}
     surface: dict[str, str] = {}
-    all_capitalised: dict[str, bool] = {}
     for position, token in enumerate(candidates):
         key = token.casefold()
         counts[key] += 1
         first.setdefault(key, position)
         surface.setdefault(key, token)
-        all_capitalised[key] = all_capitalised.get(key, True) and token[:1].isupper()
     ranked = sorted(counts, key=lambda key: (-counts[key], first[key]))[:limit]
-    return [
-        Term(key, surface[key] if all_capitalised[key] else key, counts[key], first[key]) for key in ranked
-    ]
+    proper = proper_forms(text)
+    return [Term(key, surface[key] if key in proper else key, counts[key], first[key]) for key in ranked]
 
 
 def sentences(text: str) -> list[str]:

@@ -43,32 +43,31 @@ _QUOTED_RE = re.compile(
     r"\"([^\"\n]{1,80})\"|“([^”\n]{1,80})”|«([^»\n]{1,80})»|(?<!\w)'([^'\n]{2,80})'(?!\w)"
 )
 _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*%?(?!\w)")
-_SENTENCE_START_RE = re.compile(r"(?:^|[.!?:;\n]\s*)$")
 MAX_KEYWORDS = 10
 
 
-def _capitalised_spans(text: str) -> list[str]:
+def _capitalised_spans(text: str) -> list[tuple[int, str]]:
     """Runs of capitalised words separated only by spaces, ignoring capitals that merely open a sentence."""
-    spans: list[list[str]] = []
+    spans: list[tuple[int, list[str]]] = []
     previous_end = -1
-    for match in _text.WORD_RE.finditer(text):
+    for match, opens_sentence in _text.words_with_positions(text):
         token = match.group()
         if not token[0].isupper():
             previous_end = -1
             continue
-        at_sentence_start = bool(_SENTENCE_START_RE.search(text[: match.start()]))
         # "Make a video..." : a capitalised common word or cue verb at a sentence start is not a name.
-        common = token.casefold() in _text.STOPWORDS or token.casefold() in _CUE_TO_INTENT
+        key = token.casefold()
+        common = key in _text.STOPWORDS or key in _CUE_TO_INTENT or key in _text.REQUEST_WORDS
         acronym = len(token) > 1 and token.isupper()
-        if at_sentence_start and (common or token.casefold() in _text.REQUEST_WORDS) and not acronym:
+        if opens_sentence and common and not acronym:
             previous_end = -1
             continue
         if previous_end >= 0 and text[previous_end : match.start()].isspace():
-            spans[-1].append(token)
+            spans[-1][1].append(token)
         else:
-            spans.append([token])
+            spans.append((match.start(), [token]))
         previous_end = match.end()
-    return [" ".join(span) for span in spans]
+    return [(start, " ".join(tokens)) for start, tokens in spans]
 
 
 def extract_entities(text: str) -> list[dict[str, str]]:
@@ -88,12 +87,7 @@ def extract_entities(text: str) -> list[dict[str, str]]:
     found.extend(
         (m.start(), "number", m.group()) for m in _NUMBER_RE.finditer(text) if outside_quotes(m.start())
     )
-    search_from = 0
-    for span in _capitalised_spans(text):
-        position = text.find(span, search_from)
-        search_from = position + len(span)
-        if outside_quotes(position):
-            found.append((position, "name", span))
+    found.extend((start, "name", span) for start, span in _capitalised_spans(text) if outside_quotes(start))
     entities: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()
     for _, kind, value in sorted(found, key=lambda item: (item[0], item[1])):
