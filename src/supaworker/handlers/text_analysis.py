@@ -57,23 +57,26 @@ def polarity(word: str) -> int:
     return 0
 
 
-def sentiment(tokens: list[str]) -> dict[str, Any]:
-    """Lexicon sentiment in [-1, 1]: (positive - negative) / (positive + negative), with negation."""
+def sentiment(sentences: list[str]) -> dict[str, Any]:
+    """Lexicon sentiment in [-1, 1]: (positive - negative) / (positive + negative), with negation.
+
+    A negator ("not", "never", "...n't") flips the next few words, within its own sentence only.
+    """
     positive: list[str] = []
     negative: list[str] = []
-    negated_until = -1
-    for position, token in enumerate(word.casefold() for word in tokens):
-        if token in NEGATORS or token.endswith("n't"):
-            negated_until = position + NEGATION_WINDOW
-            continue
-        value = polarity(token)
-        if value and position <= negated_until:
-            value = -value
-            token = f"not {token}"
-        if value > 0:
-            positive.append(token)
-        elif value < 0:
-            negative.append(token)
+    for sentence in sentences:
+        negated_until = -1
+        for position, token in enumerate(word.casefold() for word in _text.words(sentence)):
+            if token in NEGATORS or token.endswith("n't"):
+                negated_until = position + NEGATION_WINDOW
+                continue
+            value = polarity(token)
+            if value and position <= negated_until:
+                value, token = -value, f"not {token}"
+            if value > 0:
+                positive.append(token)
+            elif value < 0:
+                negative.append(token)
     hits = len(positive) + len(negative)
     score = round((len(positive) - len(negative)) / hits, 3) if hits else 0.0
     label = "positive" if score > 0.2 else "negative" if score < -0.2 else "neutral"
@@ -127,7 +130,7 @@ def analyse_text(ctx: StepContext) -> dict[str, Any]:
         "syllable_count": syllable_total,
         "average_words_per_sentence": round(len(tokens) / max(1, len(sentences)), 2),
         "readability": flesch(len(tokens), len(sentences), syllable_total),
-        "sentiment": sentiment(tokens),
+        "sentiment": sentiment(sentences),
         "keywords": [term.display for term in terms],
         "keyword_counts": [{"term": term.term, "count": term.count} for term in terms],
         "summary": summary,
