@@ -61,6 +61,11 @@ def font(size: int) -> Font:
         return ImageFont.load_default()
 
 
+def font_size(face: Font) -> int:
+    """Nominal pixel size of a font (the bitmap fallback font has no ``size``; it is about 11 px)."""
+    return int(getattr(face, "size", 11))
+
+
 def _wrap(draw: ImageDraw.ImageDraw, text: str, face: Font, max_width: int) -> list[str]:
     lines: list[str] = []
     for word in text.split():
@@ -110,7 +115,7 @@ def draw_text_block(
     """Draw ``text`` centred in ``box`` (left, top, right, bottom), wrapped and shrunk to fit."""
     left, top, right, bottom = box
     lines, face = fit_text(draw, text, (right - left, bottom - top), max_size)
-    line_height = round(getattr(face, "size", 11) * 1.25)
+    line_height = round(font_size(face) * 1.25)
     y = top + (bottom - top - line_height * len(lines)) // 2
     for line in lines:
         x = left + (right - left - draw.textlength(line, font=face)) / 2

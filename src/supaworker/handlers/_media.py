@@ -68,7 +68,8 @@ def image_artifact(images: dict[str, Any], directory: Path) -> Built:
     rows = math.ceil(len(paths) / columns)
     width = columns * (CELL[0] + PADDING) + PADDING
     height = rows * (CELL[1] + LABEL_HEIGHT + PADDING) + PADDING
-    palette = images.get("palette") if isinstance(images.get("palette"), dict) else {}
+    palette = images.get("palette")
+    palette = palette if isinstance(palette, dict) else {}
     background = _graphics.hex_to_rgb(palette.get("background", "#202020"))
     text = _graphics.hex_to_rgb(palette.get("text", "#f0f0f0"))
     sheet = Image.new("RGB", (width, height), background)

@@ -176,7 +176,10 @@ def _derive_title(query: str, max_words: int = 8) -> str:
             skip += 1
         tokens = tokens[skip:] or tokens
     title = " ".join(tokens[:max_words]).rstrip(".,;:!?")
-    return (title[:1].upper() + title[1:]) + ("…" if len(tokens) > max_words else "")
+    # Capitalise the first letter even when the title opens with a quote or bracket.
+    first = next((i for i, char in enumerate(title) if char.isalpha()), 0)
+    title = title[:first] + title[first : first + 1].upper() + title[first + 1 :]
+    return title + ("…" if len(tokens) > max_words else "")
 
 
 def analysis_for(ctx: StepContext) -> dict[str, Any]:

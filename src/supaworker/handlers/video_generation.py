@@ -91,7 +91,10 @@ def make_frames(scenes: list[dict[str, Any]], plan: dict[str, Any], frame_count:
         progress = number / max(1, frame_count - 1)
         x = width - progress * (width + title_width)
         draw.text(
-            (x, band_top + (height - band_top - ticker_font.size) // 2), title, font=ticker_font, fill=text
+            (x, band_top + (height - band_top - _graphics.font_size(ticker_font)) // 2),
+            title,
+            font=ticker_font,
+            fill=text,
         )
         bar_width = round(width * (number + 1) / frame_count)
         draw.rectangle((0, height - max(2, height // 45), bar_width, height), fill=accent)
