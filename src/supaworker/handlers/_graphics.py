@@ -46,7 +46,11 @@ def canvas_from(payload: dict[str, Any], fallback: Any = None) -> dict[str, int]
     """Canvas size: payload ``width``/``height`` win, then an upstream ``canvas``, then 320x180."""
     base = dict(DEFAULT_CANVAS)
     if isinstance(fallback, dict):
-        base.update({k: v for k, v in fallback.items() if k in base and isinstance(v, int)})
+        # Upstream values were validated by their own step; clamping guards against hand-made results.
+        for key, (low, high) in (("width", WIDTH_RANGE), ("height", HEIGHT_RANGE)):
+            value = fallback.get(key)
+            if isinstance(value, int) and not isinstance(value, bool):
+                base[key] = min(high, max(low, value))
     width = get_int(payload, "width", default=base["width"], low=WIDTH_RANGE[0], high=WIDTH_RANGE[1])
     height = get_int(payload, "height", default=base["height"], low=HEIGHT_RANGE[0], high=HEIGHT_RANGE[1])
     return {"width": width, "height": height}

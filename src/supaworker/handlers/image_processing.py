@@ -70,7 +70,10 @@ def draw_keyword_image(
     image = _graphics.gradient(size, *(_graphics.hex_to_rgb(c) for c in colours[:2])).convert("RGBA")
     overlay = Image.new("RGBA", size, (0, 0, 0, 0))
     shapes = ImageDraw.Draw(overlay)
-    rng = random.Random(int(asset.get("seed", 0)))
+    seed = asset.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise PayloadError(f"asset {asset.get('id')!r} has a non-integer 'seed': {seed!r}")
+    rng = random.Random(seed)
     choices = [_graphics.hex_to_rgb(palette[role]) for role in ("primary", "secondary", "accent")]
     for _ in range(7):
         x, y = rng.randrange(width), rng.randrange(height)

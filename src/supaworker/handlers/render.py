@@ -43,7 +43,7 @@ def _media_type(ctx: StepContext, brief: dict[str, Any], analysis: dict[str, Any
     if analysis and analysis.get("media_type") in MEDIA_TYPES:
         return str(analysis["media_type"])
     for step, media in _STEP_MEDIA.items():
-        if step in ctx.upstream:
+        if step in (ctx.upstream or {}):
             return media
     raise PayloadError(f"payload field 'media_type' is required (one of {', '.join(MEDIA_TYPES)})")
 
@@ -78,8 +78,9 @@ def _file_entry(path: Path, step: str) -> dict[str, Any]:
 
 def _ordered_steps(ctx: StepContext, media_type: str) -> list[str]:
     # Pipeline order first, then any extra steps (e.g. an app's storyboard) alphabetically.
-    pipeline = [step for step in PIPELINES[media_type] if step in ctx.upstream]
-    return pipeline + sorted(step for step in ctx.upstream if step not in pipeline)
+    upstream = ctx.upstream or {}
+    pipeline = [step for step in PIPELINES[media_type] if step in upstream]
+    return pipeline + sorted(step for step in upstream if step not in pipeline)
 
 
 def render(ctx: StepContext) -> dict[str, Any]:
