@@ -31,12 +31,8 @@ def brief(media_type: str = "video", **overrides: Any) -> dict[str, Any]:
     return payload | overrides
 
 
-def run(
-    step: str, payload: dict[str, Any], root: Path, upstream: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    ctx = StepContext(
-        job_id=1, job_type=step, payload=payload, upstream=upstream or {}, artifacts_dir=root / step
-    )
+def run(step: str, payload: dict[str, Any], root: Path, upstream: dict[str, Any] | None = None) -> dict[str, Any]:
+    ctx = StepContext(job_id=1, job_type=step, payload=payload, upstream=upstream or {}, artifacts_dir=root / step)
     result = BUILTIN_HANDLERS[step](ctx)
     # Results travel through the database as JSON, so they must survive a round trip unchanged.
     assert json.loads(json.dumps(result)) == result
@@ -85,9 +81,7 @@ def test_registry_exports_the_seven_handlers() -> None:
 
 def test_artifacts_dir_is_created(tmp_path: Path) -> None:
     target = tmp_path / "deep" / "nested"
-    ctx = StepContext(
-        job_id=7, job_type="asset_prep", payload=brief("image"), upstream={}, artifacts_dir=target
-    )
+    ctx = StepContext(job_id=7, job_type="asset_prep", payload=brief("image"), upstream={}, artifacts_dir=target)
     result = BUILTIN_HANDLERS["asset_prep"](ctx)
     assert target.is_dir()
     assert Path(result["manifest_path"]).parent == target.resolve()
@@ -111,9 +105,7 @@ def test_analysis_extracts_keywords_entities_intent_and_plan(tmp_path: Path) -> 
     assert result["intent"]["media_type"] == "video"
     assert result["plan"] == ["asset_prep", "video_generation", "render"]
     assert result["word_count"] == 15
-    assert result["word_counts"]["total"] == sum(
-        result["word_counts"][k] for k in ("title", "description", "query")
-    )
+    assert result["word_counts"]["total"] == sum(result["word_counts"][k] for k in ("title", "description", "query"))
     assert result["brief_id"] == BRIEF_ID
     assert result["script"] == "LATIN"
 
@@ -204,9 +196,7 @@ def test_asset_prep_palette_follows_keywords(tmp_path: Path) -> None:
 
 
 def test_asset_prep_audio_adds_tones_and_works_standalone(tmp_path: Path) -> None:
-    result = run(
-        "asset_prep", {"query": "A calm song about rain and thunder", "media_type": "audio"}, tmp_path
-    )
+    result = run("asset_prep", {"query": "A calm song about rain and thunder", "media_type": "audio"}, tmp_path)
     tones = [a for a in result["assets"] if a["kind"] == "tone"]
     assert [t["keyword"] for t in tones] == ["calm", "rain", "thunder"]
     assert all(261 <= t["frequency_hz"] <= 1050 for t in tones)
@@ -301,9 +291,7 @@ def test_image_processing_transforms_source_image(tmp_path: Path) -> None:
     gray = by_kind["grayscale"]["average_colour"]
     assert gray[1:3] == gray[3:5] == gray[5:7]
 
-    only = run(
-        "image_processing", brief("image", source_image=str(source), transforms=["grayscale"]), tmp_path
-    )
+    only = run("image_processing", brief("image", source_image=str(source), transforms=["grayscale"]), tmp_path)
     assert [entry["kind"] for entry in only["images"] if entry["kind"] not in ("title_card", "keyword")] == [
         "grayscale"
     ]
@@ -354,9 +342,7 @@ def test_video_generation_options_and_storyboard(tmp_path: Path) -> None:
         assert webp.n_frames == result["frame_count"] == 24
         assert webp.size == (160, 90)
     assert result["duration_seconds"] == pytest.approx(2.4)
-    assert [s["heading"] for s in result["scenes"]] == [
-        s["heading"] for s in upstream["storyboard"]["scenes"]
-    ]
+    assert [s["heading"] for s in result["scenes"]] == [s["heading"] for s in upstream["storyboard"]["scenes"]]
     assert [s["first_frame"] for s in result["scenes"]] == [0, 8, 16]
 
 
@@ -513,9 +499,7 @@ def test_full_pipeline(tmp_path: Path, media_type: str) -> None:
                 2,
                 details["sample_rate"],
             )
-            assert wav.getnframes() / wav.getframerate() == pytest.approx(
-                details["duration_seconds"], abs=1e-3
-            )
+            assert wav.getnframes() / wav.getframerate() == pytest.approx(details["duration_seconds"], abs=1e-3)
         tones = [a for a in results["asset_prep"]["assets"] if a["kind"] == "tone"]
         assert [n["keyword"] for n in details["notes"]] == [t["keyword"] for t in tones]
         assert details["duration_seconds"] == pytest.approx(len(tones) * 0.4)
@@ -573,9 +557,7 @@ def test_render_audio_and_text_standalone(tmp_path: Path) -> None:
         (brief("text"), {"analysis": "oops"}, "upstream 'analysis' result must be an object"),
     ],
 )
-def test_render_bad_inputs(
-    tmp_path: Path, payload: dict[str, Any], upstream: dict[str, Any], message: str
-) -> None:
+def test_render_bad_inputs(tmp_path: Path, payload: dict[str, Any], upstream: dict[str, Any], message: str) -> None:
     with pytest.raises(PayloadError, match=message):
         run("render", payload, tmp_path, upstream)
 
