@@ -109,9 +109,7 @@ def get_media_type(payload: Mapping[str, Any], *, required: bool = False) -> str
     if not isinstance(value, str):
         raise PayloadError(f"payload field 'media_type' must be a string, got {type(value).__name__}")
     if value.strip().lower() not in MEDIA_TYPES:
-        raise PayloadError(
-            f"payload field 'media_type' must be one of {', '.join(MEDIA_TYPES)}, got {value!r}"
-        )
+        raise PayloadError(f"payload field 'media_type' must be one of {', '.join(MEDIA_TYPES)}, got {value!r}")
     return value.strip().lower()
 
 
@@ -120,9 +118,7 @@ def brief_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
     brief_id = payload.get("brief_id")
     if brief_id is not None:
         if not isinstance(brief_id, str):
-            raise PayloadError(
-                f"payload field 'brief_id' must be a UUID string, got {type(brief_id).__name__}"
-            )
+            raise PayloadError(f"payload field 'brief_id' must be a UUID string, got {type(brief_id).__name__}")
         try:
             brief_id = str(uuid.UUID(brief_id))
         except ValueError:
