@@ -30,8 +30,12 @@ FAST = {
 
 
 def make_worker(db: str, registry: Registry, *, listen: bool = True, **options: Any) -> Worker:
-    return Worker(ConnectionProfile(db, transaction_pooler=not listen), "supaworker", registry,
-                  WorkerOptions(**{**FAST, **options}))  # fmt: skip
+    return Worker(
+        ConnectionProfile(db, transaction_pooler=not listen),
+        "supaworker",
+        registry,
+        WorkerOptions(**{**FAST, **options}),
+    )
 
 
 @asynccontextmanager
@@ -276,8 +280,9 @@ async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Sto
     registry = Registry()
     order: list[str] = []
     registry.register("step", lambda job: order.append(job.payload["name"]) or job.payload["name"])
-    parent, child = supaworker.create_jobs([{"type": "step", "payload": {"name": "first"}},
-                                            {"type": "step", "payload": {"name": "second"}}], store=store)  # fmt: skip
+    parent, child = supaworker.create_jobs(
+        [{"type": "step", "payload": {"name": "first"}}, {"type": "step", "payload": {"name": "second"}}], store=store
+    )
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("UPDATE supaworker.jobs SET status = 'waiting' WHERE id = %s", (child,))
         c.execute("INSERT INTO supaworker.job_dependencies VALUES (%s, %s)", (child, parent))
