@@ -183,6 +183,12 @@ def _import_modules(modules: Sequence[str]) -> None:
 @click.option("--lease-seconds", type=click.FloatRange(min=0.1), help="Lease length; heartbeat every third of it.")
 @click.option("--shutdown-grace", type=click.FloatRange(min=0), help="Seconds running jobs get on shutdown.")
 @click.option("--prefetch", type=click.IntRange(min=0), help="Jobs claimed ahead of free slots (default: concurrency).")
+@click.option(
+    "--no-builtins",
+    "no_builtins",
+    is_flag=True,
+    help="Do not run the built-in job types (analysis, render, ...) that the --import modules leave unhandled.",
+)
 @pass_ctx
 @handle_errors
 def worker(
@@ -197,6 +203,7 @@ def worker(
     lease_seconds: float | None,
     shutdown_grace: float | None,
     prefetch: int | None,
+    no_builtins: bool,
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
     from .worker.main import run_worker
@@ -204,11 +211,19 @@ def worker(
 
     settings = ctx.settings
     _import_modules(imports)
+    if not no_builtins:
+        # After the imports, and only for the types they left unregistered: the application's handlers win.
+        from .builtins import register_builtins
+
+        register_builtins(default_registry, settings.artifacts_dir)
     unknown = [t for t in types if t not in default_registry]
     if unknown:
         fail(f"no handler registered for type(s) {', '.join(unknown)}; add --import MODULE", EXIT_BAD_INPUT)
     if not len(default_registry):
-        fail("no handlers registered; pass --import MODULE with @supaworker.handler functions", EXIT_BAD_INPUT)
+        fail(
+            "no handlers registered; pass --import MODULE with @supaworker.handler functions (or drop --no-builtins)",
+            EXIT_BAD_INPUT,
+        )
     profile = ctx.profile
     with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
         migrations.check_current(conn, settings.schema_name)
@@ -218,6 +233,8 @@ def worker(
         child: list[str] = ["worker"]
         for name in imports:
             child += ["--import", name]
+        if no_builtins:
+            child.append("--no-builtins")
         for flag, value in (
             ("--concurrency", concurrency),
             ("--poll-interval-ms", poll_interval_ms),
