@@ -115,15 +115,20 @@ def markdown(doc: dict[str, Any]) -> str:
             continue
         once = key.startswith("drain")
         head = "| system | jobs/s | x supaworker | server CPU ms/job |" + (
-            " duplicates | missing |" if once else ""
+            " duplicates | missing | worker start-up s |" if once else ""
         )
-        out += [head, "|---|---:|---:|---:|" + ("---:|---:|" if once else "")]
+        out += [head, "|---|---:|---:|---:|" + ("---:|---:|---:|" if once else "")]
         for lb in labels:
             m = s[key].get(lb, {})
             row = f"| {lb} | {cell(m.get('jobs_per_s'))} | {ratio(s, key, lb, 'jobs_per_s')} | "
             row += cell(m.get("server_cpu_ms_per_job"), "cpu") + " |"
             if once:
-                row += f" {cell(m.get('duplicates'))} | {cell(m.get('missing'))} |"
+                once_cells = [
+                    cell(m.get("duplicates")),
+                    cell(m.get("missing")),
+                    cell(m.get("startup_s"), "ms"),
+                ]
+                row += f" {' | '.join(once_cells)} |"
             out.append(row)
     if doc.get("soak"):
         sp = doc.get("soak_params", {})
