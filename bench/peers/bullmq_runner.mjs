@@ -30,7 +30,7 @@ function makePeer(args) {
       await (await openQueue()).obliterate({ force: true });
       const redis = new Redis(connection);
       const redisPid = Number(/process_id:(\d+)/.exec(await redis.info("server"))[1]);
-      this.serverCpu = new ProcCpu((pid) => pid === redisPid);
+      this.serverCpu = new ProcCpu({ candidates: () => [String(redisPid)], match: () => true });
       await redis.quit();
     },
     close: () => queue?.close(),

@@ -6,7 +6,7 @@
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
 import pg from "pg";
 import { main } from "./common.mjs";
-import { pgMatcher, ProcCpu, record } from "./measure.mjs";
+import { pgProcesses, ProcCpu, record } from "./measure.mjs";
 
 const FAST = { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 };
 const quietLogger = new Logger(() => (level, message) => {
@@ -26,7 +26,7 @@ function makePeer(args) {
       client = new pg.Client({ connectionString: args.dsn });
       await client.connect();
       const { rows } = await client.query("SELECT pg_backend_pid() AS pid, current_database() AS db");
-      this.serverCpu = new ProcCpu(pgMatcher(rows[0].pid, rows[0].db));
+      this.serverCpu = new ProcCpu(pgProcesses(rows[0].pid, rows[0].db));
     },
     async close() {
       await utils?.release();

@@ -26,12 +26,13 @@ export function stat(pid) {
   return [Number(f[1]), Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])];
 }
 
-// CPU time of the server processes picked by match(pid, ppid, titleWords), sampled every 100 ms so a process
+// CPU time of the server processes picked by `which` (see the constructor), sampled every 100 ms so a process
 // that exits still counts up to its last sample. For PostgreSQL: the backends and autovacuum workers whose
 // process title names the benchmark's database (the server is shared; see common.py DbCpu).
 export class ProcCpu {
-  constructor(match) {
-    this.match = match;
+  // which = { candidates(): pids to look at, match(pid, ppid, title()): whether to count it }
+  constructor(which) {
+    this.which = which;
     this.seen = new Map(); // pid -> [ticks when first seen, or 0 if it appeared later; last ticks]
     this.scan(true);
     this.timer = setInterval(() => this.scan(false), 100);
@@ -39,11 +40,11 @@ export class ProcCpu {
   }
 
   scan(baseline) {
-    for (const name of fs.readdirSync("/proc")) {
-      if (!/^\d+$/.test(name)) continue;
+    for (const name of this.which.candidates()) {
       try {
         const pid = Number(name), [ppid, ticks] = stat(pid);
-        if (!this.match(pid, ppid, () => fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").split(/[\0 ]+/))) continue;
+        const title = () => fs.readFileSync(`/proc/${pid}/cmdline`, "latin1").split(/[\0 ]+/);
+        if (!this.which.match(pid, ppid, title)) continue;
         const first = this.seen.has(pid) ? this.seen.get(pid)[0] : baseline ? ticks : 0;
         this.seen.set(pid, [first, ticks]);
       } catch { /* process exited meanwhile */ }
@@ -60,10 +61,18 @@ export class ProcCpu {
   close() { clearInterval(this.timer); }
 }
 
-// Matcher for the PostgreSQL processes serving `db`, given the pid of one of its backends to exclude.
-export function pgMatcher(backendPid, db) {
-  const postmaster = stat(backendPid)[0];
-  return (pid, ppid, title) => ppid === postmaster && pid !== backendPid && title().includes(db);
+// The PostgreSQL processes serving `db`: children of the postmaster (one read of its children file, else a
+// scan of /proc) whose title names the database, except `backendPid` (the runner's own polling connection).
+export function pgProcesses(backendPid, db) {
+  const pm = stat(backendPid)[0];
+  const candidates = () => {
+    try {
+      return fs.readFileSync(`/proc/${pm}/task/${pm}/children`, "latin1").split(/\s+/).filter(Boolean);
+    } catch {
+      return fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n));
+    }
+  };
+  return { candidates, match: (pid, ppid, title) => ppid === pm && pid !== backendPid && title().includes(db) };
 }
 
 // ------------------------------------------------------------------ side-effect log and workers

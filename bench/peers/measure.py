@@ -61,9 +61,17 @@ class DbCpu:
         self.stopped = threading.Event()
         threading.Thread(target=self._loop, daemon=True).start()
 
+    def _children(self) -> list[str]:
+        """The postmaster's children: one read of /proc/PID/task/PID/children, else a scan of /proc."""
+        try:
+            with open(f"/proc/{self.pm}/task/{self.pm}/children") as f:
+                return f.read().split()
+        except OSError:
+            return [n for n in os.listdir("/proc") if n.isdigit()]
+
     def _scan(self) -> None:
-        for name in os.listdir("/proc"):
-            if not name.isdigit() or int(name) == self.exclude:
+        for name in self._children():
+            if int(name) == self.exclude:
                 continue
             try:
                 ppid, ticks = proc_stat(name)
