@@ -65,6 +65,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 # ---------------------------------------------------------------- scenarios
 
 
+def per_s(n: float, secs: float) -> float:
+    return n / secs if secs > 0 else float("nan")
+
+
 class Bench:
     def __init__(self, peer: Peer, args: argparse.Namespace) -> None:
         self.peer, self.args = peer, args
@@ -106,7 +110,7 @@ class Bench:
         return {
             "jobs": n,
             "seconds": secs,
-            "jobs_per_s": n / secs,
+            "jobs_per_s": per_s(n, secs),
             "server_cpu_ms_per_job": 1e3 * cpu / n,
             "queued_after": await self.remaining(),
         }
@@ -149,14 +153,14 @@ class Bench:
             out |= {
                 "sample": target,
                 "seconds": window,
-                "jobs_per_s": (target - 1) / window,
+                "jobs_per_s": per_s(target - 1, window),
                 "server_cpu_ms_per_job": 1e3 * cpu / target,
             }
         else:
             secs = t_end - starts[0] if starts else float("nan")
             out |= {
                 "seconds": secs,
-                "jobs_per_s": n / secs,
+                "jobs_per_s": per_s(n, secs),
                 "startup_s": (starts or [t_end])[0] - t_launch,
                 "server_cpu_ms_per_job": 1e3 * cpu / n,
                 **once_check(rows, n),
@@ -199,7 +203,7 @@ class Bench:
             "p99_ms": pct(lat, 0.99),
             "max_ms": max(lat, default=float("nan")),
             "server_cpu_ms_per_job": 1e3 * cpu / n,
-            "server_cpu_s_per_s": cpu / secs,
+            "server_cpu_s_per_s": per_s(cpu, secs),
             **once_check(rows, n),
         }
         shutil.rmtree(log_dir, ignore_errors=True)
