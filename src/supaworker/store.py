@@ -66,7 +66,8 @@ class Store:
     # -- writing jobs ---------------------------------------------------------------------------------
     def insert_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
         params = {**job, "payload": Jsonb(job["payload"]), "status": job.get("status", "pending")}
-        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+        # One statement is atomic on its own: no BEGIN/COMMIT round trips around it.
+        with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
             cur.execute(self.q.insert_job, params)
             row = cur.fetchone()
             assert row is not None
