@@ -205,6 +205,23 @@ def worker(
         fail(f"no handler registered for type(s) {', '.join(unknown)}; add --import MODULE", EXIT_BAD_INPUT)
     if not len(default_registry):
         fail("no handlers registered; pass --import MODULE with @supaworker.handler functions", EXIT_BAD_INPUT)
+    options = WorkerOptions.from_settings(
+        settings,
+        concurrency=concurrency,
+        poll_interval_seconds=poll_interval_ms / 1000 if poll_interval_ms else None,
+        job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
+        lease_seconds=lease_seconds,
+        shutdown_grace_seconds=shutdown_grace,
+        types=list(types) or None,
+        queues=list(queues) or None,
+    )
+    if settings.uses_http:
+        # No DATABASE_URL but a Supabase URL and service key: work through PostgREST (see postgrest.py).
+        if processes > 1:
+            fail("--processes needs DATABASE_URL; over HTTP run several `supaworker worker` instead", EXIT_BAD_INPUT)
+        from .postgrest import worker_store_from_settings
+
+        sys.exit(run_worker(None, settings, default_registry, options, store=worker_store_from_settings(settings)))
     profile = ctx.profile
     with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
         migrations.check_current(conn, settings.schema_name)
@@ -228,16 +245,6 @@ def worker(
         for q in queues:
             child += ["--queue", q]
         sys.exit(run_supervisor(child, processes, profile.conninfo, settings))
-    options = WorkerOptions.from_settings(
-        settings,
-        concurrency=concurrency,
-        poll_interval_seconds=poll_interval_ms / 1000 if poll_interval_ms else None,
-        job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
-        lease_seconds=lease_seconds,
-        shutdown_grace_seconds=shutdown_grace,
-        types=list(types) or None,
-        queues=list(queues) or None,
-    )
     sys.exit(run_worker(profile, settings, default_registry, options))
 
 
