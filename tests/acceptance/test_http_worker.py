@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from collections.abc import Iterator
@@ -42,12 +43,14 @@ def supa() -> Iterator[tuple[str, PostgREST]]:
     prepare_effects(url)
     server = PostgREST(url, SCHEMA, JWT_SECRET).start()
     wait_until(
-        lambda: httpx.post(
-            f"{server.url}/rpc/heartbeat_jobs",
-            json={"p_worker_id": "x", "p_ids": []},
-            headers={"Authorization": f"Bearer {key('service_role')}", "Content-Profile": SCHEMA},
-        ).status_code
-        == 200,
+        lambda: (
+            httpx.post(
+                f"{server.url}/rpc/heartbeat_jobs",
+                json={"p_worker_id": "x", "p_ids": []},
+                headers={"Authorization": f"Bearer {key('service_role')}", "Content-Profile": SCHEMA},
+            ).status_code
+            == 200
+        ),
         "PostgREST to load its schema cache",
         timeout=30,
     )
@@ -125,7 +128,7 @@ async def test_a_key_without_a_role_claim_is_refused_with_a_clear_error(supa: tu
     # An opaque key cannot be checked locally: the server's refusal must still be explained.
     _, server = supa
     store = PostgrestWorkerStore(server.url, jwt.encode({"sub": "x"}, JWT_SECRET, algorithm="HS256"), SCHEMA)
-    with pytest.raises(ConfigError, match="refused the key.*service_role"):
+    with pytest.raises(ConfigError, match=r"refused the key.*service_role"):
         await store.open()
     await store.close()
 
@@ -136,7 +139,7 @@ async def test_a_late_http_completion_is_fenced_out(supa: tuple[str, PostgREST])
     store = PostgrestWorkerStore(server.url, key("service_role"), SCHEMA)
     try:
         (job,) = await store.claim_jobs("slow-worker", None, 5, lease_seconds=0.1)
-        time.sleep(0.3)
+        await asyncio.sleep(0.3)  # the lease runs out (the database clock decides)
         rescued = await store.rescue_expired_jobs(limit=10, retry_base_seconds=0, retry_cap_seconds=0)
         assert [(r[0], r[3], r[4]) for r in rescued] == [(job_id, "pending", "slow-worker")]
         (again,) = await store.claim_jobs("fast-worker", None, 5, lease_seconds=30)
