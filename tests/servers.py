@@ -97,7 +97,7 @@ class PrivateCluster:
         with open(self.data / "postgresql.conf", "a") as conf:
             conf.write(
                 f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.dir}'\n"
-                f"max_connections = {self.max_connections}\nfsync = off\nsynchronous_commit = off\n"
+                f"max_connections = {self.max_connections}\nfsync = off\n"
                 "full_page_writes = off\nshared_buffers = 32MB\n"
             )
         self.start()
@@ -110,7 +110,8 @@ class PrivateCluster:
         self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop")
 
     def restart(self, mode: str = "fast") -> None:
-        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "60", "restart")
+        self._run(_pg_bin("pg_ctl"), "-D", str(self.data), "-l", str(self.dir / "log"), "-m", mode, "-w", "-t", "60",
+                  "restart")  # fmt: skip
 
     def destroy(self) -> None:
         with contextlib.suppress(subprocess.CalledProcessError):

@@ -60,3 +60,18 @@ def effect(job: Job) -> dict[str, int]:
         raise RuntimeError(f"planned failure of attempt {job.attempt}")
     _record(job)
     return {"pid": os.getpid(), "attempt": job.attempt}
+
+
+@supaworker.handler("noop", inline=True)
+def noop(job: Job) -> None:
+    """No side effect: for throughput figures and for runs where the database refuses new connections."""
+    return None
+
+
+@supaworker.handler("stall", inline=True)
+def stall(job: Job) -> dict[str, int]:
+    """Blocks the worker's event loop while it sleeps: a process frozen in it resumes straight into
+    recording its outcome, before its heartbeat can tell it the job was taken away."""
+    time.sleep(float((job.payload or {}).get("sleep", 1)))
+    _record(job)
+    return {"pid": os.getpid(), "attempt": job.attempt}

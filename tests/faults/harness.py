@@ -109,8 +109,24 @@ class Fleet:
     def events(self) -> list[dict[str, Any]]:
         return [e | {"_worker": w.name} for w in self.workers for e in w.events()]
 
+    def wait_started(self) -> None:
+        """Until every worker has said it started (the faults are for running workers, not for startup)."""
+        wait_until(
+            lambda: all('"msg": "worker started"' in w.log_text() for w in self.workers),
+            f"every worker to start\n{self.logs()}",
+        )
+
+    def full_logs(self) -> str:
+        return "\n".join(w.log_text() for w in self.workers)
+
     def logs(self) -> str:
-        return "\n".join(f"--- {w.name} (pid {w.pid}) ---\n{w.log_text()[-6000:]}" for w in self.workers)
+        # The tail of each log, plus every line that is not a routine job completion.
+        parts = []
+        for w in self.workers:
+            lines = w.log_text().splitlines()
+            unusual = [line for line in lines if '"msg": "job completed"' not in line and '"job started"' not in line]
+            parts.append(f"--- {w.name} (pid {w.pid}) ---\n" + "\n".join(unusual[-80:]))
+        return "\n".join(parts)
 
     def stop_all(self) -> None:
         for w in self.workers:
@@ -124,12 +140,12 @@ def prepare_effects(url: str) -> None:
         conn.execute(EFFECTS_TABLE)
 
 
-def enqueue_effects(url: str, count: int, max_attempts: int = 5, **payload: Any) -> list[int]:
+def enqueue_effects(url: str, count: int, max_attempts: int = 5, job_type: str = "effect", **payload: Any) -> list[int]:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "INSERT INTO supaworker.jobs (type, payload, max_attempts)"
-            " SELECT 'effect', %s::jsonb, %s FROM generate_series(1, %s) RETURNING id",
-            (json.dumps(payload), max_attempts, count),
+            " SELECT %s, %s::jsonb, %s FROM generate_series(1, %s) RETURNING id",
+            (job_type, json.dumps(payload), max_attempts, count),
         ).fetchall()
     return [r[0] for r in rows]
 

@@ -1,0 +1,140 @@
+"""Fault injection with real worker processes on a real (private) PostgreSQL.
+
+Each test says what it injected, how long recovery took, and how many jobs were lost (must be 0),
+re-executed (at-least-once: only jobs in flight at the fault may run again) and completed twice (must be 0).
+Run with `-s` to see the `FAULT ...` lines, or set SUPAWORKER_FAULT_REPORT=FILE to collect them.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psycopg
+import pytest
+
+from tests.faults.conftest import FAST_ENV
+from tests.faults.harness import Fleet, enqueue_effects, report, status_counts, tally, wait_until, worker_env
+from tests.servers import PrivateCluster
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
+
+LEASE = ["--lease-seconds", "2"]
+
+
+def completed(url: str) -> int:
+    return status_counts(url)["completed"]
+
+
+def wait_for_progress_after(url: str, baseline: int, what: str) -> float:
+    """Seconds until the completed count rises above `baseline` (the first job finished after a fault)."""
+    began = time.monotonic()
+    wait_until(lambda: completed(url) > baseline, what)
+    return round(time.monotonic() - began, 2)
+
+
+def drained(url: str) -> bool:
+    counts = status_counts(url)
+    return counts["pending"] + counts["processing"] + counts["waiting"] == 0
+
+
+def assert_nothing_lost(url: str, fleet: Fleet, jobs: int) -> None:
+    result = tally(url, fleet)
+    assert (result.jobs, result.completed, result.lost, result.completed_twice) == (jobs, jobs, 0, 0), result.line()
+    assert status_counts(url)["processing"] == 0, "a job was left stuck in processing"
+
+
+def test_postgres_restart_mid_run(cluster: PrivateCluster, fault_db: str, fleet: Fleet) -> None:
+    enqueue_effects(fault_db, 600, sleep=0.01)
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    for _ in range(3):
+        fleet.start(env, *LEASE, "--concurrency", "5")
+    fleet.wait_started()
+    wait_until(lambda: completed(fault_db) >= 100, f"work to get going\n{fleet.logs()}")
+
+    injected = time.monotonic()
+    cluster.restart("fast")  # every connection of every worker is cut
+    downtime = round(time.monotonic() - injected, 2)
+    recovery = wait_for_progress_after(fault_db, completed(fault_db), f"progress after the restart\n{fleet.logs()}")
+    wait_until(lambda: drained(fault_db), f"the queue to drain after the restart\n{fleet.logs()}")
+
+    assert_nothing_lost(fault_db, fleet, 600)
+    result = tally(fault_db, fleet)
+    assert all(w.proc.poll() is None for w in fleet.workers), f"a worker died instead of reconnecting\n{fleet.logs()}"
+    assert "failed, retrying" in fleet.full_logs(), "the workers did not notice the restart"
+    report("postgres-restart", injected="pg_ctl restart -m fast", downtime_s=downtime, recovery_s=recovery,
+           **vars(result))  # fmt: skip
+
+
+def test_worker_connections_terminated(fault_db: str, fleet: Fleet) -> None:
+    enqueue_effects(fault_db, 600, sleep=0.01)
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    for _ in range(3):
+        fleet.start(env, *LEASE, "--concurrency", "5")
+    fleet.wait_started()
+    wait_until(lambda: completed(fault_db) >= 100, f"work to get going\n{fleet.logs()}")
+
+    killed = 0
+    recoveries = []
+    for _ in range(3):  # several rounds: the replacement connections must survive being killed too
+        with psycopg.connect(fault_db, autocommit=True) as admin:
+            killed += admin.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
+                " AND application_name <> 'effects'"
+            ).fetchone()[0]  # type: ignore[index]
+        recoveries.append(wait_for_progress_after(fault_db, completed(fault_db), f"progress\n{fleet.logs()}"))
+    wait_until(lambda: drained(fault_db), f"the queue to drain\n{fleet.logs()}")
+
+    assert killed >= 9, f"only {killed} worker connections were terminated"
+    assert_nothing_lost(fault_db, fleet, 600)
+    assert all(w.proc.poll() is None for w in fleet.workers), f"a worker died instead of reconnecting\n{fleet.logs()}"
+    report("terminate-backends", injected=f"pg_terminate_backend x{killed} in 3 rounds",
+           recovery_s=max(recoveries), **vars(tally(fault_db, fleet)))  # fmt: skip
+
+
+def test_frozen_worker_is_fenced_out_when_it_resumes(fault_db: str, fleet: Fleet) -> None:
+    # One job blocks the loop (its late completion reaches the database), two run in threads (the resumed
+    # heartbeat learns they were taken and drops them): both ways a late outcome must be refused.
+    with psycopg.connect(fault_db, autocommit=True) as conn:
+        conn.execute("INSERT INTO supaworker.jobs (type, payload, priority) VALUES ('stall', '{\"sleep\": 1.5}', -1)")
+    ids = [*enqueue_effects(fault_db, 2, sleep=1.5), 1]
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    victim = fleet.start(env, *LEASE, "--concurrency", "3", name="frozen")
+    victim_pattern = f"worker-{victim.pid}-%"
+
+    def held_by_victim() -> int:
+        with psycopg.connect(fault_db) as conn:
+            return conn.execute(
+                "SELECT count(*) FROM supaworker.jobs WHERE status = 'processing' AND worker_id LIKE %s",
+                (victim_pattern,),
+            ).fetchone()[0]  # type: ignore[index]
+
+    wait_until(lambda: held_by_victim() == 3, f"the victim to hold all 3 jobs\n{fleet.logs()}")
+    victim.signal(signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    fleet.start(env, *LEASE, "--concurrency", "3", name="rescuer")
+    wait_until(lambda: completed(fault_db) == 3, f"the rescuer to finish the frozen jobs\n{fleet.logs()}")
+    rescued_in = round(time.monotonic() - frozen_at, 2)
+
+    victim.signal(signal.SIGCONT)  # its handlers wake up finished and try to record their outcomes
+
+    def victim_gave_up() -> set[int]:
+        refused = {
+            e["job_id"]
+            for e in victim.events()
+            if e.get("msg", "").startswith(("job completion rejected", "job lost", "job failure rejected"))
+        }
+        return refused if refused >= set(ids) else set()
+
+    wait_until(victim_gave_up, f"the resumed worker to log its refused outcomes\n{fleet.logs()}")
+    wait_until(lambda: tally(fault_db, fleet).executions == 6, "the resumed worker's handlers to finish")
+    result = tally(fault_db, fleet)
+    with psycopg.connect(fault_db) as conn:
+        owners = conn.execute("SELECT DISTINCT worker_id LIKE %s FROM supaworker.jobs", (victim_pattern,)).fetchall()
+    assert owners == [(False,)], "a job's final completion belongs to the frozen worker"
+    assert (result.completed, result.lost, result.completed_twice) == (3, 0, 0), result.line()
+    rejected = [e["job_id"] for e in victim.events() if e.get("msg", "").startswith("job completion rejected")]
+    assert 1 in rejected, "the frozen worker's late completion of the loop-blocking job was not rejected"
+    report("sigstop", injected="SIGSTOP 1 worker past its 2s lease, then SIGCONT", rescued_and_finished_s=rescued_in,
+           late_completions_rejected=len(rejected), **vars(result))  # fmt: skip
