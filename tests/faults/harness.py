@@ -111,10 +111,14 @@ class Fleet:
 
     def wait_started(self) -> None:
         """Until every worker has said it started (the faults are for running workers, not for startup)."""
-        wait_until(
-            lambda: all('"msg": "worker started"' in w.log_text() for w in self.workers),
-            f"every worker to start\n{self.logs()}",
-        )
+
+        def started() -> bool:
+            for w in self.workers:
+                if w.proc.poll() is not None:
+                    raise AssertionError(f"worker {w.name} exited with {w.proc.returncode}:\n{w.log_text()}")
+            return all('"msg": "worker started"' in w.log_text() for w in self.workers)
+
+        wait_until(started, f"every worker to start\n{self.logs()}")
 
     def full_logs(self) -> str:
         return "\n".join(w.log_text() for w in self.workers)

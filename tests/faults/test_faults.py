@@ -7,12 +7,18 @@ Run with `-s` to see the `FAULT ...` lines, or set SUPAWORKER_FAULT_REPORT=FILE 
 
 from __future__ import annotations
 
+import os
+import re
 import signal
+import subprocess
+import sys
+import threading
 import time
 
 import psycopg
 import pytest
 
+from tests.conftest import REPO
 from tests.faults.conftest import FAST_ENV
 from tests.faults.harness import Fleet, enqueue_effects, report, status_counts, tally, wait_until, worker_env
 from tests.servers import PrivateCluster
@@ -20,6 +26,8 @@ from tests.servers import PrivateCluster
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
 LEASE = ["--lease-seconds", "2"]
+# What PostgreSQL says when no connection slot is left for an ordinary role.
+REFUSED = re.compile(r"too many clients|remaining connection slots are reserved")
 
 
 def completed(url: str) -> int:
@@ -138,3 +146,120 @@ def test_frozen_worker_is_fenced_out_when_it_resumes(fault_db: str, fleet: Fleet
     assert 1 in rejected, "the frozen worker's late completion of the loop-blocking job was not rejected"
     report("sigstop", injected="SIGSTOP 1 worker past its 2s lease, then SIGCONT", rescued_and_finished_s=rescued_in,
            late_completions_rejected=len(rejected), **vars(result))  # fmt: skip
+
+
+def _hog_connections(url: str) -> list[psycopg.Connection]:
+    """Opens connections until the server refuses more (only superuser-reserved slots stay free)."""
+    hogs: list[psycopg.Connection] = []
+    while True:
+        try:
+            hogs.append(psycopg.connect(url, autocommit=True))
+        except psycopg.OperationalError as exc:
+            assert "too many clients" in str(exc) or "reserved" in str(exc), exc
+            return hogs
+        assert len(hogs) < 500, "the server never refused a connection"
+
+
+def test_exhausted_connections_give_clear_errors_and_recover(fault_db: str, fleet: Fleet) -> None:
+    # The worker and the hogs log in as an ordinary role: the superuser-reserved slots stay for the test.
+    with psycopg.connect(fault_db, autocommit=True) as admin:
+        admin.execute("DO $$ BEGIN CREATE ROLE sw_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$")
+        admin.execute("GRANT ALL ON SCHEMA supaworker TO sw_app")
+        admin.execute("GRANT ALL ON ALL TABLES IN SCHEMA supaworker TO sw_app")
+        admin.execute("GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA supaworker TO sw_app")
+        # A worker role of one's own needs a policy (or BYPASSRLS) on the RLS-enabled tables.
+        for table in ("jobs", "job_dependencies"):
+            admin.execute(f"CREATE POLICY sw_app_all ON supaworker.{table} TO sw_app USING (true) WITH CHECK (true)")
+    app_url = psycopg.conninfo.make_conninfo(fault_db, user="sw_app")
+    enqueue_effects(fault_db, 200, job_type="noop")
+    w = fleet.start(worker_env(app_url, fault_db, **FAST_ENV), *LEASE, "--concurrency", "4")
+    fleet.wait_started()
+    wait_until(lambda: completed(fault_db) >= 200, f"the first batch\n{fleet.logs()}")
+
+    # Freeze the worker, cut its connections, and take every free slot before it can reconnect.
+    w.signal(signal.SIGSTOP)
+    with psycopg.connect(fault_db, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 'sw_app'")
+    hogs = _hog_connections(app_url)
+    enqueue_effects(fault_db, 200, job_type="noop")
+    w.signal(signal.SIGCONT)
+    injected = time.monotonic()
+    try:
+        # A new command gets a one-line error and the configuration exit code, not a traceback.
+        cli = subprocess.run(
+            [sys.executable, "-m", "supaworker", "enqueue", "noop"],
+            env=worker_env(app_url, fault_db), capture_output=True, text=True, timeout=60, cwd=REPO,
+        )  # fmt: skip
+        assert cli.returncode == 3, cli.stderr
+        assert REFUSED.search(cli.stderr) and "Traceback" not in cli.stderr, cli.stderr
+        # The running worker says what is wrong, and keeps trying.
+        wait_until(lambda: REFUSED.search(w.log_text()), f"the worker to report the refusal\n{fleet.logs()}")
+        assert w.proc.poll() is None, f"the worker gave up\n{fleet.logs()}"
+        stalled = completed(fault_db)
+    finally:
+        for hog in hogs:
+            hog.close()
+    freed = time.monotonic()
+    recovery = wait_for_progress_after(fault_db, stalled, f"progress once connections are free\n{fleet.logs()}")
+    wait_until(lambda: drained(fault_db), f"the queue to drain\n{fleet.logs()}")
+
+    counts = status_counts(fault_db)
+    assert counts == {"completed": 400}, counts
+    listen_warnings = w.log_text().count("LISTEN unavailable")
+    assert listen_warnings == 1, f"LISTEN failures must be logged once, not {listen_warnings} times"
+    report("exhausted-connections", injected=f"{len(hogs)} idle connections filling max_connections",
+           exhausted_for_s=round(freed - injected, 2), recovery_after_release_s=recovery, jobs=400, lost=0,
+           completed=counts["completed"])  # fmt: skip
+
+
+PIN_SECONDS = float(os.environ.get("SUPAWORKER_FAULT_PIN_SECONDS", "60"))
+WINDOW_SECONDS = 10.0
+BACKLOG = 5000
+
+
+def _rate(url: str, seconds: float) -> float:
+    """Completions per second over the next `seconds` (a measurement, never asserted against a speed)."""
+    before, began = completed(url), time.monotonic()
+    time.sleep(seconds)
+    return round((completed(url) - before) / (time.monotonic() - began), 1)
+
+
+def test_queue_keeps_working_while_a_long_transaction_pins_the_vacuum_horizon(fault_db: str, fleet: Fleet) -> None:
+    stop = threading.Event()
+
+    def keep_backlog() -> None:  # jobs keep flowing in, as in production
+        while not stop.is_set():
+            if status_counts(fault_db)["pending"] < BACKLOG:
+                enqueue_effects(fault_db, BACKLOG, job_type="noop")
+            stop.wait(0.2)
+
+    producer = threading.Thread(target=keep_backlog, daemon=True)
+    producer.start()
+    try:
+        for _ in range(2):
+            fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "--concurrency", "20")
+        fleet.wait_started()
+        wait_until(lambda: completed(fault_db) > 1000, f"work to get going\n{fleet.logs()}")
+        baseline = _rate(fault_db, WINDOW_SECONDS)
+        with psycopg.connect(fault_db) as pin:
+            pin.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+            pin.execute("SELECT txid_current(), count(*) FROM supaworker.jobs")  # an xid and a snapshot, held
+            pinned_early = _rate(fault_db, WINDOW_SECONDS)
+            time.sleep(max(0.0, PIN_SECONDS - 3 * WINDOW_SECONDS))
+            pinned_late = _rate(fault_db, WINDOW_SECONDS)
+            with psycopg.connect(fault_db, autocommit=True) as admin:
+                dead = admin.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'jobs'").fetchone()[0]  # type: ignore[index]
+                admin.execute("VACUUM supaworker.jobs")  # cannot remove what the pinned snapshot may still see
+                kept = admin.execute("SELECT n_dead_tup FROM pg_stat_user_tables WHERE relname = 'jobs'").fetchone()[0]  # type: ignore[index]
+            pin.rollback()
+        after = _rate(fault_db, WINDOW_SECONDS)
+    finally:
+        stop.set()
+        producer.join(30)
+    assert pinned_late > 0, "the queue stopped while the vacuum horizon was pinned"
+    assert kept > 0, "the long transaction did not pin the horizon: the test injected nothing"
+    drop = round(100 * (1 - pinned_late / baseline), 1) if baseline else None
+    report("vacuum-horizon", injected=f"REPEATABLE READ transaction with an xid held {PIN_SECONDS:g}s",
+           baseline_jobs_per_s=baseline, pinned_first_10s=pinned_early, pinned_last_10s=pinned_late,
+           drop_pct=drop, dead_tuples=dead, dead_tuples_vacuum_could_not_remove=kept, after_release=after,
+           completed=completed(fault_db))  # fmt: skip

@@ -61,3 +61,8 @@ BEGIN
 END $$;
 
 SELECT {{schema}}.secure_schema();
+
+-- The ledger is no secret, and every role that runs supaworker (a worker role of the user's own, which is
+-- neither owner nor BYPASSRLS) must read it to check the schema version. Table privileges still decide
+-- who may read it at all: anon and authenticated have none.
+CREATE POLICY migrations_readable ON {{schema}}.migrations FOR SELECT USING (true);
