@@ -8,6 +8,7 @@ Exit codes (stable, for scripts):
     4  schema: not migrated (run `supaworker migrate`), or migrated by a newer supaworker
     5  not found: no job with that id
     6  conflict: the job's state does not allow the action (e.g. retrying a completed job)
+    7  doctor: at least one check failed
   130  stopped by a second SIGINT/SIGTERM before running jobs finished
 """
 
@@ -47,6 +48,7 @@ EXIT_CONFIG = 3
 EXIT_SCHEMA = 4
 EXIT_NOT_FOUND = 5
 EXIT_CONFLICT = 6
+EXIT_DOCTOR_FAILED = 7
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -377,3 +379,24 @@ def cancel(ctx: _Context, job_id: int, reason: str) -> None:
     """Cancel a job that has not finished (and the jobs waiting on it)."""
     status = client.cancel_job(job_id, reason, store=ctx.store())
     click.echo(f"job {job_id}: {status}")
+
+
+# -- supaworker doctor ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@pass_ctx
+@handle_errors
+def doctor(ctx: _Context, as_json: bool) -> None:
+    """Check the connection type, LISTEN, migrations, RLS, clock and table bloat; explain each fix."""
+    from . import doctor as checks
+
+    findings = checks.run_checks(ctx.profile, ctx.settings.schema_name)
+    if as_json:
+        click.echo(json.dumps(checks.as_dicts(findings), indent=2))
+    else:
+        for f in findings:
+            click.echo(f"{f.status.upper():4}  {f.check:<10}  {f.detail}")
+            if f.fix:
+                click.echo(f"{'':4}  {'':<10}  fix: {f.fix}")
+    if any(f.status == checks.FAIL for f in findings):
+        sys.exit(EXIT_DOCTOR_FAILED)
