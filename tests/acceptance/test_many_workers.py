@@ -70,8 +70,11 @@ def test_jobs_of_a_sigkilled_worker_are_rescued_and_only_they_run_twice(
 
 
 def test_flaky_jobs_are_retried_across_processes_until_they_succeed(db: str, store: Store, workers: Workers) -> None:
-    supaworker.create_jobs([{"type": "flaky", "payload": {"succeed_on": 3}, "max_attempts": 3}] * 50
-                           + [{"type": "flaky", "payload": {}, "max_attempts": 2}] * 10, store=store)  # fmt: skip
+    supaworker.create_jobs(
+        [{"type": "flaky", "payload": {"succeed_on": 3}, "max_attempts": 3}] * 50
+        + [{"type": "flaky", "payload": {}, "max_attempts": 2}] * 10,
+        store=store,
+    )
     for _ in range(2):
         workers.start(SUPAWORKER_RETRY_BASE_SECONDS="0.05")
     wait_for(lambda: unfinished(db) == 0, what="retries to finish")
