@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
@@ -124,6 +126,37 @@ class Store:
 
     def active_jobs(self, limit: int = 100, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.active_jobs, {"limit": limit}, conn)
+
+    # -- API, dashboard and metrics: bounded reads that stay cheap on a big jobs table -------------------
+    def database_now(self, conn: psycopg.Connection | None = None) -> datetime:
+        return self._value(self.q.database_now, {}, conn)
+
+    def max_job_id(self, conn: psycopg.Connection | None = None) -> int:
+        return int(self._value(self.q.max_job_id, {}, conn))
+
+    def count_jobs_capped(self, cap: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        """Rows of (status, type, count), reading at most `cap` jobs per status."""
+        return self._rows(self.q.count_jobs_capped, {"cap": cap}, conn)
+
+    def list_finished_jobs(
+        self, since: datetime, limit: int, conn: psycopg.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_finished_jobs, {"since": since, "limit": limit}, conn)
+
+    def list_running_jobs(self, limit: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_running_jobs, {"limit": limit}, conn)
+
+    def list_pending_head(self, limit: int, cap: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_pending_head, {"limit": limit, "cap": cap}, conn)
+
+    def list_recent_failures(self, limit: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_recent_failures, {"limit": limit}, conn)
+
+    def list_live_workers(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_live_workers, {}, conn)
+
+    def list_jobs_by_brief(self, brief_id: UUID | str, conn: psycopg.Connection | None = None) -> list[JobRecord]:
+        return [JobRecord.from_row(r) for r in self._rows(self.q.list_jobs_by_brief, {"brief_id": brief_id}, conn)]
 
 
 class WorkerStore:
