@@ -130,5 +130,11 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Runs `supaworker ARGS` to completion and returns the result (output captured as text)."""
     full_env = env or (subprocess_env(db) if db else {**os.environ})
-    return subprocess.run([sys.executable, "-m", "supaworker", *args], env=full_env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "supaworker", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )

@@ -58,7 +58,9 @@ def test_create_jobs_bulk_returns_ids_in_order(store: Store, conn: psycopg.Conne
         store=store,
     )
     assert len(ids) == 501 and ids == sorted(ids)
-    rows = conn.execute("SELECT id, payload->>'i', priority FROM supaworker.jobs WHERE type = 't' ORDER BY id").fetchall()
+    rows = conn.execute(
+        "SELECT id, payload->>'i', priority FROM supaworker.jobs WHERE type = 't' ORDER BY id"
+    ).fetchall()
     assert [(r[0], int(r[1]), r[2]) for r in rows] == [(ids[i], i, i % 3) for i in range(500)]
     later = conn.execute("SELECT run_at FROM supaworker.jobs WHERE id = %s", (ids[-1],)).fetchone()[0]
     assert abs((later - run_at).total_seconds()) < 0.001

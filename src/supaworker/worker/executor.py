@@ -30,7 +30,7 @@ class Outcome:
 def describe_error(exc: BaseException) -> str:
     """`Type: message` on the first line (what dashboards show), the traceback after it."""
     head = f"{type(exc).__name__}: {exc}".rstrip(": ")
-    tail = "".join(traceback.format_exception(exc)[1:]) if exc.__traceback__ else ""
+    tail = "".join(traceback.format_exception(exc)) if exc.__traceback__ else ""
     return (head + ("\n" + tail if tail else ""))[:MAX_ERROR_CHARS]
 
 

@@ -197,21 +197,22 @@ class Worker:
     def _start(self, job: Job) -> None:
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._running[job.id] = _Running(job, task)
+        # A done-callback, not a finally: a task cancelled before its first step never runs its body.
+        task.add_done_callback(lambda _: self._job_done(job.id))
+
+    def _job_done(self, job_id: int) -> None:
+        self._running.pop(job_id, None)
+        self._slot_freed.set()
 
     async def _run_job(self, job: Job) -> None:
-        fields = {"job_id": job.id, "type": job.type, "attempt": job.attempt}
-        log.debug("job started", extra=fields)
-        try:
-            outcome = await self.executor.execute(job)
-            if outcome.ok:
-                self.completer.add(job, outcome.result, outcome.duration_seconds)
-            else:
-                await self._record_failure(
-                    job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
-                )
-        finally:
-            self._running.pop(job.id, None)
-            self._slot_freed.set()
+        log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
+        outcome = await self.executor.execute(job)
+        if outcome.ok:
+            self.completer.add(job, outcome.result, outcome.duration_seconds)
+        else:
+            await self._record_failure(
+                job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
+            )
 
     async def _record_failure(self, job: Job, error: str, retryable: bool, duration: float) -> None:
         fields = {
@@ -293,7 +294,8 @@ class Worker:
             except DB_ERRORS as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 continue
-            for job_id in set(self._running) - owned:
+            # Only ids sent in this heartbeat: jobs claimed while it was in flight are not in `owned`.
+            for job_id in set(ids) - owned:
                 running = self._running.get(job_id)
                 if running is not None:
                     # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.

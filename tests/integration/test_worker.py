@@ -1,0 +1,311 @@
+"""The worker in-process on a real database: outcomes, retries, timeouts, heartbeats, fencing, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+import pytest
+
+import supaworker
+from supaworker.db import ConnectionProfile
+from supaworker.registry import Registry
+from supaworker.store import Store
+from supaworker.worker.runner import Worker, WorkerOptions
+
+FAST = {
+    "concurrency": 5,
+    "poll_interval_seconds": 0.05,
+    "job_timeout_seconds": 30.0,
+    "lease_seconds": 30.0,
+    "rescue_interval_seconds": 0.2,
+    "retry_base_seconds": 0.05,
+    "retry_cap_seconds": 0.2,
+    "shutdown_grace_seconds": 5.0,
+}
+
+
+def make_worker(db: str, registry: Registry, *, listen: bool = True, **options: Any) -> Worker:
+    return Worker(
+        ConnectionProfile(db, transaction_pooler=not listen),
+        "supaworker",
+        registry,
+        WorkerOptions(**{**FAST, **options}),
+    )
+
+
+@asynccontextmanager
+async def running(worker: Worker) -> AsyncIterator[Worker]:
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(task, 30)
+
+
+def job_row(db: str, job_id: int) -> dict[str, Any]:
+    with psycopg.connect(db) as c, c.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        return cur.execute("SELECT * FROM supaworker.jobs WHERE id = %s", (job_id,)).fetchone()
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float = 20) -> None:
+    """Polls a condition; the bound only stops a broken test from hanging, it is not a speed assertion."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached")
+        await asyncio.sleep(0.02)
+
+
+def status_is(db: str, job_id: int, *statuses: str) -> Callable[[], bool]:
+    return lambda: job_row(db, job_id)["status"] in statuses
+
+
+async def test_worker_completes_async_and_sync_jobs_with_results(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("double", lambda job: {"value": job.payload["n"] * 2})
+
+    async def shout(job: supaworker.Job) -> str:
+        return job.payload["text"].upper()
+
+    registry.register("shout", shout)
+    a = supaworker.create_job("double", {"n": 21}, store=store)
+    b = supaworker.create_job("shout", {"text": "hi"}, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, b.id, "completed"))
+        await wait_until(status_is(db, a.id, "completed"))
+    assert job_row(db, a.id)["result"] == {"value": 42}
+    assert job_row(db, b.id)["result"] == "HI"
+
+
+async def test_failing_job_is_retried_then_failed_permanently(db: str, store: Store) -> None:
+    registry = Registry()
+    calls: list[int] = []
+
+    def explode(job: supaworker.Job) -> None:
+        calls.append(job.attempt)
+        raise RuntimeError(f"attempt {job.attempt} failed")
+
+    registry.register("explode", explode)
+    j = supaworker.create_job("explode", store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, j.id, "failed"))
+    row = job_row(db, j.id)
+    assert calls == [1, 2, 3]
+    assert row["attempts"] == 3 and row["last_error"].startswith("RuntimeError: attempt 3 failed")
+    assert [e["attempt"] for e in row["errors"]] == [1, 2, 3]
+    assert "Traceback" in row["errors"][0]["error"]
+
+
+async def test_job_that_recovers_on_retry_completes(db: str, store: Store) -> None:
+    registry = Registry()
+
+    def flaky(job: supaworker.Job) -> str:
+        if job.attempt < 2:
+            raise ConnectionError("upstream down")
+        return "ok"
+
+    registry.register("flaky", flaky)
+    j = supaworker.create_job("flaky", store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, j.id, "completed"))
+    row = job_row(db, j.id)
+    assert (row["attempts"], row["result"], len(row["errors"])) == (2, "ok", 1)
+
+
+async def test_unrecoverable_error_skips_remaining_attempts(db: str, store: Store) -> None:
+    registry = Registry()
+
+    def bad(job: supaworker.Job) -> None:
+        raise supaworker.UnrecoverableError("payload is missing 'url'")
+
+    registry.register("bad", bad)
+    j = supaworker.create_job("bad", max_attempts=5, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, j.id, "failed"))
+    assert job_row(db, j.id)["attempts"] == 1
+
+
+async def test_attempt_over_its_timeout_fails_with_timeout_error(db: str, store: Store) -> None:
+    registry = Registry()
+
+    async def slow(job: supaworker.Job) -> None:
+        await asyncio.sleep(30)
+
+    registry.register("slow", slow, timeout=0.2)
+    per_job = supaworker.create_job("slow", timeout=0.1, max_attempts=2, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, per_job.id, "failed"))
+    row = job_row(db, per_job.id)
+    assert row["attempts"] == 2
+    assert row["last_error"] == "TimeoutError: job timed out after 0.1s"
+
+
+async def test_handler_timeout_applies_when_job_has_none(db: str, store: Store) -> None:
+    registry = Registry()
+
+    def sleepy(job: supaworker.Job) -> None:
+        time.sleep(1)
+
+    registry.register("sleepy", sleepy, timeout=0.2)
+    j = supaworker.create_job("sleepy", max_attempts=1, store=store)
+    async with running(make_worker(db, registry, shutdown_grace_seconds=0)):
+        await wait_until(status_is(db, j.id, "failed"))
+    assert job_row(db, j.id)["last_error"] == "TimeoutError: job timed out after 0.2s"
+
+
+async def test_busy_sync_handler_does_not_stop_the_heartbeat(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("cpu", lambda job: time.sleep(2.5) or "done")
+    j = supaworker.create_job("cpu", store=store)
+    # Lease of 0.9 s: without heartbeats the rescuer (every 0.2 s) would take the job back mid-run.
+    async with running(make_worker(db, registry, lease_seconds=0.9)):
+        await wait_until(status_is(db, j.id, "completed"))
+    row = job_row(db, j.id)
+    assert (row["attempts"], row["errors"]) == (1, [])
+
+
+async def test_late_completion_from_worker_that_lost_the_job_is_rejected(db: str, store: Store) -> None:
+    registry = Registry()
+    release = asyncio.Event()
+
+    async def waits(job: supaworker.Job) -> str:
+        await release.wait()
+        return "late"
+
+    registry.register("waits", waits)
+    j = supaworker.create_job("waits", store=store)
+    worker = make_worker(db, registry)
+    async with running(worker):
+        await wait_until(status_is(db, j.id, "processing"))
+        with psycopg.connect(db, autocommit=True) as c:  # another worker took it over after a rescue
+            c.execute(
+                "UPDATE supaworker.jobs SET worker_id = 'worker-other', attempts = 2, max_attempts = 3 WHERE id = %s",
+                (j.id,),
+            )
+        release.set()
+        await wait_until(lambda: worker.completer.rejected == 1)
+    row = job_row(db, j.id)
+    assert (row["status"], row["worker_id"], row["result"]) == ("processing", "worker-other", None)
+
+
+async def test_cancelled_running_job_is_stopped_at_next_heartbeat(db: str, store: Store) -> None:
+    registry = Registry()
+    cancelled = asyncio.Event()
+
+    async def forever(job: supaworker.Job) -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    registry.register("forever", forever)
+    j = supaworker.create_job("forever", store=store)
+    worker = make_worker(db, registry, lease_seconds=0.6)
+    async with running(worker):
+        await wait_until(status_is(db, j.id, "processing"))
+        supaworker.cancel_job(j.id, store=store)
+        await asyncio.wait_for(cancelled.wait(), 10)
+        await wait_until(lambda: worker.active_jobs == 0)
+    assert job_row(db, j.id)["status"] == "cancelled"
+
+
+async def test_graceful_stop_lets_short_jobs_finish_and_releases_long_ones(db: str, store: Store) -> None:
+    registry = Registry()
+
+    async def sleep_for(job: supaworker.Job) -> str:
+        await asyncio.sleep(job.payload["seconds"])
+        return "finished"
+
+    registry.register("sleep", sleep_for)
+    short = supaworker.create_job("sleep", {"seconds": 0.3}, store=store)
+    long = supaworker.create_job("sleep", {"seconds": 60}, store=store)
+    worker = make_worker(db, registry, shutdown_grace_seconds=1.0)
+    task = asyncio.create_task(worker.run())
+    await wait_until(lambda: worker.active_jobs == 2)
+    worker.request_stop()
+    await asyncio.wait_for(task, 20)
+    assert job_row(db, short.id)["status"] == "completed"
+    released = job_row(db, long.id)
+    assert (released["status"], released["attempts"], released["worker_id"]) == ("pending", 0, None)
+
+
+async def test_idle_worker_wakes_on_notify_long_before_its_poll(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("ping", lambda job: "pong")
+    async with running(make_worker(db, registry, poll_interval_seconds=120)) as worker:
+        await asyncio.sleep(0.5)  # idle and listening
+        j = supaworker.create_job("ping", store=store)
+        # Without NOTIFY the next claim would come in 120 s; the 20 s bound would fail.
+        await wait_until(status_is(db, j.id, "completed"))
+        assert worker.completer.completed == 1
+
+
+async def test_worker_without_listen_still_finds_jobs_by_polling(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("ping", lambda job: "pong")
+    async with running(make_worker(db, registry, listen=False, poll_interval_seconds=0.1)):
+        await asyncio.sleep(0.3)
+        j = supaworker.create_job("ping", store=store)
+        await wait_until(status_is(db, j.id, "completed"))
+
+
+async def test_worker_claims_only_types_it_has_handlers_for(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("mine", lambda job: 1)
+    mine = supaworker.create_job("mine", store=store)
+    theirs = supaworker.create_job("theirs", store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, mine.id, "completed"))
+        await asyncio.sleep(0.3)
+    assert job_row(db, theirs.id)["status"] == "pending"
+
+
+async def test_result_that_is_not_json_fails_the_attempt(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("weird", lambda job: {"when": object()})
+    j = supaworker.create_job("weird", max_attempts=1, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, j.id, "failed"))
+    assert "not JSON-serialisable" in job_row(db, j.id)["last_error"]
+
+
+async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Store) -> None:
+    registry = Registry()
+    order: list[str] = []
+    registry.register("step", lambda job: order.append(job.payload["name"]) or job.payload["name"])
+    parent, child = supaworker.create_jobs(
+        [{"type": "step", "payload": {"name": "first"}}, {"type": "step", "payload": {"name": "second"}}], store=store
+    )
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("UPDATE supaworker.jobs SET status = 'waiting' WHERE id = %s", (child,))
+        c.execute("INSERT INTO supaworker.job_dependencies VALUES (%s, %s)", (child, parent))
+    async with running(make_worker(db, registry, poll_interval_seconds=60)):
+        await wait_until(status_is(db, child, "completed"))
+    assert order == ["first", "second"]
+
+
+@pytest.mark.parametrize("concurrency", [1, 7])
+async def test_worker_never_runs_more_than_its_concurrency(db: str, store: Store, concurrency: int) -> None:
+    registry = Registry()
+    current = peak = 0
+
+    async def track(job: supaworker.Job) -> None:
+        nonlocal current, peak
+        current += 1
+        peak = max(peak, current)
+        await asyncio.sleep(0.01)
+        current -= 1
+
+    registry.register("track", track)
+    ids = supaworker.create_jobs([{"type": "track"}] * 60, store=store)
+    async with running(make_worker(db, registry, concurrency=concurrency)):
+        await wait_until(status_is(db, ids[-1], "completed"))
+        await wait_until(lambda: all(job_row(db, i)["status"] == "completed" for i in ids))
+    assert peak == concurrency
