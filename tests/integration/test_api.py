@@ -295,21 +295,24 @@ def read_events(response: httpx.Response) -> Iterator[tuple[str, dict]]:
 
 def test_events_stream_job_changes(store: Store, db: str, conn: psycopg.Connection) -> None:
     app = make_app(store, db)
-    with serve(app) as base, httpx.Client(base_url=base, headers=AUTH, timeout=30) as http:
-        with http.stream("GET", "/api/events") as stream:
-            assert stream.headers["content-type"].startswith("text/event-stream")
-            events = read_events(stream)
-            assert next(events)[0] == "hello"
-            job = http.post("/api/jobs", json={"type": "analysis", "brief_id": str(uuid.uuid4())}).json()["job"]
-            name, data = next(events)
-            assert name == "change" and data["totals"]["pending"] == 1 and data["created"] == 1
-            complete(conn, claim(conn))
-            finished = next(d for n, d in events if any(j["status"] == "completed" for j in d["jobs"]))
-            assert finished["jobs"][-1] == {
-                "id": job["id"], "type": "analysis", "status": "completed", "brief_id": job["brief_id"],
-            }  # fmt: skip
-            assert finished["briefs"] == [job["brief_id"]]
-            assert finished["totals"]["completed"] == 1
+    with (
+        serve(app) as base,
+        httpx.Client(base_url=base, headers=AUTH, timeout=30) as http,
+        http.stream("GET", "/api/events") as stream,
+    ):
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = read_events(stream)
+        assert next(events)[0] == "hello"
+        job = http.post("/api/jobs", json={"type": "analysis", "brief_id": str(uuid.uuid4())}).json()["job"]
+        name, data = next(events)
+        assert name == "change" and data["totals"]["pending"] == 1 and data["created"] == 1
+        complete(conn, claim(conn))
+        finished = next(d for n, d in events if any(j["status"] == "completed" for j in d["jobs"]))
+        assert finished["jobs"][-1] == {
+            "id": job["id"], "type": "analysis", "status": "completed", "brief_id": job["brief_id"],
+        }  # fmt: skip
+        assert finished["briefs"] == [job["brief_id"]]
+        assert finished["totals"]["completed"] == 1
 
 
 def test_events_need_the_key_when_reads_are_closed(api: TestClient) -> None:
