@@ -180,6 +180,7 @@ def _import_modules(modules: Sequence[str]) -> None:
 @click.option("--job-timeout-ms", type=click.IntRange(min=1), help="Default per-attempt timeout.")
 @click.option("--lease-seconds", type=click.FloatRange(min=0.1), help="Lease length; heartbeat every third of it.")
 @click.option("--shutdown-grace", type=click.FloatRange(min=0), help="Seconds running jobs get on shutdown.")
+@click.option("--prefetch", type=click.IntRange(min=0), help="Jobs claimed ahead of free slots (default: concurrency).")
 @pass_ctx
 @handle_errors
 def worker(
@@ -193,6 +194,7 @@ def worker(
     job_timeout_ms: int | None,
     lease_seconds: float | None,
     shutdown_grace: float | None,
+    prefetch: int | None,
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
     from .worker.main import run_worker
@@ -220,6 +222,7 @@ def worker(
             ("--job-timeout-ms", job_timeout_ms),
             ("--lease-seconds", lease_seconds),
             ("--shutdown-grace", shutdown_grace),
+            ("--prefetch", prefetch),
         ):
             if value is not None:
                 child += [flag, str(value)]
@@ -235,6 +238,7 @@ def worker(
         job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
         lease_seconds=lease_seconds,
         shutdown_grace_seconds=shutdown_grace,
+        prefetch=prefetch,
         types=list(types) or None,
         queues=list(queues) or None,
     )

@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -50,6 +51,13 @@ class WorkerOptions:
     shutdown_grace_seconds: float
     queues: Sequence[str] | None = None
     types: Sequence[str] | None = None  # default: every type with a handler
+    # Jobs claimed ahead of free slots, so claims come in batches. They hold a lease like running jobs (the
+    # heartbeat renews it), so a crash strands them only until the lease runs out. None: same as concurrency.
+    prefetch: int | None = None
+
+    @property
+    def capacity(self) -> int:
+        return self.concurrency + (self.concurrency if self.prefetch is None else self.prefetch)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> WorkerOptions:
@@ -102,6 +110,7 @@ class Worker:
         self.store = WorkerStore(self.pool, schema)
         self.executor = Executor(registry, options.job_timeout_seconds, threads=options.concurrency + 2)
         self._running: dict[int, _Running] = {}
+        self._queued: deque[Job] = deque()  # claimed, waiting for a slot
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -167,21 +176,21 @@ class Worker:
     # -- claiming -------------------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         delay = RECONNECT_DELAY_SECONDS
+        concurrency, capacity = self.options.concurrency, self.options.capacity
+        # With a local queue, wait until a useful batch is free rather than claiming one job at a time.
+        batch_floor = max(1, (capacity - concurrency) // 2)
         while not self._stopping.is_set():
             self._slot_freed.clear()
-            # Buffered completions hold their slot too: bounds what a crash can make run twice.
-            free = (
-                self.options.concurrency
-                - len(self._running)
-                - max(0, self.completer.backlog - self.options.concurrency)
-            )
-            if free <= 0:
+            # Buffered completions beyond one slot's worth count too: bounds what a crash can make run twice.
+            in_hand = len(self._running) + len(self._queued) + max(0, self.completer.backlog - concurrency)
+            want = capacity - in_hand
+            if want <= 0 or (want < batch_floor and self._queued):
                 await self._slot_freed.wait()
                 continue
             self._wakeup.clear()
             try:
                 jobs = await self.store.claim_jobs(
-                    self.worker_id, self.types, free, self.options.lease_seconds, self.options.queues
+                    self.worker_id, self.types, want, self.options.lease_seconds, self.options.queues
                 )
                 delay = RECONNECT_DELAY_SECONDS
             except DB_ERRORS as exc:
@@ -189,10 +198,14 @@ class Worker:
                 await self._sleep_unless_stopping(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
                 continue
-            for job in jobs:
-                self._start(job)
-            if len(jobs) < free:
+            self._queued.extend(jobs)
+            self._start_queued()
+            if len(jobs) < want:
                 await self._wait_for_work()
+
+    def _start_queued(self) -> None:
+        while self._queued and len(self._running) < self.options.concurrency and not self._stopping.is_set():
+            self._start(self._queued.popleft())
 
     def _start(self, job: Job) -> None:
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
@@ -202,6 +215,7 @@ class Worker:
 
     def _job_done(self, job_id: int) -> None:
         self._running.pop(job_id, None)
+        self._start_queued()
         self._slot_freed.set()
 
     async def _run_job(self, job: Job) -> None:
@@ -286,7 +300,7 @@ class Worker:
         interval = self.options.lease_seconds / 3
         while True:
             await asyncio.sleep(interval)
-            ids = list(self._running) + self.completer.job_ids()
+            ids = list(self._running) + [job.id for job in self._queued] + self.completer.job_ids()
             if not ids:
                 continue
             try:
@@ -295,7 +309,10 @@ class Worker:
                 log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 continue
             # Only ids sent in this heartbeat: jobs claimed while it was in flight are not in `owned`.
-            for job_id in set(ids) - owned:
+            lost = set(ids) - owned
+            if lost and self._queued:
+                self._queued = deque(job for job in self._queued if job.id not in lost)
+            for job_id in lost:
                 running = self._running.get(job_id)
                 if running is not None:
                     # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
@@ -333,7 +350,10 @@ class Worker:
 
     # -- shutdown -------------------------------------------------------------------------------------
     async def _finish_running(self) -> None:
-        """Lets running jobs finish within the grace period, then hands the rest back to the queue."""
+        """Hands back jobs that never started at once, lets running jobs finish within the grace period, then
+        hands back what is still running."""
+        never_started, self._queued = list(self._queued), deque()
+        await self._release(never_started)
         if self._running:
             log.info(
                 "waiting for running jobs",
@@ -342,20 +362,23 @@ class Worker:
             tasks = [r.task for r in self._running.values()]
             await asyncio.wait(tasks, timeout=self.options.shutdown_grace_seconds)
         leftover = list(self._running.values())
-        if leftover:
-            ids = [r.job.id for r in leftover]
-            attempts = [r.job.attempt for r in leftover]
-            for r in leftover:
-                r.task.cancel()
-            try:
-                released = await self.store.release_jobs(self.worker_id, ids, attempts)
-                log.warning("released unfinished jobs", extra={"jobs": len(released), "ids": ids[:20]})
-            except DB_ERRORS as exc:
-                log.error(
-                    "could not release jobs; they return when their lease expires",
-                    extra={"error": str(exc).strip(), "ids": ids[:20]},
-                )
-            await asyncio.gather(*(r.task for r in leftover), return_exceptions=True)
+        for r in leftover:
+            r.task.cancel()
+        await self._release([r.job for r in leftover])
+        await asyncio.gather(*(r.task for r in leftover), return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.completer.drain()
+
+    async def _release(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        ids = [job.id for job in jobs]
+        try:
+            released = await self.store.release_jobs(self.worker_id, ids, [job.attempt for job in jobs])
+            log.warning("released unfinished jobs", extra={"jobs": len(released), "ids": ids[:20]})
+        except DB_ERRORS as exc:
+            log.error(
+                "could not release jobs; they return when their lease expires",
+                extra={"error": str(exc).strip(), "ids": ids[:20]},
+            )
