@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from .config import Settings, get_settings
 from .db import probe, resolve_conninfo
+from .dependencies import MAX_KEY_LENGTH, check_depends_on, check_parents, topological_order
 from .errors import InvalidJob, InvalidTransition, JobNotFound
 from .job import JobRecord
 from .store import Store
@@ -70,6 +71,7 @@ def validate_job(
     timeout: float | None = None,
     brief_id: UUID | str | None = None,
     queue: str = "default",
+    depends_on: Iterable[int] | None = None,
 ) -> dict[str, Any]:
     """Checks a job's fields and returns the row to insert; raises InvalidJob naming the bad field."""
     if not isinstance(type, str) or not type.strip():
@@ -100,6 +102,7 @@ def validate_job(
             brief_id = brief_id if isinstance(brief_id, UUID) else UUID(str(brief_id))
         except ValueError:
             raise InvalidJob(f"brief_id must be a UUID, not {brief_id!r}") from None
+    parents = check_depends_on(depends_on)
     return {
         "type": type,
         "queue": queue,
@@ -110,6 +113,8 @@ def validate_job(
         "delay": float(delay or 0),
         "timeout_seconds": float(timeout) if timeout is not None else None,
         "brief_id": brief_id,
+        "depends_on": parents,
+        "status": "waiting" if parents else "pending",
     }
 
 
@@ -128,10 +133,16 @@ def create_job(
     timeout: float | None = None,
     brief_id: UUID | str | None = None,
     queue: str = "default",
+    depends_on: Iterable[int] | None = None,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
 ) -> JobRecord:
-    """Enqueues one job and returns its row."""
+    """Enqueues one job and returns its row.
+
+    With `depends_on` (ids of existing jobs) it starts `waiting` and becomes runnable in the transaction that
+    completes the last of them; if one fails for good it is cancelled with the reason. Unknown ids, and
+    parents that already failed or were cancelled, are rejected (InvalidJob) before anything is written.
+    """
     row = validate_job(
         type,
         payload,
@@ -142,8 +153,26 @@ def create_job(
         timeout=timeout,
         brief_id=brief_id,
         queue=queue,
+        depends_on=depends_on,
     )
-    return _store_for(conn, store).insert_job(row, conn)
+    s = _store_for(conn, store)
+    if not row["depends_on"]:
+        return s.insert_job(row, conn)
+    parents: list[int] = row["depends_on"]
+    with s.transaction(conn) as c:
+        row["status"] = check_parents("the job", parents, s.lock_parent_jobs(parents, c))
+        job = s.insert_job(row, c)
+        insert_dependencies(s, [(job.id, p) for p in parents], c)
+    job.extra["depends_on"] = sorted(parents)
+    return job
+
+
+def insert_dependencies(s: Store, pairs: list[tuple[int, int]], conn: psycopg.Connection) -> None:
+    """Records dependency pairs; the database's own check (a cycle, a dead parent) becomes InvalidJob."""
+    try:
+        s.insert_job_dependencies(pairs, conn)
+    except (psycopg.errors.CheckViolation, psycopg.errors.ForeignKeyViolation) as exc:
+        raise InvalidJob(str(exc).splitlines()[0]) from None
 
 
 def create_jobs(
@@ -154,15 +183,26 @@ def create_jobs(
 ) -> list[int]:
     """Enqueues many jobs in one round trip (COPY) and returns their ids, in order.
 
-    Each item is a mapping with the keyword arguments of `create_job` (`type` required). All are
-    validated before anything is written.
+    Each item is a mapping with the keyword arguments of `create_job` (`type` required). An item may also
+    have a `key` (a string unique in the batch), and its `depends_on` may name other items of the batch by
+    key as well as existing jobs by id, so a whole graph is created at once (a cycle is rejected). Parents
+    always get smaller ids than their children. All are validated before anything is written.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
+    keys: list[str | None] = []
+    refs: list[list[int | str]] = []
     for index, job in enumerate(jobs):
         if not isinstance(job, Mapping) or "type" not in job:
             raise InvalidJob(f"job #{index}: each job must be a mapping with a 'type'")
+        fields = dict(job)
+        key = fields.pop("key", None)
         try:
-            row = validate_job(**job)
+            if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH):
+                raise InvalidJob(f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+            if key is not None and key in keys:
+                raise InvalidJob(f"key {key!r} is used by more than one job")
+            job_refs = check_depends_on(fields.pop("depends_on", None), allow_keys=True)
+            row = validate_job(**fields)
         except TypeError as exc:
             raise InvalidJob(f"job #{index}: {exc}") from None
         except InvalidJob as exc:
@@ -170,7 +210,38 @@ def create_jobs(
         if row["delay"]:
             raise InvalidJob(f"job #{index}: bulk jobs take run_at, not delay")
         rows.append(row)
-    return _store_for(conn, store).insert_jobs(rows, conn)
+        keys.append(key)
+        refs.append(job_refs)
+    s = _store_for(conn, store)
+    if not any(refs):
+        return s.insert_jobs(rows, conn)
+
+    index_of = {key: i for i, key in enumerate(keys) if key is not None}
+    edges: dict[int, list[int]] = {}
+    for i, job_refs in enumerate(refs):
+        for ref in job_refs:
+            if isinstance(ref, str):
+                if ref not in index_of:
+                    raise InvalidJob(f"job #{i} depends on {ref!r}, which is no job's key in this batch")
+                edges.setdefault(i, []).append(index_of[ref])
+    order = topological_order(keys, edges)
+    external = sorted({ref for job_refs in refs for ref in job_refs if isinstance(ref, int)})
+    with s.transaction(conn) as c:
+        statuses = s.lock_parent_jobs(external, c) if external else {}
+        for i, job_refs in enumerate(refs):
+            if job_refs:
+                ids = [ref for ref in job_refs if isinstance(ref, int)]
+                status = check_parents(f"job #{i}", ids, statuses)
+                rows[i]["status"] = "waiting" if i in edges else status
+        ids_in_order = s.insert_jobs([rows[i] for i in order], c)
+        id_of = dict(zip(order, ids_in_order, strict=True))
+        pairs = [
+            (id_of[i], id_of[index_of[ref]] if isinstance(ref, str) else ref)
+            for i, job_refs in enumerate(refs)
+            for ref in job_refs
+        ]
+        insert_dependencies(s, pairs, c)
+    return [id_of[i] for i in range(len(rows))]
 
 
 def get_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> JobRecord:
@@ -188,6 +259,14 @@ def retry_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Sto
         job = s.get_job(job_id, conn)
         if job is None:
             raise JobNotFound(f"no job with id {job_id}")
+        if job.status in ("failed", "cancelled"):
+            parents = s.lock_parent_jobs(job.extra.get("depends_on") or [], conn)
+            dead = sorted(p for p, st in parents.items() if st in ("failed", "cancelled"))
+            if dead:
+                raise InvalidTransition(
+                    f"job {job_id} depends on job {dead[0]}, which is {parents[dead[0]]}: retry job {dead[0]} "
+                    "instead (its cancelled dependents come back with it)"
+                )
         raise InvalidTransition(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
     return status
 

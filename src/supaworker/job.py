@@ -14,8 +14,9 @@ from .states import JobStatus
 class Job:
     """One claimed attempt of a job, as handed to its handler.
 
-    `attempt` is 1 on the first run. `upstream` holds the results of the jobs this one depends on, by
-    their type (the previous steps of a pipeline).
+    `attempt` is 1 on the first run. `upstream` holds the results of the completed jobs this one depends
+    on, directly or through others (the previous steps of a pipeline), by job type; when two share a type
+    the nearer one wins, and `upstream_by_id` has every one of them by job id.
     """
 
     id: int
@@ -31,7 +32,9 @@ class Job:
     created_at: datetime
     started_at: datetime
     worker_id: str = ""
+    has_parents: bool = False
     upstream: dict[str, Any] = field(default_factory=dict)
+    upstream_by_id: dict[int, Any] = field(default_factory=dict)
 
     @classmethod
     def from_claim(cls, row: tuple[Any, ...], worker_id: str) -> Job:
@@ -49,6 +52,7 @@ class Job:
             run_at,
             created_at,
             started_at,
+            has_parents,
         ) = row
         return cls(
             id_,
@@ -64,6 +68,7 @@ class Job:
             created_at,
             started_at,
             worker_id,
+            bool(has_parents),
         )
 
 

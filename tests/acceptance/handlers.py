@@ -44,3 +44,10 @@ def flaky(job: supaworker.Job) -> str:
     if job.attempt < job.payload.get("succeed_on", 99):
         raise RuntimeError(f"flaky attempt {job.attempt}")
     return "recovered"
+
+
+@supaworker.handler("crash")
+def crash(job: supaworker.Job) -> None:
+    """A poison job: takes its whole worker process down."""
+    record(job)
+    os.kill(os.getpid(), 9)

@@ -220,6 +220,8 @@ class Worker:
 
     async def _run_job(self, job: Job) -> None:
         log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
+        if job.has_parents:
+            await self._load_upstream(job)
         outcome = await self.executor.execute(job)
         if outcome.ok:
             self.completer.add(job, outcome.result, outcome.duration_seconds)
@@ -227,6 +229,22 @@ class Worker:
             await self._record_failure(
                 job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
             )
+
+    async def _load_upstream(self, job: Job) -> None:
+        """Gives a dependent job the results of the steps before it (retrying while the database is away;
+        the lease stays alive meanwhile, and a stop cancels this task and releases the job)."""
+        delay = RECONNECT_DELAY_SECONDS
+        while True:
+            try:
+                rows = await self.store.upstream_results(job.id)
+                break
+            except DB_ERRORS as exc:
+                log.warning("loading upstream results failed, retrying", extra={"job_id": job.id, "error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
+        for parent_id, parent_type, result, _depth in rows:  # farthest first: the nearest of a type wins
+            job.upstream[parent_type] = result
+            job.upstream_by_id[parent_id] = result
 
     async def _record_failure(self, job: Job, error: str, retryable: bool, duration: float) -> None:
         fields = {
