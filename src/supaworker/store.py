@@ -198,9 +198,6 @@ class Store:
     def list_live_workers(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.list_live_workers, {}, conn)
 
-    def list_jobs_by_brief(self, brief_id: UUID | str, conn: psycopg.Connection | None = None) -> list[JobRecord]:
-        return [JobRecord.from_row(r) for r in self._rows(self.q.list_jobs_by_brief, {"brief_id": brief_id}, conn)]
-
 
 class WorkerStore:
     """The worker's queries, on an async pool in autocommit mode (each call is its own transaction)."""

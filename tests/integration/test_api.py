@@ -253,7 +253,16 @@ def test_cancel_with_a_bad_reason_gets_422_and_changes_nothing(api: TestClient, 
 def test_openapi_is_published_at_docs(open_api: TestClient) -> None:
     assert open_api.get("/docs").status_code == 200
     paths = open_api.get("/openapi.json").json()["paths"]
-    for path in ("/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/retry", "/api/briefs", "/api/events"):
+    for path in (
+        "/api/jobs",
+        "/api/jobs/{job_id}",
+        "/api/jobs/{job_id}/retry",
+        "/api/briefs",
+        "/api/briefs/{brief_id}",
+        "/api/briefs/{brief_id}/retry",
+        "/api/briefs/{brief_id}/cancel",
+        "/api/events",
+    ):
         assert path in paths
 
 

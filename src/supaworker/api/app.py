@@ -37,13 +37,11 @@ CLIENT_RETRY_MS = 2000
 
 _STATUS_OF_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (errors.JobNotFound, 404),
+    (errors.BriefNotFound, 404),
     (errors.InvalidTransition, 409),
     (errors.InvalidJob, 422),
     (errors.DatabaseUnavailable, 503),
 )
-_BriefNotFound = getattr(errors, "BriefNotFound", None)
-if _BriefNotFound is not None:
-    _STATUS_OF_ERROR = ((_BriefNotFound, 404), *_STATUS_OF_ERROR)
 
 
 def create_app(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 
 from .. import client
-from ..errors import InvalidJob
+from ..errors import BriefNotFound, InvalidJob
 from ..states import JobStatus
 from ..store import Store
 from .auth import require_read, require_write
@@ -24,10 +24,12 @@ QUEUE_LIMIT = 100
 
 
 def store_of(request: Request) -> Store:
+    """The Store the app was created with."""
     return request.app.state.store
 
 
-def _poke(request: Request) -> None:
+def poke_feed(request: Request) -> None:
+    """Asks the change feed for a sample soon, so viewers see a write through the API at once."""
     feed = getattr(request.app.state, "feed", None)
     if feed is not None:
         feed.poke()
@@ -62,7 +64,10 @@ def jobs_action(
             bid = UUID(brief_id)
         except ValueError:
             raise HTTPException(400, f"brief_id must be a UUID, not {brief_id!r}") from None
-        jobs = [j.to_dict() for j in store.list_jobs_by_brief(bid)]
+        steps = store.brief_jobs(bid)
+        if not steps and store.get_brief(bid) is None:
+            raise BriefNotFound(f"no brief with id {bid}")
+        jobs = [j.to_dict() for j in steps]
         return {"action": action, "brief_id": str(bid), "count": len(jobs), "jobs": jsonable_encoder(jobs)}
     if status is not None and status not in JobStatus.__members__.values():
         raise HTTPException(400, f"status must be one of {', '.join(s.value for s in JobStatus)}, not {status!r}")
@@ -83,7 +88,7 @@ def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
         job = client.create_job(fields.pop("type"), fields.pop("payload"), store=store_of(request), **fields)
     except InvalidJob as exc:
         raise _unprocessable(exc) from None
-    _poke(request)
+    poke_feed(request)
     return {"job": jsonable_encoder(job.to_dict())}
 
 
@@ -96,7 +101,7 @@ def get_job(request: Request, job_id: int) -> dict[str, Any]:
 def retry_job(request: Request, job_id: int) -> dict[str, Any]:
     store = store_of(request)
     client.retry_job(job_id, store=store)
-    _poke(request)
+    poke_feed(request)
     return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
 
 
@@ -104,7 +109,7 @@ def retry_job(request: Request, job_id: int) -> dict[str, Any]:
 def cancel_job(request: Request, job_id: int, body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
     store = store_of(request)
     client.cancel_job(job_id, (body or CancelRequest()).reason, store=store)
-    _poke(request)
+    poke_feed(request)
     return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
 
 

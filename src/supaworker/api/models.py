@@ -6,11 +6,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
+from .. import briefs, pipelines
 from ..client import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH
-
-MAX_TEXT_LENGTH = 20_000
 
 
 class JobCreate(BaseModel):
@@ -30,16 +29,31 @@ class JobCreate(BaseModel):
 
 
 class BriefCreate(BaseModel):
-    """`POST /api/briefs`, as the old system's clients send it."""
+    """`POST /api/briefs`, as the old system's clients send it. The checks match `validate_brief`, so a
+    bad field is named in the 422 and nothing is written."""
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=255)
-    title: str = Field("", max_length=500)
-    description: str = Field("", max_length=MAX_TEXT_LENGTH)
-    query: str = Field(min_length=1, max_length=MAX_TEXT_LENGTH)
-    media_type: str = Field(description="video, image, audio or text.")
-    use_pipeline: bool = False
+    user_id: str = Field(min_length=1, max_length=briefs.MAX_USER_ID_LENGTH, description="Who the brief is for.")
+    title: str = Field("", max_length=briefs.MAX_TITLE_LENGTH)
+    description: str = Field("", max_length=briefs.MAX_TEXT_LENGTH)
+    query: str = Field(min_length=1, max_length=briefs.MAX_TEXT_LENGTH, description="What to make.")
+    media_type: str = Field(description=f"One of {', '.join(pipelines.MEDIA_TYPES)}.")
+    use_pipeline: StrictBool = Field(False, description="Run the media type's whole pipeline, not only analysis.")
+
+    @field_validator("user_id", "query")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        return value
+
+    @field_validator("media_type")
+    @classmethod
+    def _known_media_type(cls, value: str) -> str:
+        if value not in pipelines.MEDIA_TYPES:
+            raise ValueError(f"must be one of {', '.join(pipelines.MEDIA_TYPES)}")
+        return value
 
 
 class CancelRequest(BaseModel):
