@@ -143,6 +143,10 @@ class Store:
     def brief_jobs(self, brief_id: UUID, conn: psycopg.Connection | None = None) -> list[JobRecord]:
         return [JobRecord.from_row(r) for r in self._rows(self.q.brief_jobs, {"id": brief_id}, conn)]
 
+    def list_brief_steps(self, brief_ids: Sequence[UUID], conn: psycopg.Connection | None = None) -> list[JobRecord]:
+        """The jobs of every brief in `brief_ids`, by brief and creation order."""
+        return [JobRecord.from_row(r) for r in self._rows(self.q.list_brief_steps, {"ids": list(brief_ids)}, conn)]
+
     def list_briefs(
         self,
         *,

@@ -1,23 +1,35 @@
 """The dashboard in a real browser (Debian's Chromium driven by Playwright): live updates without a reload,
-retry from the page with the key, and hostile job data shown as text. Screenshots go to artifacts/."""
+retry from the page with the key, hostile job data shown as text, and briefs run by a real worker with the
+built-in handlers. Screenshots go to test-artifacts/ (gitignored)."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from supaworker.pipelines import PIPELINES
 from supaworker.store import Store
+from tests.acceptance.pipeline_support import WorkerProcess
 from tests.conftest import REPO
 from tests.integration.api_support import AUTH, KEY, claim, complete, fail, make_app, serve, wait_until
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = REPO / "artifacts"
+ARTIFACTS = REPO / "test-artifacts"
+BRIEF_WAIT_MS = 120_000  # only bounds a broken run; each wait ends as soon as the page shows the state
+BRIEF = {
+    "user_id": "user-1",
+    "title": "My Video Project",
+    "description": "Create a video about AI",
+    "query": "Generate a video about artificial intelligence",
+    "media_type": "video",
+    "use_pipeline": True,
+}
 HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
@@ -95,35 +107,77 @@ def test_dashboard_updates_live_retries_from_the_page_and_shows_html_as_text(
         screenshot(page, "dashboard-jobs.png")
 
 
-@pytest.mark.skipif(importlib.util.find_spec("supaworker.briefs") is None, reason="briefs are not in this build yet")
-def test_brief_created_through_the_api_shows_its_steps_completing_live(
-    store: Store, db: str, conn: psycopg.Connection, browser_page: object
+def steps_of(page: Any, brief_id: str) -> list[tuple[str, str]]:
+    """(type, status) of each step the page shows for a brief."""
+    return page.eval_on_selector_all(
+        f"#brief-{brief_id} li.step", "steps => steps.map(s => [s.dataset.step, s.dataset.status])"
+    )
+
+
+def wait_for_steps(page: Any, brief_id: str, expected: list[str]) -> None:
+    """Waits until the page shows the brief's steps in exactly these statuses (pushed over SSE, no reload)."""
+    page.wait_for_function(
+        "([id, expected]) => JSON.stringify([...document.querySelectorAll(`#brief-${id} li.step`)]"
+        ".map(s => s.dataset.status)) === JSON.stringify(expected)",
+        arg=[brief_id, expected],
+        timeout=BRIEF_WAIT_MS,
+    )
+
+
+def test_briefs_run_by_a_real_worker_show_their_steps_completing_live_and_a_failed_step_retries_from_the_page(
+    store: Store, db: str, browser_page: Any, tmp_path: Path
 ) -> None:
     page = browser_page
+    flag = tmp_path / "render-is-broken"
+    worker = WorkerProcess(
+        db,
+        tmp_path / "worker.log",
+        "--import",
+        "tests.acceptance.flaky_render",
+        SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
+        FAIL_RENDER_FLAG=str(flag),
+    )
     app = make_app(store, db, public_reads=True)
-    with serve(app) as base, httpx.Client(base_url=base, headers=AUTH) as http:
-        page.goto(f"{base}/test-worker")  # type: ignore[attr-defined]
-        page.locator("#live.on").wait_for()  # type: ignore[attr-defined]
-        body = {
-            "user_id": "user-1",
-            "title": "My <i>Video</i> Project",
-            "description": "Create a video about AI",
-            "query": "Generate a video about artificial intelligence",
-            "media_type": "video",
-            "use_pipeline": True,
-        }
-        created = http.post("/api/briefs", json=body)
-        assert created.status_code == 201, created.text
-        brief = created.json()["brief"]
-        steps = page.locator(f"#brief-{brief['id']} li.step")  # type: ignore[attr-defined]
-        steps.first.wait_for()
-        assert steps.count() == 4
-        assert "My <i>Video</i> Project" in page.inner_text(f"#brief-{brief['id']} .title")  # type: ignore[attr-defined]
-        for _ in range(4):  # a worker's part, one step at a time
-            complete(conn, claim(conn))
-        page.wait_for_function(  # type: ignore[attr-defined]
-            f"[...document.querySelectorAll('#brief-{brief['id']} li.step')]"
-            ".every(s => s.dataset.status === 'completed')"
-        )
-        assert page.get_attribute(f"#brief-{brief['id']}", "data-status") == "completed"  # type: ignore[attr-defined]
-        screenshot(page, "dashboard-brief.png")
+    try:
+        with serve(app) as base, httpx.Client(base_url=base, headers=AUTH) as http:
+            page.goto(f"{base}/test-worker")
+            page.fill("#key", KEY)
+            page.click("#key-form button")
+            page.locator("#live.on").wait_for()
+            page.evaluate("window.notReloaded = true")
+
+            # A text brief through the API: the built-in handlers run each step, and the page follows.
+            text = http.post("/api/briefs", json={**BRIEF, "media_type": "text", "title": "Release notes"})
+            assert text.status_code == 201, text.text
+            text_id = text.json()["brief"]["id"]
+            page.locator(f"#brief-{text_id} li.step").first.wait_for()
+            assert [t for t, _ in steps_of(page, text_id)] == list(PIPELINES["text"])
+            wait_for_steps(page, text_id, ["completed"] * 3)
+            assert page.get_attribute(f"#brief-{text_id}", "data-status") == "completed"
+
+            # A video brief whose render fails (and whose title is hostile markup): it stops at that step.
+            flag.write_text("the render farm is down")
+            video = http.post("/api/briefs", json={**BRIEF, "title": HOSTILE})
+            assert video.status_code == 201, video.text
+            video_id = video.json()["brief"]["id"]
+            wait_for_steps(page, video_id, ["completed", "completed", "completed", "failed"])
+            brief = page.locator(f"#brief-{video_id}")
+            assert brief.get_attribute("data-status") == "failed"
+            assert brief.locator(".title").inner_text() == HOSTILE
+            assert "render failed" in brief.locator(".error").inner_text()
+            assert "the render farm is down" in brief.locator(".error").inner_text()
+            assert page.evaluate("window.pwned") is None
+
+            # Fix the cause, retry the failed step from the page: the brief completes, still without a reload.
+            flag.unlink()
+            brief.locator('li.step[data-step="render"] button[data-action="retry"]').click()
+            wait_for_steps(page, video_id, ["completed"] * 4)
+            assert page.get_attribute(f"#brief-{video_id}", "data-status") == "completed"
+            assert "retry done" in page.inner_text("#flash")
+            done = http.get(f"/api/briefs/{video_id}").json()["brief"]
+            assert done["status"] == "completed" and done["step_statuses"][-1]["attempts"] == 2
+            assert page.evaluate("window.notReloaded") is True
+            assert page.evaluate("window.pwned") is None
+            screenshot(page, "dashboard-briefs.png")
+    finally:
+        assert worker.stop() == 0, worker.log()

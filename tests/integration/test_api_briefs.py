@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from supaworker.pipelines import PIPELINES
+from supaworker.sql import Queries
 from supaworker.store import Store
 from tests.integration.api_support import AUTH, claim, complete, fail, make_app
 
@@ -281,3 +282,31 @@ def test_retry_a_brief_that_has_not_failed_is_409_and_changes_nothing(
     assert conn.execute("SELECT array_agg(status::text ORDER BY id) FROM supaworker.jobs").fetchone()[0] == [
         "pending", "waiting", "waiting", "waiting",
     ]  # fmt: skip
+
+
+def test_recent_briefs_read_only_the_newest_rows_through_their_index(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "INSERT INTO supaworker.briefs (user_id, query, media_type, pipeline)"
+        " SELECT 'u' || i % 50, 'q', 'video', ARRAY['analysis'] FROM generate_series(1, 5000) i"
+    )
+    conn.execute("ANALYZE supaworker.briefs")
+    params = {"user_id": None, "status": None, "before": None, "limit": 8}
+    plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + Queries("supaworker").list_briefs, params))
+    assert "briefs_created_idx" in plan, plan
+    assert "Seq Scan on briefs" not in plan, plan
+
+
+def test_dashboard_briefs_panel_draws_each_step_with_its_status_and_escapes_the_title(
+    api: TestClient, conn: psycopg.Connection
+) -> None:
+    brief_id = create_brief(api, media_type="audio", title="<script>alert(1)</script>")["brief"]["id"]
+    complete(conn, claim(conn))
+    fail(conn, claim(conn), "no <b>assets</b>")
+    panel = api.get("/test-worker/panels", headers=AUTH).json()["panels"]["briefs"]
+    assert f'id="brief-{brief_id}" data-brief-id="{brief_id}" data-status="failed"' in panel
+    drawn = [(s, st) for s, st in zip(PIPELINES["audio"], ("completed", "failed", "cancelled"), strict=True)]
+    for step, status in drawn:
+        assert f'data-step="{step}" data-status="{status}"' in panel
+    assert 'data-action="retry" data-id="' in panel and "retry step" in panel and "retry brief" in panel
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in panel and "<script>" not in panel
+    assert "asset_prep failed: no &lt;b&gt;assets&lt;/b&gt;" in panel

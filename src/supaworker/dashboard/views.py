@@ -22,7 +22,10 @@ from markupsafe import Markup
 
 from ..api.auth import require_read
 from ..api.feed import ChangeFeed, Snapshot
+from ..briefs import Brief
+from ..job import JobRecord
 from ..states import JobStatus
+from ..store import Store
 from .chart import throughput_chart
 
 log = logging.getLogger("supaworker.dashboard")
@@ -54,12 +57,18 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def _first_line(text: str) -> str:
+    """An error's first line (the exception and its message); the traceback stays in the tooltip."""
+    return text.strip().split("\n", 1)[0]
+
+
 def _since(moment: datetime | None, now: datetime) -> str:
     return "-" if moment is None else _duration((now - moment).total_seconds())
 
 
 _env.filters["preview"] = _preview
 _env.filters["duration"] = _duration
+_env.filters["first_line"] = _first_line
 _env.globals["STATUSES"] = [s.value for s in JobStatus]
 
 
@@ -69,15 +78,15 @@ def _filters(type: str | None, status: str | None) -> dict[str, str | None]:
     return {"type": type or None, "status": status or None}
 
 
-def _recent_briefs(request: Request) -> list[Any] | None:
-    """The latest briefs with their steps, or None when this build has no briefs."""
-    try:
-        from .. import briefs
-    except ImportError:
-        return None
-    store = request.app.state.store
-    recent = briefs.list_briefs(limit=BRIEFS_LIMIT, store=store)
-    return [briefs.get_brief(b.id, store=store) for b in recent]
+def _recent_briefs(store: Store) -> list[Brief]:
+    """The latest briefs, each with its steps: two reads however many briefs the panel shows."""
+    with store.connection() as conn:
+        rows = store.list_briefs(limit=BRIEFS_LIMIT, conn=conn)
+        steps = store.list_brief_steps([row["id"] for row in rows], conn=conn) if rows else []
+    by_brief: dict[Any, list[JobRecord]] = {}
+    for step in steps:
+        by_brief.setdefault(step.brief_id, []).append(step)
+    return [Brief.from_row(row, by_brief.get(row["id"], [])) for row in rows]
 
 
 def _context(request: Request, filters: dict[str, str | None]) -> dict[str, Any]:
@@ -97,7 +106,7 @@ def _context(request: Request, filters: dict[str, str | None]) -> dict[str, Any]
         "throughput": finished_last_minute / 60,
         "chart_data": throughput_chart(series),
         "job_rows": [j.to_dict() for j in jobs],
-        "brief_list": _recent_briefs(request),
+        "brief_list": _recent_briefs(store),
         "filters": filters,
         "seq": feed.seq,
     }

@@ -9,3 +9,6 @@ CREATE INDEX jobs_unsuccessful_idx ON {{schema}}.jobs (completed_at DESC) WHERE 
 
 -- Jobs blocked on their dependencies, counted by the dashboard.
 CREATE INDEX jobs_waiting_idx ON {{schema}}.jobs (id) WHERE status = 'waiting';
+
+-- Briefs newest first: the dashboard's briefs panel and `GET /api/briefs` read only the first few.
+CREATE INDEX briefs_created_idx ON {{schema}}.briefs (created_at DESC, id);
