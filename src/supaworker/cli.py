@@ -563,3 +563,41 @@ def doctor(ctx: _Context, as_json: bool) -> None:
                 click.echo(f"{'':4}  {'':<10}  fix: {f.fix}")
     if any(f.status == checks.FAIL for f in findings):
         sys.exit(EXIT_DOCTOR_FAILED)
+
+
+@main.command()
+@click.option("--host", default=None, help="Address for the API, dashboard and health endpoint [default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="API and dashboard port [default: 3000].")
+@click.option("--health-port", type=click.IntRange(0, 65535), default=None, help="Health port [default: 3001].")
+@click.option("--processes", "-p", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Max concurrent jobs per worker process.")
+@click.option("--import", "imports", multiple=True, metavar="MODULE", help="Module with your handlers (repeatable).")
+@click.option("--demo", is_flag=True, help="Create a few briefs of each media type to watch them run.")
+@pass_ctx
+@handle_errors
+def up(
+    ctx: _Context,
+    host: str | None,
+    port: int | None,
+    health_port: int | None,
+    processes: int,
+    concurrency: int | None,
+    imports: tuple[str, ...],
+    demo: bool,
+) -> None:
+    """Run everything: migrate, API and dashboard (:3000), workers, health (:3001). Ctrl-C stops it all."""
+    from .api.settings import get_api_settings
+    from .up import UpOptions, run_up
+
+    settings = ctx.settings
+    api_settings = get_api_settings()
+    options = UpOptions(
+        host=host or api_settings.host,
+        port=api_settings.port if port is None else port,
+        health_port=settings.health_check_port if health_port is None else health_port,
+        processes=processes,
+        concurrency=concurrency,
+        imports=list(imports),
+        demo=demo,
+    )
+    sys.exit(run_up(options, settings, api_settings, click.echo))

@@ -111,7 +111,8 @@ class Worker:
                 profile.conninfo,
                 min_size=2,
                 max_size=6,
-                kwargs=profile.connect_kwargs,
+                # The application name lets the dashboard list live workers from pg_stat_activity.
+                kwargs={**profile.connect_kwargs, "application_name": f"supaworker:{self.worker_id}"},
                 open=False,
                 name=f"supaworker-{self.worker_id}",
             )
