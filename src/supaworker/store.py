@@ -20,6 +20,8 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from .job import Job, JobRecord
 from .sql import Queries
 
+# How long a worker waits for its first connections before giving up.
+OPEN_TIMEOUT_SECONDS = 30.0
 # COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
 _NOW = "now"
 
@@ -66,7 +68,8 @@ class Store:
     # -- writing jobs ---------------------------------------------------------------------------------
     def insert_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
         params = {**job, "payload": Jsonb(job["payload"]), "status": job.get("status", "pending")}
-        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+        # One statement is atomic on its own: no BEGIN/COMMIT round trips around it.
+        with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
             cur.execute(self.q.insert_job, params)
             row = cur.fetchone()
             assert row is not None
@@ -143,6 +146,10 @@ class Store:
     def brief_jobs(self, brief_id: UUID, conn: psycopg.Connection | None = None) -> list[JobRecord]:
         return [JobRecord.from_row(r) for r in self._rows(self.q.brief_jobs, {"id": brief_id}, conn)]
 
+    def list_brief_steps(self, brief_ids: Sequence[UUID], conn: psycopg.Connection | None = None) -> list[JobRecord]:
+        """The jobs of every brief in `brief_ids`, by brief and creation order."""
+        return [JobRecord.from_row(r) for r in self._rows(self.q.list_brief_steps, {"ids": list(brief_ids)}, conn)]
+
     def list_briefs(
         self,
         *,
@@ -169,6 +176,34 @@ class Store:
 
     def active_jobs(self, limit: int = 100, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.active_jobs, {"limit": limit}, conn)
+
+    # -- API, dashboard and metrics: bounded reads that stay cheap on a big jobs table -------------------
+    def database_now(self, conn: psycopg.Connection | None = None) -> datetime:
+        return self._value(self.q.database_now, {}, conn)
+
+    def max_job_id(self, conn: psycopg.Connection | None = None) -> int:
+        return int(self._value(self.q.max_job_id, {}, conn))
+
+    def count_jobs_capped(self, cap: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        """Rows of (status, type, count), reading at most `cap` jobs per status."""
+        return self._rows(self.q.count_jobs_capped, {"cap": cap}, conn)
+
+    def list_finished_jobs(
+        self, since: datetime, limit: int, conn: psycopg.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_finished_jobs, {"since": since, "limit": limit}, conn)
+
+    def list_running_jobs(self, limit: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_running_jobs, {"limit": limit}, conn)
+
+    def list_pending_head(self, limit: int, cap: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_pending_head, {"limit": limit, "cap": cap}, conn)
+
+    def list_recent_failures(self, limit: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_recent_failures, {"limit": limit}, conn)
+
+    def list_live_workers(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_live_workers, {}, conn)
 
 
 class WorkerStore:
@@ -270,3 +305,10 @@ class WorkerStore:
     async def ping(self, timeout: float) -> None:
         async with self.pool.connection(timeout=timeout) as conn:
             await conn.execute("SELECT 1")
+
+    # -- lifecycle (the WorkerQueries protocol, shared with the PostgREST store) ---------------------------
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=OPEN_TIMEOUT_SECONDS)
+
+    async def close(self) -> None:
+        await self.pool.close()

@@ -1,0 +1,162 @@
+"""The API application: routes, error responses, the change feed's lifecycle, events and metrics.
+
+Errors always answer JSON `{"error": "<what was wrong>"}` (422 adds `detail`, one entry per bad field):
+400 bad query, 401 no or wrong key, 404 no such job or brief, 409 the state forbids the action, 413 body
+too large, 422 invalid body, 503 database unreachable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from psycopg_pool import PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import errors
+from ..store import Store
+from . import briefs, jobs
+from .auth import require_read
+from .feed import ChangeFeed
+from .limits import BodySizeLimit
+from .metrics import JobMetrics
+from .settings import ApiSettings
+
+log = logging.getLogger("supaworker.api")
+
+KEEPALIVE_SECONDS = 15.0
+CLIENT_RETRY_MS = 2000
+
+_STATUS_OF_ERROR: tuple[tuple[type[BaseException], int], ...] = (
+    (errors.JobNotFound, 404),
+    (errors.BriefNotFound, 404),
+    (errors.InvalidTransition, 409),
+    (errors.InvalidJob, 422),
+    (errors.DatabaseUnavailable, 503),
+)
+
+
+def create_app(
+    store: Store,
+    settings: ApiSettings,
+    *,
+    listen_conninfo: str | None = None,
+    feed: ChangeFeed | None = None,
+) -> FastAPI:
+    """The API (and, mounted by the caller, the dashboard) on one Store.
+
+    The change feed starts with the app; `listen_conninfo` lets it LISTEN for new jobs (None: poll only).
+    """
+    feed = feed or ChangeFeed(store, listen_conninfo=listen_conninfo, count_cap=settings.count_cap)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await feed.start()
+        try:
+            yield
+        finally:
+            await feed.close()
+
+    app = FastAPI(
+        title="supaworker",
+        summary="PostgreSQL job queue: jobs, briefs, live events and metrics.",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.store = store
+    app.state.settings = settings
+    app.state.feed = feed
+    app.state.metrics = JobMetrics(feed)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.include_router(jobs.router)
+    app.include_router(briefs.router)
+    _add_error_handlers(app)
+
+    @app.get("/api/events", dependencies=[Depends(require_read)], tags=["events"], summary="Server-sent events")
+    async def events(request: Request) -> StreamingResponse:
+        """A `text/event-stream` of job and brief changes: `hello` at once, then one `change` event per
+        sample that saw something change (bursts are debounced), and a comment every 15 s to keep proxies
+        from closing the stream. A `change` with `"resync": true` means events were dropped for a slow
+        client: reload the view."""
+        return StreamingResponse(
+            _event_stream(request.app.state.feed),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/metrics", dependencies=[Depends(require_read)], tags=["metrics"], summary="Prometheus metrics")
+    def metrics(request: Request) -> Response:
+        return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    return app
+
+
+def format_event(name: str, data: dict[str, Any]) -> str:
+    """One SSE message (JSON has no raw newlines, so one data line suffices)."""
+    return f"event: {name}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+async def _event_stream(feed: ChangeFeed) -> AsyncIterator[str]:
+    queue = feed.subscribe()
+    try:
+        yield f"retry: {CLIENT_RETRY_MS}\n\n"
+        yield format_event("hello", feed.hello())
+        while True:
+            try:
+                async with asyncio.timeout(KEEPALIVE_SECONDS):
+                    event = await queue.get()
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            if event is None:
+                return
+            yield format_event("change", event)
+    finally:
+        feed.unsubscribe(queue)
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        response = _error(exc.status_code, str(exc.detail))
+        if exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        detail = []
+        for problem in exc.errors():
+            loc = [str(part) for part in problem.get("loc", ())]
+            field = ".".join(loc[1:]) if len(loc) > 1 else ".".join(loc)
+            detail.append({"field": field, "in": loc[0] if loc else "", "reason": problem.get("msg", "invalid")})
+        message = "; ".join(f"{d['field'] or d['in']}: {d['reason']}" for d in detail)
+        return _error(422, f"invalid request: {message}", detail=detail)
+
+    @app.exception_handler(errors.SupaworkerError)
+    async def supaworker_error(_: Request, exc: errors.SupaworkerError) -> JSONResponse:
+        for kind, status in _STATUS_OF_ERROR:
+            if isinstance(exc, kind):
+                return _error(status, str(exc))
+        log.exception("unexpected error", exc_info=exc)
+        return _error(500, "internal error")
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unreachable", extra={"error": str(exc).strip()})
+        return _error(503, "database unreachable; try again shortly")

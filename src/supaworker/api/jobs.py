@@ -1,0 +1,117 @@
+"""`/api/jobs`: the old system's `?action=` reads, plus create, get, retry, cancel and a paginated listing."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi.encoders import jsonable_encoder
+
+from .. import client
+from ..errors import BriefNotFound, InvalidJob
+from ..states import JobStatus
+from ..store import Store
+from .auth import require_read, require_write
+from .models import CancelRequest, JobCreate
+
+router = APIRouter(prefix="/api/jobs", tags=["jobs"])
+
+ACTIONS = ("pending", "active", "stats", "by_brief", "list")
+LIST_LIMIT_DEFAULT = 50
+LIST_LIMIT_MAX = 500
+QUEUE_LIMIT = 100
+
+
+def store_of(request: Request) -> Store:
+    """The Store the app was created with."""
+    return request.app.state.store
+
+
+def poke_feed(request: Request) -> None:
+    """Asks the change feed for a sample soon, so viewers see a write through the API at once."""
+    feed = getattr(request.app.state, "feed", None)
+    if feed is not None:
+        feed.poke()
+
+
+@router.get("", dependencies=[Depends(require_read)], summary="Pending, active, stats, a brief's jobs, or a page")
+def jobs_action(
+    request: Request,
+    action: str | None = Query(None, description=f"One of {', '.join(ACTIONS)}."),
+    brief_id: str | None = Query(None, description="With action=by_brief."),
+    status: str | None = Query(None, description="With action=list: only this status."),
+    type: str | None = Query(None, max_length=128, description="With action=list: only this type."),
+    before_id: int | None = Query(None, ge=1, description="With action=list: the next page (next_before_id)."),
+    limit: int = Query(LIST_LIMIT_DEFAULT, ge=1, le=LIST_LIMIT_MAX, description="With action=list."),
+) -> dict[str, Any]:
+    if action not in ACTIONS:
+        named = "missing action" if action is None else f"unknown action {action!r}"
+        raise HTTPException(400, f"{named}: use action={', '.join(ACTIONS)}")
+    store = store_of(request)
+    if action == "pending":
+        rows = store.pending_jobs(QUEUE_LIMIT)
+        return {"action": action, "count": len(rows), "jobs": jsonable_encoder(rows)}
+    if action == "active":
+        rows = store.active_jobs(QUEUE_LIMIT)
+        return {"action": action, "count": len(rows), "jobs": jsonable_encoder(rows)}
+    if action == "stats":
+        return {"action": action, "stats": jsonable_encoder(store.job_stats())}
+    if action == "by_brief":
+        if not brief_id:
+            raise HTTPException(400, "action=by_brief needs brief_id=<uuid>")
+        try:
+            bid = UUID(brief_id)
+        except ValueError:
+            raise HTTPException(400, f"brief_id must be a UUID, not {brief_id!r}") from None
+        steps = store.brief_jobs(bid)
+        if not steps and store.get_brief(bid) is None:
+            raise BriefNotFound(f"no brief with id {bid}")
+        jobs = [j.to_dict() for j in steps]
+        return {"action": action, "brief_id": str(bid), "count": len(jobs), "jobs": jsonable_encoder(jobs)}
+    if status is not None and status not in JobStatus.__members__.values():
+        raise HTTPException(400, f"status must be one of {', '.join(s.value for s in JobStatus)}, not {status!r}")
+    records = store.list_jobs(status=status, type=type, before_id=before_id, limit=limit)
+    next_before = records[-1].id if len(records) == limit else None
+    return {
+        "action": action,
+        "count": len(records),
+        "jobs": jsonable_encoder([r.to_dict() for r in records]),
+        "next_before_id": next_before,
+    }
+
+
+@router.post("", status_code=201, dependencies=[Depends(require_write)], summary="Create a job")
+def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
+    fields = body.model_dump()
+    try:
+        job = client.create_job(fields.pop("type"), fields.pop("payload"), store=store_of(request), **fields)
+    except InvalidJob as exc:
+        raise _unprocessable(exc) from None
+    poke_feed(request)
+    return {"job": jsonable_encoder(job.to_dict())}
+
+
+@router.get("/{job_id}", dependencies=[Depends(require_read)], summary="One job")
+def get_job(request: Request, job_id: int) -> dict[str, Any]:
+    return {"job": jsonable_encoder(client.get_job(job_id, store=store_of(request)).to_dict())}
+
+
+@router.post("/{job_id}/retry", dependencies=[Depends(require_write)], summary="Retry a failed or cancelled job")
+def retry_job(request: Request, job_id: int) -> dict[str, Any]:
+    store = store_of(request)
+    client.retry_job(job_id, store=store)
+    poke_feed(request)
+    return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
+
+
+@router.post("/{job_id}/cancel", dependencies=[Depends(require_write)], summary="Cancel an unfinished job")
+def cancel_job(request: Request, job_id: int, body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
+    store = store_of(request)
+    client.cancel_job(job_id, (body or CancelRequest()).reason, store=store)
+    poke_feed(request)
+    return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
+
+
+def _unprocessable(exc: Exception) -> HTTPException:
+    return HTTPException(422, str(exc))

