@@ -8,6 +8,7 @@ Exit codes (stable, for scripts):
     4  schema: not migrated (run `supaworker migrate`), or migrated by a newer supaworker
     5  not found: no job or brief with that id
     6  conflict: the job's state does not allow the action (e.g. retrying a completed job)
+    7  doctor: at least one check failed
   130  stopped by a second SIGINT/SIGTERM before running jobs finished
 """
 
@@ -48,6 +49,7 @@ EXIT_CONFIG = 3
 EXIT_SCHEMA = 4
 EXIT_NOT_FOUND = 5
 EXIT_CONFLICT = 6
+EXIT_DOCTOR_FAILED = 7
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -224,6 +226,24 @@ def worker(
             "no handlers registered; pass --import MODULE with @supaworker.handler functions (or drop --no-builtins)",
             EXIT_BAD_INPUT,
         )
+    options = WorkerOptions.from_settings(
+        settings,
+        concurrency=concurrency,
+        poll_interval_seconds=poll_interval_ms / 1000 if poll_interval_ms else None,
+        job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
+        lease_seconds=lease_seconds,
+        shutdown_grace_seconds=shutdown_grace,
+        prefetch=prefetch,
+        types=list(types) or None,
+        queues=list(queues) or None,
+    )
+    if settings.uses_http:
+        # No DATABASE_URL but a Supabase URL and service key: work through PostgREST (see postgrest.py).
+        if processes > 1:
+            fail("--processes needs DATABASE_URL; over HTTP run several `supaworker worker` instead", EXIT_BAD_INPUT)
+        from .postgrest import worker_store_from_settings
+
+        sys.exit(run_worker(None, settings, default_registry, options, store=worker_store_from_settings(settings)))
     profile = ctx.profile
     with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
         migrations.check_current(conn, settings.schema_name)
@@ -250,17 +270,6 @@ def worker(
         for q in queues:
             child += ["--queue", q]
         sys.exit(run_supervisor(child, processes, profile.conninfo, settings))
-    options = WorkerOptions.from_settings(
-        settings,
-        concurrency=concurrency,
-        poll_interval_seconds=poll_interval_ms / 1000 if poll_interval_ms else None,
-        job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
-        lease_seconds=lease_seconds,
-        shutdown_grace_seconds=shutdown_grace,
-        prefetch=prefetch,
-        types=list(types) or None,
-        queues=list(queues) or None,
-    )
     sys.exit(run_worker(profile, settings, default_registry, options))
 
 
@@ -533,6 +542,27 @@ def brief_retry(ctx: _Context, brief_id: str) -> None:
     """Resume a failed or cancelled brief from the step that stopped it."""
     b = briefs.retry_brief(brief_id, store=ctx.store())
     click.echo(f"brief {b.id}: {b.status}")
+
+
+# -- supaworker doctor ------------------------------------------------------------------------------------
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@pass_ctx
+@handle_errors
+def doctor(ctx: _Context, as_json: bool) -> None:
+    """Check the connection type, LISTEN, migrations, RLS, clock and table bloat; explain each fix."""
+    from . import doctor as checks
+
+    findings = checks.run_checks(ctx.profile, ctx.settings.schema_name)
+    if as_json:
+        click.echo(json.dumps(checks.as_dicts(findings), indent=2))
+    else:
+        for f in findings:
+            click.echo(f"{f.status.upper():4}  {f.check:<10}  {f.detail}")
+            if f.fix:
+                click.echo(f"{'':4}  {'':<10}  fix: {f.fix}")
+    if any(f.status == checks.FAIL for f in findings):
+        sys.exit(EXIT_DOCTOR_FAILED)
 
 
 @main.command()

@@ -71,6 +71,21 @@ class Settings(BaseSettings):
     embedded_data_dir: str | None = Field(None, validation_alias=_env("SUPAWORKER_EMBEDDED_DATA_DIR"))
     artifacts_dir: str = Field("artifacts", validation_alias=_env("SUPAWORKER_ARTIFACTS_DIR", "ARTIFACTS_DIR"))
 
+    # -- Supabase -------------------------------------------------------------------------------------------
+    # The project's API: used by the HTTP worker when there is no DATABASE_URL (hosts without Postgres access).
+    supabase_url: str | None = Field(None, validation_alias=_env("SUPABASE_URL", "NEXT_PUBLIC_SUPABASE_URL"))
+    supabase_service_role_key: str | None = Field(
+        None, validation_alias=_env("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_SERVICE_KEY")
+    )
+    # Read so that a copied .env.local is accepted; never used to run jobs (anon cannot call the functions).
+    supabase_anon_key: str | None = Field(
+        None, validation_alias=_env("NEXT_PUBLIC_SUPABASE_ANON_KEY", "SUPABASE_ANON_KEY")
+    )
+    # PostgREST's own address when it is not at SUPABASE_URL/rest/v1 (self-hosted PostgREST).
+    postgrest_url: str | None = Field(None, validation_alias=_env("SUPAWORKER_POSTGREST_URL"))
+    # auto: Postgres when DATABASE_URL is set, else HTTP when SUPABASE_URL and the service key are.
+    transport: str = Field("auto", validation_alias=_env("SUPAWORKER_TRANSPORT"))
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _check_log_level(cls, value: str) -> str:
@@ -97,6 +112,24 @@ class Settings(BaseSettings):
             raise ValueError(f"SUPAWORKER_POOLER_MODE must be auto, transaction, session or none, not {value!r}")
         return mode
 
+    @field_validator("supabase_url", "postgrest_url")
+    @classmethod
+    def _check_http_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = value.strip().rstrip("/")
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"SUPABASE_URL and SUPAWORKER_POSTGREST_URL must start with https://, not {value!r}")
+        return url
+
+    @field_validator("transport", mode="before")
+    @classmethod
+    def _check_transport(cls, value: str) -> str:
+        mode = str(value).strip().lower()
+        if mode not in ("auto", "postgres", "http"):
+            raise ValueError(f"SUPAWORKER_TRANSPORT must be auto, postgres or http, not {value!r}")
+        return mode
+
     @field_validator("schema_name")
     @classmethod
     def _check_schema(cls, value: str) -> str:
@@ -111,6 +144,20 @@ class Settings(BaseSettings):
     @property
     def job_timeout_seconds(self) -> float:
         return self.job_timeout_ms / 1000
+
+    @property
+    def rest_url(self) -> str | None:
+        """Where PostgREST answers: SUPAWORKER_POSTGREST_URL, else Supabase's `SUPABASE_URL/rest/v1`."""
+        if self.postgrest_url:
+            return self.postgrest_url
+        return f"{self.supabase_url}/rest/v1" if self.supabase_url else None
+
+    @property
+    def uses_http(self) -> bool:
+        """Whether the worker goes through PostgREST rather than connecting to Postgres."""
+        if self.transport != "auto":
+            return self.transport == "http"
+        return self.database_url is None and bool(self.rest_url and self.supabase_service_role_key)
 
 
 @lru_cache(maxsize=1)

@@ -20,6 +20,8 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from .job import Job, JobRecord
 from .sql import Queries
 
+# How long a worker waits for its first connections before giving up.
+OPEN_TIMEOUT_SECONDS = 30.0
 # COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
 _NOW = "now"
 
@@ -66,7 +68,8 @@ class Store:
     # -- writing jobs ---------------------------------------------------------------------------------
     def insert_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
         params = {**job, "payload": Jsonb(job["payload"]), "status": job.get("status", "pending")}
-        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+        # One statement is atomic on its own: no BEGIN/COMMIT round trips around it.
+        with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
             cur.execute(self.q.insert_job, params)
             row = cur.fetchone()
             assert row is not None
@@ -302,3 +305,10 @@ class WorkerStore:
     async def ping(self, timeout: float) -> None:
         async with self.pool.connection(timeout=timeout) as conn:
             await conn.execute("SELECT 1")
+
+    # -- lifecycle (the WorkerQueries protocol, shared with the PostgREST store) ---------------------------
+    async def open(self) -> None:
+        await self.pool.open(wait=True, timeout=OPEN_TIMEOUT_SECONDS)
+
+    async def close(self) -> None:
+        await self.pool.close()

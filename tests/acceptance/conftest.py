@@ -13,8 +13,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from psycopg_pool import ConnectionPool
 
-from tests.conftest import REPO, subprocess_env
+from supaworker.db import probe
+from supaworker.store import Store
+from tests.conftest import REPO, SCHEMA, admin_url, subprocess_env
+from tests.servers import PgBouncer
 
 
 class Workers:
@@ -59,11 +63,43 @@ class Workers:
                 proc.wait()
 
 
+@pytest.fixture(scope="session")
+def pgbouncer() -> Iterator[PgBouncer]:
+    """One PgBouncer in transaction mode for the session, in front of the test server (any database)."""
+    bouncer = PgBouncer(admin_url()).start()
+    yield bouncer
+    bouncer.stop()
+
+
+@pytest.fixture(params=["direct", "pgbouncer"])
+def connection_path(request: pytest.FixtureRequest, db: str) -> str:
+    """The URL workers and the enqueuing store use: the database itself, or the same database through
+    PgBouncer in transaction mode (what Supabase's port 6543 is). Counting reads `db` directly."""
+    if request.param == "direct":
+        return db
+    bouncer: PgBouncer = request.getfixturevalue("pgbouncer")
+    return bouncer.url_for(db)
+
+
 @pytest.fixture
-def workers(db: str, tmp_path: Path) -> Iterator[Workers]:
-    group = Workers(db, tmp_path / "side-effects.txt", tmp_path)
+def store(connection_path: str) -> Iterator[Store]:
+    profile = probe(connection_path)  # the application's own detection decides about prepared statements
+    with ConnectionPool(connection_path, min_size=1, max_size=4, kwargs=profile.connect_kwargs, open=True) as pool:
+        yield Store(pool, SCHEMA)
+
+
+@pytest.fixture
+def workers(connection_path: str, db: str, tmp_path: Path) -> Iterator[Workers]:
+    group = Workers(connection_path, tmp_path / "side-effects.txt", tmp_path)
     yield group
     group.kill_all()
+    if connection_path != db:
+        logs = "\n".join(group.log_text(i) for i in range(len(group.procs)))
+        assert "prepared statement" not in logs, "a prepared-statement error came through PgBouncer"
+        started = [group.log_text(i) for i in range(len(group.procs)) if "worker started" in group.log_text(i)]
+        assert all("listen=False" in log or '"listen": false' in log for log in started), (
+            "a worker behind PgBouncer in transaction mode did not fall back to polling"
+        )
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 120, what: str = "condition") -> None:

@@ -23,6 +23,18 @@ FAST = {
 }
 
 
+_started: list[WorkerProcess] = []
+
+
+def reap_workers() -> None:
+    """Kills any worker a test left running (a failed assertion must not leave a process behind)."""
+    while _started:
+        proc = _started.pop().proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
 class WorkerProcess:
     def __init__(self, db: str, log_path: Path, *args: str, **env: str) -> None:
         self.log_path = log_path
@@ -30,6 +42,7 @@ class WorkerProcess:
         command = [sys.executable, "-m", "supaworker", "worker", *args]
         self.proc = subprocess.Popen(command, env=subprocess_env(db, **{**FAST, **env}), cwd=REPO,
                                      stdout=self._log, stderr=subprocess.STDOUT)  # fmt: skip
+        _started.append(self)
 
     def started(self) -> bool:
         return "worker started" in self.log()

@@ -4,6 +4,7 @@ handler replacing one of them."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,9 +15,15 @@ from supaworker.pipelines import PIPELINES
 from supaworker.store import Store
 
 from ..conftest import run_cli, subprocess_env
-from .pipeline_support import WorkerProcess, wait_until
+from .pipeline_support import WorkerProcess, reap_workers, wait_until
 
 pytestmark = [pytest.mark.acceptance]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_workers() -> Iterator[None]:
+    yield
+    reap_workers()
 
 
 def finished(store: Store, brief_id: object) -> supaworker.Brief | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,16 @@ from supaworker.pipelines import PIPELINES
 from supaworker.store import Store
 
 from ..conftest import run_cli
-from .pipeline_support import WorkerProcess, wait_until
+from .pipeline_support import WorkerProcess, reap_workers, wait_until
 
 pytestmark = [pytest.mark.acceptance]
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_workers() -> Iterator[None]:
+    yield
+    reap_workers()
+
 
 HANDLERS = "tests.acceptance.pipeline_handlers"
 
@@ -120,8 +128,8 @@ def test_fan_out_and_fan_in_with_concurrent_workers(db: str, store: Store, tmp_p
         for leaf in leaves:
             assert supaworker.get_job(leaf, store=store).result["upstream_ids"] == sorted([root.id, *parts, join.id])
     finally:
-        for w in workers:
-            assert w.stop() == 0, w.log()
+        codes = [w.stop() for w in workers]
+        assert codes == [0, 0], [w.log() for w in workers]
 
 
 def test_permanent_failure_of_a_parent_cancels_its_dependents_in_a_running_worker(

@@ -21,15 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MEDIA_TYPES: tuple[str, ...] = ("video", "image", "audio", "text")
-
-# The full step sequence of a brief for each media type; ``analysis`` reports the tail as its plan.
-PIPELINES: dict[str, tuple[str, ...]] = {
-    "video": ("analysis", "asset_prep", "video_generation", "render"),
-    "image": ("analysis", "asset_prep", "image_processing", "render"),
-    "audio": ("analysis", "asset_prep", "render"),
-    "text": ("analysis", "text_analysis", "render"),
-}
+# One definition of the brief pipelines; ``analysis`` reports the tail of its media type's one as its plan.
+from ..pipelines import MEDIA_TYPES as MEDIA_TYPES
+from ..pipelines import PIPELINES as PIPELINES
 
 # Free-text fields are bounded so one oversized payload cannot make a step slow or huge.
 MAX_TEXT_CHARS = 20_000

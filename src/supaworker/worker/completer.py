@@ -16,8 +16,9 @@ from typing import Any
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from ..errors import DatabaseUnavailable
 from ..job import Job
-from ..store import WorkerStore
+from .protocol import WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -33,7 +34,7 @@ class Completion:
 
 
 class Completer:
-    def __init__(self, store: WorkerStore, worker_id: str, on_written: Callable[[], None]) -> None:
+    def __init__(self, store: WorkerQueries, worker_id: str, on_written: Callable[[], None]) -> None:
         self.store = store
         self.worker_id = worker_id
         self._on_written = on_written  # buffered jobs hold slots: tell the claim loop they are free
@@ -80,7 +81,7 @@ class Completer:
             try:
                 done = await self.store.complete_jobs(self.worker_id, ids, attempts, results)
                 break
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+            except (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable) as exc:
                 # Fencing makes the retry safe: a row that already committed is simply not matched again.
                 log.warning("completing jobs failed, retrying", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 await asyncio.sleep(RETRY_DELAY_SECONDS)

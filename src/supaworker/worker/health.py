@@ -36,8 +36,15 @@ def build_app(source: HealthSource) -> Starlette:
         if source.children is not None:
             body["children"] = source.children()
         try:
+            ping = asyncio.ensure_future(source.ping(PING_TIMEOUT_SECONDS))
+            done, _ = await asyncio.wait({ping}, timeout=PING_TIMEOUT_SECONDS + 0.5)
+            if not done:
+                # Behind a pooler that holds the query, psycopg waits seconds for a cancelled query to stop:
+                # answer now and let the cancellation finish in the background.
+                ping.cancel()
+                raise TimeoutError(f"no answer within {PING_TIMEOUT_SECONDS:g}s")
+            ping.result()
             async with asyncio.timeout(PING_TIMEOUT_SECONDS + 0.5):
-                await source.ping(PING_TIMEOUT_SECONDS)
                 body["active_jobs"] = await source.active_jobs()
         except Exception as exc:
             body.update(status="unhealthy", error=f"database unreachable: {str(exc).strip() or type(exc).__name__}")

@@ -12,6 +12,7 @@ from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import Registry
 from . import health
+from .protocol import WorkerQueries
 from .runner import Worker, WorkerOptions
 
 log = logging.getLogger("supaworker.worker")
@@ -58,9 +59,16 @@ async def _run(worker: Worker, settings: Settings) -> None:
             await asyncio.gather(health_task, return_exceptions=True)
 
 
-def run_worker(profile: ConnectionProfile, settings: Settings, registry: Registry, options: WorkerOptions) -> int:
-    """Runs one worker in this process until it is stopped; returns the exit code."""
-    worker = Worker(profile, settings.schema_name, registry, options)
+def run_worker(
+    profile: ConnectionProfile | None,
+    settings: Settings,
+    registry: Registry,
+    options: WorkerOptions,
+    store: WorkerQueries | None = None,
+) -> int:
+    """Runs one worker in this process until it is stopped; returns the exit code. `store` replaces the
+    Postgres connection (the HTTP worker passes its PostgREST store)."""
+    worker = Worker(profile, settings.schema_name, registry, options, store=store)
     asyncio.run(_run(worker, settings))
     if worker.executor.busy_threads():
         # A sync handler still running past the grace period cannot be interrupted; its job was released.

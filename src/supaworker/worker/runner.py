@@ -21,18 +21,20 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from ..config import Settings
 from ..db import ConnectionProfile
+from ..errors import DatabaseUnavailable
 from ..job import Job
 from ..registry import Registry
 from ..store import WorkerStore
 from .completer import Completer
 from .executor import Executor
+from .protocol import WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
 RESCUE_BATCH = 1000
 RECONNECT_DELAY_SECONDS = 1.0
 RECONNECT_DELAY_MAX_SECONDS = 15.0
-DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
+DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, DatabaseUnavailable)
 
 
 def new_worker_id() -> str:
@@ -85,12 +87,15 @@ class _Running:
 class Worker:
     def __init__(
         self,
-        profile: ConnectionProfile,
+        profile: ConnectionProfile | None,
         schema: str,
         registry: Registry,
         options: WorkerOptions,
         worker_id: str | None = None,
+        store: WorkerQueries | None = None,
     ) -> None:
+        """`profile` is the Postgres connection; pass `store` instead to work through another transport
+        (PostgREST), which then also means polling."""
         self.profile = profile
         self.schema = schema
         self.registry = registry
@@ -98,16 +103,23 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.types = list(options.types) if options.types else registry.types()
         self.started_monotonic = time.monotonic()
-        self.pool = AsyncConnectionPool(
-            profile.conninfo,
-            min_size=2,
-            max_size=6,
-            # The application name lets the dashboard list live workers from pg_stat_activity.
-            kwargs={**profile.connect_kwargs, "application_name": f"supaworker:{self.worker_id}"},
-            open=False,
-            name=f"supaworker-{self.worker_id}",
-        )
-        self.store = WorkerStore(self.pool, schema)
+        self.store: WorkerQueries
+        if store is None:
+            if profile is None:
+                raise ValueError("a Worker needs a connection profile or a store")
+            self.pool = AsyncConnectionPool(
+                profile.conninfo,
+                min_size=2,
+                max_size=6,
+                # The application name lets the dashboard list live workers from pg_stat_activity.
+                kwargs={**profile.connect_kwargs, "application_name": f"supaworker:{self.worker_id}"},
+                open=False,
+                name=f"supaworker-{self.worker_id}",
+            )
+            self.store = WorkerStore(self.pool, schema)
+        else:
+            self.store = store
+        self.can_listen = store is None and profile is not None and profile.can_listen
         self.executor = Executor(registry, options.job_timeout_seconds, threads=options.concurrency + 2)
         self._running: dict[int, _Running] = {}
         self._queued: deque[Job] = deque()  # claimed, waiting for a slot
@@ -145,14 +157,14 @@ class Worker:
         """Works until request_stop(), then finishes or releases what is running."""
         if not self.types:
             raise RuntimeError("no job types to work on: register handlers or pass types")
-        await self.pool.open(wait=True, timeout=30)
+        await self.store.open()
         log.info(
             "worker started",
             extra={
                 "worker_id": self.worker_id,
                 "types": ",".join(self.types),
                 "concurrency": self.options.concurrency,
-                "listen": self.profile.can_listen,
+                "listen": self.can_listen,
             },
         )
         self._services = [
@@ -160,7 +172,7 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._rescue_loop(), name="rescuer"),
         ]
-        if self.profile.can_listen:
+        if self.can_listen:
             self._services.append(asyncio.create_task(self._listen_loop(), name="listener"))
         try:
             await self._claim_loop()
@@ -170,7 +182,7 @@ class Worker:
                 task.cancel()
             await asyncio.gather(*self._services, return_exceptions=True)
             self.executor.shutdown()
-            await self.pool.close()
+            await self.store.close()
             log.info("worker stopped", extra={"worker_id": self.worker_id})
 
     # -- claiming -------------------------------------------------------------------------------------
@@ -293,6 +305,7 @@ class Worker:
     # -- background services --------------------------------------------------------------------------
     async def _listen_loop(self) -> None:
         """Sets the wake-up flag on every NOTIFY; reconnects with backoff; gives up quietly to polling."""
+        assert self.profile is not None  # only started when can_listen
         delay = RECONNECT_DELAY_SECONDS
         warned = False
         while True:

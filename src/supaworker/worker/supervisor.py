@@ -18,8 +18,10 @@ from . import health
 
 log = logging.getLogger("supaworker.supervisor")
 
-# A child that exits with one of these will fail the same way again: stop instead of restarting.
-FATAL_EXIT_CODES = frozenset({2, 3, 4})
+# A child that exits with one of these will fail the same way again (bad options, schema not migrated): stop
+# instead of restarting. 3 (database unreachable) is not among them: children get the database URL the
+# supervisor already resolved, so for them it means a database blip, which a restart with backoff rides out.
+FATAL_EXIT_CODES = frozenset({2, 4})
 RESTART_DELAY_SECONDS = 1.0
 RESTART_DELAY_MAX_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 30.0

@@ -1,0 +1,260 @@
+"""`supaworker doctor`: checks how the database is reached and how the queue is doing, and explains each
+problem with its fix.
+
+Every check returns a Finding (ok / warn / fail) and never changes anything but a throwaway NOTIFY.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC
+
+import psycopg
+from psycopg import sql as pgsql
+
+from . import migrate
+from .db import ConnectionProfile, _connected_port  # the port the conninfo names (what probe() compares)
+from .sql import Queries
+
+OK, WARN, FAIL = "ok", "warn", "fail"
+LISTEN_WAIT_SECONDS = 2.0
+CLOCK_SKEW_WARN_SECONDS = 1.0
+DEAD_TUPLE_WARN_RATIO = 0.2
+DEAD_TUPLE_WARN_MIN = 10_000
+OLD_TRANSACTION_WARN_SECONDS = 300
+PID_ROUNDS = 5
+
+
+@dataclass
+class Finding:
+    check: str
+    status: str
+    detail: str
+    fix: str | None = None
+
+
+def _connect(profile: ConnectionProfile) -> psycopg.Connection:
+    return psycopg.connect(profile.conninfo, autocommit=True, prepare_threshold=None, connect_timeout=10)
+
+
+def _backend_changes(profile: ConnectionProfile) -> bool:
+    """Whether one client connection is served by different server backends: the mark of transaction pooling.
+
+    A holds a transaction while B runs one, so a pooler in transaction mode must hand A's next statement
+    to another backend than the one B just used (a direct or session-pooled connection keeps its own)."""
+    with _connect(profile) as a, _connect(profile) as b:
+        seen = set()
+        for _ in range(PID_ROUNDS):
+            seen.add(a.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+            with b.transaction():
+                b.execute("SELECT pg_backend_pid()")
+                seen.add(a.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+        return len(seen) > 1
+
+
+def check_connection(profile: ConnectionProfile) -> Finding:
+    with _connect(profile) as conn:
+        server_port = conn.execute("SELECT inet_server_port()").fetchone()[0]  # type: ignore[index]
+        host = conn.info.host or ""
+    port = _connected_port(profile.conninfo)
+    switching = _backend_changes(profile)
+    if switching or (profile.transaction_pooler and server_port != port):
+        kind = "transaction pooler"
+        detail = f"{kind}: connected to {host}:{port}, server on port {server_port}" + (
+            "; statements of one connection ran on different backends" if switching else ""
+        )
+        fix = None
+        if not profile.transaction_pooler:
+            return Finding(
+                "connection", FAIL, detail + "; supaworker did not detect it", "set SUPAWORKER_POOLER_MODE=transaction"
+            )
+        return Finding("connection", OK, detail + "; workers poll (no LISTEN) and use no prepared statements", fix)
+    if server_port is not None and server_port != port:
+        detail = f"session pooler: connected to {host}:{port}, server on port {server_port}"
+        if profile.transaction_pooler:
+            return Finding(
+                "connection",
+                WARN,
+                detail + "; supaworker treats it as a transaction pooler (polling)",
+                "if the pooler runs in session mode, SUPAWORKER_POOLER_MODE=session enables LISTEN",
+            )
+        return Finding("connection", OK, detail)
+    where = "unix socket" if host.startswith("/") else f"{host}:{port}"
+    if host.endswith(".pooler.supabase.com"):
+        return Finding("connection", OK, f"session pooler (Supavisor, {where})")
+    return Finding("connection", OK, f"direct connection ({where})")
+
+
+def check_listen(profile: ConnectionProfile, schema: str) -> Finding:
+    """LISTEN on one connection, NOTIFY from another, and see whether it arrives."""
+    channel = f"{schema}_doctor_{secrets.token_hex(4)}"
+    with _connect(profile) as listener, _connect(profile) as sender:
+        listener.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+        sender.execute("SELECT pg_notify(%s, 'ping')", (channel,))
+        received = any(True for _ in listener.notifies(timeout=LISTEN_WAIT_SECONDS, stop_after=1))
+    if received:
+        if not profile.can_listen:
+            return Finding(
+                "listen",
+                WARN,
+                "LISTEN works, but the workers poll: they assume a transaction pooler",
+                "set SUPAWORKER_POOLER_MODE=session (or none) for instant wake-ups",
+            )
+        return Finding("listen", OK, "a NOTIFY reached a LISTENing connection: workers wake up at once")
+    detail = f"a NOTIFY did not arrive within {LISTEN_WAIT_SECONDS:g}s (normal behind a transaction pooler)"
+    if profile.can_listen:
+        return Finding(
+            "listen",
+            FAIL,
+            detail + " and the workers rely on LISTEN",
+            "set SUPAWORKER_POOLER_MODE=transaction, or connect workers directly or via the session pooler",
+        )
+    return Finding("listen", OK, detail + "; workers poll every WORKER_POLL_INTERVAL_MS instead", None)
+
+
+def check_migrations(profile: ConnectionProfile, schema: str) -> Finding:
+    with _connect(profile) as conn:
+        state = migrate.status(conn, schema)
+    if not state.applied:
+        return Finding("migrations", FAIL, f"schema {schema!r} is not installed", "run `supaworker migrate`")
+    if state.current > state.latest_known:
+        return Finding(
+            "migrations",
+            FAIL,
+            f"at {state.current}, newer than this supaworker ({state.latest_known})",
+            "upgrade supaworker on this host",
+        )
+    if state.pending:
+        return Finding("migrations", FAIL, f"at {state.current}, missing {state.pending}", "run `supaworker migrate`")
+    return Finding("migrations", OK, f"at {state.current} (latest)")
+
+
+def check_rls(profile: ConnectionProfile, schema: str) -> Finding:
+    with _connect(profile) as conn:
+        if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,):
+            return Finding("rls", FAIL, f"schema {schema!r} is not installed", "run `supaworker migrate`")
+        open_tables = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity ORDER BY 1",
+                (schema,),
+            )
+        ]
+        roles = {
+            r[0]
+            for r in conn.execute(
+                "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role')"
+            )
+        }
+        leaks = []
+        for role in sorted(roles & {"anon", "authenticated"}):
+            leaks += [
+                f"{role} may {what}"
+                for (what,) in conn.execute(Queries(schema).doctor_public_access, {"role": role, "schema": schema})
+            ]
+        service_ok = (
+            "service_role" not in roles
+            or conn.execute("SELECT has_schema_privilege('service_role', %s, 'USAGE')", (schema,)).fetchone()[0]
+        )  # type: ignore[index]
+    fix = f"run `supaworker migrate`, or as the owner: SELECT {schema}.secure_schema();"
+    if open_tables:
+        return Finding("rls", FAIL, f"row-level security is off on {', '.join(open_tables)}", fix)
+    if leaks:
+        return Finding("rls", FAIL, "public roles have access: " + "; ".join(leaks[:8]), fix)
+    if not service_ok:
+        return Finding("rls", WARN, "service_role cannot use the schema (created after the migration?)", fix)
+    extra = "; anon and authenticated get nothing" if roles else " (no Supabase roles in this database)"
+    return Finding("rls", OK, "row-level security on every table" + extra)
+
+
+def check_clock(profile: ConnectionProfile) -> Finding:
+    with _connect(profile) as conn:
+        before = time.time()
+        db_now = conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0]  # type: ignore[index]
+        after = time.time()
+    skew = float(db_now) - (before + after) / 2
+    detail = f"database clock is {skew:+.3f}s from this host's (round trip {1000 * (after - before):.0f} ms)"
+    if abs(skew) > CLOCK_SKEW_WARN_SECONDS:
+        return Finding(
+            "clock",
+            WARN,
+            detail + "; leases use the database clock, but run_at given by this host is shifted by it",
+            "synchronise this host's clock (chrony / systemd-timesyncd)",
+        )
+    return Finding("clock", OK, detail)
+
+
+def check_bloat(profile: ConnectionProfile, schema: str) -> Finding:
+    with _connect(profile) as conn:
+        row = conn.execute(
+            "SELECT n_live_tup, n_dead_tup, pg_total_relation_size(relid), greatest(last_autovacuum, last_vacuum)"
+            " FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'jobs'",
+            (schema,),
+        ).fetchone()
+        oldest = conn.execute(
+            "SELECT pid, extract(epoch FROM now() - xact_start)::int, state FROM pg_stat_activity"
+            " WHERE backend_xmin IS NOT NULL OR backend_xid IS NOT NULL ORDER BY xact_start LIMIT 1"
+        ).fetchone()
+        invalid = [
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT i.indisvalid",
+                (schema,),
+            )
+        ]
+    if row is None:
+        return Finding("bloat", WARN, "no statistics for the jobs table yet")
+    live, dead, size, vacuumed = row
+    detail = (
+        f"jobs: {live} live rows, {dead} dead, {size / 1e6:.1f} MB, last vacuum "
+        f"{vacuumed.astimezone(UTC).isoformat(timespec='seconds') if vacuumed else 'never'}"
+    )
+    problems, fixes = [], []
+    if invalid:
+        problems.append(f"invalid indexes {', '.join(invalid)}")
+        fixes.append("drop them (leftovers of a failed REINDEX CONCURRENTLY) and reindex")
+    if oldest and oldest[1] and oldest[1] > OLD_TRANSACTION_WARN_SECONDS:
+        problems.append(
+            f"backend {oldest[0]} ({oldest[2]}) holds a snapshot for {oldest[1]}s, so vacuum cannot remove dead rows"
+        )
+        fixes.append(f"end it (SELECT pg_terminate_backend({oldest[0]})) and set idle_in_transaction_session_timeout")
+    if dead > DEAD_TUPLE_WARN_MIN and dead > DEAD_TUPLE_WARN_RATIO * max(live, 1):
+        problems.append("many dead rows")
+        fixes.append(f"VACUUM (ANALYZE) {schema}.jobs; prune finished jobs on a schedule")
+    if problems:
+        return Finding("bloat", WARN, detail + "; " + "; ".join(problems), "; ".join(fixes))
+    return Finding("bloat", OK, detail)
+
+
+def run_checks(profile: ConnectionProfile, schema: str) -> list[Finding]:
+    checks: list[tuple[str, Callable[[], Finding]]] = [
+        ("connection", lambda: check_connection(profile)),
+        ("listen", lambda: check_listen(profile, schema)),
+        ("migrations", lambda: check_migrations(profile, schema)),
+        ("rls", lambda: check_rls(profile, schema)),
+        ("clock", lambda: check_clock(profile)),
+        ("bloat", lambda: check_bloat(profile, schema)),
+    ]
+    findings = []
+    for name, check in checks:
+        try:
+            findings.append(check())
+        except psycopg.Error as exc:
+            findings.append(
+                Finding(
+                    name,
+                    FAIL,
+                    f"check failed: {str(exc).strip().splitlines()[0]}",
+                    "see the error; `supaworker doctor` needs a role that can read the schema",
+                )
+            )
+    return findings
+
+
+def as_dicts(findings: list[Finding]) -> list[dict[str, str | None]]:
+    return [asdict(f) for f in findings]

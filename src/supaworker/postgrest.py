@@ -1,0 +1,259 @@
+"""The worker's queries as PostgREST RPC calls: for hosts that reach Supabase over HTTPS only.
+
+Each call is one POST to `/rpc/<function>`, which PostgREST runs as one transaction under the role of the
+service-role JWT. The functions are the same fenced SQL functions the Postgres worker's queries call, so a
+claim is still one `UPDATE ... FOR UPDATE SKIP LOCKED` and a late completion is still rejected by owner and
+attempt. The worker runner, completer, heartbeat and rescuer are the Postgres worker's own
+(`supaworker.worker.protocol.WorkerQueries` is the seam).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from .config import Settings
+from .errors import ConfigError, DatabaseUnavailable, MigrationError, SupaworkerError
+from .job import Job
+
+log = logging.getLogger("supaworker.postgrest")
+
+REQUEST_TIMEOUT_SECONDS = 30.0
+OPEN_TIMEOUT_SECONDS = 30.0
+MAX_CONNECTIONS = 8
+# PostgREST answers these while it cannot reach the database or reload its schema cache: retry.
+TRANSIENT_STATUSES = frozenset({502, 503, 504, 520, 521, 522, 523, 524})
+
+
+class PostgrestError(SupaworkerError):
+    """PostgREST refused a call for a reason retrying will not fix."""
+
+
+def jwt_role(key: str) -> str | None:
+    """The `role` claim of a Supabase JWT key, read without verifying it (only to explain mistakes)."""
+    parts = key.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    role = payload.get("role") if isinstance(payload, dict) else None
+    return role if isinstance(role, str) else None
+
+
+def check_service_key(key: str | None) -> str:
+    """Returns the key, or raises ConfigError when it is missing or is plainly not a service-role key."""
+    if not key:
+        raise ConfigError("the HTTP worker needs SUPABASE_SERVICE_ROLE_KEY (Project Settings > API > service_role)")
+    role = jwt_role(key)
+    if role is not None and role != "service_role":
+        raise ConfigError(
+            f"SUPABASE_SERVICE_ROLE_KEY holds a key for role {role!r}; workers need the service_role key "
+            "(the anon key cannot call supaworker's functions, by design)"
+        )
+    return key
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def job_from_row(row: dict[str, Any], worker_id: str) -> Job:
+    """A claimed jobs row, as PostgREST returns it in JSON, as the Job a handler receives."""
+    brief = row.get("brief_id")
+    return Job(
+        id=int(row["id"]),
+        type=row["type"],
+        queue=row["queue"],
+        priority=int(row["priority"]),
+        payload=row["payload"],
+        attempt=int(row["attempts"]),
+        max_attempts=int(row["max_attempts"]),
+        timeout_seconds=row.get("timeout_seconds"),
+        brief_id=UUID(brief) if brief else None,
+        run_at=_time(row["run_at"]),  # type: ignore[arg-type]
+        created_at=_time(row["created_at"]),  # type: ignore[arg-type]
+        started_at=_time(row["started_at"]),  # type: ignore[arg-type]
+        worker_id=worker_id,
+    )
+
+
+class PostgrestWorkerStore:
+    """`WorkerQueries` over PostgREST (Supabase's `/rest/v1`), authenticated with the service-role key."""
+
+    def __init__(self, rest_url: str, service_key: str, schema: str, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
+        self.rest_url = rest_url.rstrip("/")
+        self.schema = schema
+        key = check_service_key(service_key)
+        self.client = httpx.AsyncClient(
+            base_url=self.rest_url,
+            headers={
+                # Supabase's gateway wants `apikey`; PostgREST reads the role from the bearer JWT.
+                "apikey": key,
+                "Authorization": f"Bearer {key}",
+                # A schema other than `public` is chosen per request (it must be in the exposed schemas).
+                "Content-Profile": schema,
+                "Accept-Profile": schema,
+            },
+            timeout=timeout,
+            limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
+        )
+
+    async def rpc(self, function: str, args: dict[str, Any]) -> Any:
+        try:
+            response = await self.client.post(f"/rpc/{function}", json=args)
+        except httpx.TransportError as exc:
+            raise DatabaseUnavailable(f"PostgREST at {self.rest_url} unreachable: {exc!r}") from exc
+        if response.status_code < 300:
+            return response.json() if response.content else None
+        raise self._error(function, response)
+
+    def _error(self, function: str, response: httpx.Response) -> Exception:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        code = body.get("code") if isinstance(body, dict) else None
+        message = (body.get("message") if isinstance(body, dict) else None) or response.text[:300]
+        where = f"PostgREST {self.rest_url}/rpc/{function}"
+        if response.status_code in TRANSIENT_STATUSES:
+            return DatabaseUnavailable(f"{where} answered {response.status_code}: {message}")
+        if code == "PGRST106":
+            return ConfigError(
+                f"{where}: schema {self.schema!r} is not exposed ({message}); add it to the exposed schemas "
+                "(Supabase: Project Settings > API > Exposed schemas; PostgREST: db-schemas)"
+            )
+        if code == "PGRST202":
+            return MigrationError(
+                f"{where}: function not found ({message}); run `supaworker migrate` and make sure PostgREST "
+                "reloaded its schema cache (NOTIFY pgrst, 'reload schema')"
+            )
+        if response.status_code in (401, 403) or code == "42501":
+            return ConfigError(
+                f"{where} refused the key ({response.status_code} {code}: {message}); use the service_role key "
+                "in SUPABASE_SERVICE_ROLE_KEY and check the schema was migrated with service_role present"
+            )
+        return PostgrestError(f"{where} failed ({response.status_code} {code}): {message}")
+
+    # -- WorkerQueries --------------------------------------------------------------------------------------
+    async def open(self) -> None:
+        # Fails fast on a wrong key or a missing schema; waits out an API or database still starting.
+        deadline = time.monotonic() + OPEN_TIMEOUT_SECONDS
+        delay = 0.2
+        while True:
+            try:
+                await self.ping(REQUEST_TIMEOUT_SECONDS)
+                return
+            except DatabaseUnavailable as exc:
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("PostgREST not answering yet, retrying", extra={"error": str(exc), "retry_in": delay})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def claim_jobs(
+        self,
+        worker_id: str,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]:
+        rows = await self.rpc(
+            "claim_jobs",
+            {
+                "p_worker_id": worker_id,
+                "p_types": list(types) if types is not None else None,
+                "p_limit": limit,
+                "p_lease_seconds": lease_seconds,
+                "p_queues": list(queues) if queues is not None else None,
+            },
+        )
+        return [job_from_row(row, worker_id) for row in rows or []]
+
+    async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
+        done = await self.rpc(
+            "complete_jobs",
+            {"p_worker_id": worker_id, "p_ids": ids, "p_attempts": attempts, "p_results": results},
+        )
+        return {int(i) for i in done or []}
+
+    async def fail_job(
+        self,
+        worker_id: str,
+        job_id: int,
+        attempt: int,
+        error: str,
+        *,
+        retry_base_seconds: float,
+        retry_cap_seconds: float,
+        retryable: bool = True,
+    ) -> str | None:
+        status = await self.rpc(
+            "fail_job",
+            {
+                "p_job_id": job_id,
+                "p_worker_id": worker_id,
+                "p_error": error,
+                "p_attempt": attempt,
+                "p_retry_base_seconds": retry_base_seconds,
+                "p_retry_cap_seconds": retry_cap_seconds,
+                "p_retryable": retryable,
+            },
+        )
+        return str(status) if status is not None else None
+
+    async def heartbeat_jobs(self, worker_id: str, ids: list[int], lease_seconds: float) -> set[int]:
+        owned = await self.rpc(
+            "heartbeat_jobs", {"p_worker_id": worker_id, "p_ids": ids, "p_lease_seconds": lease_seconds}
+        )
+        return {int(i) for i in owned or []}
+
+    async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
+        released = await self.rpc("release_jobs", {"p_worker_id": worker_id, "p_ids": ids, "p_attempts": attempts})
+        return {int(i) for i in released or []}
+
+    async def rescue_expired_jobs(
+        self, *, limit: int, retry_base_seconds: float, retry_cap_seconds: float
+    ) -> list[tuple[int, str, int, str, str]]:
+        rows = await self.rpc(
+            "rescue_expired_jobs",
+            {"p_limit": limit, "p_retry_base_seconds": retry_base_seconds, "p_retry_cap_seconds": retry_cap_seconds},
+        )
+        return [(int(r["id"]), r["type"], int(r["attempts"]), r["status"], r["worker_id"]) for r in rows or []]
+
+    async def ping(self, timeout: float) -> None:
+        # A heartbeat of no jobs: proves the key may call the worker functions, and changes nothing.
+        try:
+            response = await self.client.post(
+                "/rpc/heartbeat_jobs",
+                json={"p_worker_id": "supaworker-ping", "p_ids": [], "p_lease_seconds": 1},
+                timeout=timeout,
+            )
+        except httpx.TransportError as exc:
+            raise DatabaseUnavailable(f"PostgREST at {self.rest_url} unreachable: {exc!r}") from exc
+        if response.status_code >= 300:
+            raise self._error("heartbeat_jobs", response)
+
+
+def worker_store_from_settings(settings: Settings) -> PostgrestWorkerStore:
+    """The HTTP worker's store from SUPABASE_URL (or SUPAWORKER_POSTGREST_URL) and the service-role key."""
+    if not settings.rest_url or not settings.supabase_service_role_key:
+        raise ConfigError(
+            "the HTTP worker needs SUPABASE_URL (or SUPAWORKER_POSTGREST_URL) and SUPABASE_SERVICE_ROLE_KEY"
+        )
+    return PostgrestWorkerStore(settings.rest_url, settings.supabase_service_role_key, settings.schema_name)

@@ -1,0 +1,59 @@
+"""What the worker needs from the queue: one small protocol, two implementations.
+
+`supaworker.store.WorkerStore` runs the named queries over psycopg; `supaworker.postgrest.PostgrestWorkerStore`
+calls the same SQL functions as PostgREST RPCs, for hosts that only reach Supabase over HTTPS. Both go
+through the same fenced SQL functions, so the runner, completer, heartbeat and rescuer are shared and the
+guarantees (atomic claim, fencing, retries with backoff, rescue) are the same whichever is used.
+
+A transient failure (database or API unreachable) raises `psycopg.OperationalError`, `PoolTimeout` or
+`supaworker.errors.DatabaseUnavailable`, which the worker retries with backoff; anything else is fatal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from ..job import Job
+
+
+class WorkerQueries(Protocol):
+    async def open(self) -> None:
+        """Connects (waiting for the database) before the worker starts claiming."""
+
+    async def close(self) -> None: ...
+
+    async def claim_jobs(
+        self,
+        worker_id: str,
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> list[Job]: ...
+
+    async def complete_jobs(
+        self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]
+    ) -> set[int]: ...
+
+    async def fail_job(
+        self,
+        worker_id: str,
+        job_id: int,
+        attempt: int,
+        error: str,
+        *,
+        retry_base_seconds: float,
+        retry_cap_seconds: float,
+        retryable: bool = True,
+    ) -> str | None: ...
+
+    async def heartbeat_jobs(self, worker_id: str, ids: list[int], lease_seconds: float) -> set[int]: ...
+
+    async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]: ...
+
+    async def rescue_expired_jobs(
+        self, *, limit: int, retry_base_seconds: float, retry_cap_seconds: float
+    ) -> list[tuple[int, str, int, str, str]]: ...
+
+    async def ping(self, timeout: float) -> None: ...

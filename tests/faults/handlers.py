@@ -1,0 +1,77 @@
+"""Handlers for the fault and pooler tests (`--import tests.faults.handlers`).
+
+`effect` records every execution in `public.test_effects` on the database named by SW_EFFECTS_URL, so a
+test can count how often each job really ran, not just how it ended. Its payload may ask it to sleep
+(`sleep` seconds) or to fail its first `fail_attempts` attempts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import psycopg
+
+import supaworker
+from supaworker import Job
+
+_local = threading.local()
+
+EFFECTS_TABLE = """
+CREATE TABLE IF NOT EXISTS public.test_effects (
+  job_id bigint NOT NULL,
+  attempt integer NOT NULL,
+  pid integer NOT NULL,
+  at timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+
+def _conn() -> psycopg.Connection:
+    conn = getattr(_local, "conn", None)
+    if conn is None or conn.closed or conn.broken:
+        conn = psycopg.connect(os.environ["SW_EFFECTS_URL"], autocommit=True, prepare_threshold=None)
+        _local.conn = conn
+    return conn
+
+
+def _record(job: Job) -> None:
+    # The side effect must survive database faults too: retry until it is written.
+    for _ in range(600):
+        try:
+            _conn().execute(
+                "INSERT INTO public.test_effects (job_id, attempt, pid) VALUES (%s, %s, %s)",
+                (job.id, job.attempt, os.getpid()),
+            )
+            return
+        except psycopg.OperationalError:
+            _local.conn = None
+            time.sleep(0.1)
+    raise RuntimeError("could not record the side effect")
+
+
+@supaworker.handler("effect")
+def effect(job: Job) -> dict[str, int]:
+    payload = job.payload or {}
+    if payload.get("sleep"):
+        time.sleep(float(payload["sleep"]))
+    if job.attempt <= int(payload.get("fail_attempts", 0)):
+        raise RuntimeError(f"planned failure of attempt {job.attempt}")
+    _record(job)
+    return {"pid": os.getpid(), "attempt": job.attempt}
+
+
+@supaworker.handler("noop", inline=True)
+def noop(job: Job) -> None:
+    """No side effect: for throughput figures and for runs where the database refuses new connections."""
+    return None
+
+
+@supaworker.handler("stall", inline=True)
+def stall(job: Job) -> dict[str, int]:
+    """Blocks the worker's event loop while it sleeps: a process frozen in it resumes straight into
+    recording its outcome, before its heartbeat can tell it the job was taken away."""
+    time.sleep(float((job.payload or {}).get("sleep", 1)))
+    _record(job)
+    return {"pid": os.getpid(), "attempt": job.attempt}
