@@ -60,8 +60,9 @@ def throughput_chart(series: list[Bucket]) -> Chart:
                 title=f"{bucket.completed} completed, {bucket.failed} failed in {SERIES_BUCKET_SECONDS} s{avg}",
             )
         )
-        if latencies[i] is not None:
-            y = HEIGHT - usable * latencies[i] / chart.max_latency
+        latency = latencies[i]
+        if latency is not None:
+            y = HEIGHT - usable * latency / chart.max_latency
             points.append(f"{i * slot + slot / 2:.1f},{y:.1f}")
     chart.latency_points = " ".join(points)
     return chart
