@@ -11,8 +11,10 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import psycopg
 from psycopg import sql as pgsql
@@ -25,10 +27,13 @@ from ..registry import Registry
 from ..store import WorkerStore
 from .completer import Completer
 from .executor import Executor
+from .progress import ProgressWriter
 
 log = logging.getLogger("supaworker.worker")
 
 RESCUE_BATCH = 1000
+# NOTIFY payload on the jobs channel that asks the worker running a job to stop it (see cancel_job()).
+CANCEL_PREFIX = "cancel:"
 RECONNECT_DELAY_SECONDS = 1.0
 RECONNECT_DELAY_MAX_SECONDS = 15.0
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
@@ -50,6 +55,17 @@ class WorkerOptions:
     shutdown_grace_seconds: float
     queues: Sequence[str] | None = None
     types: Sequence[str] | None = None  # default: every type with a handler
+    # Named queues with slots of their own (Oban's and River's per-queue limits): each queue is claimed for
+    # separately, so a busy queue never takes the slots of another. Overrides queues and concurrency.
+    queue_concurrency: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue_concurrency:
+            bad = {q: n for q, n in self.queue_concurrency.items() if n < 1}
+            if bad:
+                raise ValueError(f"queue concurrency must be >= 1: {bad}")
+            self.queues = list(self.queue_concurrency)
+            self.concurrency = sum(self.queue_concurrency.values())
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> WorkerOptions:
@@ -67,6 +83,14 @@ class WorkerOptions:
         return cls(**values)  # type: ignore[arg-type]
 
 
+class WorkerService(Protocol):
+    """A background loop the worker runs beside its own (e.g. maintenance), cancelled when it stops."""
+
+    name: str
+
+    def run(self) -> Awaitable[None]: ...
+
+
 @dataclass
 class _Running:
     job: Job
@@ -82,6 +106,7 @@ class Worker:
         registry: Registry,
         options: WorkerOptions,
         worker_id: str | None = None,
+        services: Sequence[WorkerService] = (),
     ) -> None:
         self.profile = profile
         self.schema = schema
@@ -105,6 +130,8 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self.completer = Completer(self.store, self.worker_id, on_written=self._slot_freed.set)
+        self.progress = ProgressWriter(self.store, self.worker_id)
+        self.services = list(services)
         self._services: list[asyncio.Task[None]] = []
         self.failed = 0
         self.retried = 0
@@ -149,7 +176,9 @@ class Worker:
             asyncio.create_task(self.completer.run(), name="completer"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._rescue_loop(), name="rescuer"),
+            asyncio.create_task(self.progress.run(), name="progress"),
         ]
+        self._services += [asyncio.create_task(_as_coroutine(s.run()), name=s.name) for s in self.services]
         if self.profile.can_listen:
             self._services.append(asyncio.create_task(self._listen_loop(), name="listener"))
         try:
@@ -168,32 +197,40 @@ class Worker:
         delay = RECONNECT_DELAY_SECONDS
         while not self._stopping.is_set():
             self._slot_freed.clear()
-            # Buffered completions hold their slot too: bounds what a crash can make run twice.
-            free = (
-                self.options.concurrency
-                - len(self._running)
-                - max(0, self.completer.backlog - self.options.concurrency)
-            )
-            if free <= 0:
+            targets = [(queues, free) for queues, free in self._claim_targets() if free > 0]
+            if not targets:
                 await self._slot_freed.wait()
                 continue
             self._wakeup.clear()
+            short = False
             try:
-                jobs = await self.store.claim_jobs(
-                    self.worker_id, self.types, free, self.options.lease_seconds, self.options.queues
-                )
+                for queues, free in targets:
+                    jobs = await self.store.claim_jobs(
+                        self.worker_id, self.types, free, self.options.lease_seconds, queues
+                    )
+                    for job in jobs:
+                        self._start(job)
+                    short = short or len(jobs) < free
                 delay = RECONNECT_DELAY_SECONDS
             except DB_ERRORS as exc:
                 log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
                 await self._sleep_unless_stopping(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
                 continue
-            for job in jobs:
-                self._start(job)
-            if len(jobs) < free:
+            if short:
                 await self._wait_for_work()
 
+    def _claim_targets(self) -> list[tuple[Sequence[str] | None, int]]:
+        """(queues, free slots) to claim for: all queues at once, or each named queue on its own slots."""
+        # Buffered completions hold their slot too: bounds what a crash can make run twice.
+        held = max(0, self.completer.backlog - self.options.concurrency)
+        if not self.options.queue_concurrency:
+            return [(self.options.queues, self.options.concurrency - len(self._running) - held)]
+        running = Counter(r.job.queue for r in self._running.values())
+        return [([q], n - running[q] - held) for q, n in self.options.queue_concurrency.items()]
+
     def _start(self, job: Job) -> None:
+        job._progress_sink = self.progress.report
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._running[job.id] = _Running(job, task)
 
@@ -211,6 +248,23 @@ class Worker:
         finally:
             self._running.pop(job.id, None)
             self._slot_freed.set()
+            if self.options.queue_concurrency:
+                # A freed slot belongs to one queue, which may have work waiting while the others are idle.
+                self._wakeup.set()
+
+    def _cancel_running(self, job_id: int, why: str) -> None:
+        """Stops a job that was cancelled or lost: an async handler is cancelled outright; a sync one runs in
+        a thread that cannot be interrupted, so it is told through `job.cancelled` and keeps its slot until
+        it returns (or times out). Either way its outcome is fenced out in the database."""
+        running = self._running.get(job_id)
+        if running is None:
+            return
+        job = running.job
+        job.request_cancel()
+        log.warning(why, extra={"job_id": job_id, "type": job.type, "attempt": job.attempt})
+        handler = self.registry.get(job.type)
+        if handler is None or handler.is_async or handler.inline:
+            running.task.cancel()
 
     async def _record_failure(self, job: Job, error: str, retryable: bool, duration: float) -> None:
         fields = {
@@ -269,8 +323,13 @@ class Worker:
                     await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(f"{self.schema}_jobs")))
                     delay = RECONNECT_DELAY_SECONDS
                     self._wakeup.set()  # anything inserted while we were not listening
-                    async for _ in conn.notifies():
-                        self._wakeup.set()
+                    async for notify in conn.notifies():
+                        if notify.payload.startswith(CANCEL_PREFIX):
+                            with contextlib.suppress(ValueError):
+                                job_id = int(notify.payload.removeprefix(CANCEL_PREFIX))
+                                self._cancel_running(job_id, "job cancelled while running")
+                        else:
+                            self._wakeup.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -293,14 +352,9 @@ class Worker:
                 log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 continue
             for job_id in set(self._running) - owned:
-                running = self._running.get(job_id)
-                if running is not None:
-                    # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
-                    log.warning(
-                        "job lost: no longer owned by this worker",
-                        extra={"job_id": job_id, "type": running.job.type, "attempt": running.job.attempt},
-                    )
-                    running.task.cancel()
+                # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
+                if not self._running[job_id].job.cancelled:
+                    self._cancel_running(job_id, "job lost: no longer owned by this worker")
 
     async def _rescue_loop(self) -> None:
         while True:
@@ -356,3 +410,7 @@ class Worker:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.completer.drain()
+
+
+async def _as_coroutine(awaitable: Awaitable[None]) -> None:
+    await awaitable
