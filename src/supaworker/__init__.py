@@ -5,6 +5,7 @@ Enqueue with `create_job` / `create_jobs`, register handlers with `@handler("typ
 """
 
 from .client import cancel_job, create_job, create_jobs, get_job, retry_job
+from .controls import JobControl, clear_limits, list_controls, pause, resume, set_limits
 from .errors import (
     ConfigError,
     DatabaseUnavailable,
@@ -15,9 +16,12 @@ from .errors import (
     MigrationError,
     SupaworkerError,
     UnrecoverableError,
+    WaitTimeout,
 )
 from .job import Job, JobRecord
+from .periodic import add_periodic_job, list_periodic_jobs, periodic, remove_periodic_job
 from .registry import Registry, handler
+from .results import wait_for
 from .states import JobStatus
 
 __all__ = [
@@ -26,6 +30,7 @@ __all__ = [
     "InvalidJob",
     "InvalidTransition",
     "Job",
+    "JobControl",
     "JobFailed",
     "JobNotFound",
     "JobRecord",
@@ -34,10 +39,21 @@ __all__ = [
     "Registry",
     "SupaworkerError",
     "UnrecoverableError",
+    "WaitTimeout",
+    "add_periodic_job",
     "cancel_job",
+    "clear_limits",
     "create_job",
     "create_jobs",
     "get_job",
     "handler",
+    "list_controls",
+    "list_periodic_jobs",
+    "pause",
+    "periodic",
+    "remove_periodic_job",
+    "resume",
     "retry_job",
+    "set_limits",
+    "wait_for",
 ]

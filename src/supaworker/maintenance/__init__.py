@@ -5,21 +5,11 @@ Each is a small class whose `run_once()` does one pass and returns counts (tests
 """
 
 from .leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS, LeaderElector
-from .pruner import (
-    CANCELLED_RETENTION_SECONDS,
-    COMPLETED_RETENTION_SECONDS,
-    FAILED_RETENTION_SECONDS,
-    PRUNE_BATCH_SIZE,
-    Pruner,
-    PrunerConfig,
-)
+from .pruner import PRUNE_BATCH_SIZE, Pruner, PrunerConfig
 from .scheduler import PeriodicScheduler
 from .service import MaintenanceConfig, MaintenanceService
 
 __all__ = [
-    "CANCELLED_RETENTION_SECONDS",
-    "COMPLETED_RETENTION_SECONDS",
-    "FAILED_RETENTION_SECONDS",
     "LEADER_RENEW_SECONDS",
     "LEADER_TTL_SECONDS",
     "PRUNE_BATCH_SIZE",

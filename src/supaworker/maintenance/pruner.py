@@ -10,11 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..config import PRUNE_CANCELLED_AFTER_SECONDS, PRUNE_COMPLETED_AFTER_SECONDS, PRUNE_FAILED_AFTER_SECONDS
 from ..store import Store
 
-COMPLETED_RETENTION_SECONDS = 24 * 3600.0
-CANCELLED_RETENTION_SECONDS = 24 * 3600.0
-FAILED_RETENTION_SECONDS = 7 * 24 * 3600.0
 PRUNE_BATCH_SIZE = 1000
 PRUNE_MAX_BATCHES_PER_RUN = 100
 PRUNE_INTERVAL_SECONDS = 30.0
@@ -24,9 +22,9 @@ PRUNE_INTERVAL_SECONDS = 30.0
 class PrunerConfig:
     """Retention per final status in seconds; None keeps that status for ever."""
 
-    completed_retention_seconds: float | None = COMPLETED_RETENTION_SECONDS
-    failed_retention_seconds: float | None = FAILED_RETENTION_SECONDS
-    cancelled_retention_seconds: float | None = CANCELLED_RETENTION_SECONDS
+    completed_retention_seconds: float | None = PRUNE_COMPLETED_AFTER_SECONDS
+    failed_retention_seconds: float | None = PRUNE_FAILED_AFTER_SECONDS
+    cancelled_retention_seconds: float | None = PRUNE_CANCELLED_AFTER_SECONDS
     batch_size: int = PRUNE_BATCH_SIZE
     max_batches: int = PRUNE_MAX_BATCHES_PER_RUN
 

@@ -8,11 +8,14 @@ import os
 import signal
 import sys
 
+from psycopg_pool import ConnectionPool
+
 from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import Registry
+from ..store import Store
 from . import health
-from .runner import Worker, WorkerOptions
+from .runner import Worker, WorkerOptions, WorkerService, new_worker_id
 
 log = logging.getLogger("supaworker.worker")
 
@@ -60,8 +63,29 @@ async def _run(worker: Worker, settings: Settings) -> None:
 
 def run_worker(profile: ConnectionProfile, settings: Settings, registry: Registry, options: WorkerOptions) -> int:
     """Runs one worker in this process until it is stopped; returns the exit code."""
-    worker = Worker(profile, settings.schema_name, registry, options)
-    asyncio.run(_run(worker, settings))
+    worker_id = new_worker_id()
+    services: list[WorkerService] = []
+    maintenance_pool = None
+    if settings.maintenance_enabled:
+        from ..maintenance import MaintenanceConfig, MaintenanceService, PrunerConfig
+
+        # A small pool of its own: maintenance runs in threads and must not take the claim loop's connections.
+        maintenance_pool = ConnectionPool(
+            profile.conninfo, min_size=1, max_size=2, kwargs=profile.connect_kwargs, open=True, name="maintenance"
+        )
+        pruner = PrunerConfig(
+            completed_retention_seconds=settings.prune_completed_after_seconds,
+            failed_retention_seconds=settings.prune_failed_after_seconds,
+            cancelled_retention_seconds=settings.prune_cancelled_after_seconds,
+        )
+        store = Store(maintenance_pool, settings.schema_name)
+        services.append(MaintenanceService(store, worker_id, MaintenanceConfig(pruner=pruner)))
+    worker = Worker(profile, settings.schema_name, registry, options, worker_id=worker_id, services=services)
+    try:
+        asyncio.run(_run(worker, settings))
+    finally:
+        if maintenance_pool is not None:
+            maintenance_pool.close()
     if worker.executor.busy_threads():
         # A sync handler still running past the grace period cannot be interrupted; its job was released.
         logging.shutdown()
