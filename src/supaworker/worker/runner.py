@@ -34,6 +34,8 @@ log = logging.getLogger("supaworker.worker")
 RESCUE_BATCH = 1000
 # NOTIFY payload on the jobs channel that asks the worker running a job to stop it (see cancel_job()).
 CANCEL_PREFIX = "cancel:"
+# A cancel can arrive between a claim's commit and the worker registering the job: remembered this long.
+EARLY_CANCEL_TTL_SECONDS = 5.0
 RECONNECT_DELAY_SECONDS = 1.0
 RECONNECT_DELAY_MAX_SECONDS = 15.0
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout)
@@ -132,6 +134,8 @@ class Worker:
         self.completer = Completer(self.store, self.worker_id, on_written=self._slot_freed.set)
         self.progress = ProgressWriter(self.store, self.worker_id)
         self.services = list(services)
+        self._early_cancels: dict[int, float] = {}
+        self._heartbeat_now = asyncio.Event()
         self._services: list[asyncio.Task[None]] = []
         self.failed = 0
         self.retried = 0
@@ -231,26 +235,34 @@ class Worker:
 
     def _start(self, job: Job) -> None:
         job._progress_sink = self.progress.report
+        if self._early_cancels:
+            cancelled_at = self._early_cancels.pop(job.id, None)
+            if cancelled_at is not None and time.monotonic() - cancelled_at < EARLY_CANCEL_TTL_SECONDS:
+                # Already cancelled in the database: there is nothing to run or to record.
+                log.warning("job cancelled as it was being claimed", extra={"job_id": job.id, "type": job.type})
+                return
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._running[job.id] = _Running(job, task)
+        # A callback, not a finally in _run_job: a task cancelled before its first step never runs its body.
+        task.add_done_callback(lambda _: self._job_done(job.id))
 
     async def _run_job(self, job: Job) -> None:
         fields = {"job_id": job.id, "type": job.type, "attempt": job.attempt}
         log.debug("job started", extra=fields)
-        try:
-            outcome = await self.executor.execute(job)
-            if outcome.ok:
-                self.completer.add(job, outcome.result, outcome.duration_seconds)
-            else:
-                await self._record_failure(
-                    job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
-                )
-        finally:
-            self._running.pop(job.id, None)
-            self._slot_freed.set()
-            if self.options.queue_concurrency:
-                # A freed slot belongs to one queue, which may have work waiting while the others are idle.
-                self._wakeup.set()
+        outcome = await self.executor.execute(job)
+        if outcome.ok:
+            self.completer.add(job, outcome.result, outcome.duration_seconds)
+        else:
+            await self._record_failure(
+                job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
+            )
+
+    def _job_done(self, job_id: int) -> None:
+        self._running.pop(job_id, None)
+        self._slot_freed.set()
+        if self.options.queue_concurrency:
+            # A freed slot belongs to one queue, which may have work waiting while the others are idle.
+            self._wakeup.set()
 
     def _cancel_running(self, job_id: int, why: str) -> None:
         """Stops a job that was cancelled or lost: an async handler is cancelled outright; a sync one runs in
@@ -258,6 +270,9 @@ class Worker:
         it returns (or times out). Either way its outcome is fenced out in the database."""
         running = self._running.get(job_id)
         if running is None:
+            now = time.monotonic()
+            self._early_cancels = {i: t for i, t in self._early_cancels.items() if now - t < EARLY_CANCEL_TTL_SECONDS}
+            self._early_cancels[job_id] = now
             return
         job = running.job
         job.request_cancel()
@@ -323,6 +338,7 @@ class Worker:
                     await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(f"{self.schema}_jobs")))
                     delay = RECONNECT_DELAY_SECONDS
                     self._wakeup.set()  # anything inserted while we were not listening
+                    self._heartbeat_now.set()  # and any job cancelled meanwhile: the heartbeat finds those
                     async for notify in conn.notifies():
                         if notify.payload.startswith(CANCEL_PREFIX):
                             with contextlib.suppress(ValueError):
@@ -342,7 +358,10 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         interval = self.options.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._heartbeat_now.wait()
+            self._heartbeat_now.clear()
             ids = list(self._running) + self.completer.job_ids()
             if not ids:
                 continue
@@ -351,7 +370,8 @@ class Worker:
             except DB_ERRORS as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 continue
-            for job_id in set(self._running) - owned:
+            # Only ids this heartbeat asked about: jobs claimed while it waited are not in `owned` either.
+            for job_id in (set(ids) & set(self._running)) - owned:
                 # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
                 if not self._running[job_id].job.cancelled:
                     self._cancel_running(job_id, "job lost: no longer owned by this worker")
