@@ -162,10 +162,10 @@ def periodic(
         max_attempts=max_attempts,
         catch_up=catch_up,
     )
-    (registry or default_periodic_registry).add(schedule)
+    (default_periodic_registry if registry is None else registry).add(schedule)
 
     def decorate(func: HandlerFunc) -> HandlerFunc:
-        (handlers or default_registry).register(type, func)
+        (default_registry if handlers is None else handlers).register(type, func)
         return func
 
     return decorate
@@ -173,7 +173,7 @@ def periodic(
 
 def sync_periodic_jobs(store: Store, registry: PeriodicRegistry | None = None) -> int:
     """Writes the schedules declared in code to the database (a worker does this when it starts)."""
-    schedules = (registry or default_periodic_registry).schedules()
+    schedules = (default_periodic_registry if registry is None else registry).schedules()
     for schedule in schedules:
         store.upsert_periodic_job(schedule.row("code"))
     return len(schedules)

@@ -51,7 +51,7 @@ class MaintenanceService:
     ) -> None:
         self.store = store
         self.config = config or MaintenanceConfig()
-        self.periodic_registry = periodic_registry or default_periodic_registry
+        self.periodic_registry = default_periodic_registry if periodic_registry is None else periodic_registry
         self.elector = LeaderElector(store, leader_id, ttl_seconds=self.config.leader_ttl_seconds)
         self.scheduler = PeriodicScheduler(store)
         self.pruner = Pruner(store, self.config.pruner)
