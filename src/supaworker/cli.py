@@ -209,6 +209,7 @@ def worker(
     from .worker.runner import WorkerOptions
 
     settings = ctx.settings
+    queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
     _import_modules(imports)
     unknown = [t for t in types if t not in default_registry]
     if unknown:
@@ -238,7 +239,6 @@ def worker(
         for q in queues:
             child += ["--queue", q]
         sys.exit(run_supervisor(child, processes, profile.conninfo, settings))
-    queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
     options = WorkerOptions.from_settings(
         settings,
         queue_concurrency=queue_concurrency,
