@@ -23,8 +23,9 @@ from supaworker.store import Store
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = "supaworker"
-# Per checkout, so test runs of several checkouts on one server never share databases.
-PREFIX = "swt_" + hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+# Per checkout and per test session, so concurrent runs on one server never share (or drop) databases.
+CHECKOUT_PREFIX = "swt_" + hashlib.sha1(str(REPO).encode()).hexdigest()[:8]
+PREFIX = f"{CHECKOUT_PREFIX}_{os.getpid()}"
 TEMPLATE = f"{PREFIX}_template"
 
 
@@ -59,9 +60,23 @@ def drop_database(name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def drop_stale_databases() -> None:
+    """Drops databases left by earlier sessions of this checkout that were killed before cleaning up."""
+    with _admin() as conn:
+        names = [
+            r[0]
+            for r in conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (CHECKOUT_PREFIX + "_%",))
+        ]
+    for name in names:
+        pid = name.split("_")[2]
+        if pid.isdigit() and Path("/proc/self").exists() and not Path(f"/proc/{pid}").exists():
+            drop_database(name)
+
+
 @pytest.fixture(scope="session")
 def template_db() -> Iterator[str]:
     """A database migrated to the latest schema; test databases are cloned from it."""
+    drop_stale_databases()
     url = create_database(TEMPLATE)
     migrate(url, SCHEMA)
     yield TEMPLATE
@@ -130,5 +145,11 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """Runs `supaworker ARGS` to completion and returns the result (output captured as text)."""
     full_env = env or (subprocess_env(db) if db else {**os.environ})
-    return subprocess.run([sys.executable, "-m", "supaworker", *args], env=full_env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "supaworker", *args],
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )

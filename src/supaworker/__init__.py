@@ -1,14 +1,27 @@
 """supaworker: a PostgreSQL-backed job queue and worker.
 
-Enqueue with `create_job` / `create_jobs`, register handlers with `@handler("type")`, and run
+Enqueue with `create_job` / `create_jobs` (`depends_on=` for pipelines and fan-in), start a brief with
+`create_brief_with_job`, register handlers with `@handler("type")`, and run
 `supaworker worker --import your.module`.
 """
 
+from .briefs import (
+    Brief,
+    BriefStatus,
+    BriefWithJob,
+    cancel_brief,
+    create_brief_with_job,
+    get_brief,
+    list_briefs,
+    retry_brief,
+)
 from .client import cancel_job, create_job, create_jobs, get_job, retry_job
 from .controls import JobControl, clear_limits, list_controls, pause, resume, set_limits
 from .errors import (
+    BriefNotFound,
     ConfigError,
     DatabaseUnavailable,
+    InvalidBrief,
     InvalidJob,
     InvalidTransition,
     JobFailed,
@@ -25,8 +38,13 @@ from .results import wait_for
 from .states import JobStatus
 
 __all__ = [
+    "Brief",
+    "BriefNotFound",
+    "BriefStatus",
+    "BriefWithJob",
     "ConfigError",
     "DatabaseUnavailable",
+    "InvalidBrief",
     "InvalidJob",
     "InvalidTransition",
     "Job",
@@ -41,18 +59,23 @@ __all__ = [
     "UnrecoverableError",
     "WaitTimeout",
     "add_periodic_job",
+    "cancel_brief",
     "cancel_job",
     "clear_limits",
+    "create_brief_with_job",
     "create_job",
     "create_jobs",
+    "get_brief",
     "get_job",
     "handler",
+    "list_briefs",
     "list_controls",
     "list_periodic_jobs",
     "pause",
     "periodic",
     "remove_periodic_job",
     "resume",
+    "retry_brief",
     "retry_job",
     "set_limits",
     "wait_for",

@@ -6,7 +6,7 @@ Exit codes (stable, for scripts):
     2  bad input: invalid option, JSON, status or job field (nothing was written)
     3  configuration: no database configured, or the database cannot be reached
     4  schema: not migrated (run `supaworker migrate`), or migrated by a newer supaworker
-    5  not found: no job with that id
+    5  not found: no job or brief with that id
     6  conflict: the job's state does not allow the action (e.g. retrying a completed job)
     7  `wait`: the job ended failed or cancelled
     8  `wait`: the job did not finish within --timeout
@@ -26,11 +26,12 @@ import click
 import psycopg
 from pydantic import ValidationError
 
-from . import client
+from . import briefs, client, pipelines
 from . import migrate as migrations
 from .config import Settings, get_settings
 from .db import ConnectionProfile, probe, resolve_conninfo
 from .errors import (
+    BriefNotFound,
     ConfigError,
     DatabaseUnavailable,
     InvalidJob,
@@ -60,6 +61,7 @@ _ERROR_EXITS: tuple[tuple[type[BaseException], int], ...] = (
     (DatabaseUnavailable, EXIT_CONFIG),
     (MigrationError, EXIT_SCHEMA),
     (JobNotFound, EXIT_NOT_FOUND),
+    (BriefNotFound, EXIT_NOT_FOUND),
     (InvalidTransition, EXIT_CONFLICT),
 )
 
@@ -190,6 +192,13 @@ def _import_modules(modules: Sequence[str]) -> None:
 @click.option("--job-timeout-ms", type=click.IntRange(min=1), help="Default per-attempt timeout.")
 @click.option("--lease-seconds", type=click.FloatRange(min=0.1), help="Lease length; heartbeat every third of it.")
 @click.option("--shutdown-grace", type=click.FloatRange(min=0), help="Seconds running jobs get on shutdown.")
+@click.option("--prefetch", type=click.IntRange(min=0), help="Jobs claimed ahead of free slots (default: concurrency).")
+@click.option(
+    "--no-builtins",
+    "no_builtins",
+    is_flag=True,
+    help="Do not run the built-in job types (analysis, render, ...) that the --import modules leave unhandled.",
+)
 @pass_ctx
 @handle_errors
 def worker(
@@ -203,6 +212,8 @@ def worker(
     job_timeout_ms: int | None,
     lease_seconds: float | None,
     shutdown_grace: float | None,
+    prefetch: int | None,
+    no_builtins: bool,
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
     from .worker.main import run_worker
@@ -211,11 +222,19 @@ def worker(
     settings = ctx.settings
     queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
     _import_modules(imports)
+    if not no_builtins:
+        # After the imports, and only for the types they left unregistered: the application's handlers win.
+        from .builtins import register_builtins
+
+        register_builtins(default_registry, settings.artifacts_dir)
     unknown = [t for t in types if t not in default_registry]
     if unknown:
         fail(f"no handler registered for type(s) {', '.join(unknown)}; add --import MODULE", EXIT_BAD_INPUT)
     if not len(default_registry):
-        fail("no handlers registered; pass --import MODULE with @supaworker.handler functions", EXIT_BAD_INPUT)
+        fail(
+            "no handlers registered; pass --import MODULE with @supaworker.handler functions (or drop --no-builtins)",
+            EXIT_BAD_INPUT,
+        )
     profile = ctx.profile
     with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
         migrations.check_current(conn, settings.schema_name)
@@ -225,12 +244,15 @@ def worker(
         child: list[str] = ["worker"]
         for name in imports:
             child += ["--import", name]
+        if no_builtins:
+            child.append("--no-builtins")
         for flag, value in (
             ("--concurrency", concurrency),
             ("--poll-interval-ms", poll_interval_ms),
             ("--job-timeout-ms", job_timeout_ms),
             ("--lease-seconds", lease_seconds),
             ("--shutdown-grace", shutdown_grace),
+            ("--prefetch", prefetch),
         ):
             if value is not None:
                 child += [flag, str(value)]
@@ -247,6 +269,7 @@ def worker(
         job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
         lease_seconds=lease_seconds,
         shutdown_grace_seconds=shutdown_grace,
+        prefetch=prefetch,
         types=list(types) or None,
         queues=queue_names or None,
     )
@@ -293,6 +316,14 @@ def _parse_payload(payload: str | None) -> Any:
 @click.option("--queue", default="default", show_default=True)
 @click.option("--unique-key", help="Idempotency key: if a live job holds it, print that job's id instead.")
 @click.option("--unique-for", type=click.FloatRange(min=0, min_open=True), help="Seconds the key is held.")
+@click.option(
+    "--depends-on",
+    "depends_on",
+    type=click.IntRange(min=1),
+    multiple=True,
+    metavar="JOB_ID",
+    help="Run only after this job completed (repeatable: after all of them).",
+)
 @pass_ctx
 @handle_errors
 def enqueue(
@@ -307,12 +338,13 @@ def enqueue(
     queue: str,
     unique_key: str | None,
     unique_for: float | None,
+    depends_on: tuple[int, ...],
 ) -> None:
     """Add COUNT jobs of TYPE to the queue and print their ids."""
     data = _parse_payload(payload)
     if unique_key is not None or unique_for is not None:
-        if count != 1:
-            fail("--unique-key enqueues one job; drop --count", EXIT_BAD_INPUT)
+        if count != 1 or depends_on:
+            fail("--unique-key enqueues one job on its own; drop --count and --depends-on", EXIT_BAD_INPUT)
         fields = {"payload": data, "priority": priority, "max_attempts": max_attempts, "timeout": timeout}
         unique = {"unique_key": unique_key, "unique_for": unique_for}
         client.validate_job(type, delay=delay, queue=queue, **fields, **unique)
@@ -321,13 +353,15 @@ def enqueue(
         if job.duplicate:
             click.echo(f"duplicate: job {job.id} ({job.status}) already holds key {unique_key!r}", err=True)
         return
-    fields = {
+    fields: dict[str, Any] = {
         "payload": data,
         "priority": priority,
         "max_attempts": max_attempts,
         "timeout": timeout,
         "queue": queue,
     }
+    if depends_on:
+        fields["depends_on"] = list(depends_on)
     client.validate_job(type, delay=delay, **fields)  # reject bad input before touching the database
     store = ctx.store()
     if count == 1 or delay:
@@ -419,9 +453,16 @@ def jobs(ctx: _Context, status: str | None, job_type: str | None, limit: int, as
 @pass_ctx
 @handle_errors
 def retry(ctx: _Context, job_id: int) -> None:
-    """Put a failed or cancelled job back in the queue."""
-    status = client.retry_job(job_id, store=ctx.store())
-    click.echo(f"job {job_id}: {status}")
+    """Put a failed or cancelled job back in the queue; the jobs its failure cancelled (the rest of a brief's
+    pipeline) wait for it again."""
+    store = ctx.store()
+    status = client.retry_job(job_id, store=store)
+    job = client.get_job(job_id, store=store)
+    if job.brief_id is not None:
+        brief = briefs.get_brief(job.brief_id, store=store)
+        click.echo(f"job {job_id}: {status} (brief {brief.id}: {brief.status})")
+    else:
+        click.echo(f"job {job_id}: {status}")
 
 
 @main.command()
@@ -433,6 +474,128 @@ def cancel(ctx: _Context, job_id: int, reason: str) -> None:
     """Cancel a job that has not finished (and the jobs waiting on it)."""
     status = client.cancel_job(job_id, reason, store=ctx.store())
     click.echo(f"job {job_id}: {status}")
+
+
+@main.group()
+def brief() -> None:
+    """Briefs: a unit of user work run as one job or a pipeline of jobs."""
+
+
+def _print_brief(b: briefs.Brief, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(b.to_dict(), default=str, indent=2))
+        return
+    click.echo(f"brief {b.id}: {b.status} ({b.steps_completed}/{b.steps_total} steps completed)")
+    click.echo(f"  user {b.user_id}, {b.media_type}, pipeline {' -> '.join(b.pipeline)}")
+    if b.title:
+        click.echo(f"  title: {b.title}")
+    click.echo(f"  query: {_cell(b.query)}")
+    if b.failed_step:
+        click.echo(f"  failed at step {b.failed_step} (job {b.failed_job_id}): {_cell(b.error)}")
+        click.echo(f"  resume with: supaworker retry {b.failed_job_id}")
+    elif b.error:
+        click.echo(f"  {_cell(b.error)}")
+    if b.steps:
+        click.echo("")
+        rows = [{**step.to_dict(), "error": step.last_error} for step in b.steps]
+        _print_table(rows, ["id", "type", "status", "attempts", "depends_on", "completed_at", "error"])
+
+
+@brief.command("create")
+@click.option("--user-id", required=True, help="Who the brief is for.")
+@click.option("--query", required=True, help="What to make.")
+@click.option("--media-type", required=True, type=click.Choice(pipelines.MEDIA_TYPES))
+@click.option("--title", default="", help="A title.")
+@click.option("--description", default="", help="A longer description.")
+@click.option("--pipeline/--single", "use_pipeline", default=False, show_default=True,
+              help="Run the media type's whole pipeline, or the analysis step only.")  # fmt: skip
+@click.option("--step", "steps", multiple=True, metavar="TYPE", help="Run these job types in order instead.")
+@click.option("--options", "options", help="Extra payload fields for every step, as a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+@handle_errors
+def brief_create(
+    ctx: _Context,
+    user_id: str,
+    query: str,
+    media_type: str,
+    title: str,
+    description: str,
+    use_pipeline: bool,
+    steps: tuple[str, ...],
+    options: str | None,
+    as_json: bool,
+) -> None:
+    """Create a brief and its jobs; print the brief id and its job ids."""
+    extra = _parse_payload(options) if options is not None else None
+    if extra is not None and not isinstance(extra, dict):
+        fail("--options must be a JSON object", EXIT_BAD_INPUT)
+    fields: dict[str, Any] = {
+        "user_id": user_id,
+        "title": title,
+        "description": description,
+        "query": query,
+        "media_type": media_type,
+        "use_pipeline": use_pipeline,
+        "steps": list(steps) or None,
+    }
+    briefs.validate_brief(**fields)  # reject bad input before touching the database
+    created = briefs.create_brief_with_job(**fields, options=extra, store=ctx.store())
+    if as_json:
+        click.echo(json.dumps(created.brief.to_dict(), default=str, indent=2))
+    else:
+        ids = " ".join(str(step.id) for step in created.brief.steps)
+        click.echo(f"brief {created.brief.id}: jobs {ids} ({' -> '.join(created.brief.pipeline)})")
+
+
+@brief.command("show")
+@click.argument("brief_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+@handle_errors
+def brief_show(ctx: _Context, brief_id: str, as_json: bool) -> None:
+    """Show a brief's status, result or error, and its steps."""
+    _print_brief(briefs.get_brief(brief_id, store=ctx.store()), as_json)
+
+
+@brief.command("list")
+@click.option("--user-id", help="Only this user's briefs.")
+@click.option("--status", type=click.Choice([s.value for s in briefs.BriefStatus]), help="Only in this status.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+@handle_errors
+def brief_list(ctx: _Context, user_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List briefs, newest first."""
+    rows = [b.to_dict() for b in briefs.list_briefs(user_id=user_id, status=status, limit=limit, store=ctx.store())]
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    elif not rows:
+        click.echo("no briefs match")
+    else:
+        _print_table(rows, ["id", "user_id", "media_type", "status", "steps_completed", "steps_total", "created_at",
+                            "failed_step"])  # fmt: skip
+
+
+@brief.command("cancel")
+@click.argument("brief_id")
+@click.option("--reason", default="brief cancelled by request", show_default=True)
+@pass_ctx
+@handle_errors
+def brief_cancel(ctx: _Context, brief_id: str, reason: str) -> None:
+    """Cancel a brief's unfinished steps."""
+    b = briefs.cancel_brief(brief_id, reason, store=ctx.store())
+    click.echo(f"brief {b.id}: {b.status}")
+
+
+@brief.command("retry")
+@click.argument("brief_id")
+@pass_ctx
+@handle_errors
+def brief_retry(ctx: _Context, brief_id: str) -> None:
+    """Resume a failed or cancelled brief from the step that stopped it."""
+    b = briefs.retry_brief(brief_id, store=ctx.store())
+    click.echo(f"brief {b.id}: {b.status}")
 
 
 # -- queue features (issue 5): pause/resume, limits, waiting for results, periodic jobs, pruning -----------

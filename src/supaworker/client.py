@@ -19,6 +19,7 @@ from psycopg_pool import ConnectionPool
 
 from .config import Settings, get_settings
 from .db import probe, resolve_conninfo
+from .dependencies import MAX_KEY_LENGTH, check_depends_on, check_parents, topological_order
 from .errors import InvalidJob, InvalidTransition, JobNotFound
 from .job import JobRecord
 from .store import Store
@@ -73,6 +74,7 @@ def validate_job(
     queue: str = "default",
     unique_key: str | None = None,
     unique_for: float | None = None,
+    depends_on: Iterable[int] | None = None,
 ) -> dict[str, Any]:
     """Checks a job's fields and returns the row to insert; raises InvalidJob naming the bad field."""
     if not isinstance(type, str) or not type.strip():
@@ -112,6 +114,7 @@ def validate_job(
             brief_id = brief_id if isinstance(brief_id, UUID) else UUID(str(brief_id))
         except ValueError:
             raise InvalidJob(f"brief_id must be a UUID, not {brief_id!r}") from None
+    parents = check_depends_on(depends_on)
     return {
         "type": type,
         "queue": queue,
@@ -124,6 +127,8 @@ def validate_job(
         "brief_id": brief_id,
         "unique_key": unique_key,
         "unique_for": float(unique_for) if unique_for is not None else None,
+        "depends_on": parents,
+        "status": "waiting" if parents else "pending",
     }
 
 
@@ -144,6 +149,7 @@ def create_job(
     queue: str = "default",
     unique_key: str | None = None,
     unique_for: float | None = None,
+    depends_on: Iterable[int] | None = None,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
 ) -> JobRecord:
@@ -153,6 +159,10 @@ def create_job(
     pending, processing or completed (until pruned), a second create_job returns that job with
     `.duplicate` True and inserts nothing. A failed or cancelled holder gives the key up, and with
     `unique_for` (seconds) the key is held only that long after the holder was created.
+
+    With `depends_on` (ids of existing jobs) it starts `waiting` and becomes runnable in the transaction that
+    completes the last of them; if one fails for good it is cancelled with the reason. Unknown ids, and
+    parents that already failed or were cancelled, are rejected (InvalidJob) before anything is written.
     """
     row = validate_job(
         type,
@@ -166,10 +176,30 @@ def create_job(
         queue=queue,
         unique_key=unique_key,
         unique_for=unique_for,
+        depends_on=depends_on,
     )
+    s = _store_for(conn, store)
     if unique_key is not None:
-        return _store_for(conn, store).insert_unique_job(row, conn)
-    return _store_for(conn, store).insert_job(row, conn)
+        if row["depends_on"]:
+            raise InvalidJob("unique_key cannot be combined with depends_on (yet): give one or the other")
+        return s.insert_unique_job(row, conn)
+    if not row["depends_on"]:
+        return s.insert_job(row, conn)
+    parents: list[int] = row["depends_on"]
+    with s.transaction(conn) as c:
+        row["status"] = check_parents("the job", parents, s.lock_parent_jobs(parents, c))
+        job = s.insert_job(row, c)
+        insert_dependencies(s, [(job.id, p) for p in parents], c)
+    job.extra["depends_on"] = sorted(parents)
+    return job
+
+
+def insert_dependencies(s: Store, pairs: list[tuple[int, int]], conn: psycopg.Connection) -> None:
+    """Records dependency pairs; the database's own check (a cycle, a dead parent) becomes InvalidJob."""
+    try:
+        s.insert_job_dependencies(pairs, conn)
+    except (psycopg.errors.CheckViolation, psycopg.errors.ForeignKeyViolation) as exc:
+        raise InvalidJob(str(exc).splitlines()[0]) from None
 
 
 def create_jobs(
@@ -180,15 +210,26 @@ def create_jobs(
 ) -> list[int]:
     """Enqueues many jobs in one round trip (COPY) and returns their ids, in order.
 
-    Each item is a mapping with the keyword arguments of `create_job` (`type` required). All are
-    validated before anything is written.
+    Each item is a mapping with the keyword arguments of `create_job` (`type` required). An item may also
+    have a `key` (a string unique in the batch), and its `depends_on` may name other items of the batch by
+    key as well as existing jobs by id, so a whole graph is created at once (a cycle is rejected). Parents
+    always get smaller ids than their children. All are validated before anything is written.
     """
-    rows = []
+    rows: list[dict[str, Any]] = []
+    keys: list[str | None] = []
+    refs: list[list[int | str]] = []
     for index, job in enumerate(jobs):
         if not isinstance(job, Mapping) or "type" not in job:
             raise InvalidJob(f"job #{index}: each job must be a mapping with a 'type'")
+        fields = dict(job)
+        key = fields.pop("key", None)
         try:
-            row = validate_job(**job)
+            if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH):
+                raise InvalidJob(f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+            if key is not None and key in keys:
+                raise InvalidJob(f"key {key!r} is used by more than one job")
+            job_refs = check_depends_on(fields.pop("depends_on", None), allow_keys=True)
+            row = validate_job(**fields)
         except TypeError as exc:
             raise InvalidJob(f"job #{index}: {exc}") from None
         except InvalidJob as exc:
@@ -199,7 +240,38 @@ def create_jobs(
             # COPY cannot return the existing job for a duplicate key; create_job can.
             raise InvalidJob(f"job #{index}: bulk jobs take no unique_key; use create_job for unique jobs")
         rows.append(row)
-    return _store_for(conn, store).insert_jobs(rows, conn)
+        keys.append(key)
+        refs.append(job_refs)
+    s = _store_for(conn, store)
+    if not any(refs):
+        return s.insert_jobs(rows, conn)
+
+    index_of = {key: i for i, key in enumerate(keys) if key is not None}
+    edges: dict[int, list[int]] = {}
+    for i, job_refs in enumerate(refs):
+        for ref in job_refs:
+            if isinstance(ref, str):
+                if ref not in index_of:
+                    raise InvalidJob(f"job #{i} depends on {ref!r}, which is no job's key in this batch")
+                edges.setdefault(i, []).append(index_of[ref])
+    order = topological_order(keys, edges)
+    external = sorted({ref for job_refs in refs for ref in job_refs if isinstance(ref, int)})
+    with s.transaction(conn) as c:
+        statuses = s.lock_parent_jobs(external, c) if external else {}
+        for i, job_refs in enumerate(refs):
+            if job_refs:
+                ids = [ref for ref in job_refs if isinstance(ref, int)]
+                status = check_parents(f"job #{i}", ids, statuses)
+                rows[i]["status"] = "waiting" if i in edges else status
+        ids_in_order = s.insert_jobs([rows[i] for i in order], c)
+        id_of = dict(zip(order, ids_in_order, strict=True))
+        pairs = [
+            (id_of[i], id_of[index_of[ref]] if isinstance(ref, str) else ref)
+            for i, job_refs in enumerate(refs)
+            for ref in job_refs
+        ]
+        insert_dependencies(s, pairs, c)
+    return [id_of[i] for i in range(len(rows))]
 
 
 def get_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> JobRecord:
@@ -217,6 +289,14 @@ def retry_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Sto
         job = s.get_job(job_id, conn)
         if job is None:
             raise JobNotFound(f"no job with id {job_id}")
+        if job.status in ("failed", "cancelled"):
+            parents = s.lock_parent_jobs(job.extra.get("depends_on") or [], conn)
+            dead = sorted(p for p, st in parents.items() if st in ("failed", "cancelled"))
+            if dead:
+                raise InvalidTransition(
+                    f"job {job_id} depends on job {dead[0]}, which is {parents[dead[0]]}: retry job {dead[0]} "
+                    "instead (its cancelled dependents come back with it)"
+                )
         raise InvalidTransition(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
     return status
 

@@ -5,7 +5,9 @@ SupaworkerError
 ├── DatabaseUnavailable    the database cannot be reached
 ├── MigrationError         schema missing, or migrated by a newer supaworker
 ├── JobNotFound            no job with that id
+├── BriefNotFound          no brief with that id
 ├── InvalidJob             a job's fields were rejected (nothing was written)
+│   └── InvalidBrief       a brief's fields were rejected (nothing was written)
 ├── InvalidTransition      the job is not in a state that allows the action
 ├── JobFailed              raised by wait_for() when the job ended failed or cancelled
 ├── WaitTimeout            raised by wait_for() when the job did not finish in time (also a TimeoutError)
@@ -37,6 +39,14 @@ class JobNotFound(SupaworkerError):
 
 class InvalidJob(SupaworkerError, ValueError):
     """A job's fields were rejected; nothing was written."""
+
+
+class BriefNotFound(SupaworkerError):
+    """No brief with that id."""
+
+
+class InvalidBrief(InvalidJob):
+    """A brief's fields were rejected; nothing was written. (An InvalidJob, so one handler covers both.)"""
 
 
 class InvalidTransition(SupaworkerError):

@@ -19,8 +19,9 @@ MAX_PROGRESS_MESSAGE_CHARS = 1000
 class Job:
     """One claimed attempt of a job, as handed to its handler.
 
-    `attempt` is 1 on the first run. `upstream` holds the results of the jobs this one depends on, by
-    their type (the previous steps of a pipeline).
+    `attempt` is 1 on the first run. `upstream` holds the results of the completed jobs this one depends
+    on, directly or through others (the previous steps of a pipeline), by job type; when two share a type
+    the nearer one wins, and `upstream_by_id` has every one of them by job id.
 
     A handler may report `job.progress(percent, message)`, and a long sync handler should check
     `job.cancelled` now and then: async handlers are cancelled outright, a thread can only be asked.
@@ -39,7 +40,9 @@ class Job:
     created_at: datetime
     started_at: datetime
     worker_id: str = ""
+    has_parents: bool = False
     upstream: dict[str, Any] = field(default_factory=dict)
+    upstream_by_id: dict[int, Any] = field(default_factory=dict)
     # Set by the worker that runs the job; a thread-safe flag because sync handlers run in threads.
     _cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
     _progress_sink: Callable[[Job, float, str | None], None] | None = field(default=None, repr=False, compare=False)
@@ -79,6 +82,7 @@ class Job:
             run_at,
             created_at,
             started_at,
+            has_parents,
         ) = row
         return cls(
             id_,
@@ -94,6 +98,7 @@ class Job:
             created_at,
             started_at,
             worker_id,
+            bool(has_parents),
         )
 
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg.rows import dict_row
@@ -63,7 +65,7 @@ class Store:
 
     # -- writing jobs ---------------------------------------------------------------------------------
     def insert_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
-        params = {**job, "payload": Jsonb(job["payload"])}
+        params = {**job, "payload": Jsonb(job["payload"]), "status": job.get("status", "pending")}
         with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
             cur.execute(self.q.insert_job, params)
             row = cur.fetchone()
@@ -83,6 +85,7 @@ class Store:
                             job_id,
                             job["type"],
                             job["queue"],
+                            job.get("status", "pending"),
                             job["priority"],
                             Jsonb(job["payload"]),
                             job["max_attempts"],
@@ -92,6 +95,19 @@ class Store:
                         )
                     )
             return ids
+
+    def lock_parent_jobs(self, ids: Sequence[int], conn: psycopg.Connection | None = None) -> dict[int, str]:
+        """The status of each existing job among `ids`, locked until the caller's transaction ends."""
+        with self.connection(conn) as c:
+            return {row[0]: row[1] for row in c.execute(self.q.lock_parent_jobs, {"ids": list(ids)})}
+
+    def insert_job_dependencies(self, pairs: Sequence[tuple[int, int]], conn: psycopg.Connection | None = None) -> None:
+        """Records (job_id, depends_on) pairs in one statement."""
+        if not pairs:
+            return
+        params = {"job_ids": [p[0] for p in pairs], "depends_on": [p[1] for p in pairs]}
+        with self.connection(conn) as c:
+            c.execute(self.q.insert_job_dependencies, params)
 
     def retry_job(self, job_id: int, conn: psycopg.Connection | None = None) -> str | None:
         return self._value(self.q.retry_job, {"id": job_id}, conn)
@@ -115,6 +131,35 @@ class Store:
     ) -> list[JobRecord]:
         params = {"status": status, "type": type, "before_id": before_id, "limit": limit}
         return [JobRecord.from_row(r) for r in self._rows(self.q.list_jobs, params, conn)]
+
+    # -- briefs ---------------------------------------------------------------------------------------------
+    def insert_brief(self, brief: dict[str, Any], conn: psycopg.Connection | None = None) -> UUID:
+        return self._value(self.q.insert_brief, brief, conn)
+
+    def get_brief(self, brief_id: UUID, conn: psycopg.Connection | None = None) -> dict[str, Any] | None:
+        rows = self._rows(self.q.get_brief, {"id": brief_id}, conn)
+        return rows[0] if rows else None
+
+    def brief_jobs(self, brief_id: UUID, conn: psycopg.Connection | None = None) -> list[JobRecord]:
+        return [JobRecord.from_row(r) for r in self._rows(self.q.brief_jobs, {"id": brief_id}, conn)]
+
+    def list_briefs(
+        self,
+        *,
+        user_id: str | None = None,
+        status: str | None = None,
+        before: datetime | None = None,
+        limit: int = 50,
+        conn: psycopg.Connection | None = None,
+    ) -> list[dict[str, Any]]:
+        params = {"user_id": user_id, "status": status, "before": before, "limit": limit}
+        return self._rows(self.q.list_briefs, params, conn)
+
+    def cancel_brief(self, brief_id: UUID, reason: str, conn: psycopg.Connection | None = None) -> int:
+        return int(self._value(self.q.cancel_brief, {"id": brief_id, "reason": reason}, conn))
+
+    def retry_brief(self, brief_id: UUID, conn: psycopg.Connection | None = None) -> int:
+        return int(self._value(self.q.retry_brief, {"id": brief_id}, conn))
 
     def job_stats(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.job_stats, {}, conn)
@@ -234,6 +279,12 @@ class WorkerStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.claim_jobs, params)
             return [Job.from_claim(row, worker_id) for row in await cur.fetchall()]
+
+    async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
+        """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.upstream_results, {"id": job_id})
+            return list(await cur.fetchall())
 
     async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
         params = {

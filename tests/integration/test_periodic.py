@@ -49,9 +49,10 @@ def test_concurrent_schedulers_enqueue_each_tick_exactly_once(db: str, store: St
 
 
 def test_ticks_missed_while_all_workers_were_down_are_enqueued_once(store: Store, conn: psycopg.Connection) -> None:
-    supaworker.add_periodic_job("*/5 * * * *", type="report", payload={"kind": "daily"}, store=store)
-    supaworker.add_periodic_job("*/5 * * * *", type="digest", name="no-catch-up", catch_up=False, store=store)
-    conn.execute("UPDATE supaworker.periodic_jobs SET last_tick_at = now() - interval '3 hours'")
+    # Yearly ticks, two years down: several ticks missed, none recent (unless this runs at New Year).
+    supaworker.add_periodic_job("0 0 1 1 *", type="report", payload={"kind": "daily"}, store=store)
+    supaworker.add_periodic_job("0 0 1 1 *", type="digest", name="no-catch-up", catch_up=False, store=store)
+    conn.execute("UPDATE supaworker.periodic_jobs SET last_tick_at = now() - interval '2 years 1 day'")
     counts = PeriodicScheduler(store).run_once()
     assert len(periodic_jobs(conn)) == 1 and periodic_jobs(conn, "digest") == []
     assert counts["enqueued"] + counts["skipped"] >= 2

@@ -30,8 +30,12 @@ FAST = {
 
 
 def make_worker(db: str, registry: Registry, *, listen: bool = True, **options: Any) -> Worker:
-    return Worker(ConnectionProfile(db, transaction_pooler=not listen), "supaworker", registry,
-                  WorkerOptions(**{**FAST, **options}))  # fmt: skip
+    return Worker(
+        ConnectionProfile(db, transaction_pooler=not listen),
+        "supaworker",
+        registry,
+        WorkerOptions(**{**FAST, **options}),
+    )
 
 
 @asynccontextmanager
@@ -242,7 +246,6 @@ async def test_idle_worker_wakes_on_notify_long_before_its_poll(db: str, store: 
         j = supaworker.create_job("ping", store=store)
         # Without NOTIFY the next claim would come in 120 s; the 20 s bound would fail.
         await wait_until(status_is(db, j.id, "completed"))
-        # The counter moves just after the commit the row shows, one event-loop turn later.
         await wait_until(lambda: worker.completer.completed == 1)
 
 
@@ -279,8 +282,9 @@ async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Sto
     registry = Registry()
     order: list[str] = []
     registry.register("step", lambda job: order.append(job.payload["name"]) or job.payload["name"])
-    parent, child = supaworker.create_jobs([{"type": "step", "payload": {"name": "first"}},
-                                            {"type": "step", "payload": {"name": "second"}}], store=store)  # fmt: skip
+    parent, child = supaworker.create_jobs(
+        [{"type": "step", "payload": {"name": "first"}}, {"type": "step", "payload": {"name": "second"}}], store=store
+    )
     with psycopg.connect(db, autocommit=True) as c:
         c.execute("UPDATE supaworker.jobs SET status = 'waiting' WHERE id = %s", (child,))
         c.execute("INSERT INTO supaworker.job_dependencies VALUES (%s, %s)", (child, parent))

@@ -81,9 +81,7 @@ def _wrap(draw: ImageDraw.ImageDraw, text: str, face: Font, max_width: int) -> l
     return lines
 
 
-def fit_text(
-    draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int], max_size: int
-) -> tuple[list[str], Font]:
+def fit_text(draw: ImageDraw.ImageDraw, text: str, box: tuple[int, int], max_size: int) -> tuple[list[str], Font]:
     """Wrap ``text`` into ``box`` (width, height) at the largest size from ``max_size`` down that fits."""
     width, height = box
     size = max_size

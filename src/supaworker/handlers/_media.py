@@ -130,9 +130,7 @@ def audio_artifact(notes: list[tuple[str, float]], note_seconds: float, director
     return target, [], details
 
 
-def text_artifact(
-    brief: dict[str, Any], report: dict[str, Any], analysis: dict[str, Any], directory: Path
-) -> Built:
+def text_artifact(brief: dict[str, Any], report: dict[str, Any], analysis: dict[str, Any], directory: Path) -> Built:
     """A Markdown report of the text analysis (and the brief analysis, when available)."""
     readability, mood = report.get("readability", {}), report.get("sentiment", {})
     lines = [f"# {brief.get('title') or report.get('title') or 'Report'}", ""]

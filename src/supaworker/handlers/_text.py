@@ -84,9 +84,7 @@ def _is_unspaced(char: str) -> bool:
 def _split_unspaced(token: str) -> list[str]:
     # Japanese particles and endings are hiragana, so hiragana separates the content runs; long runs
     # (Chinese has no such separator) become overlapping bigrams, a common script-agnostic fallback.
-    runs = (
-        [run for run in re.split(r"[\u3040-\u309f]+", token) if run] if _has_non_hiragana(token) else [token]
-    )
+    runs = [run for run in re.split(r"[\u3040-\u309f]+", token) if run] if _has_non_hiragana(token) else [token]
     tokens: list[str] = []
     for run in runs:
         if len(run) <= 4:

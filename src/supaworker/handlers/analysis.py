@@ -39,9 +39,7 @@ MEDIA_CUES: dict[str, str] = {
     **dict.fromkeys(("audio", "sound", "podcast", "song", "music", "jingle", "tune", "melody"), "audio"),
 }
 
-_QUOTED_RE = re.compile(
-    r"\"([^\"\n]{1,80})\"|“([^”\n]{1,80})”|«([^»\n]{1,80})»|(?<!\w)'([^'\n]{2,80})'(?!\w)"
-)
+_QUOTED_RE = re.compile(r"\"([^\"\n]{1,80})\"|“([^”\n]{1,80})”|«([^»\n]{1,80})»|(?<!\w)'([^'\n]{2,80})'(?!\w)")
 _NUMBER_RE = re.compile(r"(?<![\w.])\d+(?:[.,:]\d+)*%?(?!\w)")
 MAX_KEYWORDS = 10
 
@@ -84,9 +82,7 @@ def extract_entities(text: str) -> list[dict[str, str]]:
     def outside_quotes(position: int) -> bool:
         return not any(start <= position < end for start, end in quoted)
 
-    found.extend(
-        (m.start(), "number", m.group()) for m in _NUMBER_RE.finditer(text) if outside_quotes(m.start())
-    )
+    found.extend((m.start(), "number", m.group()) for m in _NUMBER_RE.finditer(text) if outside_quotes(m.start()))
     found.extend((start, "name", span) for start, span in _capitalised_spans(text) if outside_quotes(start))
     entities: list[dict[str, str]] = []
     seen: set[tuple[str, str]] = set()

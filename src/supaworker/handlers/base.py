@@ -21,15 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-MEDIA_TYPES: tuple[str, ...] = ("video", "image", "audio", "text")
-
-# The full step sequence of a brief for each media type; ``analysis`` reports the tail as its plan.
-PIPELINES: dict[str, tuple[str, ...]] = {
-    "video": ("analysis", "asset_prep", "video_generation", "render"),
-    "image": ("analysis", "asset_prep", "image_processing", "render"),
-    "audio": ("analysis", "asset_prep", "render"),
-    "text": ("analysis", "text_analysis", "render"),
-}
+# One definition of the brief pipelines; ``analysis`` reports the tail of its media type's one as its plan.
+from ..pipelines import MEDIA_TYPES as MEDIA_TYPES
+from ..pipelines import PIPELINES as PIPELINES
 
 # Free-text fields are bounded so one oversized payload cannot make a step slow or huge.
 MAX_TEXT_CHARS = 20_000
@@ -109,9 +103,7 @@ def get_media_type(payload: Mapping[str, Any], *, required: bool = False) -> str
     if not isinstance(value, str):
         raise PayloadError(f"payload field 'media_type' must be a string, got {type(value).__name__}")
     if value.strip().lower() not in MEDIA_TYPES:
-        raise PayloadError(
-            f"payload field 'media_type' must be one of {', '.join(MEDIA_TYPES)}, got {value!r}"
-        )
+        raise PayloadError(f"payload field 'media_type' must be one of {', '.join(MEDIA_TYPES)}, got {value!r}")
     return value.strip().lower()
 
 
@@ -120,9 +112,7 @@ def brief_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
     brief_id = payload.get("brief_id")
     if brief_id is not None:
         if not isinstance(brief_id, str):
-            raise PayloadError(
-                f"payload field 'brief_id' must be a UUID string, got {type(brief_id).__name__}"
-            )
+            raise PayloadError(f"payload field 'brief_id' must be a UUID string, got {type(brief_id).__name__}")
         try:
             brief_id = str(uuid.UUID(brief_id))
         except ValueError:

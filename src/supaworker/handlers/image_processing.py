@@ -52,12 +52,8 @@ def draw_title_card(asset: dict[str, Any], palette: dict[str, str], size: tuple[
     _graphics.draw_text_block(draw, str(asset.get("text") or ""), title_box, text_colour, height // 6, shadow)
     if asset.get("subtitle"):
         subtitle_box = (width // 10, height * 64 // 100, width * 9 // 10, height * 88 // 100)
-        _graphics.draw_text_block(
-            draw, str(asset["subtitle"]), subtitle_box, text_colour, max(10, height // 14)
-        )
-    draw.rectangle(
-        (0, height - max(3, height // 30), width, height), fill=_graphics.hex_to_rgb(palette["accent"])
-    )
+        _graphics.draw_text_block(draw, str(asset["subtitle"]), subtitle_box, text_colour, max(10, height // 14))
+    draw.rectangle((0, height - max(3, height // 30), width, height), fill=_graphics.hex_to_rgb(palette["accent"]))
     return image
 
 
@@ -103,9 +99,7 @@ def _open_source(payload: dict[str, Any]) -> Image.Image | None:
     try:
         with Image.open(path) as image:
             if image.width * image.height > MAX_SOURCE_PIXELS:
-                raise PayloadError(
-                    f"payload field 'source_image' is too large ({image.width}x{image.height})"
-                )
+                raise PayloadError(f"payload field 'source_image' is too large ({image.width}x{image.height})")
             # Photos often store their rotation in EXIF; apply it so outputs are upright.
             return ImageOps.exif_transpose(image).convert("RGB")
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
@@ -118,9 +112,7 @@ def process_images(ctx: StepContext) -> dict[str, Any]:
     transforms = get_str_list(payload, "transforms") or list(TRANSFORMS)
     unknown = sorted(set(transforms) - set(TRANSFORMS))
     if unknown:
-        raise PayloadError(
-            f"payload field 'transforms' has unknown names {unknown}; allowed: {list(TRANSFORMS)}"
-        )
+        raise PayloadError(f"payload field 'transforms' has unknown names {unknown}; allowed: {list(TRANSFORMS)}")
     thumbnail_size = get_int(payload, "thumbnail_size", default=96, low=16, high=256)
     source = _open_source(payload)  # validated before any drawing, so a bad path fails fast
     plan = assets_for(ctx)
@@ -130,9 +122,7 @@ def process_images(ctx: StepContext) -> dict[str, Any]:
     backgrounds = [asset for asset in plan["assets"] if asset.get("kind") == "background"]
     for asset in plan["assets"]:
         if asset.get("kind") == "title_card":
-            images.append(
-                _save(draw_title_card(asset, palette, size), directory / "title_card.png", "title_card")
-            )
+            images.append(_save(draw_title_card(asset, palette, size), directory / "title_card.png", "title_card"))
     for number, asset in enumerate(backgrounds, start=1):
         keyword = str(asset.get("keyword", ""))
         path = directory / f"keyword_{number:02d}_{_graphics.slug(keyword)}.png"

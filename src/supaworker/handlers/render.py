@@ -63,9 +63,7 @@ def _tones(ctx: StepContext, analysis: dict[str, Any] | None) -> list[tuple[str,
         if tones:
             return [(str(a.get("keyword", "")), float(a["frequency_hz"])) for a in tones]
     analysis = analysis or analyse_payload(payload_of(ctx))
-    keywords = [str(word) for word in analysis.get("keywords", [])][:8] or [
-        str(analysis.get("title", "tone"))
-    ]
+    keywords = [str(word) for word in analysis.get("keywords", [])][:8] or [str(analysis.get("title", "tone"))]
     return [(keyword, tone_frequency(keyword)) for keyword in keywords]
 
 

@@ -28,9 +28,7 @@ NEGATIVE = _text.wordset(
     "sad scary slow terrible threat ugly unfair unhappy unsafe unstable weak worse worst wrong"
 )
 # A negator flips the polarity of sentiment words up to this many tokens after it ("not very good").
-NEGATORS = frozenset(
-    {"not", "no", "never", "none", "nobody", "nothing", "without", "hardly", "isn't", "don't"}
-)
+NEGATORS = frozenset({"not", "no", "never", "none", "nobody", "nothing", "without", "hardly", "isn't", "don't"})
 NEGATION_WINDOW = 3
 
 
@@ -41,9 +39,7 @@ def flesch(words: int, sentences: int, syllables: int) -> dict[str, Any]:
     ease = round(206.835 - 1.015 * words_per_sentence - 84.6 * syllables_per_word, 1)
     grade = round(0.39 * words_per_sentence + 11.8 * syllables_per_word - 15.59, 1)
     bands = ((90, "very easy"), (80, "easy"), (70, "fairly easy"), (60, "standard"), (50, "fairly difficult"))
-    label = next(
-        (name for floor, name in bands if ease >= floor), "difficult" if ease >= 30 else "very difficult"
-    )
+    label = next((name for floor, name in bands if ease >= floor), "difficult" if ease >= 30 else "very difficult")
     return {"flesch_reading_ease": ease, "flesch_kincaid_grade": grade, "label": label}
 
 
@@ -90,9 +86,7 @@ def summarise(sentences: list[str], frequencies: Counter[str], boost: set[str], 
     scored = []
     for index, sentence in enumerate(sentences):
         tokens = [token.casefold() for token in _text.words(sentence)]
-        score = sum(frequencies[token] + (token in boost) for token in tokens) / math.sqrt(
-            max(1, len(tokens))
-        )
+        score = sum(frequencies[token] + (token in boost) for token in tokens) / math.sqrt(max(1, len(tokens)))
         scored.append((-score, index))
     chosen = sorted(index for _, index in sorted(scored)[:count])
     return [sentences[index] for index in chosen]

@@ -27,11 +27,14 @@ class HealthSource:
     active_jobs: Callable[[], Awaitable[int]]
     uptime_seconds: Callable[[], float]
     ping: Callable[[float], Awaitable[None]]
+    children: Callable[[], list[int]] | None = None  # a supervisor's worker processes
 
 
 def build_app(source: HealthSource) -> Starlette:
     async def health(_: Request) -> JSONResponse:
         body: dict[str, object] = {"worker_id": source.worker_id(), "uptime": round(source.uptime_seconds())}
+        if source.children is not None:
+            body["children"] = source.children()
         try:
             async with asyncio.timeout(PING_TIMEOUT_SECONDS + 0.5):
                 await source.ping(PING_TIMEOUT_SECONDS)

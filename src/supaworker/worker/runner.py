@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -57,8 +57,12 @@ class WorkerOptions:
     shutdown_grace_seconds: float
     queues: Sequence[str] | None = None
     types: Sequence[str] | None = None  # default: every type with a handler
+    # Jobs claimed ahead of free slots, so claims come in batches. They hold a lease like running jobs (the
+    # heartbeat renews it), so a crash strands them only until the lease runs out. None: same as concurrency.
+    prefetch: int | None = None
     # Named queues with slots of their own (Oban's and River's per-queue limits): each queue is claimed for
-    # separately, so a busy queue never takes the slots of another. Overrides queues and concurrency.
+    # separately, so a busy queue never takes the slots of another. Overrides queues and concurrency, and
+    # claims no more than the free slots of each queue (no prefetch).
     queue_concurrency: Mapping[str, int] | None = None
 
     def __post_init__(self) -> None:
@@ -68,6 +72,11 @@ class WorkerOptions:
                 raise ValueError(f"queue concurrency must be >= 1: {bad}")
             self.queues = list(self.queue_concurrency)
             self.concurrency = sum(self.queue_concurrency.values())
+            self.prefetch = 0
+
+    @property
+    def capacity(self) -> int:
+        return self.concurrency + (self.concurrency if self.prefetch is None else self.prefetch)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> WorkerOptions:
@@ -128,6 +137,7 @@ class Worker:
         self.store = WorkerStore(self.pool, schema)
         self.executor = Executor(registry, options.job_timeout_seconds, threads=options.concurrency + 2)
         self._running: dict[int, _Running] = {}
+        self._queued: deque[Job] = deque()  # claimed, waiting for a slot
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -199,22 +209,31 @@ class Worker:
     # -- claiming -------------------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         delay = RECONNECT_DELAY_SECONDS
+        concurrency, capacity = self.options.concurrency, self.options.capacity
+        # With a local queue, wait until a useful batch is free rather than claiming one job at a time.
+        batch_floor = max(1, (capacity - concurrency) // 2)
         while not self._stopping.is_set():
             self._slot_freed.clear()
-            targets = [(queues, free) for queues, free in self._claim_targets() if free > 0]
+            # Buffered completions beyond one slot's worth count too: bounds what a crash can make run twice.
+            held = max(0, self.completer.backlog - concurrency)
+            if self.options.queue_concurrency:
+                targets = self._queue_targets(held)
+            else:
+                want = capacity - len(self._running) - len(self._queued) - held
+                targets = [] if want <= 0 or (want < batch_floor and self._queued) else [(self.options.queues, want)]
             if not targets:
                 await self._slot_freed.wait()
                 continue
             self._wakeup.clear()
             short = False
             try:
-                for queues, free in targets:
+                for queues, want in targets:
                     jobs = await self.store.claim_jobs(
-                        self.worker_id, self.types, free, self.options.lease_seconds, queues
+                        self.worker_id, self.types, want, self.options.lease_seconds, queues
                     )
-                    for job in jobs:
-                        self._start(job)
-                    short = short or len(jobs) < free
+                    self._queued.extend(jobs)
+                    self._start_queued()
+                    short = short or len(jobs) < want
                 delay = RECONNECT_DELAY_SECONDS
             except DB_ERRORS as exc:
                 log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
@@ -224,41 +243,37 @@ class Worker:
             if short:
                 await self._wait_for_work()
 
-    def _claim_targets(self) -> list[tuple[Sequence[str] | None, int]]:
-        """(queues, free slots) to claim for: all queues at once, or each named queue on its own slots."""
-        # Buffered completions hold their slot too: bounds what a crash can make run twice.
-        held = max(0, self.completer.backlog - self.options.concurrency)
-        if not self.options.queue_concurrency:
-            return [(self.options.queues, self.options.concurrency - len(self._running) - held)]
-        running = Counter(r.job.queue for r in self._running.values())
-        return [([q], n - running[q] - held) for q, n in self.options.queue_concurrency.items()]
+    def _queue_targets(self, held: int) -> list[tuple[Sequence[str] | None, int]]:
+        """Named queues on their own slots: (that queue, its free slots) for each queue with any free."""
+        assert self.options.queue_concurrency
+        in_hand = Counter(r.job.queue for r in self._running.values()) + Counter(j.queue for j in self._queued)
+        targets: list[tuple[Sequence[str] | None, int]] = []
+        for queue, slots in self.options.queue_concurrency.items():
+            want = slots - in_hand[queue] - held
+            if want > 0:
+                targets.append(([queue], want))
+        return targets
+
+    def _start_queued(self) -> None:
+        while self._queued and len(self._running) < self.options.concurrency and not self._stopping.is_set():
+            self._start(self._queued.popleft())
 
     def _start(self, job: Job) -> None:
-        job._progress_sink = self.progress.report
         if self._early_cancels:
             cancelled_at = self._early_cancels.pop(job.id, None)
             if cancelled_at is not None and time.monotonic() - cancelled_at < EARLY_CANCEL_TTL_SECONDS:
                 # Already cancelled in the database: there is nothing to run or to record.
                 log.warning("job cancelled as it was being claimed", extra={"job_id": job.id, "type": job.type})
                 return
+        job._progress_sink = self.progress.report
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._running[job.id] = _Running(job, task)
-        # A callback, not a finally in _run_job: a task cancelled before its first step never runs its body.
+        # A done-callback, not a finally: a task cancelled before its first step never runs its body.
         task.add_done_callback(lambda _: self._job_done(job.id))
-
-    async def _run_job(self, job: Job) -> None:
-        fields = {"job_id": job.id, "type": job.type, "attempt": job.attempt}
-        log.debug("job started", extra=fields)
-        outcome = await self.executor.execute(job)
-        if outcome.ok:
-            self.completer.add(job, outcome.result, outcome.duration_seconds)
-        else:
-            await self._record_failure(
-                job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
-            )
 
     def _job_done(self, job_id: int) -> None:
         self._running.pop(job_id, None)
+        self._start_queued()
         self._slot_freed.set()
         if self.options.queue_concurrency:
             # A freed slot belongs to one queue, which may have work waiting while the others are idle.
@@ -267,19 +282,54 @@ class Worker:
     def _cancel_running(self, job_id: int, why: str) -> None:
         """Stops a job that was cancelled or lost: an async handler is cancelled outright; a sync one runs in
         a thread that cannot be interrupted, so it is told through `job.cancelled` and keeps its slot until
-        it returns (or times out). Either way its outcome is fenced out in the database."""
+        it returns (or times out). Either way its outcome is fenced out in the database. A job still in
+        the local queue is dropped; one not here yet (its claim in flight) is remembered for a moment."""
         running = self._running.get(job_id)
         if running is None:
+            if any(job.id == job_id for job in self._queued):
+                self._queued = deque(job for job in self._queued if job.id != job_id)
+                log.warning(why, extra={"job_id": job_id})
+                return
             now = time.monotonic()
             self._early_cancels = {i: t for i, t in self._early_cancels.items() if now - t < EARLY_CANCEL_TTL_SECONDS}
             self._early_cancels[job_id] = now
             return
         job = running.job
+        if job.cancelled:
+            return
         job.request_cancel()
         log.warning(why, extra={"job_id": job_id, "type": job.type, "attempt": job.attempt})
         handler = self.registry.get(job.type)
         if handler is None or handler.is_async or handler.inline:
             running.task.cancel()
+
+    async def _run_job(self, job: Job) -> None:
+        log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
+        if job.has_parents:
+            await self._load_upstream(job)
+        outcome = await self.executor.execute(job)
+        if outcome.ok:
+            self.completer.add(job, outcome.result, outcome.duration_seconds)
+        else:
+            await self._record_failure(
+                job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
+            )
+
+    async def _load_upstream(self, job: Job) -> None:
+        """Gives a dependent job the results of the steps before it (retrying while the database is away;
+        the lease stays alive meanwhile, and a stop cancels this task and releases the job)."""
+        delay = RECONNECT_DELAY_SECONDS
+        while True:
+            try:
+                rows = await self.store.upstream_results(job.id)
+                break
+            except DB_ERRORS as exc:
+                log.warning("loading upstream results failed, retrying", extra={"job_id": job.id, "error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
+        for parent_id, parent_type, result, _depth in rows:  # farthest first: the nearest of a type wins
+            job.upstream[parent_type] = result
+            job.upstream_by_id[parent_id] = result
 
     async def _record_failure(self, job: Job, error: str, retryable: bool, duration: float) -> None:
         fields = {
@@ -362,7 +412,7 @@ class Worker:
                 async with asyncio.timeout(interval):
                     await self._heartbeat_now.wait()
             self._heartbeat_now.clear()
-            ids = list(self._running) + self.completer.job_ids()
+            ids = list(self._running) + [job.id for job in self._queued] + self.completer.job_ids()
             if not ids:
                 continue
             try:
@@ -370,10 +420,13 @@ class Worker:
             except DB_ERRORS as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 continue
-            # Only ids this heartbeat asked about: jobs claimed while it waited are not in `owned` either.
-            for job_id in (set(ids) & set(self._running)) - owned:
-                # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
-                if not self._running[job_id].job.cancelled:
+            # Only ids sent in this heartbeat: jobs claimed while it was in flight are not in `owned`.
+            lost = set(ids) - owned
+            if lost and self._queued:
+                self._queued = deque(job for job in self._queued if job.id not in lost)
+            for job_id in lost:
+                if job_id in self._running:
+                    # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
                     self._cancel_running(job_id, "job lost: no longer owned by this worker")
 
     async def _rescue_loop(self) -> None:
@@ -404,7 +457,10 @@ class Worker:
 
     # -- shutdown -------------------------------------------------------------------------------------
     async def _finish_running(self) -> None:
-        """Lets running jobs finish within the grace period, then hands the rest back to the queue."""
+        """Hands back jobs that never started at once, lets running jobs finish within the grace period, then
+        hands back what is still running."""
+        never_started, self._queued = list(self._queued), deque()
+        await self._release(never_started)
         if self._running:
             log.info(
                 "waiting for running jobs",
@@ -413,23 +469,26 @@ class Worker:
             tasks = [r.task for r in self._running.values()]
             await asyncio.wait(tasks, timeout=self.options.shutdown_grace_seconds)
         leftover = list(self._running.values())
-        if leftover:
-            ids = [r.job.id for r in leftover]
-            attempts = [r.job.attempt for r in leftover]
-            for r in leftover:
-                r.task.cancel()
-            try:
-                released = await self.store.release_jobs(self.worker_id, ids, attempts)
-                log.warning("released unfinished jobs", extra={"jobs": len(released), "ids": ids[:20]})
-            except DB_ERRORS as exc:
-                log.error(
-                    "could not release jobs; they return when their lease expires",
-                    extra={"error": str(exc).strip(), "ids": ids[:20]},
-                )
-            await asyncio.gather(*(r.task for r in leftover), return_exceptions=True)
+        for r in leftover:
+            r.task.cancel()
+        await self._release([r.job for r in leftover])
+        await asyncio.gather(*(r.task for r in leftover), return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.completer.drain()
+
+    async def _release(self, jobs: list[Job]) -> None:
+        if not jobs:
+            return
+        ids = [job.id for job in jobs]
+        try:
+            released = await self.store.release_jobs(self.worker_id, ids, [job.attempt for job in jobs])
+            log.warning("released unfinished jobs", extra={"jobs": len(released), "ids": ids[:20]})
+        except DB_ERRORS as exc:
+            log.error(
+                "could not release jobs; they return when their lease expires",
+                extra={"error": str(exc).strip(), "ids": ids[:20]},
+            )
 
 
 async def _as_coroutine(awaitable: Awaitable[None]) -> None:

@@ -102,8 +102,11 @@ class Supervisor:
                 patterns = [f"worker-{p.pid}-%" for p in self._children.values() if p.returncode is None]
                 return await store.count_active_jobs(patterns) if patterns else 0
 
+            def children() -> list[int]:
+                return sorted(p.pid for p in self._children.values() if p.returncode is None)
+
             source = health.HealthSource(
-                lambda: self.worker_id, active_jobs, lambda: time.monotonic() - self.started, store.ping
+                lambda: self.worker_id, active_jobs, lambda: time.monotonic() - self.started, store.ping, children
             )
             await health.serve(source, self.settings.health_check_host, self.settings.health_check_port)
 

@@ -2,7 +2,8 @@
 -- cancellation, progress, periodic (cron) jobs, a leader lease for maintenance, and pruning.
 --
 -- Redefined from 0001 with CREATE OR REPLACE, same signatures so existing callers keep working:
---   claim_jobs()   honours pauses and limits (plpgsql now; unchanged single UPDATE when none apply)
+--   claim_jobs()   honours pauses and limits (plpgsql now; unchanged single UPDATE when none apply; keeps
+--                  0001's enable_sort = off so it walks the runnable index in claim order)
 --   cancel_job()   also notifies the running job's worker so it stops at once, not at its next heartbeat
 --   active_jobs    gains the progress columns (appended, so the view's existing columns are untouched)
 
@@ -97,7 +98,8 @@ CREATE TABLE {{schema}}.job_controls (
 -- Claims up to p_limit runnable jobs for one worker. Without pauses or limits for this worker's types and
 -- queues it is the single UPDATE of 0001. Otherwise the limited types' control rows are locked first (in
 -- name order: claimers never deadlock), and the running counts are read after the locks, by a later
--- statement with a fresh snapshot, so two workers can never both take the last slot.
+-- statement with a fresh snapshot, so two workers can never both take the last slot. Running jobs of a
+-- type are counted through jobs_lease_idx (every processing job), so that count costs what is running.
 CREATE OR REPLACE FUNCTION {{schema}}.claim_jobs(
   p_worker_id text,
   p_types text[] DEFAULT NULL,
@@ -212,7 +214,8 @@ BEGIN
      WHERE k.scope = 'type' AND k.name = n.type AND k.rate_limit IS NOT NULL
   )
   SELECT * FROM claimed;
-END $$;
+END $$
+SET enable_sort = off;
 
 -- Pause or resume a job type or queue for every worker; running jobs finish. Resuming wakes idle workers.
 CREATE FUNCTION {{schema}}.set_job_paused(p_scope text, p_name text, p_paused boolean) RETURNS boolean

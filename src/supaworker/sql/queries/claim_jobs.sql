@@ -1,4 +1,6 @@
--- Claims up to %(limit)s runnable jobs for one worker (see claim_jobs() in the migrations).
-SELECT id, type, queue, priority, payload, attempts, max_attempts, timeout_seconds, brief_id,
-       run_at, created_at, started_at
-  FROM {{schema}}.claim_jobs(%(worker_id)s, %(types)s, %(limit)s, %(lease_seconds)s, %(queues)s)
+-- Claims up to %(limit)s runnable jobs for one worker (see claim_jobs() in the migrations). has_parents tells
+-- the worker to load the results of the job's upstream steps before running it.
+SELECT c.id, c.type, c.queue, c.priority, c.payload, c.attempts, c.max_attempts, c.timeout_seconds, c.brief_id,
+       c.run_at, c.created_at, c.started_at,
+       EXISTS (SELECT 1 FROM {{schema}}.job_dependencies d WHERE d.job_id = c.id) AS has_parents
+  FROM {{schema}}.claim_jobs(%(worker_id)s, %(types)s, %(limit)s, %(lease_seconds)s, %(queues)s) c

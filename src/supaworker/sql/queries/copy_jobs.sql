@@ -1,2 +1,2 @@
-COPY {{schema}}.jobs (id, type, queue, priority, payload, max_attempts, run_at, timeout_seconds, brief_id)
+COPY {{schema}}.jobs (id, type, queue, status, priority, payload, max_attempts, run_at, timeout_seconds, brief_id)
 FROM STDIN

@@ -1,0 +1,1 @@
+SELECT {{schema}}.cancel_brief(%(id)s, %(reason)s)

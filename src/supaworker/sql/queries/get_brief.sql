@@ -1,0 +1,1 @@
+SELECT * FROM {{schema}}.briefs_with_status WHERE id = %(id)s

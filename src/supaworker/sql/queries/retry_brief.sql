@@ -1,0 +1,1 @@
+SELECT {{schema}}.retry_brief(%(id)s)

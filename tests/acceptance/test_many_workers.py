@@ -1,0 +1,85 @@
+"""Many worker processes on one queue: every job runs exactly once, and a SIGKILLed worker's jobs are
+rescued and finished by the others."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import psycopg
+import pytest
+
+import supaworker
+from supaworker.store import Store
+
+from .conftest import Workers, count_by_status, unfinished, wait_for
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
+
+
+def test_four_workers_run_twenty_thousand_jobs_exactly_once(db: str, store: Store, workers: Workers) -> None:
+    ids = supaworker.create_jobs([{"type": "record", "payload": {"i": i}} for i in range(20_000)], store=store)
+    for _ in range(4):
+        workers.start("--concurrency", "10")
+    wait_for(lambda: unfinished(db) == 0, what="queue to drain")
+    assert workers.stop_all() == [0, 0, 0, 0]
+    executions = workers.executions()
+    assert count_by_status(db) == {"completed": 20_000}
+    assert set(executions) == set(ids)
+    assert max(executions.values()) == 1
+    # The work was really shared.
+    per_worker = {w for _, _, w in workers.execution_lines()}
+    assert len(per_worker) == 4
+
+
+def test_jobs_of_a_sigkilled_worker_are_rescued_and_only_they_run_twice(
+    db: str, store: Store, workers: Workers
+) -> None:
+    ids = supaworker.create_jobs([{"type": "record", "payload": {"sleep": 0.02}} for _ in range(3000)], store=store)
+    lease = ["--lease-seconds", "2", "--concurrency", "10"]
+    env = {"SUPAWORKER_RESCUE_INTERVAL_SECONDS": "0.5", "SUPAWORKER_RETRY_BASE_SECONDS": "0"}
+    victim = workers.start(*lease, **env)
+    for _ in range(3):
+        workers.start(*lease, **env)
+    wait_for(lambda: count_by_status(db).get("completed", 0) > 500, what="work to get going")
+    with psycopg.connect(db) as c:
+        victim_id = c.execute(
+            "SELECT worker_id FROM supaworker.jobs WHERE worker_id LIKE %s LIMIT 1", (f"worker-{victim.pid}-%",)
+        ).fetchone()[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    wait_for(lambda: unfinished(db) == 0, what="rescue and drain")
+    workers.stop_all()
+
+    assert count_by_status(db) == {"completed": 3000}
+    executions = workers.executions()
+    assert set(executions) == set(ids)
+    twice = {job_id for job_id, n in executions.items() if n > 1}
+    assert max(executions.values()) <= 2
+    victim_ran = {job_id for job_id, _, w in workers.execution_lines() if w == victim_id}
+    # Only jobs in flight on the killed worker ran again: at most its running jobs plus its unflushed completions.
+    assert twice <= victim_ran
+    assert len(twice) <= 2 * 10
+    with psycopg.connect(db) as c:
+        rescued = c.execute(
+            "SELECT count(*) FROM supaworker.jobs WHERE errors @> %s::jsonb",
+            (f'[{{"worker_id": "{victim_id}"}}]',),
+        ).fetchone()[0]
+    assert rescued == len(twice) or rescued >= len(twice)
+    assert rescued > 0
+
+
+def test_flaky_jobs_are_retried_across_processes_until_they_succeed(db: str, store: Store, workers: Workers) -> None:
+    supaworker.create_jobs(
+        [{"type": "flaky", "payload": {"succeed_on": 3}, "max_attempts": 3}] * 50
+        + [{"type": "flaky", "payload": {}, "max_attempts": 2}] * 10,
+        store=store,
+    )
+    for _ in range(2):
+        workers.start(SUPAWORKER_RETRY_BASE_SECONDS="0.05")
+    wait_for(lambda: unfinished(db) == 0, what="retries to finish")
+    workers.stop_all()
+    assert count_by_status(db) == {"completed": 50, "failed": 10}
+    executions = workers.executions()
+    assert sorted(executions.values()) == [2] * 10 + [3] * 50
+    time.sleep(0)

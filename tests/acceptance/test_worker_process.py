@@ -1,0 +1,135 @@
+"""One `supaworker worker` process: signals, the supervisor, the health endpoint, structured logs."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict
+
+import supaworker
+from supaworker.store import Store
+
+from ..conftest import drop_database
+from .conftest import Workers, count_by_status, unfinished, wait_for
+
+pytestmark = pytest.mark.acceptance
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str) -> tuple[int, dict]:
+    """Status and body; (0, {}) while nothing listens yet."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+    except (urllib.error.URLError, ConnectionError):
+        return 0, {}
+
+
+def job_status(db: str, job_id: int) -> str:
+    with psycopg.connect(db) as c:
+        return c.execute("SELECT status::text FROM supaworker.jobs WHERE id = %s", (job_id,)).fetchone()[0]
+
+
+def test_sigterm_lets_running_jobs_finish_then_exits_zero(db: str, store: Store, workers: Workers) -> None:
+    ids = supaworker.create_jobs([{"type": "record_sync", "payload": {"sleep": 1.0}}] * 3, store=store)
+    proc = workers.start("--concurrency", "3", "--shutdown-grace", "20")
+    wait_for(lambda: count_by_status(db).get("processing", 0) == 3, what="jobs to start")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert [job_status(db, i) for i in ids] == ["completed"] * 3
+    assert "shutting down" in workers.log_text(0)
+
+
+def test_sigterm_releases_jobs_that_outlast_the_grace_period(db: str, store: Store, workers: Workers) -> None:
+    long = supaworker.create_job("record", {"sleep": 120}, store=store)
+    proc = workers.start("--shutdown-grace", "0.5")
+    wait_for(lambda: job_status(db, long.id) == "processing", what="job to start")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    with psycopg.connect(db) as c:
+        row = c.execute("SELECT status::text, attempts, worker_id FROM supaworker.jobs WHERE id = %s", (long.id,))
+        assert row.fetchone() == ("pending", 0, None)
+    # Another worker can take it at once, not after a lease runs out.
+    assert "released unfinished jobs" in workers.log_text(0)
+
+
+def test_second_signal_exits_at_once_with_code_130(db: str, store: Store, workers: Workers) -> None:
+    job = supaworker.create_job("record_sync", {"sleep": 60}, store=store)
+    proc = workers.start("--shutdown-grace", "60")
+    wait_for(lambda: job_status(db, job.id) == "processing", what="job to start")
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 130
+    assert job_status(db, job.id) == "processing"  # left to the lease and the rescuer
+
+
+def test_supervisor_restarts_a_crashed_child_and_stops_all_on_sigterm(db: str, store: Store, workers: Workers) -> None:
+    port = free_port()
+    supervisor = workers.start("--processes", "2", ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))
+
+    def child_pids() -> set[int]:
+        status, body = get_json(f"http://127.0.0.1:{port}/health")
+        return set(body.get("children", [])) if status == 200 else set()
+
+    wait_for(lambda: len(child_pids()) == 2, timeout=60, what="two children")
+    children = child_pids()
+    victim = min(children)
+
+    os.kill(victim, signal.SIGKILL)
+    wait_for(lambda: len(child_pids()) == 2 and victim not in child_pids(), timeout=60, what="restart")
+    ids = supaworker.create_jobs([{"type": "record"}] * 200, store=store)
+    wait_for(lambda: unfinished(db) == 0, what="jobs done by the restarted group")
+    supervisor.send_signal(signal.SIGTERM)
+    last_children = child_pids()
+    assert supervisor.wait(timeout=30) == 0
+    for pid in last_children | children:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert set(workers.executions()) == set(ids)
+    assert "worker process died, restarting" in workers.log_text(0)
+
+
+def test_health_endpoint_reports_healthy_then_503_when_database_goes(db: str, workers: Workers) -> None:
+    port = free_port()
+    workers.start(ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))
+    url = f"http://127.0.0.1:{port}/health"
+
+    wait_for(lambda: get_json(url)[0] == 200, timeout=30, what="health endpoint")
+    status, body = get_json(url)
+    assert status == 200
+    assert body["status"] == "healthy" and body["active_jobs"] == 0 and body["uptime"] >= 0
+    assert body["worker_id"].startswith("worker-")
+    drop_database(conninfo_to_dict(db)["dbname"])
+    wait_for(lambda: get_json(url)[0] == 503, timeout=30, what="unhealthy")
+    status, body = get_json(url)
+    assert body["status"] == "unhealthy" and "database unreachable" in body["error"]
+
+
+def test_json_logs_have_one_structured_line_per_job_event(db: str, store: Store, workers: Workers) -> None:
+    supaworker.create_job("flaky", {"succeed_on": 2}, store=store)
+    proc = workers.start(LOG_FORMAT="json", SUPAWORKER_RETRY_BASE_SECONDS="0.05")
+    wait_for(lambda: unfinished(db) == 0, what="job to finish")
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    events = [json.loads(line) for line in workers.log_text(0).splitlines() if line.startswith("{")]
+    by_msg = {e["msg"]: e for e in events}
+    retry, done = by_msg["job failed, will retry"], by_msg["job completed"]
+    assert (retry["attempt"], done["attempt"]) == (1, 2)
+    assert retry["job_id"] == done["job_id"] and done["type"] == "flaky" and "duration_ms" in done
+    assert retry["error"] == "RuntimeError: flaky attempt 1"

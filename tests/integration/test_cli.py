@@ -1,0 +1,104 @@
+"""The `supaworker` command: output, and exit codes scripts can rely on (bad input writes nothing)."""
+
+from __future__ import annotations
+
+import json
+
+import psycopg
+import pytest
+
+from ..conftest import run_cli, subprocess_env
+
+
+def count_jobs(db: str) -> int:
+    with psycopg.connect(db) as c:
+        return c.execute("SELECT count(*) FROM supaworker.jobs").fetchone()[0]
+
+
+def test_enqueue_prints_ids_and_jobs_lists_them(db: str) -> None:
+    result = run_cli(db, "enqueue", "analysis", "--payload", '{"video_url": "a.mp4"}', "--priority", "2")
+    assert result.returncode == 0, result.stderr
+    (job_id,) = result.stdout.split()
+    listing = run_cli(db, "jobs", "--status", "pending", "--json")
+    rows = json.loads(listing.stdout)
+    assert [(r["id"], r["type"], r["priority"], r["payload"]) for r in rows] == [
+        (int(job_id), "analysis", 2, {"video_url": "a.mp4"})
+    ]
+    table = run_cli(db, "jobs", "--type", "analysis")
+    assert table.stdout.splitlines()[0].split()[:3] == ["id", "type", "status"]
+
+
+def test_enqueue_count_uses_one_bulk_insert(db: str) -> None:
+    result = run_cli(db, "enqueue", "render", "--count", "250")
+    assert result.returncode == 0 and "enqueued 250 jobs" in result.stdout
+    assert count_jobs(db) == 250
+
+
+def test_enqueue_with_delay_schedules_the_job(db: str) -> None:
+    assert run_cli(db, "enqueue", "render", "--delay", "3600").returncode == 0
+    with psycopg.connect(db) as c:
+        assert c.execute("SELECT run_at > now() + interval '59 minutes' FROM supaworker.jobs").fetchone() == (True,)
+
+
+def test_stats_shows_the_job_stats_view(db: str) -> None:
+    run_cli(db, "enqueue", "render", "--count", "3")
+    result = run_cli(db, "stats")
+    header, row = result.stdout.splitlines()[:2]
+    assert header.split()[:3] == ["type", "status", "count"] and row.split()[:3] == ["render", "pending", "3"]
+    assert json.loads(run_cli(db, "stats", "--json").stdout)[0]["count"] == 3
+
+
+def test_retry_and_cancel_change_the_job_and_report_the_status(db: str) -> None:
+    (job_id,) = run_cli(db, "enqueue", "render").stdout.split()
+    cancelled = run_cli(db, "cancel", job_id)
+    assert (cancelled.returncode, cancelled.stdout.strip()) == (0, f"job {job_id}: cancelled")
+    retried = run_cli(db, "retry", job_id)
+    assert (retried.returncode, retried.stdout.strip()) == (0, f"job {job_id}: pending")
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["enqueue", "render", "--payload", "{not json"], 2, "--payload is not valid JSON"),
+        (["enqueue", "render", "--max-attempts", "0"], 2, "--max-attempts"),
+        (["enqueue", "render", "--priority", "soon"], 2, "--priority"),
+        (["enqueue", "", "--payload", "{}"], 2, "type must be a non-empty string"),
+        (["jobs", "--status", "exploded"], 2, "'exploded' is not one of"),
+        (["retry", "999999"], 5, "no job with id 999999"),
+        (["cancel", "abc"], 2, "'abc' is not a valid integer"),
+        (["worker", "--import", "no_such_module_here"], 2, "cannot import handler module"),
+        (["worker", "--import", "tests.acceptance.handlers", "--type", "nope"], 2, "no handler registered"),
+    ],
+)
+def test_bad_input_gets_one_line_error_exit_code_and_writes_nothing(
+    db: str, args: list[str], code: int, message: str
+) -> None:
+    result = run_cli(db, *args)
+    assert result.returncode == code, result.stderr
+    assert message in result.stderr
+    assert count_jobs(db) == 0
+
+
+def test_retrying_a_completed_job_is_a_conflict(db: str) -> None:
+    (job_id,) = run_cli(db, "enqueue", "render").stdout.split()
+    with psycopg.connect(db, autocommit=True) as c:
+        c.execute("UPDATE supaworker.jobs SET status = 'completed', completed_at = now() WHERE id = %s", (job_id,))
+    result = run_cli(db, "retry", job_id)
+    assert result.returncode == 6 and "only failed or cancelled jobs can be retried" in result.stderr
+
+
+def test_unreachable_database_exits_3_with_the_reason() -> None:
+    env = subprocess_env("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    result = run_cli(None, "stats", env=env)
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: cannot connect to the database")
+
+
+def test_invalid_setting_exits_3_naming_it(db: str) -> None:
+    result = run_cli(None, "stats", env=subprocess_env(db, LOG_LEVEL="loud"))
+    assert result.returncode == 3 and "LOG_LEVEL must be one of" in result.stderr
+
+
+def test_unmigrated_database_exits_4(empty_db: str) -> None:
+    result = run_cli(empty_db, "stats")
+    assert result.returncode == 4 and "supaworker migrate" in result.stderr

@@ -1,0 +1,75 @@
+"""Pure logic: the SQL catalogue, the handler registry, error text, log lines, job validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from supaworker import client, sql
+from supaworker.errors import InvalidJob
+from supaworker.log import JsonFormatter, TextFormatter
+from supaworker.registry import Registry
+from supaworker.worker.executor import describe_error
+
+
+def test_migrations_are_numbered_from_one_without_gaps() -> None:
+    versions = [m.version for m in sql.migrations()]
+    assert versions == list(range(1, len(versions) + 1))
+
+
+def test_rendered_sql_quotes_the_schema_and_leaves_no_placeholders() -> None:
+    queries = sql.Queries("My_Schema")
+    assert '"My_Schema".claim_jobs' in queries.claim_jobs
+    for migration in sql.migrations():
+        assert "{{" not in sql.render(migration.text, "x")
+    with pytest.raises(AttributeError, match="no query named 'nope'"):
+        _ = queries.nope
+
+
+def test_registry_knows_async_and_sync_handlers_and_last_registration_wins() -> None:
+    registry = Registry()
+
+    async def a(job: object) -> None: ...
+
+    registry.register("t", lambda job: 1)
+    registry.register("t", a, timeout=5)
+    handler = registry.get("t")
+    assert handler is not None and handler.is_async and handler.timeout_seconds == 5
+    assert registry.types() == ["t"] and "t" in registry and len(registry) == 1
+    with pytest.raises(ValueError, match="non-empty"):
+        registry.register(" ", a)
+    with pytest.raises(ValueError, match="positive"):
+        registry.register("x", a, timeout=0)
+
+
+def test_error_text_starts_with_type_and_message_then_the_traceback() -> None:
+    try:
+        raise KeyError("video_url")
+    except KeyError as exc:
+        text = describe_error(exc)
+    first, *rest = text.splitlines()
+    assert first == "KeyError: 'video_url'" and any("Traceback" in line for line in rest)
+
+
+def record(**fields: object) -> logging.LogRecord:
+    rec = logging.LogRecord("supaworker.worker", logging.INFO, __file__, 1, "job completed", None, None)
+    rec.__dict__.update(fields)
+    return rec
+
+
+def test_log_lines_carry_the_job_fields_as_text_or_json() -> None:
+    text = TextFormatter().format(record(job_id=7, type="render", error="two words"))
+    assert text.endswith('info supaworker.worker job completed job_id=7 type=render error="two words"')
+    data = json.loads(JsonFormatter().format(record(job_id=7, attempt=2)))
+    assert (data["msg"], data["level"], data["job_id"], data["attempt"]) == ("job completed", "info", 7, 2)
+
+
+def test_validate_job_fills_defaults_and_rejects_booleans_as_numbers() -> None:
+    row = client.validate_job("t")
+    assert (row["payload"], row["priority"], row["max_attempts"], row["queue"]) == ({}, 0, 3, "default")
+    with pytest.raises(InvalidJob, match="priority"):
+        client.validate_job("t", priority=True)
+    with pytest.raises(InvalidJob, match="delay"):
+        client.validate_job("t", delay=-1)
