@@ -16,6 +16,7 @@ from .briefs import (
     retry_brief,
 )
 from .client import cancel_job, create_job, create_jobs, get_job, retry_job
+from .controls import JobControl, clear_limits, list_controls, pause, resume, set_limits
 from .errors import (
     BriefNotFound,
     ConfigError,
@@ -28,9 +29,12 @@ from .errors import (
     MigrationError,
     SupaworkerError,
     UnrecoverableError,
+    WaitTimeout,
 )
 from .job import Job, JobRecord
+from .periodic import add_periodic_job, list_periodic_jobs, periodic, remove_periodic_job
 from .registry import Registry, handler
+from .results import wait_for
 from .states import JobStatus
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "InvalidJob",
     "InvalidTransition",
     "Job",
+    "JobControl",
     "JobFailed",
     "JobNotFound",
     "JobRecord",
@@ -52,8 +57,11 @@ __all__ = [
     "Registry",
     "SupaworkerError",
     "UnrecoverableError",
+    "WaitTimeout",
+    "add_periodic_job",
     "cancel_brief",
     "cancel_job",
+    "clear_limits",
     "create_brief_with_job",
     "create_job",
     "create_jobs",
@@ -61,6 +69,14 @@ __all__ = [
     "get_job",
     "handler",
     "list_briefs",
+    "list_controls",
+    "list_periodic_jobs",
+    "pause",
+    "periodic",
+    "remove_periodic_job",
+    "resume",
     "retry_brief",
     "retry_job",
+    "set_limits",
+    "wait_for",
 ]

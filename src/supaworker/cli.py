@@ -8,7 +8,9 @@ Exit codes (stable, for scripts):
     4  schema: not migrated (run `supaworker migrate`), or migrated by a newer supaworker
     5  not found: no job or brief with that id
     6  conflict: the job's state does not allow the action (e.g. retrying a completed job)
-    7  doctor: at least one check failed
+    7  `wait`: the job ended failed or cancelled
+    8  `wait`: the job did not finish within --timeout
+    9  doctor: at least one check failed
   130  stopped by a second SIGINT/SIGTERM before running jobs finished
 """
 
@@ -49,7 +51,9 @@ EXIT_CONFIG = 3
 EXIT_SCHEMA = 4
 EXIT_NOT_FOUND = 5
 EXIT_CONFLICT = 6
-EXIT_DOCTOR_FAILED = 7
+EXIT_JOB_FAILED = 7
+EXIT_WAIT_TIMEOUT = 8
+EXIT_DOCTOR_FAILED = 9
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -179,7 +183,13 @@ def _import_modules(modules: Sequence[str]) -> None:
     help="Worker processes to run and supervise.",
 )
 @click.option("--type", "types", multiple=True, help="Only these job types (default: every registered type).")
-@click.option("--queue", "queues", multiple=True, help="Only these queues (default: all).")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="NAME[=N]",
+    help="Only these queues (default: all); NAME=N gives the queue N slots of its own.",
+)
 @click.option("--poll-interval-ms", type=click.IntRange(min=10), help="Fallback poll interval.")
 @click.option("--job-timeout-ms", type=click.IntRange(min=1), help="Default per-attempt timeout.")
 @click.option("--lease-seconds", type=click.FloatRange(min=0.1), help="Lease length; heartbeat every third of it.")
@@ -212,6 +222,7 @@ def worker(
     from .worker.runner import WorkerOptions
 
     settings = ctx.settings
+    queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
     _import_modules(imports)
     if not no_builtins:
         # After the imports, and only for the types they left unregistered: the application's handlers win.
@@ -228,6 +239,7 @@ def worker(
         )
     options = WorkerOptions.from_settings(
         settings,
+        queue_concurrency=queue_concurrency,
         concurrency=concurrency,
         poll_interval_seconds=poll_interval_ms / 1000 if poll_interval_ms else None,
         job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
@@ -235,7 +247,7 @@ def worker(
         shutdown_grace_seconds=shutdown_grace,
         prefetch=prefetch,
         types=list(types) or None,
-        queues=list(queues) or None,
+        queues=queue_names or None,
     )
     if settings.uses_http:
         # No DATABASE_URL but a Supabase URL and service key: work through PostgREST (see postgrest.py).
@@ -273,6 +285,26 @@ def worker(
     sys.exit(run_worker(profile, settings, default_registry, options))
 
 
+def _parse_queues(specs: Sequence[str], default_slots: int) -> tuple[list[str], dict[str, int] | None]:
+    """`--queue a --queue b=2`: the queue names, and each queue's own slots when any N was given."""
+    names: list[str] = []
+    slots: dict[str, int] = {}
+    for spec in specs:
+        name, sep, count = spec.partition("=")
+        name = name.strip()
+        if not name:
+            fail(f"--queue {spec!r}: the queue needs a name", EXIT_BAD_INPUT)
+        if sep:
+            if not count.strip().isdigit() or int(count) < 1:
+                fail(f"--queue {spec!r}: N must be a whole number >= 1", EXIT_BAD_INPUT)
+            slots[name] = int(count)
+        if name not in names:
+            names.append(name)
+    if not slots:
+        return names, None
+    return names, {name: slots.get(name, default_slots) for name in names}
+
+
 def _parse_payload(payload: str | None) -> Any:
     if payload is None:
         return {}
@@ -291,6 +323,8 @@ def _parse_payload(payload: str | None) -> Any:
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), help="Per-attempt timeout in seconds.")
 @click.option("--queue", default="default", show_default=True)
+@click.option("--unique-key", help="Idempotency key: if a live job holds it, print that job's id instead.")
+@click.option("--unique-for", type=click.FloatRange(min=0, min_open=True), help="Seconds the key is held.")
 @click.option(
     "--depends-on",
     "depends_on",
@@ -311,10 +345,23 @@ def enqueue(
     max_attempts: int,
     timeout: float | None,
     queue: str,
+    unique_key: str | None,
+    unique_for: float | None,
     depends_on: tuple[int, ...],
 ) -> None:
     """Add COUNT jobs of TYPE to the queue and print their ids."""
     data = _parse_payload(payload)
+    if unique_key is not None or unique_for is not None:
+        if count != 1 or depends_on:
+            fail("--unique-key enqueues one job on its own; drop --count and --depends-on", EXIT_BAD_INPUT)
+        fields = {"payload": data, "priority": priority, "max_attempts": max_attempts, "timeout": timeout}
+        unique = {"unique_key": unique_key, "unique_for": unique_for}
+        client.validate_job(type, delay=delay, queue=queue, **fields, **unique)
+        job = client.create_job(type, delay=delay, queue=queue, store=ctx.store(), **fields, **unique)
+        click.echo(job.id)
+        if job.duplicate:
+            click.echo(f"duplicate: job {job.id} ({job.status}) already holds key {unique_key!r}", err=True)
+        return
     fields: dict[str, Any] = {
         "payload": data,
         "priority": priority,
@@ -373,6 +420,22 @@ def stats(ctx: _Context, as_json: bool) -> None:
         _print_table(
             rows, ["type", "status", "count", "avg_duration_seconds", "p50_duration_seconds", "p95_duration_seconds"]
         )
+    if not as_json:
+        _print_table_health_summary(ctx.store().table_health())
+
+
+def _print_table_health_summary(tables: list[dict[str, Any]]) -> None:
+    """One line per table on bloat, and a warning for invalid indexes (`supaworker tables` has the rest)."""
+    jobs = next((t for t in tables if t["table_name"] == "jobs"), None)
+    if jobs is not None:
+        click.echo(
+            f"\njobs table: {jobs['live_tuples']} live, {jobs['dead_tuples']} dead tuples"
+            f" ({jobs['dead_pct'] if jobs['dead_pct'] is not None else 0}% dead),"
+            f" last autovacuum {_cell(jobs['last_autovacuum'])}"
+        )
+    invalid = [f"{t['table_name']}.{i}" for t in tables for i in t["invalid_indexes"]]
+    if invalid:
+        click.echo(f"invalid indexes (drop or REINDEX them): {', '.join(invalid)}")
 
 
 @main.command()
@@ -601,3 +664,218 @@ def up(
         demo=demo,
     )
     sys.exit(run_up(options, settings, api_settings, click.echo))
+
+
+# -- queue features (issue 5): pause/resume, limits, waiting for results, periodic jobs, pruning -----------
+def _one_target(job_type: str | None, queue: str | None) -> dict[str, str | None]:
+    if (job_type is None) == (queue is None):
+        fail("give exactly one of --type or --queue", EXIT_BAD_INPUT)
+    return {"type": job_type, "queue": queue}
+
+
+@main.command()
+@click.option("--type", "job_type", help="Job type to pause.")
+@click.option("--queue", help="Queue to pause.")
+@pass_ctx
+@handle_errors
+def pause(ctx: _Context, job_type: str | None, queue: str | None) -> None:
+    """Stop every worker from starting jobs of a type or queue (running jobs finish)."""
+    from . import controls
+
+    target = _one_target(job_type, queue)
+    controls.pause(**target, store=ctx.store())
+    click.echo(f"paused {'type ' + job_type if job_type else 'queue ' + str(queue)}")
+
+
+@main.command()
+@click.option("--type", "job_type", help="Job type to resume.")
+@click.option("--queue", help="Queue to resume.")
+@pass_ctx
+@handle_errors
+def resume(ctx: _Context, job_type: str | None, queue: str | None) -> None:
+    """Let workers start jobs of a paused type or queue again."""
+    from . import controls
+
+    target = _one_target(job_type, queue)
+    controls.resume(**target, store=ctx.store())
+    click.echo(f"resumed {'type ' + job_type if job_type else 'queue ' + str(queue)}")
+
+
+@main.command()
+@click.argument("type")
+@click.option("--max-running", type=click.IntRange(min=1), help="At most N jobs of TYPE at once, across all workers.")
+@click.option("--rate", type=click.IntRange(min=1), help="At most N jobs of TYPE start per --per seconds.")
+@click.option("--per", "per_seconds", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--clear", is_flag=True, help="Remove TYPE's limits.")
+@pass_ctx
+@handle_errors
+def limit(ctx: _Context, type: str, max_running: int | None, rate: int | None, per_seconds: float, clear: bool) -> None:
+    """Set TYPE's global concurrency and rate limits (replacing its previous ones)."""
+    from . import controls
+
+    if clear == (max_running is not None or rate is not None):
+        fail("give --max-running and/or --rate, or --clear", EXIT_BAD_INPUT)
+    controls.set_limits(type, max_running=max_running, rate_limit=rate, rate_period=per_seconds, store=ctx.store())
+    if clear:
+        click.echo(f"limits of {type} removed")
+    else:
+        parts = [f"max {max_running} running" if max_running else "", f"{rate} per {per_seconds:g}s" if rate else ""]
+        click.echo(f"limits of {type}: {', '.join(p for p in parts if p)}")
+
+
+@main.command("controls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@handle_errors
+def list_controls_command(ctx: _Context, as_json: bool) -> None:
+    """Pauses and limits in force, with the running count of each limited type."""
+    from . import controls
+
+    rows = [c.to_dict() for c in controls.list_controls(store=ctx.store())]
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    elif not rows:
+        click.echo("nothing paused or limited")
+    else:
+        _print_table(rows, ["scope", "name", "paused", "max_running", "running", "rate_limit", "rate_period_seconds"])
+
+
+@main.command()
+@click.argument("job_id", type=click.IntRange(min=1))
+@click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds (default: never).")
+@pass_ctx
+@handle_errors
+def wait(ctx: _Context, job_id: int, timeout: float | None) -> None:
+    """Wait for a job to finish and print its result as JSON (exit 7 if it failed, 8 on timeout)."""
+    from .errors import JobFailed, WaitTimeout
+    from .results import wait_for
+
+    try:
+        result = wait_for(job_id, timeout, store=ctx.store())
+    except JobFailed as exc:
+        fail(str(exc).splitlines()[0], EXIT_JOB_FAILED)
+    except WaitTimeout as exc:
+        fail(str(exc), EXIT_WAIT_TIMEOUT)
+    click.echo(json.dumps(result, default=str))
+
+
+@main.command()
+@click.argument("job_id", type=click.IntRange(min=1))
+@pass_ctx
+@handle_errors
+def show(ctx: _Context, job_id: int) -> None:
+    """Print one job as JSON, with its progress, result and errors."""
+    job = client.get_job(job_id, store=ctx.store())
+    click.echo(json.dumps(job.to_dict(), default=str, indent=2))
+
+
+@main.group()
+def periodic() -> None:
+    """Periodic (cron) jobs: list, add, remove. Cron is in UTC; 5 fields, or 6 with seconds last."""
+
+
+@periodic.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@handle_errors
+def periodic_list(ctx: _Context, as_json: bool) -> None:
+    """Every schedule with its last and next tick."""
+    from .periodic import list_periodic_jobs
+
+    rows = list_periodic_jobs(store=ctx.store())
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    elif not rows:
+        click.echo("no periodic jobs")
+    else:
+        _print_table(rows, ["name", "cron", "type", "queue", "catch_up", "source", "last_tick_at", "next_tick_at"])
+
+
+@periodic.command("add")
+@click.argument("name")
+@click.argument("cron")
+@click.option("--type", "job_type", required=True, help="Job type to enqueue at each tick.")
+@click.option("--payload", help="Job payload as JSON.")
+@click.option("--queue", default="default", show_default=True)
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--catch-up/--no-catch-up", default=True, show_default=True, help="After downtime, run missed once.")
+@pass_ctx
+@handle_errors
+def periodic_add(
+    ctx: _Context,
+    name: str,
+    cron: str,
+    job_type: str,
+    payload: str | None,
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    catch_up: bool,
+) -> None:
+    """Create or replace the schedule NAME: enqueue a TYPE job at every tick of CRON."""
+    from .periodic import add_periodic_job, validate_periodic
+
+    fields = {
+        "type": job_type,
+        "payload": _parse_payload(payload),
+        "name": name,
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "catch_up": catch_up,
+    }
+    validate_periodic(cron, **fields)  # reject bad input before touching the database
+    row = add_periodic_job(cron, store=ctx.store(), **fields)
+    click.echo(f"periodic job {row['name']}: {row['cron']} -> {row['type']}")
+
+
+@periodic.command("remove")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def periodic_remove(ctx: _Context, name: str) -> None:
+    """Delete the schedule NAME (one declared in code returns when a worker with that code starts)."""
+    from .periodic import remove_periodic_job
+
+    if not remove_periodic_job(name, store=ctx.store()):
+        fail(f"no periodic job named {name!r}", EXIT_NOT_FOUND)
+    click.echo(f"periodic job {name} removed")
+
+
+@main.command()
+@click.option("--completed-after", type=click.FloatRange(min=0), help="Seconds to keep completed jobs.")
+@click.option("--failed-after", type=click.FloatRange(min=0), help="Seconds to keep failed jobs.")
+@click.option("--cancelled-after", type=click.FloatRange(min=0), help="Seconds to keep cancelled jobs.")
+@pass_ctx
+@handle_errors
+def prune(
+    ctx: _Context, completed_after: float | None, failed_after: float | None, cancelled_after: float | None
+) -> None:
+    """Delete finished jobs past their retention now (the workers' leader also does this every 30 s)."""
+    from .maintenance import Pruner, PrunerConfig
+
+    s = ctx.settings
+    config = PrunerConfig(
+        completed_retention_seconds=completed_after if completed_after is not None else s.prune_completed_after_seconds,
+        failed_retention_seconds=failed_after if failed_after is not None else s.prune_failed_after_seconds,
+        cancelled_retention_seconds=cancelled_after if cancelled_after is not None else s.prune_cancelled_after_seconds,
+    )
+    counts = Pruner(ctx.store(), config).run_once()
+    click.echo("pruned " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@handle_errors
+def tables(ctx: _Context, as_json: bool) -> None:
+    """Health of supaworker's tables: dead tuples, vacuum times, sizes, invalid indexes."""
+    rows = ctx.store().table_health()
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    _print_table(
+        rows,
+        ["table_name", "live_tuples", "dead_tuples", "dead_pct", "last_autovacuum", "total_bytes", "invalid_indexes"],
+    )

@@ -26,6 +26,7 @@ from .store import Store
 
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_TYPE_LENGTH = 128
+MAX_UNIQUE_KEY_LENGTH = 512
 
 _lock = threading.Lock()
 _default_store: Store | None = None
@@ -71,6 +72,8 @@ def validate_job(
     timeout: float | None = None,
     brief_id: UUID | str | None = None,
     queue: str = "default",
+    unique_key: str | None = None,
+    unique_for: float | None = None,
     depends_on: Iterable[int] | None = None,
 ) -> dict[str, Any]:
     """Checks a job's fields and returns the row to insert; raises InvalidJob naming the bad field."""
@@ -97,6 +100,15 @@ def validate_job(
         raise InvalidJob("run_at must be a timezone-aware datetime")
     if delay is not None and (not _is_number(delay) or delay < 0):
         raise InvalidJob("delay must be a number of seconds >= 0")
+    if unique_key is not None and (
+        not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_UNIQUE_KEY_LENGTH
+    ):
+        raise InvalidJob(f"unique_key must be a non-empty string of at most {MAX_UNIQUE_KEY_LENGTH} characters")
+    if unique_for is not None:
+        if unique_key is None:
+            raise InvalidJob("unique_for needs a unique_key")
+        if not _is_number(unique_for) or unique_for <= 0:
+            raise InvalidJob("unique_for must be a positive number of seconds")
     if brief_id is not None:
         try:
             brief_id = brief_id if isinstance(brief_id, UUID) else UUID(str(brief_id))
@@ -113,6 +125,8 @@ def validate_job(
         "delay": float(delay or 0),
         "timeout_seconds": float(timeout) if timeout is not None else None,
         "brief_id": brief_id,
+        "unique_key": unique_key,
+        "unique_for": float(unique_for) if unique_for is not None else None,
         "depends_on": parents,
         "status": "waiting" if parents else "pending",
     }
@@ -133,11 +147,18 @@ def create_job(
     timeout: float | None = None,
     brief_id: UUID | str | None = None,
     queue: str = "default",
+    unique_key: str | None = None,
+    unique_for: float | None = None,
     depends_on: Iterable[int] | None = None,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
 ) -> JobRecord:
     """Enqueues one job and returns its row.
+
+    With `unique_key`, the database keeps one live job per key: while a job holding the key is waiting,
+    pending, processing or completed (until pruned), a second create_job returns that job with
+    `.duplicate` True and inserts nothing. A failed or cancelled holder gives the key up, and with
+    `unique_for` (seconds) the key is held only that long after the holder was created.
 
     With `depends_on` (ids of existing jobs) it starts `waiting` and becomes runnable in the transaction that
     completes the last of them; if one fails for good it is cancelled with the reason. Unknown ids, and
@@ -153,9 +174,15 @@ def create_job(
         timeout=timeout,
         brief_id=brief_id,
         queue=queue,
+        unique_key=unique_key,
+        unique_for=unique_for,
         depends_on=depends_on,
     )
     s = _store_for(conn, store)
+    if unique_key is not None:
+        if row["depends_on"]:
+            raise InvalidJob("unique_key cannot be combined with depends_on (yet): give one or the other")
+        return s.insert_unique_job(row, conn)
     if not row["depends_on"]:
         return s.insert_job(row, conn)
     parents: list[int] = row["depends_on"]
@@ -209,6 +236,9 @@ def create_jobs(
             raise InvalidJob(f"job #{index}: {exc}") from None
         if row["delay"]:
             raise InvalidJob(f"job #{index}: bulk jobs take run_at, not delay")
+        if row["unique_key"] is not None:
+            # COPY cannot return the existing job for a duplicate key; create_job can.
+            raise InvalidJob(f"job #{index}: bulk jobs take no unique_key; use create_job for unique jobs")
         rows.append(row)
         keys.append(key)
         refs.append(job_refs)

@@ -22,6 +22,10 @@ RETRY_CAP_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 HEALTH_CHECK_PORT = 3001
 LOG_LEVELS = ("debug", "info", "warning", "error")
+# Retention of finished jobs before the leader's pruner deletes them (River's cleaner defaults).
+PRUNE_COMPLETED_AFTER_SECONDS = 24 * 3600.0
+PRUNE_CANCELLED_AFTER_SECONDS = 24 * 3600.0
+PRUNE_FAILED_AFTER_SECONDS = 7 * 24 * 3600.0
 
 
 def _env(*names: str) -> AliasChoices:
@@ -70,6 +74,18 @@ class Settings(BaseSettings):
     pooler_mode: str = Field("auto", validation_alias=_env("SUPAWORKER_POOLER_MODE"))
     embedded_data_dir: str | None = Field(None, validation_alias=_env("SUPAWORKER_EMBEDDED_DATA_DIR"))
     artifacts_dir: str = Field("artifacts", validation_alias=_env("SUPAWORKER_ARTIFACTS_DIR", "ARTIFACTS_DIR"))
+    # Maintenance (leader election, periodic jobs, pruning) runs in every worker unless turned off here.
+    maintenance_enabled: bool = Field(True, validation_alias=_env("SUPAWORKER_MAINTENANCE"))
+    # Seconds a finished job is kept; "never" (or "none") keeps that status for ever.
+    prune_completed_after_seconds: float | None = Field(
+        PRUNE_COMPLETED_AFTER_SECONDS, ge=0, validation_alias=_env("SUPAWORKER_PRUNE_COMPLETED_AFTER_SECONDS")
+    )
+    prune_failed_after_seconds: float | None = Field(
+        PRUNE_FAILED_AFTER_SECONDS, ge=0, validation_alias=_env("SUPAWORKER_PRUNE_FAILED_AFTER_SECONDS")
+    )
+    prune_cancelled_after_seconds: float | None = Field(
+        PRUNE_CANCELLED_AFTER_SECONDS, ge=0, validation_alias=_env("SUPAWORKER_PRUNE_CANCELLED_AFTER_SECONDS")
+    )
 
     # -- Supabase -------------------------------------------------------------------------------------------
     # The project's API: used by the HTTP worker when there is no DATABASE_URL (hosts without Postgres access).
@@ -135,6 +151,15 @@ class Settings(BaseSettings):
     def _check_schema(cls, value: str) -> str:
         if not value or len(value) > 63 or not value.replace("_", "a").isalnum() or value[0].isdigit():
             raise ValueError(f"SUPAWORKER_SCHEMA must be a plain SQL identifier, not {value!r}")
+        return value
+
+    @field_validator(
+        "prune_completed_after_seconds", "prune_failed_after_seconds", "prune_cancelled_after_seconds", mode="before"
+    )
+    @classmethod
+    def _check_retention(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("never", "none"):
+            return None
         return value
 
     @property

@@ -10,6 +10,7 @@ SupaworkerError
 │   └── InvalidBrief       a brief's fields were rejected (nothing was written)
 ├── InvalidTransition      the job is not in a state that allows the action
 ├── JobFailed              raised by wait_for() when the job ended failed or cancelled
+├── WaitTimeout            raised by wait_for() when the job did not finish in time (also a TimeoutError)
 └── UnrecoverableError     raised by a handler: fail the job now, no retries
 """
 
@@ -64,3 +65,12 @@ class JobFailed(SupaworkerError):
 
 class UnrecoverableError(SupaworkerError):
     """Raised by a handler to fail its job at once, without the remaining retries."""
+
+
+class WaitTimeout(SupaworkerError, TimeoutError):
+    """wait_for() gave up: the job had not finished within the timeout (it may still finish later)."""
+
+    def __init__(self, job_id: int, timeout: float, status: str) -> None:
+        super().__init__(f"job {job_id} still {status} after waiting {timeout:g}s")
+        self.job_id = job_id
+        self.status = status

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from .states import JobStatus
+
+MAX_PROGRESS_MESSAGE_CHARS = 1000
 
 
 @dataclass(slots=True)
@@ -17,6 +22,9 @@ class Job:
     `attempt` is 1 on the first run. `upstream` holds the results of the completed jobs this one depends
     on, directly or through others (the previous steps of a pipeline), by job type; when two share a type
     the nearer one wins, and `upstream_by_id` has every one of them by job id.
+
+    A handler may report `job.progress(percent, message)`, and a long sync handler should check
+    `job.cancelled` now and then: async handlers are cancelled outright, a thread can only be asked.
     """
 
     id: int
@@ -35,6 +43,28 @@ class Job:
     has_parents: bool = False
     upstream: dict[str, Any] = field(default_factory=dict)
     upstream_by_id: dict[int, Any] = field(default_factory=dict)
+    # Set by the worker that runs the job; a thread-safe flag because sync handlers run in threads.
+    _cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    _progress_sink: Callable[[Job, float, str | None], None] | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was cancelled (or lost) while running: stop and return; the result is dropped."""
+        return self._cancel_requested.is_set()
+
+    def request_cancel(self) -> None:
+        self._cancel_requested.set()
+
+    def progress(self, percent: float, message: str | None = None) -> None:
+        """Reports how far the job is (0-100) with an optional message; written shortly after, never blocks."""
+        if isinstance(percent, bool) or not isinstance(percent, int | float) or not math.isfinite(percent):
+            raise ValueError(f"progress percent must be a number from 0 to 100, not {percent!r}")
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress percent must be from 0 to 100, not {percent}")
+        if message is not None and not isinstance(message, str):
+            raise ValueError(f"progress message must be a string, not {type(message).__name__}")
+        if self._progress_sink is not None:
+            self._progress_sink(self, float(percent), message[:MAX_PROGRESS_MESSAGE_CHARS] if message else message)
 
     @classmethod
     def from_claim(cls, row: tuple[Any, ...], worker_id: str) -> Job:
@@ -103,6 +133,19 @@ class JobRecord:
         known["status"] = JobStatus(known["status"])
         extra = {k: v for k, v in row.items() if k not in known}
         return cls(**known, extra=extra)
+
+    @property
+    def duplicate(self) -> bool:
+        """True when create_job found a live job with the same unique_key and returned it instead."""
+        return bool(self.extra.get("duplicate"))
+
+    @property
+    def progress(self) -> float | None:
+        return self.extra.get("progress")
+
+    @property
+    def progress_message(self) -> str | None:
+        return self.extra.get("progress_message")
 
     def to_dict(self) -> dict[str, Any]:
         data = {name: getattr(self, name) for name in self.__slots__ if name != "extra"}  # type: ignore[attr-defined]

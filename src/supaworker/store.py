@@ -205,6 +205,89 @@ class Store:
     def list_live_workers(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.list_live_workers, {}, conn)
 
+    # -- queue features (issue 5): unique jobs, pause/limits, results, periodic jobs, maintenance -----------
+    def insert_unique_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
+        """Inserts a job with a unique_key, or returns the live job holding that key (`.duplicate` set)."""
+        params = {**job, "payload": Jsonb(job["payload"])}
+        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.q.insert_unique_job, params)
+            row = cur.fetchone()
+            assert row is not None
+            return JobRecord.from_row(row)
+
+    def set_job_paused(self, scope: str, name: str, paused: bool, conn: psycopg.Connection | None = None) -> None:
+        with self.transaction(conn) as c:
+            c.execute(self.q.set_job_paused, {"scope": scope, "name": name, "paused": paused})
+
+    def set_job_limits(
+        self,
+        type: str,
+        *,
+        max_running: int | None,
+        rate_limit: int | None,
+        rate_period_seconds: float | None,
+        conn: psycopg.Connection | None = None,
+    ) -> None:
+        params = {
+            "type": type,
+            "max_running": max_running,
+            "rate_limit": rate_limit,
+            "rate_period_seconds": rate_period_seconds,
+        }
+        with self.transaction(conn) as c:
+            c.execute(self.q.set_job_limits, params)
+
+    def list_job_controls(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_job_controls, {}, conn)
+
+    def get_job_outcome(
+        self, job_id: int, conn: psycopg.Connection | None = None
+    ) -> tuple[str, Any, str | None] | None:
+        with self.connection(conn) as c:
+            row = c.execute(self.q.get_job_outcome, {"id": job_id}).fetchone()
+            return (row[0], row[1], row[2]) if row else None
+
+    def elect_leader(self, name: str, leader_id: str, ttl_seconds: float) -> bool:
+        params = {"name": name, "leader_id": leader_id, "ttl_seconds": ttl_seconds}
+        return bool(self._value(self.q.elect_leader, params, None))
+
+    def resign_leader(self, name: str, leader_id: str) -> None:
+        with self.transaction() as c:
+            c.execute(self.q.resign_leader, {"name": name, "leader_id": leader_id})
+
+    def get_leader(self, name: str, conn: psycopg.Connection | None = None) -> dict[str, Any] | None:
+        rows = self._rows(self.q.get_leader, {"name": name}, conn)
+        return rows[0] if rows else None
+
+    def prune_finished_jobs(self, status: str, older_than_seconds: float, limit: int) -> int:
+        params = {"status": status, "older_than_seconds": older_than_seconds, "limit": limit}
+        return int(self._value(self.q.prune_finished_jobs, params, None) or 0)
+
+    def upsert_periodic_job(self, schedule: dict[str, Any], conn: psycopg.Connection | None = None) -> dict[str, Any]:
+        params = {**schedule, "payload": Jsonb(schedule["payload"])}
+        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.q.upsert_periodic_job, params)
+            row = cur.fetchone()
+            assert row is not None
+            return row
+
+    def delete_periodic_job(self, name: str, conn: psycopg.Connection | None = None) -> bool:
+        with self.transaction(conn) as c:
+            return c.execute(self.q.delete_periodic_job, {"name": name}).fetchone() is not None
+
+    def list_periodic_jobs(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_periodic_jobs, {}, conn)
+
+    def advance_periodic_job(self, name: str, prev_tick: Any, tick: Any, enqueue: bool) -> tuple[bool, int | None]:
+        """Returns (advanced, job id): advanced is False when another scheduler handled the tick first."""
+        params = {"name": name, "prev_tick": prev_tick, "tick": tick, "enqueue": enqueue}
+        with self.transaction() as c:
+            row = c.execute(self.q.advance_periodic_job, params).fetchone()
+            return (row is not None, row[0] if row else None)
+
+    def table_health(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.table_health, {"schema": self.q.schema}, conn)
+
 
 class WorkerStore:
     """The worker's queries, on an async pool in autocommit mode (each call is its own transaction)."""
@@ -312,3 +395,23 @@ class WorkerStore:
 
     async def close(self) -> None:
         await self.pool.close()
+
+    # -- queue features (issue 5) -------------------------------------------------------------------
+    async def update_job_progress(
+        self,
+        worker_id: str,
+        ids: list[int],
+        attempts: list[int],
+        percents: list[float],
+        messages: list[str | None],
+    ) -> set[int]:
+        params = {
+            "worker_id": worker_id,
+            "ids": ids,
+            "attempts": attempts,
+            "percents": percents,
+            "messages": messages,
+        }
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.update_job_progress, params)
+            return {row[0] for row in await cur.fetchall()}

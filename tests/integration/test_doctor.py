@@ -43,7 +43,7 @@ def test_doctor_explains_a_transaction_pooler(db: str, bouncer: PgBouncer) -> No
 
 def test_doctor_fails_a_pooler_the_workers_would_listen_through(db: str, bouncer: PgBouncer) -> None:
     code, found = doctor(bouncer.url_for(db), SUPAWORKER_POOLER_MODE="none")
-    assert code == 7
+    assert code == 9
     assert (
         found["connection"]["status"] == "fail" and "SUPAWORKER_POOLER_MODE=transaction" in found["connection"]["fix"]
     )
@@ -52,7 +52,7 @@ def test_doctor_fails_a_pooler_the_workers_would_listen_through(db: str, bouncer
 
 def test_doctor_reports_missing_migrations(empty_db: str) -> None:
     code, found = doctor(empty_db)
-    assert code == 7
+    assert code == 9
     assert found["migrations"]["fix"] == "run `supaworker migrate`"
 
 
@@ -63,14 +63,14 @@ def test_doctor_reports_rls_turned_off_and_grants_to_public_roles(db: str) -> No
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("ALTER TABLE supaworker.job_dependencies DISABLE ROW LEVEL SECURITY")
     code, found = doctor(db)
-    assert code == 7 and "job_dependencies" in found["rls"]["detail"]
+    assert code == 9 and "job_dependencies" in found["rls"]["detail"]
     assert "secure_schema()" in found["rls"]["fix"]
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("SELECT supaworker.secure_schema()")
         conn.execute("GRANT USAGE ON SCHEMA supaworker TO anon")
         conn.execute("GRANT EXECUTE ON FUNCTION supaworker.claim_jobs TO anon")
     code, found = doctor(db)
-    assert code == 7 and "anon may call claim_jobs" in found["rls"]["detail"], found["rls"]
+    assert code == 9 and "anon may call claim_jobs" in found["rls"]["detail"], found["rls"]
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("SELECT supaworker.secure_schema()")
     code, found = doctor(db)

@@ -8,12 +8,15 @@ import os
 import signal
 import sys
 
+from psycopg_pool import ConnectionPool
+
 from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import Registry
+from ..store import Store
 from . import health
 from .protocol import WorkerQueries
-from .runner import Worker, WorkerOptions
+from .runner import Worker, WorkerOptions, WorkerService, new_worker_id
 
 log = logging.getLogger("supaworker.worker")
 
@@ -67,9 +70,32 @@ def run_worker(
     store: WorkerQueries | None = None,
 ) -> int:
     """Runs one worker in this process until it is stopped; returns the exit code. `store` replaces the
-    Postgres connection (the HTTP worker passes its PostgREST store)."""
-    worker = Worker(profile, settings.schema_name, registry, options, store=store)
-    asyncio.run(_run(worker, settings))
+    Postgres connection (the HTTP worker passes its PostgREST store, and then runs no maintenance)."""
+    worker_id = new_worker_id()
+    services: list[WorkerService] = []
+    maintenance_pool = None
+    if settings.maintenance_enabled and profile is not None:
+        from ..maintenance import MaintenanceConfig, MaintenanceService, PrunerConfig
+
+        # A small pool of its own: maintenance runs in threads and must not take the claim loop's connections.
+        maintenance_pool = ConnectionPool(
+            profile.conninfo, min_size=1, max_size=2, kwargs=profile.connect_kwargs, open=True, name="maintenance"
+        )
+        pruner = PrunerConfig(
+            completed_retention_seconds=settings.prune_completed_after_seconds,
+            failed_retention_seconds=settings.prune_failed_after_seconds,
+            cancelled_retention_seconds=settings.prune_cancelled_after_seconds,
+        )
+        maintenance_store = Store(maintenance_pool, settings.schema_name)
+        services.append(MaintenanceService(maintenance_store, worker_id, MaintenanceConfig(pruner=pruner)))
+    worker = Worker(
+        profile, settings.schema_name, registry, options, worker_id=worker_id, store=store, services=services
+    )
+    try:
+        asyncio.run(_run(worker, settings))
+    finally:
+        if maintenance_pool is not None:
+            maintenance_pool.close()
     if worker.executor.busy_threads():
         # A sync handler still running past the grace period cannot be interrupted; its job was released.
         logging.shutdown()

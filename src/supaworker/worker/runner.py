@@ -11,9 +11,10 @@ import contextlib
 import logging
 import os
 import time
-from collections import deque
-from collections.abc import Sequence
+from collections import Counter, deque
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import psycopg
 from psycopg import sql as pgsql
@@ -27,11 +28,16 @@ from ..registry import Registry
 from ..store import WorkerStore
 from .completer import Completer
 from .executor import Executor
+from .progress import ProgressWriter
 from .protocol import WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
 RESCUE_BATCH = 1000
+# NOTIFY payload on the jobs channel that asks the worker running a job to stop it (see cancel_job()).
+CANCEL_PREFIX = "cancel:"
+# A cancel can arrive between a claim's commit and the worker registering the job: remembered this long.
+EARLY_CANCEL_TTL_SECONDS = 5.0
 RECONNECT_DELAY_SECONDS = 1.0
 RECONNECT_DELAY_MAX_SECONDS = 15.0
 DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, DatabaseUnavailable)
@@ -56,6 +62,19 @@ class WorkerOptions:
     # Jobs claimed ahead of free slots, so claims come in batches. They hold a lease like running jobs (the
     # heartbeat renews it), so a crash strands them only until the lease runs out. None: same as concurrency.
     prefetch: int | None = None
+    # Named queues with slots of their own (Oban's and River's per-queue limits): each queue is claimed for
+    # separately, so a busy queue never takes the slots of another. Overrides queues and concurrency, and
+    # claims no more than the free slots of each queue (no prefetch).
+    queue_concurrency: Mapping[str, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue_concurrency:
+            bad = {q: n for q, n in self.queue_concurrency.items() if n < 1}
+            if bad:
+                raise ValueError(f"queue concurrency must be >= 1: {bad}")
+            self.queues = list(self.queue_concurrency)
+            self.concurrency = sum(self.queue_concurrency.values())
+            self.prefetch = 0
 
     @property
     def capacity(self) -> int:
@@ -77,6 +96,14 @@ class WorkerOptions:
         return cls(**values)  # type: ignore[arg-type]
 
 
+class WorkerService(Protocol):
+    """A background loop the worker runs beside its own (e.g. maintenance), cancelled when it stops."""
+
+    name: str
+
+    def run(self) -> Awaitable[None]: ...
+
+
 @dataclass
 class _Running:
     job: Job
@@ -93,6 +120,7 @@ class Worker:
         options: WorkerOptions,
         worker_id: str | None = None,
         store: WorkerQueries | None = None,
+        services: Sequence[WorkerService] = (),
     ) -> None:
         """`profile` is the Postgres connection; pass `store` instead to work through another transport
         (PostgREST), which then also means polling."""
@@ -127,6 +155,10 @@ class Worker:
         self._wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self.completer = Completer(self.store, self.worker_id, on_written=self._slot_freed.set)
+        self.progress = ProgressWriter(self.store, self.worker_id)
+        self.services = list(services)
+        self._early_cancels: dict[int, float] = {}
+        self._heartbeat_now = asyncio.Event()
         self._services: list[asyncio.Task[None]] = []
         self.failed = 0
         self.retried = 0
@@ -171,7 +203,9 @@ class Worker:
             asyncio.create_task(self.completer.run(), name="completer"),
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._rescue_loop(), name="rescuer"),
+            asyncio.create_task(self.progress.run(), name="progress"),
         ]
+        self._services += [asyncio.create_task(_as_coroutine(s.run()), name=s.name) for s in self.services]
         if self.can_listen:
             self._services.append(asyncio.create_task(self._listen_loop(), name="listener"))
         try:
@@ -194,32 +228,57 @@ class Worker:
         while not self._stopping.is_set():
             self._slot_freed.clear()
             # Buffered completions beyond one slot's worth count too: bounds what a crash can make run twice.
-            in_hand = len(self._running) + len(self._queued) + max(0, self.completer.backlog - concurrency)
-            want = capacity - in_hand
-            if want <= 0 or (want < batch_floor and self._queued):
+            held = max(0, self.completer.backlog - concurrency)
+            if self.options.queue_concurrency:
+                targets = self._queue_targets(held)
+            else:
+                want = capacity - len(self._running) - len(self._queued) - held
+                targets = [] if want <= 0 or (want < batch_floor and self._queued) else [(self.options.queues, want)]
+            if not targets:
                 await self._slot_freed.wait()
                 continue
             self._wakeup.clear()
+            short = False
             try:
-                jobs = await self.store.claim_jobs(
-                    self.worker_id, self.types, want, self.options.lease_seconds, self.options.queues
-                )
+                for queues, want in targets:
+                    jobs = await self.store.claim_jobs(
+                        self.worker_id, self.types, want, self.options.lease_seconds, queues
+                    )
+                    self._queued.extend(jobs)
+                    self._start_queued()
+                    short = short or len(jobs) < want
                 delay = RECONNECT_DELAY_SECONDS
             except DB_ERRORS as exc:
                 log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
                 await self._sleep_unless_stopping(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
                 continue
-            self._queued.extend(jobs)
-            self._start_queued()
-            if len(jobs) < want:
+            if short:
                 await self._wait_for_work()
+
+    def _queue_targets(self, held: int) -> list[tuple[Sequence[str] | None, int]]:
+        """Named queues on their own slots: (that queue, its free slots) for each queue with any free."""
+        assert self.options.queue_concurrency
+        in_hand = Counter(r.job.queue for r in self._running.values()) + Counter(j.queue for j in self._queued)
+        targets: list[tuple[Sequence[str] | None, int]] = []
+        for queue, slots in self.options.queue_concurrency.items():
+            want = slots - in_hand[queue] - held
+            if want > 0:
+                targets.append(([queue], want))
+        return targets
 
     def _start_queued(self) -> None:
         while self._queued and len(self._running) < self.options.concurrency and not self._stopping.is_set():
             self._start(self._queued.popleft())
 
     def _start(self, job: Job) -> None:
+        if self._early_cancels:
+            cancelled_at = self._early_cancels.pop(job.id, None)
+            if cancelled_at is not None and time.monotonic() - cancelled_at < EARLY_CANCEL_TTL_SECONDS:
+                # Already cancelled in the database: there is nothing to run or to record.
+                log.warning("job cancelled as it was being claimed", extra={"job_id": job.id, "type": job.type})
+                return
+        job._progress_sink = self.progress.report
         task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
         self._running[job.id] = _Running(job, task)
         # A done-callback, not a finally: a task cancelled before its first step never runs its body.
@@ -229,6 +288,33 @@ class Worker:
         self._running.pop(job_id, None)
         self._start_queued()
         self._slot_freed.set()
+        if self.options.queue_concurrency:
+            # A freed slot belongs to one queue, which may have work waiting while the others are idle.
+            self._wakeup.set()
+
+    def _cancel_running(self, job_id: int, why: str) -> None:
+        """Stops a job that was cancelled or lost: an async handler is cancelled outright; a sync one runs in
+        a thread that cannot be interrupted, so it is told through `job.cancelled` and keeps its slot until
+        it returns (or times out). Either way its outcome is fenced out in the database. A job still in
+        the local queue is dropped; one not here yet (its claim in flight) is remembered for a moment."""
+        running = self._running.get(job_id)
+        if running is None:
+            if any(job.id == job_id for job in self._queued):
+                self._queued = deque(job for job in self._queued if job.id != job_id)
+                log.warning(why, extra={"job_id": job_id})
+                return
+            now = time.monotonic()
+            self._early_cancels = {i: t for i, t in self._early_cancels.items() if now - t < EARLY_CANCEL_TTL_SECONDS}
+            self._early_cancels[job_id] = now
+            return
+        job = running.job
+        if job.cancelled:
+            return
+        job.request_cancel()
+        log.warning(why, extra={"job_id": job_id, "type": job.type, "attempt": job.attempt})
+        handler = self.registry.get(job.type)
+        if handler is None or handler.is_async or handler.inline:
+            running.task.cancel()
 
     async def _run_job(self, job: Job) -> None:
         log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
@@ -316,8 +402,14 @@ class Worker:
                     await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(f"{self.schema}_jobs")))
                     delay = RECONNECT_DELAY_SECONDS
                     self._wakeup.set()  # anything inserted while we were not listening
-                    async for _ in conn.notifies():
-                        self._wakeup.set()
+                    self._heartbeat_now.set()  # and any job cancelled meanwhile: the heartbeat finds those
+                    async for notify in conn.notifies():
+                        if notify.payload.startswith(CANCEL_PREFIX):
+                            with contextlib.suppress(ValueError):
+                                job_id = int(notify.payload.removeprefix(CANCEL_PREFIX))
+                                self._cancel_running(job_id, "job cancelled while running")
+                        else:
+                            self._wakeup.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -330,7 +422,10 @@ class Worker:
     async def _heartbeat_loop(self) -> None:
         interval = self.options.lease_seconds / 3
         while True:
-            await asyncio.sleep(interval)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(interval):
+                    await self._heartbeat_now.wait()
+            self._heartbeat_now.clear()
             ids = list(self._running) + [job.id for job in self._queued] + self.completer.job_ids()
             if not ids:
                 continue
@@ -344,14 +439,9 @@ class Worker:
             if lost and self._queued:
                 self._queued = deque(job for job in self._queued if job.id not in lost)
             for job_id in lost:
-                running = self._running.get(job_id)
-                if running is not None:
+                if job_id in self._running:
                     # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
-                    log.warning(
-                        "job lost: no longer owned by this worker",
-                        extra={"job_id": job_id, "type": running.job.type, "attempt": running.job.attempt},
-                    )
-                    running.task.cancel()
+                    self._cancel_running(job_id, "job lost: no longer owned by this worker")
 
     async def _rescue_loop(self) -> None:
         while True:
@@ -413,3 +503,7 @@ class Worker:
                 "could not release jobs; they return when their lease expires",
                 extra={"error": str(exc).strip(), "ids": ids[:20]},
             )
+
+
+async def _as_coroutine(awaitable: Awaitable[None]) -> None:
+    await awaitable

@@ -1,0 +1,220 @@
+"""Periodic (cron) jobs: declared in code with `@supaworker.periodic(...)`, or added from the CLI or API.
+
+Schedules live in the `periodic_jobs` table. The elected leader's scheduler (maintenance/scheduler.py)
+enqueues one job per tick, judged by the database clock; advancing a schedule's last tick is a
+compare-and-set in the same statement as the insert, so however many schedulers run, a tick is enqueued
+once. Cron expressions are evaluated in UTC: five fields, or six with seconds last.
+
+After downtime: ticks older than `MISSED_TICK_GRACE_SECONDS` count as missed. With `catch_up` (the
+default) one job is enqueued on return for all of them together, as a BullMQ job scheduler does (its next
+job is already waiting when the workers come back); without it they are skipped, as Oban's and River's
+cron do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from croniter import croniter
+
+from .client import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH, _store_for
+from .errors import InvalidJob
+from .registry import HandlerFunc, Registry, default_registry
+from .store import Store
+
+# A tick the scheduler finds later than this was missed (all workers down), not merely handled late.
+# Longer than a leader failover (maintenance.LEADER_TTL_SECONDS), so a change of leader misses nothing.
+MISSED_TICK_GRACE_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """A schedule: enqueue a job of `type` with `payload` at every tick of `cron` (UTC)."""
+
+    name: str
+    cron: str
+    type: str
+    payload: Any = field(default_factory=dict)
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    catch_up: bool = True
+
+    def row(self, source: str) -> dict[str, Any]:
+        return {**asdict(self), "source": source}
+
+
+def validate_periodic(
+    cron: str,
+    *,
+    type: str,
+    payload: Any = None,
+    name: str | None = None,
+    queue: str = "default",
+    priority: int = 0,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    catch_up: bool = True,
+) -> PeriodicJob:
+    """Checks a schedule's fields; raises InvalidJob naming the bad one."""
+    if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron.split()) not in (5, 6):
+        raise InvalidJob(f"cron must be a cron expression of 5 fields (or 6, seconds last), not {cron!r}")
+    for what, value in (("type", type), ("queue", queue), ("name", name if name is not None else type)):
+        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TYPE_LENGTH:
+            raise InvalidJob(f"{what} must be a non-empty string of at most {MAX_TYPE_LENGTH} characters")
+    payload = {} if payload is None else payload
+    try:
+        json.dumps(payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidJob(f"payload must be JSON-serialisable: {exc}") from None
+    if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) <= priority < 2**31:
+        raise InvalidJob("priority must be a 32-bit integer (lower runs first)")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts < 2**31:
+        raise InvalidJob("max_attempts must be an integer >= 1")
+    if not isinstance(catch_up, bool):
+        raise InvalidJob("catch_up must be True or False")
+    return PeriodicJob(name or type, cron, type, payload, queue, priority, max_attempts, catch_up)
+
+
+@dataclass(frozen=True)
+class TickPlan:
+    """What a scheduler does for one schedule now: enqueue these ticks, then record `advance_to` as handled."""
+
+    enqueue: list[datetime]
+    advance_to: datetime | None
+    missed: int  # ticks older than the grace period (counted up to the grace window only, 0 or 1)
+
+
+def plan_ticks(
+    cron: str, last_tick: datetime, now: datetime, *, catch_up: bool, grace_seconds: float = MISSED_TICK_GRACE_SECONDS
+) -> TickPlan:
+    """The ticks of `cron` in (last_tick, now]: each recent one is enqueued; older ones, if any, are missed
+    and stand for one job together (when `catch_up`), unless a recent tick already runs for them."""
+    last_tick, now = last_tick.astimezone(UTC), now.astimezone(UTC)
+    start = max(last_tick, now - timedelta(seconds=grace_seconds))
+    recent: list[datetime] = []
+    ticks = croniter(cron, start)
+    while (tick := ticks.get_next(datetime)) <= now:
+        recent.append(tick)
+    missed = croniter(cron, last_tick).get_next(datetime) <= start
+    if recent:
+        return TickPlan(recent, recent[-1], int(missed))
+    if missed:
+        latest_missed = croniter(cron, start + timedelta(microseconds=1)).get_prev(datetime)
+        return TickPlan([latest_missed] if catch_up else [], latest_missed, 1)
+    return TickPlan([], None, 0)
+
+
+class PeriodicRegistry:
+    """The schedules declared in code; workers write them to the database when they start."""
+
+    def __init__(self) -> None:
+        self._schedules: dict[str, PeriodicJob] = {}
+
+    def add(self, schedule: PeriodicJob) -> PeriodicJob:
+        existing = self._schedules.get(schedule.name)
+        if existing is not None and existing != schedule:
+            raise ValueError(
+                f"periodic job {schedule.name!r} is declared twice with different settings; give one a name="
+            )
+        self._schedules[schedule.name] = schedule
+        return schedule
+
+    def schedules(self) -> list[PeriodicJob]:
+        return [self._schedules[name] for name in sorted(self._schedules)]
+
+    def __len__(self) -> int:
+        return len(self._schedules)
+
+
+default_periodic_registry = PeriodicRegistry()
+
+
+def periodic(
+    cron: str,
+    *,
+    type: str,
+    payload: Any = None,
+    name: str | None = None,
+    queue: str = "default",
+    priority: int = 0,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    catch_up: bool = True,
+    registry: PeriodicRegistry | None = None,
+    handlers: Registry | None = None,
+) -> Callable[[HandlerFunc], HandlerFunc]:
+    """Declares a schedule (at once); used as a decorator it also registers the function as `type`'s handler.
+
+    @supaworker.periodic("*/5 * * * *", type="cleanup")
+    def cleanup(job): ...
+    """
+    schedule = validate_periodic(
+        cron,
+        type=type,
+        payload=payload,
+        name=name,
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        catch_up=catch_up,
+    )
+    (default_periodic_registry if registry is None else registry).add(schedule)
+
+    def decorate(func: HandlerFunc) -> HandlerFunc:
+        (default_registry if handlers is None else handlers).register(type, func)
+        return func
+
+    return decorate
+
+
+def sync_periodic_jobs(store: Store, registry: PeriodicRegistry | None = None) -> int:
+    """Writes the schedules declared in code to the database (a worker does this when it starts)."""
+    schedules = (default_periodic_registry if registry is None else registry).schedules()
+    for schedule in schedules:
+        store.upsert_periodic_job(schedule.row("code"))
+    return len(schedules)
+
+
+def add_periodic_job(
+    cron: str,
+    *,
+    type: str,
+    payload: Any = None,
+    name: str | None = None,
+    queue: str = "default",
+    priority: int = 0,
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
+    catch_up: bool = True,
+    conn: psycopg.Connection | None = None,
+    store: Store | None = None,
+) -> dict[str, Any]:
+    """Creates or replaces a schedule without code (CLI, API); returns its row."""
+    schedule = validate_periodic(
+        cron,
+        type=type,
+        payload=payload,
+        name=name,
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        catch_up=catch_up,
+    )
+    return _store_for(conn, store).upsert_periodic_job(schedule.row("api"), conn)
+
+
+def remove_periodic_job(name: str, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> bool:
+    """Deletes a schedule; False when there was none. A schedule still declared in code returns when a
+    worker with that code starts."""
+    return _store_for(conn, store).delete_periodic_job(name, conn)
+
+
+def list_periodic_jobs(*, conn: psycopg.Connection | None = None, store: Store | None = None) -> list[dict[str, Any]]:
+    """Every schedule with its last tick and, computed here, its next one."""
+    rows = _store_for(conn, store).list_periodic_jobs(conn)
+    for row in rows:
+        row["next_tick_at"] = croniter(row["cron"], row["last_tick_at"].astimezone(UTC)).get_next(datetime)
+    return rows

@@ -1,0 +1,1 @@
+DELETE FROM {{schema}}.periodic_jobs WHERE name = %(name)s RETURNING name

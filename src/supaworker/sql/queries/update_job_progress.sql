@@ -1,0 +1,4 @@
+-- Writes the latest progress of running jobs, fenced by owner and attempt; returns the ids updated.
+SELECT id
+  FROM {{schema}}.update_job_progress(%(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[],
+                                      %(percents)s::real[], %(messages)s::text[]) AS id

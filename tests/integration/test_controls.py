@@ -1,0 +1,160 @@
+"""Pause/resume and global limits, enforced by claim_jobs() across concurrent claimers and workers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import psycopg
+import pytest
+
+import supaworker
+from supaworker import InvalidJob
+from supaworker.registry import Registry
+from supaworker.store import Store
+from tests.integration.test_worker import make_worker, running, status_is, wait_until
+
+
+def claim_concurrently(db: str, claimers: int, limit: int, rounds: int = 1) -> list[int]:
+    """Each claimer calls claim_jobs `rounds` times, all starting together; returns every claimed id."""
+    barrier = threading.Barrier(claimers)
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claim(n: int) -> None:
+        with psycopg.connect(db, autocommit=True) as c:
+            barrier.wait()
+            for _ in range(rounds):
+                rows = c.execute("SELECT id FROM supaworker.claim_jobs(%s, NULL, %s)", (f"w{n}", limit)).fetchall()
+                with lock:
+                    claimed.extend(r[0] for r in rows)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(claimers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return claimed
+
+
+def test_concurrency_limit_holds_across_concurrent_claimers(db: str, store: Store, conn: psycopg.Connection) -> None:
+    supaworker.create_jobs([{"type": "render"}] * 40 + [{"type": "other"}] * 10, store=store)
+    supaworker.set_limits("render", max_running=3, store=store)
+    claimed = claim_concurrently(db, claimers=8, limit=5, rounds=3)
+    assert len(claimed) == len(set(claimed))
+    running = dict(conn.execute("SELECT type, count(*) FROM supaworker.jobs WHERE status = 'processing' GROUP BY type"))
+    assert running == {"render": 3, "other": 10}
+
+
+def test_finished_limited_job_frees_its_slot(store: Store, conn: psycopg.Connection) -> None:
+    supaworker.create_jobs([{"type": "render"}] * 5, store=store)
+    supaworker.set_limits("render", max_running=2, store=store)
+    first = [r[0] for r in conn.execute("SELECT id FROM supaworker.claim_jobs('w1', NULL, 10)")]
+    assert len(first) == 2
+    assert conn.execute("SELECT count(*) FROM supaworker.claim_jobs('w1', NULL, 10)").fetchone() == (0,)
+    conn.execute("SELECT supaworker.complete_job(%s, 'w1')", (first[0],))
+    assert conn.execute("SELECT count(*) FROM supaworker.claim_jobs('w2', NULL, 10)").fetchone() == (1,)
+
+
+def test_rate_limit_allows_n_claims_per_window_across_claimers(db: str, store: Store, conn: psycopg.Connection) -> None:
+    supaworker.create_jobs([{"type": "analysis"}] * 30, store=store)
+    supaworker.set_limits("analysis", rate_limit=5, rate_period=3600, store=store)
+    assert len(claim_concurrently(db, claimers=6, limit=4, rounds=2)) == 5
+    # The window has run out (moved back rather than waited for): the next window allows 5 more.
+    conn.execute("UPDATE supaworker.job_controls SET window_started_at = now() - interval '2 hours'")
+    assert len(claim_concurrently(db, claimers=6, limit=4, rounds=2)) == 5
+    assert conn.execute("SELECT window_count FROM supaworker.job_controls").fetchone() == (5,)
+
+
+def test_paused_type_and_queue_are_not_claimed_until_resumed(store: Store, conn: psycopg.Connection) -> None:
+    render = supaworker.create_job("render", store=store)
+    mail = supaworker.create_job("mail", queue="bulk", store=store)
+    other = supaworker.create_job("other", store=store)
+    supaworker.pause(type="render", store=store)
+    supaworker.pause(queue="bulk", store=store)
+    assert [r[0] for r in conn.execute("SELECT id FROM supaworker.claim_jobs('w', NULL, 10)")] == [other.id]
+    supaworker.resume(type="render", store=store)
+    supaworker.resume(queue="bulk", store=store)
+    claimed = {r[0] for r in conn.execute("SELECT id FROM supaworker.claim_jobs('w', NULL, 10)")}
+    assert claimed == {render.id, mail.id}
+    assert supaworker.list_controls(store=store) == []
+
+
+def test_list_controls_shows_pauses_limits_and_running_counts(store: Store, conn: psycopg.Connection) -> None:
+    supaworker.create_jobs([{"type": "render"}] * 3, store=store)
+    supaworker.set_limits("render", max_running=2, store=store)
+    supaworker.pause(queue="bulk", store=store)
+    conn.execute("SELECT * FROM supaworker.claim_jobs('w', NULL, 10)")
+    controls = {(c.scope, c.name): c for c in supaworker.list_controls(store=store)}
+    assert controls[("type", "render")].max_running == 2 and controls[("type", "render")].running == 2
+    assert controls[("queue", "bulk")].paused and controls[("queue", "bulk")].running is None
+    supaworker.clear_limits("render", store=store)
+    assert [(c.scope, c.name) for c in supaworker.list_controls(store=store)] == [("queue", "bulk")]
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: supaworker.pause(store=s), "exactly one of type= or queue="),
+        (lambda s: supaworker.pause(type="a", queue="b", store=s), "exactly one"),
+        (lambda s: supaworker.set_limits("a", max_running=0, store=s), "max_running must be a whole number"),
+        (lambda s: supaworker.set_limits("a", rate_limit=2.5, store=s), "rate_limit must be a whole number"),
+        (lambda s: supaworker.set_limits("a", rate_limit=2, rate_period=0, store=s), "rate_period must be a positive"),
+        (lambda s: supaworker.set_limits("", max_running=1, store=s), "type must be a non-empty string"),
+    ],
+)
+def test_bad_control_input_is_rejected_and_writes_nothing(store: Store, call, message: str) -> None:
+    with pytest.raises(InvalidJob, match=message):
+        call(store)
+    assert supaworker.list_controls(store=store) == []
+
+
+async def test_workers_never_run_more_than_the_global_limit(db: str, store: Store) -> None:
+    registry = Registry()
+    current = peak = 0
+
+    async def render(job: supaworker.Job) -> None:
+        nonlocal current, peak
+        current += 1
+        peak = max(peak, current)
+        await asyncio.sleep(0.03)
+        current -= 1
+
+    registry.register("render", render)
+    supaworker.set_limits("render", max_running=2, store=store)
+    ids = supaworker.create_jobs([{"type": "render"}] * 16, store=store)
+    workers = [make_worker(db, registry, concurrency=5) for _ in range(3)]
+    async with running(workers[0]), running(workers[1]), running(workers[2]):
+        await wait_until(lambda: all(status_is(db, i, "completed")() for i in ids), timeout=60)
+    assert peak == 2
+    assert sum(w.completer.completed for w in workers) == 16
+
+
+async def test_rate_limited_type_starts_only_its_quota_while_others_run(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("analysis", lambda job: "done")
+    registry.register("other", lambda job: "done")
+    supaworker.set_limits("analysis", rate_limit=3, rate_period=3600, store=store)
+    analysis = supaworker.create_jobs([{"type": "analysis"}] * 10, store=store)
+    workers = [make_worker(db, registry) for _ in range(2)]
+    async with running(workers[0]), running(workers[1]):
+        await wait_until(lambda: sum(status_is(db, i, "completed")() for i in analysis) == 3)
+        other = supaworker.create_job("other", store=store)  # claimed after the analysis quota ran out
+        await wait_until(status_is(db, other.id, "completed"))
+    assert sum(status_is(db, i, "completed")() for i in analysis) == 3
+
+
+async def test_pause_stops_all_workers_and_resume_wakes_them(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("render", lambda job: "rendered")
+    registry.register("other", lambda job: "ok")
+    supaworker.pause(type="render", store=store)
+    render = supaworker.create_job("render", store=store)
+    workers = [make_worker(db, registry, poll_interval_seconds=120) for _ in range(2)]
+    async with running(workers[0]), running(workers[1]):
+        other = supaworker.create_job("other", store=store)
+        await wait_until(status_is(db, other.id, "completed"))
+        assert status_is(db, render.id, "pending")()
+        # Workers poll every 120 s here: only resume's NOTIFY can bring the job out within the bound.
+        supaworker.resume(type="render", store=store)
+        await wait_until(status_is(db, render.id, "completed"))

@@ -1,0 +1,111 @@
+"""Periodic jobs on a real database: one job per tick however many schedulers run, missed ticks once."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import UTC, datetime
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+import supaworker
+from supaworker.maintenance import MaintenanceConfig, MaintenanceService, PeriodicScheduler
+from supaworker.periodic import PeriodicRegistry, periodic, sync_periodic_jobs
+from supaworker.registry import Registry
+from supaworker.store import Store
+from tests.integration.test_worker import make_worker, running, wait_until
+
+
+def periodic_jobs(conn: psycopg.Connection, type: str = "report") -> list[str]:
+    return [r[0] for r in conn.execute("SELECT unique_key FROM supaworker.jobs WHERE type = %s ORDER BY id", (type,))]
+
+
+def test_concurrent_schedulers_enqueue_each_tick_exactly_once(db: str, store: Store, conn: psycopg.Connection) -> None:
+    supaworker.add_periodic_job("*/5 * * * *", type="report", store=store)
+    conn.execute("UPDATE supaworker.periodic_jobs SET last_tick_at = now() - interval '31 minutes'")
+    threads, barrier = 8, threading.Barrier(8)
+    totals: list[dict[str, int]] = []
+
+    def schedule() -> None:
+        with ConnectionPool(db, min_size=1, max_size=1, kwargs={"autocommit": True}) as pool:
+            # A grace of an hour makes every tick of the last 31 minutes "on time": 6 or 7 ticks are due.
+            scheduler = PeriodicScheduler(Store(pool, "supaworker"), grace_seconds=3600)
+            barrier.wait()
+            totals.append(scheduler.run_once())
+
+    workers = [threading.Thread(target=schedule) for _ in range(threads)]
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    enqueued = sum(t["enqueued"] for t in totals)
+    keys = periodic_jobs(conn)
+    assert enqueued == len(keys) and len(keys) in (6, 7)
+    assert len(set(keys)) == len(keys)
+    last = conn.execute("SELECT last_tick_at, last_job_id FROM supaworker.periodic_jobs").fetchone()
+    assert keys[-1].endswith(last[0].astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    assert PeriodicScheduler(store, grace_seconds=3600).run_once()["enqueued"] == 0
+
+
+def test_ticks_missed_while_all_workers_were_down_are_enqueued_once(store: Store, conn: psycopg.Connection) -> None:
+    # Yearly ticks, two years down: several ticks missed, none recent (unless this runs at New Year).
+    supaworker.add_periodic_job("0 0 1 1 *", type="report", payload={"kind": "daily"}, store=store)
+    supaworker.add_periodic_job("0 0 1 1 *", type="digest", name="no-catch-up", catch_up=False, store=store)
+    conn.execute("UPDATE supaworker.periodic_jobs SET last_tick_at = now() - interval '2 years 1 day'")
+    counts = PeriodicScheduler(store).run_once()
+    assert len(periodic_jobs(conn)) == 1 and periodic_jobs(conn, "digest") == []
+    assert counts["enqueued"] + counts["skipped"] >= 2
+    assert PeriodicScheduler(store).run_once()["enqueued"] == 0
+    job = conn.execute("SELECT payload, status FROM supaworker.jobs WHERE type = 'report'").fetchone()
+    assert job == ({"kind": "daily"}, "pending")
+
+
+def test_new_schedule_waits_for_its_first_tick(store: Store, conn: psycopg.Connection) -> None:
+    supaworker.add_periodic_job("0 0 1 1 *", type="yearly", store=store)
+    assert PeriodicScheduler(store).run_once() == {"enqueued": 0, "skipped": 0, "lost": 0}
+    assert conn.execute("SELECT count(*) FROM supaworker.jobs").fetchone() == (0,)
+
+
+def test_schedules_declared_in_code_are_written_by_sync(store: Store) -> None:
+    schedules = PeriodicRegistry()
+    periodic("0 3 * * *", type="nightly", payload={"full": True}, registry=schedules, handlers=Registry())
+    assert sync_periodic_jobs(store, schedules) == 1
+    [row] = supaworker.list_periodic_jobs(store=store)
+    assert (row["name"], row["cron"], row["source"], row["payload"]) == ("nightly", "0 3 * * *", "code", {"full": True})
+    assert row["next_tick_at"].hour == 3
+    assert supaworker.remove_periodic_job("nightly", store=store) is True
+    assert supaworker.list_periodic_jobs(store=store) == []
+
+
+async def test_several_workers_with_maintenance_enqueue_every_second_once(db: str) -> None:
+    registry = Registry()
+    registry.register("tick", lambda job: "tock")
+    schedules = PeriodicRegistry()
+    periodic("* * * * * *", type="tick", registry=schedules, handlers=registry)
+    pools = [ConnectionPool(db, min_size=1, max_size=2, kwargs={"autocommit": True}, open=True) for _ in range(3)]
+    config = MaintenanceConfig(leader_renew_seconds=0.2, scheduler_interval_seconds=0.2)
+    workers = []
+    for pool in pools:
+        worker = make_worker(db, registry)
+        service = MaintenanceService(Store(pool, "supaworker"), worker.worker_id, config, schedules)
+        worker.services.append(service)
+        workers.append(worker)
+
+    def completed() -> int:
+        with psycopg.connect(db) as c:
+            return c.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'").fetchone()[0]
+
+    try:
+        async with running(workers[0]), running(workers[1]), running(workers[2]):
+            await wait_until(lambda: completed() >= 4, timeout=30)
+    finally:
+        for pool in pools:
+            pool.close()
+    with psycopg.connect(db) as c:
+        keys = [r[0] for r in c.execute("SELECT unique_key FROM supaworker.jobs ORDER BY unique_key")]
+        leaders = c.execute("SELECT count(*) FROM supaworker.leaders").fetchone()[0]
+    ticks = [datetime.strptime(k.split(":", 2)[2], "%Y-%m-%dT%H:%M:%SZ") for k in keys]  # periodic:NAME:TICK
+    # One job per second with no gap: every tick was enqueued once, whichever worker led at the time.
+    assert all((b - a).total_seconds() == 1 for a, b in itertools.pairwise(ticks))
+    assert leaders == 0  # the leader resigned on shutdown
