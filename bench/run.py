@@ -37,11 +37,11 @@ OBAN_PY = BENCH / ".venv-oban/bin/python"
 
 # name -> (command prefix, modes, kind); the supaworker interpreter is filled in from sys.executable.
 SYSTEMS: dict[str, tuple[list[str], tuple[str, ...], str]] = {
-    "supaworker": ([sys.executable, str(PEERS / "supaworker_runner.py")], ("default",), "pg"),
+    "supaworker": ([sys.executable, str(PEERS / "supaworker_runner.py")], ("default", "equal", "fast"), "pg"),
     "pgqueuer": ([str(PEERS_PY), str(PEERS / "pgqueuer_runner.py")], ("default",), "pg"),
     "procrastinate": ([str(PEERS_PY), str(PEERS / "procrastinate_runner.py")], ("default",), "pg"),
     "oban": ([str(OBAN_PY), str(PEERS / "oban_runner.py")], ("default",), "pg"),
-    "graphile-worker": (["node", str(PEERS / "graphile_runner.mjs")], ("default", "fast"), "pg"),
+    "graphile-worker": (["node", str(PEERS / "graphile_runner.mjs")], ("default", "equal", "fast"), "pg"),
     "bullmq": (["node", str(PEERS / "bullmq_runner.mjs")], ("default",), "redis"),
 }
 
@@ -196,21 +196,15 @@ def aggregate(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument(
-        "--short", action="store_true", help="quick check: small sizes, 1 repetition, no backlog/soak"
-    )
-    ap.add_argument(
-        "--systems", default=",".join(SYSTEMS), help="comma-separated, from: " + ",".join(SYSTEMS)
-    )
-    ap.add_argument("--modes", default="default,fast", help="which peer modes to run (default,fast)")
+    ap.add_argument("--short", action="store_true", help="quick check: small sizes, 1 repetition, no backlog/soak")
+    ap.add_argument("--systems", default=",".join(SYSTEMS), help="comma-separated, from: " + ",".join(SYSTEMS))
+    ap.add_argument("--modes", default="default,equal,fast", help="which modes to run (default,equal,fast)")
     ap.add_argument("--scenarios", help="comma-separated subset of: " + ",".join([*SCENARIOS, "soak"]))
     ap.add_argument("--repeat", type=int, help="repetitions per figure (short: 1, full: 3)")
     ap.add_argument("--soak-minutes", type=float, help="full mode soak length (default 10; 0 skips)")
     ap.add_argument("--soak-rate", type=float, default=100.0, help="soak enqueue rate, jobs/s")
     ap.add_argument("--backlog-jobs", type=int, help="large backlog size (default 1,000,000)")
-    ap.add_argument(
-        "--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database"
-    )
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database")
     ap.add_argument("--out", help="results name (default: short or full)")
     a = ap.parse_args()
     prof = dict(PROFILES["short" if a.short else "full"])
@@ -264,9 +258,7 @@ def main() -> None:
                 }
                 log(f"rep {rep + 1}/{repeat} {key:15} {cfg.label:26} {res.get('error') or brief}")
                 load1 = float(Path("/proc/loadavg").read_text().split()[0])
-                doc["runs"].append(
-                    {"label": cfg.label, "scenario": key, "rep": rep, "load1": load1, "result": res}
-                )
+                doc["runs"].append({"label": cfg.label, "scenario": key, "rep": rep, "load1": load1, "result": res})
                 if "error" in res:
                     doc["errors"].append({"label": cfg.label, "scenario": key, "rep": rep, **res})
     if "soak" in scenarios:

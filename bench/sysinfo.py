@@ -37,9 +37,7 @@ def environment(base: str) -> dict[str, Any]:
         pg = {name: str(conn.execute(f"SHOW {name}").fetchone()[0]) for name in PG_SETTINGS}  # type: ignore[index]
     versions = {"supaworker": _git_rev()}
     for mod in ("pgqueuer", "procrastinate", "psycopg"):
-        versions[mod] = _cmd(
-            [str(PEERS_PY), "-c", f"import importlib.metadata as m; print(m.version('{mod}'))"]
-        )
+        versions[mod] = _cmd([str(PEERS_PY), "-c", f"import importlib.metadata as m; print(m.version('{mod}'))"])
     versions["oban"] = _cmd([str(OBAN_PY), "-c", "import importlib.metadata as m; print(m.version('oban'))"])
     for pkg in ("graphile-worker", "bullmq"):
         f = BENCH / "node_modules" / pkg / "package.json"

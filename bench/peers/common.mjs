@@ -27,7 +27,7 @@ export function cli(argv = process.argv.slice(2)) {
   if (!values.dsn || ![...SCENARIOS, "worker"].includes(values.scenario)) {
     throw new Error(`usage: --dsn DSN --scenario ${SCENARIOS.join("|")} [--jobs N --processes P ...]`);
   }
-  if (!["default", "fast"].includes(values.mode)) throw new Error("--mode default|fast");
+  if (!["default", "equal", "fast"].includes(values.mode)) throw new Error("--mode default|equal|fast");
   return { dsn: values.dsn, scenario: values.scenario, mode: values.mode, jobs: num("jobs"),
     processes: num("processes"), concurrency: num("concurrency"), rate: num("rate"),
     duration: num("duration"), sample: num("sample"), timeout: num("timeout") };

@@ -54,7 +54,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--jobs", type=int, default=1000)
     p.add_argument("--processes", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=10)
-    p.add_argument("--mode", choices=("default", "fast"), default="default")
+    p.add_argument("--mode", choices=("default", "equal", "fast"), default="default")
     p.add_argument("--rate", type=float, default=50.0, help="latency/soak: jobs enqueued per second")
     p.add_argument("--duration", type=float, default=600.0, help="soak: seconds of steady load")
     p.add_argument("--sample", type=int, default=10_000, help="backlog: how many jobs to time")

@@ -2,6 +2,7 @@
 //   --mode default: library defaults (no local queue, completions not batched).
 //   --mode fast:    the batching settings from graphile-worker's performance docs:
 //                   localQueue.size 500, completeJobBatchDelay 0, failJobBatchDelay 0.
+//   --mode equal:   the same, with localQueue.size = concurrency + 1 (the prefetch supaworker's equal mode uses).
 // Worker logging is limited to warnings and errors, as for every other system.
 import { Logger, makeWorkerUtils, run, runMigrations } from "graphile-worker";
 import pg from "pg";
@@ -9,6 +10,11 @@ import { main } from "./common.mjs";
 import { pgProcesses, ProcCpu, record } from "./measure.mjs";
 
 const FAST = { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 };
+function modeSettings(args) {
+  if (args.mode === "fast") return FAST;
+  if (args.mode === "equal") return { ...FAST, localQueue: { size: args.concurrency + 1 } };
+  return {};
+}
 const quietLogger = new Logger(() => (level, message) => {
   if (level === "error" || level === "warning") console.error(`[${level}] ${message}`);
 });
@@ -18,7 +24,7 @@ function makePeer(args) {
   let utils = null, client = null;
   return {
     serverCpu: null,
-    settings: () => ({ concurrency: args.concurrency, ...(args.mode === "fast" ? FAST : {}),
+    settings: () => ({ concurrency: args.concurrency, ...modeSettings(args),
       api: "run() / makeWorkerUtils().addJob / addJobs" }),
     setup: () => runMigrations(base),
     async open() {
@@ -42,7 +48,7 @@ function makePeer(args) {
       const runner = await run({
         ...base,
         concurrency: args.concurrency,
-        preset: args.mode === "fast" ? { worker: FAST } : undefined,
+        preset: args.mode === "default" ? undefined : { worker: modeSettings(args) },
         taskList: { noop: async (payload) => record(payload.i, payload.t) },
       });
       await runner.promise; // graphile-worker handles SIGTERM itself (graceful shutdown)

@@ -83,9 +83,7 @@ class DbCpu:
                 continue
             if self.db in title:
                 with self.lock:
-                    first = (
-                        self.seen[int(name)][0] if int(name) in self.seen else (ticks if self.baseline else 0)
-                    )
+                    first = self.seen[int(name)][0] if int(name) in self.seen else (ticks if self.baseline else 0)
                     self.seen[int(name)] = (first, ticks)
 
     def _loop(self) -> None:
@@ -145,9 +143,7 @@ def start_workers(cmds: list[list[str]], log_dir: Path, env: dict[str, str] | No
     procs = []
     for n, cmd in enumerate(cmds):
         err = open(log_dir / f"worker{n}.err", "wb")  # noqa: SIM115 - lives as long as the worker
-        procs.append(
-            subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err, start_new_session=True)
-        )
+        procs.append(subprocess.Popen(cmd, env=full_env, cwd=PEERS_DIR, stdout=err, stderr=err, start_new_session=True))
     return procs
 
 

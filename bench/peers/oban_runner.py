@@ -28,9 +28,7 @@ class Noop:
 
 
 class ObanPeer:
-    remaining_sql = (
-        "SELECT count(*) FROM oban_jobs WHERE state IN ('available', 'scheduled', 'executing', 'retryable')"
-    )
+    remaining_sql = "SELECT count(*) FROM oban_jobs WHERE state IN ('available', 'scheduled', 'executing', 'retryable')"
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.dsn = args.dsn

@@ -93,9 +93,7 @@ class PgQueuerPeer:
 
 def worker(batch_size: int, max_concurrent_tasks: int) -> None:
     """One worker process; SIGTERM/SIGINT stop it (handled by pgqueuer.run)."""
-    asyncio.run(
-        pgqueuer.run(create_pgqueuer, batch_size=batch_size, max_concurrent_tasks=max_concurrent_tasks)
-    )
+    asyncio.run(pgqueuer.run(create_pgqueuer, batch_size=batch_size, max_concurrent_tasks=max_concurrent_tasks))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Schema: `python -m supaworker migrate`. Enqueue: `supaworker.create_job(..., conn=<autocommit connection>)`
 (one transaction per job) and `supaworker.create_jobs([...], conn=...)` (one COPY). Workers:
-`python -m supaworker worker --import supaworker_runner --concurrency C --processes P` with
+`python -m supaworker worker --import supaworker_runner --concurrency C --processes P [--prefetch N]` with
 LOG_LEVEL=warning and ENABLE_HEALTH_CHECK=false; every other setting at its default.
 """
 
@@ -38,7 +38,7 @@ class SupaworkerPeer:
 
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return {
-            "worker": f"supaworker worker --concurrency {args.concurrency} --processes {args.processes}",
+            "worker": " ".join(["supaworker worker", *self.worker_options(args)]),
             "handler": "async def",
             "enqueue": "create_job(conn=autocommit) / create_jobs (COPY)",
         }
@@ -62,9 +62,7 @@ class SupaworkerPeer:
         supaworker.create_job("noop", {"i": i, "t": t_enq}, conn=self.conn)
 
     async def enqueue_many(self, items: Sequence[tuple[int, float]]) -> None:
-        supaworker.create_jobs(
-            [{"type": "noop", "payload": {"i": i, "t": t}} for i, t in items], conn=self.conn
-        )
+        supaworker.create_jobs([{"type": "noop", "payload": {"i": i, "t": t}} for i, t in items], conn=self.conn)
 
     def worker_commands(self, args: argparse.Namespace) -> list[list[str]]:
         # One supervised command; supaworker forks its own worker processes.
@@ -76,12 +74,16 @@ class SupaworkerPeer:
                 "worker",
                 "--import",
                 "supaworker_runner",
-                "--concurrency",
-                str(args.concurrency),
-                "--processes",
-                str(args.processes),
+                *self.worker_options(args),
             ]
         ]
+
+    @staticmethod
+    def worker_options(args: argparse.Namespace) -> list[str]:
+        # default: prefetch = concurrency (the library default); equal: concurrency + 1, as graphile-worker's
+        # equal mode; fast: 500, as graphile-worker's documented local queue.
+        prefetch = {"default": [], "equal": ["--prefetch", str(args.concurrency + 1)], "fast": ["--prefetch", "500"]}
+        return ["--concurrency", str(args.concurrency), "--processes", str(args.processes), *prefetch[args.mode]]
 
 
 if __name__ == "__main__":
