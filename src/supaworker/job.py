@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,17 +42,18 @@ class Job:
     has_parents: bool = False
     upstream: dict[str, Any] = field(default_factory=dict)
     upstream_by_id: dict[int, Any] = field(default_factory=dict)
-    # Set by the worker that runs the job; a thread-safe flag because sync handlers run in threads.
-    _cancel_requested: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
+    # Set by the worker that runs the job; a plain flag (one attribute write is atomic) that sync handlers in
+    # threads read, cheaper per job than an Event.
+    _cancel_requested: bool = field(default=False, repr=False, compare=False)
     _progress_sink: Callable[[Job, float, str | None], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
         """True once the job was cancelled (or lost) while running: stop and return; the result is dropped."""
-        return self._cancel_requested.is_set()
+        return self._cancel_requested
 
     def request_cancel(self) -> None:
-        self._cancel_requested.set()
+        self._cancel_requested = True
 
     def progress(self, percent: float, message: str | None = None) -> None:
         """Reports how far the job is (0-100) with an optional message; written shortly after, never blocks."""

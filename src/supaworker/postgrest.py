@@ -192,6 +192,23 @@ class PostgrestWorkerStore:
         )
         return {int(i) for i in done or []}
 
+    async def complete_and_claim_jobs(
+        self,
+        worker_id: str,
+        completions: tuple[list[int], list[int], list[Any]],
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> tuple[set[int], list[Job]]:
+        # Two requests over HTTP; a completion is never retried because the claim after it failed.
+        done = await self.complete_jobs(worker_id, *completions)
+        try:
+            return done, await self.claim_jobs(worker_id, types, limit, lease_seconds, queues)
+        except DatabaseUnavailable as exc:
+            log.warning("claiming failed, retrying", extra={"error": str(exc)})
+            return done, []
+
     async def fail_job(
         self,
         worker_id: str,

@@ -24,6 +24,9 @@ log = logging.getLogger("supaworker.worker")
 
 MAX_BATCH = 1000
 RETRY_DELAY_SECONDS = 0.5
+# How long a completion may wait for the claim loop to carry it (one round trip for both) before it is
+# written on its own.
+LINGER_SECONDS = 0.002
 
 
 @dataclass(slots=True)
@@ -62,21 +65,49 @@ class Completer:
         """Waits until everything buffered has been written."""
         await self._idle.wait()
 
+    def take(self) -> list[Completion]:
+        """Hands the buffered completions to the claim loop, which writes them with its next claim."""
+        batch, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
+        self._in_flight += batch
+        return batch
+
+    def settle(self, batch: list[Completion], done: set[int]) -> None:
+        """Records the outcome of a batch the claim loop wrote."""
+        taken = {id(c) for c in batch}
+        self._in_flight = [c for c in self._in_flight if id(c) not in taken]
+        self._report(batch, done)
+        self._after_write()
+
+    def give_back(self, batch: list[Completion]) -> None:
+        """A batch the claim loop could not write: written again here (fencing makes the retry safe)."""
+        taken = {id(c) for c in batch}
+        self._in_flight = [c for c in self._in_flight if id(c) not in taken]
+        self._buffer = batch + self._buffer
+        self._wake.set()
+
+    @staticmethod
+    def as_columns(batch: list[Completion]) -> tuple[list[int], list[int], list[Any]]:
+        return [c.job.id for c in batch], [c.job.attempt for c in batch], [c.result for c in batch]
+
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            await asyncio.sleep(LINGER_SECONDS)
             while self._buffer:
-                self._in_flight, self._buffer = self._buffer[:MAX_BATCH], self._buffer[MAX_BATCH:]
-                await self._write(self._in_flight)
-                self._in_flight = []
-                self._on_written()
+                batch = self.take()
+                self._report(batch, await self._write(batch))
+                taken = {id(c) for c in batch}
+                self._in_flight = [c for c in self._in_flight if id(c) not in taken]
+                self._after_write()
+
+    def _after_write(self) -> None:
+        self._on_written()
+        if not self._buffer and not self._in_flight:
             self._idle.set()
 
-    async def _write(self, batch: list[Completion]) -> None:
-        ids = [c.job.id for c in batch]
-        attempts = [c.job.attempt for c in batch]
-        results = [c.result for c in batch]
+    async def _write(self, batch: list[Completion]) -> set[int]:
+        ids, attempts, results = self.as_columns(batch)
         while True:
             try:
                 done = await self.store.complete_jobs(self.worker_id, ids, attempts, results)
@@ -85,7 +116,15 @@ class Completer:
                 # Fencing makes the retry safe: a row that already committed is simply not matched again.
                 log.warning("completing jobs failed, retrying", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 await asyncio.sleep(RETRY_DELAY_SECONDS)
+        return done
+
+    def _report(self, batch: list[Completion], done: set[int]) -> None:
+        verbose = log.isEnabledFor(logging.INFO)
         for c in batch:
+            if c.job.id in done:
+                self.completed += 1
+                if not verbose:
+                    continue
             fields = {
                 "job_id": c.job.id,
                 "type": c.job.type,
@@ -93,7 +132,6 @@ class Completer:
                 "duration_ms": round(c.duration_seconds * 1000, 1),
             }
             if c.job.id in done:
-                self.completed += 1
                 log.info("job completed", extra=fields)
             else:
                 self.rejected += 1

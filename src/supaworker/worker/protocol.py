@@ -36,6 +36,17 @@ class WorkerQueries(Protocol):
         self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]
     ) -> set[int]: ...
 
+    async def complete_and_claim_jobs(
+        self,
+        worker_id: str,
+        completions: tuple[list[int], list[int], list[Any]],
+        types: Sequence[str] | None,
+        limit: int,
+        lease_seconds: float,
+        queues: Sequence[str] | None = None,
+    ) -> tuple[set[int], list[Job]]:
+        """complete_jobs() then claim_jobs(), in one round trip where the transport allows."""
+
     async def fail_job(
         self,
         worker_id: str,

@@ -241,9 +241,7 @@ class Worker:
             short = False
             try:
                 for queues, want in targets:
-                    jobs = await self.store.claim_jobs(
-                        self.worker_id, self.types, want, self.options.lease_seconds, queues
-                    )
+                    jobs = await self._claim(want, queues)
                     self._queued.extend(jobs)
                     self._start_queued()
                     short = short or len(jobs) < want
@@ -255,6 +253,21 @@ class Worker:
                 continue
             if short:
                 await self._wait_for_work()
+
+    async def _claim(self, want: int, queues: Sequence[str] | None) -> list[Job]:
+        """Claims up to `want` jobs, carrying the buffered completions in the same round trip."""
+        batch = self.completer.take()
+        if not batch:
+            return await self.store.claim_jobs(self.worker_id, self.types, want, self.options.lease_seconds, queues)
+        try:
+            done, jobs = await self.store.complete_and_claim_jobs(
+                self.worker_id, self.completer.as_columns(batch), self.types, want, self.options.lease_seconds, queues
+            )
+        except BaseException:
+            self.completer.give_back(batch)
+            raise
+        self.completer.settle(batch, done)
+        return jobs
 
     def _queue_targets(self, held: int) -> list[tuple[Sequence[str] | None, int]]:
         """Named queues on their own slots: (that queue, its free slots) for each queue with any free."""
