@@ -6,6 +6,7 @@ Every query is a named file in `sql/queries/`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +19,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from .job import Job, JobRecord
-from .sql import Queries
+from .sql import queries_for
 
 # How long a worker waits for its first connections before giving up.
 OPEN_TIMEOUT_SECONDS = 30.0
@@ -32,7 +33,7 @@ class Store:
 
     def __init__(self, pool: ConnectionPool | None, schema: str) -> None:
         self.pool = pool
-        self.q = Queries(schema)
+        self.q = queries_for(schema)
 
     @contextmanager
     def connection(self, conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:
@@ -90,7 +91,7 @@ class Store:
                             job["queue"],
                             job.get("status", "pending"),
                             job["priority"],
-                            Jsonb(job["payload"]),
+                            job.get("payload_json") or json.dumps(job["payload"]),
                             job["max_attempts"],
                             job["run_at"] or _NOW,
                             job["timeout_seconds"],
@@ -294,7 +295,7 @@ class WorkerStore:
 
     def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
         self.pool = pool
-        self.q = Queries(schema)
+        self.q = queries_for(schema)
 
     async def claim_jobs(
         self,

@@ -71,3 +71,10 @@ class Queries:
             return self._texts[name]
         except KeyError:
             raise AttributeError(f"no query named {name!r} (sql/queries/{name}.sql)") from None
+
+
+@cache
+def queries_for(schema: str) -> Queries:
+    """The Queries of a schema, rendered once per process (a Store is made per call when an application passes
+    its own connection)."""
+    return Queries(schema)
