@@ -61,6 +61,10 @@ def _store_for(conn: psycopg.Connection | None, store: Store | None) -> Store:
     return get_store()
 
 
+# One encoder for every payload: json.dumps with non-default options builds a new encoder per call.
+_PAYLOAD_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def validate_job(
     type: str,
     payload: Any = None,
@@ -86,7 +90,7 @@ def validate_job(
     payload = {} if payload is None else payload
     try:
         # Kept: the bulk path writes this text as is instead of encoding the payload a second time.
-        payload_json = json.dumps(payload, allow_nan=False, separators=(",", ":"))
+        payload_json = _PAYLOAD_ENCODER.encode(payload)
     except (TypeError, ValueError) as exc:
         raise InvalidJob(f"payload must be JSON-serialisable: {exc}") from None
     if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) <= priority < 2**31:
@@ -217,34 +221,28 @@ def create_jobs(
     key as well as existing jobs by id, so a whole graph is created at once (a cycle is rejected). Parents
     always get smaller ids than their children. All are validated before anything is written.
     """
+    items = list(jobs)
+    s = _store_for(conn, store)
+    if (conn is None or conn.autocommit) and not any(
+        isinstance(job, Mapping) and ("key" in job or "depends_on" in job) for job in items
+    ):
+        # Validated while streamed into COPY: a bad job aborts the COPY, and with it the whole transaction,
+        # so still nothing is written. (A caller's open transaction is validated first instead, below, so a
+        # bad job never leaves that transaction aborted.)
+        return s.insert_jobs((_bulk_row(index, job)[0] for index, job in enumerate(items)), conn, count=len(items))
     rows: list[dict[str, Any]] = []
     keys: list[str | None] = []
+    seen_keys: set[str] = set()
     refs: list[list[int | str]] = []
-    for index, job in enumerate(jobs):
-        if not isinstance(job, Mapping) or "type" not in job:
-            raise InvalidJob(f"job #{index}: each job must be a mapping with a 'type'")
-        fields = dict(job)
-        key = fields.pop("key", None)
-        try:
-            if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH):
-                raise InvalidJob(f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
-            if key is not None and key in keys:
-                raise InvalidJob(f"key {key!r} is used by more than one job")
-            job_refs = check_depends_on(fields.pop("depends_on", None), allow_keys=True)
-            row = validate_job(**fields)
-        except TypeError as exc:
-            raise InvalidJob(f"job #{index}: {exc}") from None
-        except InvalidJob as exc:
-            raise InvalidJob(f"job #{index}: {exc}") from None
-        if row["delay"]:
-            raise InvalidJob(f"job #{index}: bulk jobs take run_at, not delay")
-        if row["unique_key"] is not None:
-            # COPY cannot return the existing job for a duplicate key; create_job can.
-            raise InvalidJob(f"job #{index}: bulk jobs take no unique_key; use create_job for unique jobs")
+    for index, job in enumerate(items):
+        row, key, job_refs = _bulk_row(index, job)
+        if key is not None:
+            if key in seen_keys:
+                raise InvalidJob(f"job #{index}: key {key!r} is used by more than one job")
+            seen_keys.add(key)
         rows.append(row)
         keys.append(key)
         refs.append(job_refs)
-    s = _store_for(conn, store)
     if not any(refs):
         return s.insert_jobs(rows, conn)
 
@@ -274,6 +272,29 @@ def create_jobs(
         ]
         insert_dependencies(s, pairs, c)
     return [id_of[i] for i in range(len(rows))]
+
+
+def _bulk_row(index: int, job: Any) -> tuple[dict[str, Any], str | None, list[int | str]]:
+    """One item of create_jobs, validated: (row to insert, its batch key, its depends_on references)."""
+    if not isinstance(job, Mapping) or "type" not in job:
+        raise InvalidJob(f"job #{index}: each job must be a mapping with a 'type'")
+    fields = dict(job)
+    key = fields.pop("key", None)
+    try:
+        if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH):
+            raise InvalidJob(f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+        job_refs = check_depends_on(fields.pop("depends_on", None), allow_keys=True)
+        row = validate_job(**fields)
+    except TypeError as exc:
+        raise InvalidJob(f"job #{index}: {exc}") from None
+    except InvalidJob as exc:
+        raise InvalidJob(f"job #{index}: {exc}") from None
+    if row["delay"]:
+        raise InvalidJob(f"job #{index}: bulk jobs take run_at, not delay")
+    if row["unique_key"] is not None:
+        # COPY cannot return the existing job for a duplicate key; create_job can.
+        raise InvalidJob(f"job #{index}: bulk jobs take no unique_key; use create_job for unique jobs")
+    return row, key, job_refs
 
 
 def get_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> JobRecord:

@@ -7,7 +7,7 @@ Every query is a named file in `sql/queries/`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
@@ -76,12 +76,19 @@ class Store:
             assert row is not None
             return JobRecord.from_row(row)
 
-    def insert_jobs(self, jobs: Sequence[dict[str, Any]], conn: psycopg.Connection | None = None) -> list[int]:
-        """Bulk insert with COPY; ids are allocated first so the caller still learns them."""
-        if not jobs:
+    def insert_jobs(
+        self, jobs: Iterable[dict[str, Any]], conn: psycopg.Connection | None = None, *, count: int | None = None
+    ) -> list[int]:
+        """Bulk insert with COPY; ids are allocated first so the caller still learns them. `jobs` may be a
+        generator when `count` is given: rows are then produced (and checked) while the COPY streams."""
+        if count is None:
+            jobs = list(jobs)
+            count = len(jobs)
+        if not count:
             return []
         with self.transaction(conn) as c:
-            ids = [row[0] for row in c.execute(self.q.allocate_job_ids, {"count": len(jobs)})]
+            first, last, scattered = c.execute(self.q.allocate_job_ids, {"count": count}).fetchone()
+            ids = list(range(first, last + 1)) if scattered is None else scattered
             with c.cursor().copy(self.q.copy_jobs) as copy:
                 for job_id, job in zip(ids, jobs, strict=True):
                     copy.write_row(
