@@ -334,7 +334,7 @@ class WorkerStore:
             "worker_id": worker_id,
             "ids": ids,
             "attempts": attempts,
-            "results": [Jsonb(r) for r in results],
+            "results": json.dumps(results),
         }
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.complete_jobs, params)
@@ -352,7 +352,7 @@ class WorkerStore:
         """Writes a batch of completions and claims the next jobs in one round trip (pipeline mode). They stay
         two transactions: a failed claim never undoes a completion."""
         ids, attempts, results = completions
-        done_params = {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": [Jsonb(r) for r in results]}
+        done_params = {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": json.dumps(results)}
         claim_params = {
             "worker_id": worker_id,
             "types": list(types) if types is not None else None,

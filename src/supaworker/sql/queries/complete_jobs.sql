@@ -1,2 +1,7 @@
--- Completes a batch, fenced per row; returns the ids that were really completed.
-SELECT id FROM {{schema}}.complete_jobs(%(worker_id)s, %(ids)s, %(attempts)s, %(results)s) AS id
+-- Completes a batch, fenced per row; returns the ids that were really completed. The results travel as one
+-- JSON array (one encode on the client instead of one jsonb value per job) and are split here, in order.
+SELECT id
+  FROM {{schema}}.complete_jobs(
+         %(worker_id)s, %(ids)s, %(attempts)s,
+         ARRAY(SELECT r FROM jsonb_array_elements(%(results)s::jsonb) WITH ORDINALITY AS e(r, n) ORDER BY n)
+       ) AS id
