@@ -296,6 +296,18 @@ class Store:
     def table_health(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.table_health, {"schema": self.q.schema}, conn)
 
+    # -- bloat care: the leader's vacuum of the jobs table ----------------------------------------------
+    def jobs_tuple_counts(self, conn: psycopg.Connection | None = None) -> tuple[int, int]:
+        """(live, dead) tuples of the jobs table from the statistics; (0, 0) before any were gathered."""
+        with self.connection(conn) as c:
+            row = c.execute(self.q.jobs_tuple_counts).fetchone()
+            return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def vacuum_jobs(self) -> None:
+        """VACUUM (ANALYZE) of the jobs table; needs an autocommit connection (the pool's)."""
+        with self.connection() as c:
+            c.execute(self.q.vacuum_jobs)
+
 
 class WorkerStore:
     """The worker's queries, on an async pool in autocommit mode (each call is its own transaction)."""

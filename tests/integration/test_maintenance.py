@@ -10,6 +10,7 @@ from psycopg_pool import ConnectionPool
 
 import supaworker
 from supaworker.maintenance import LeaderElector, Pruner, PrunerConfig
+from supaworker.maintenance.vacuumer import Vacuumer, VacuumerConfig
 from supaworker.store import Store
 
 
@@ -103,3 +104,27 @@ def test_table_health_shows_dead_tuples_and_invalid_indexes(store: Store, conn: 
         conn.execute("CREATE UNIQUE INDEX CONCURRENTLY jobs_type_ccnew ON supaworker.jobs (type)")
     jobs = next(t for t in store.table_health() if t["table_name"] == "jobs")
     assert jobs["dead_tuples"] >= 150 and jobs["invalid_indexes"] == ["jobs_type_ccnew"]
+
+
+def wait_for_dead_tuples(store: Store, at_least: int) -> int:
+    """Statistics reach the shared counters asynchronously; bounded so a broken run cannot hang."""
+    import time
+
+    deadline = time.monotonic() + 20
+    while (dead := store.jobs_tuple_counts()[1]) < at_least and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return dead
+
+
+def test_vacuumer_vacuums_the_jobs_table_only_when_dead_tuples_pile_up(store: Store, conn: psycopg.Connection) -> None:
+    vacuumer = Vacuumer(store, VacuumerConfig(min_dead_tuples=5_000, dead_fraction=0.2))
+    assert vacuumer.run_once()["vacuumed"] == 0
+    supaworker.create_jobs([{"type": "t"}] * 20_000, store=store)
+    conn.execute("DELETE FROM supaworker.jobs WHERE id % 2 = 0")
+    conn.execute("SELECT pg_stat_force_next_flush()")
+    assert wait_for_dead_tuples(store, 10_000) >= 10_000
+    outcome = vacuumer.run_once()
+    assert outcome["vacuumed"] == 1 and outcome["dead_tuples"] >= 10_000
+    live, dead = store.jobs_tuple_counts()
+    assert (live, dead) == (10_000, 0)
+    assert vacuumer.run_once()["vacuumed"] == 0

@@ -1,5 +1,5 @@
 """The worker's hook for maintenance: every worker runs one MaintenanceService; only the elected leader
-runs the periodic scheduler and the pruner, each on its own interval.
+runs the periodic scheduler, the pruner and the vacuumer, each on its own interval.
 
 The services are synchronous (each `run_once()` is a few short statements, and tests call them directly),
 so the loop runs them in a thread on a small pool of their own, never blocking the worker's event loop.
@@ -21,6 +21,7 @@ from ..store import Store
 from .leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS, LeaderElector
 from .pruner import PRUNE_INTERVAL_SECONDS, Pruner, PrunerConfig
 from .scheduler import SCHEDULER_INTERVAL_SECONDS, PeriodicScheduler
+from .vacuumer import VACUUM_INTERVAL_SECONDS, Vacuumer, VacuumerConfig
 
 log = logging.getLogger("supaworker.maintenance")
 
@@ -35,10 +36,13 @@ class MaintenanceConfig:
     scheduler_interval_seconds: float = SCHEDULER_INTERVAL_SECONDS
     prune_interval_seconds: float = PRUNE_INTERVAL_SECONDS
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    vacuum_interval_seconds: float = VACUUM_INTERVAL_SECONDS
+    vacuumer: VacuumerConfig = field(default_factory=VacuumerConfig)
 
 
 class MaintenanceService:
-    """Elects a leader among the workers and, on the leader, schedules periodic jobs and prunes old ones."""
+    """Elects a leader among the workers and, on the leader, schedules periodic jobs, prunes old ones and
+    vacuums the jobs table when autovacuum has not kept up."""
 
     name = "maintenance"
 
@@ -55,6 +59,7 @@ class MaintenanceService:
         self.elector = LeaderElector(store, leader_id, ttl_seconds=self.config.leader_ttl_seconds)
         self.scheduler = PeriodicScheduler(store)
         self.pruner = Pruner(store, self.config.pruner)
+        self.vacuumer = Vacuumer(store, self.config.vacuumer)
         self._synced = False
         self._due: dict[str, float] = {}
 
@@ -82,6 +87,11 @@ class MaintenanceService:
             done["pruned"] = pruned
             if any(pruned.values()):
                 log.info("pruned finished jobs", extra=pruned)
+        if self._is_due("vacuum", self.config.vacuum_interval_seconds, now):
+            vacuumed = self.vacuumer.run_once()
+            done["vacuum"] = vacuumed
+            if vacuumed["vacuumed"]:
+                log.info("vacuumed the jobs table", extra=vacuumed)
         return done
 
     async def run(self) -> None:

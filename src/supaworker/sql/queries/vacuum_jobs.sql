@@ -1,0 +1,2 @@
+-- Runs outside any transaction block (the maintenance pool is in autocommit mode).
+VACUUM (ANALYZE) {{schema}}.jobs
