@@ -68,38 +68,10 @@ class Job:
 
     @classmethod
     def from_claim(cls, row: tuple[Any, ...], worker_id: str) -> Job:
-        # Column order of sql/queries/claim_jobs.sql.
-        (
-            id_,
-            type_,
-            queue,
-            priority,
-            payload,
-            attempts,
-            max_attempts,
-            timeout,
-            brief_id,
-            run_at,
-            created_at,
-            started_at,
-            has_parents,
-        ) = row
-        return cls(
-            id_,
-            type_,
-            queue,
-            priority,
-            payload,
-            attempts,
-            max_attempts,
-            timeout,
-            brief_id,
-            run_at,
-            created_at,
-            started_at,
-            worker_id,
-            bool(has_parents),
-        )
+        # sql/queries/claim_jobs.sql selects the fields from `id` to `started_at` in declaration order, then
+        # has_parents.
+        *fields, has_parents = row
+        return cls(*fields, worker_id, bool(has_parents))
 
 
 @dataclass(slots=True)
