@@ -13,12 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from psycopg_pool import PoolTimeout
-
-from ..errors import DatabaseUnavailable
 from ..job import Job
-from .protocol import WorkerQueries
+from .protocol import TRANSIENT_ERRORS, WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -72,18 +68,22 @@ class Completer:
         return batch
 
     def settle(self, batch: list[Completion], done: set[int]) -> None:
-        """Records the outcome of a batch the claim loop wrote."""
-        taken = {id(c) for c in batch}
-        self._in_flight = [c for c in self._in_flight if id(c) not in taken]
+        """Records the outcome of a written batch (by the claim loop or by run())."""
+        self._drop_in_flight(batch)
         self._report(batch, done)
-        self._after_write()
+        self._on_written()
+        if not self._buffer and not self._in_flight:
+            self._idle.set()
 
     def give_back(self, batch: list[Completion]) -> None:
         """A batch the claim loop could not write: written again here (fencing makes the retry safe)."""
-        taken = {id(c) for c in batch}
-        self._in_flight = [c for c in self._in_flight if id(c) not in taken]
+        self._drop_in_flight(batch)
         self._buffer = batch + self._buffer
         self._wake.set()
+
+    def _drop_in_flight(self, batch: list[Completion]) -> None:
+        taken = {id(c) for c in batch}
+        self._in_flight = [c for c in self._in_flight if id(c) not in taken]
 
     @staticmethod
     def as_columns(batch: list[Completion]) -> tuple[list[int], list[int], list[Any]]:
@@ -96,15 +96,7 @@ class Completer:
             await asyncio.sleep(LINGER_SECONDS)
             while self._buffer:
                 batch = self.take()
-                self._report(batch, await self._write(batch))
-                taken = {id(c) for c in batch}
-                self._in_flight = [c for c in self._in_flight if id(c) not in taken]
-                self._after_write()
-
-    def _after_write(self) -> None:
-        self._on_written()
-        if not self._buffer and not self._in_flight:
-            self._idle.set()
+                self.settle(batch, await self._write(batch))
 
     async def _write(self, batch: list[Completion]) -> set[int]:
         ids, attempts, results = self.as_columns(batch)
@@ -112,7 +104,7 @@ class Completer:
             try:
                 done = await self.store.complete_jobs(self.worker_id, ids, attempts, results)
                 break
-            except (psycopg.OperationalError, PoolTimeout, DatabaseUnavailable) as exc:
+            except TRANSIENT_ERRORS as exc:
                 # Fencing makes the retry safe: a row that already committed is simply not matched again.
                 log.warning("completing jobs failed, retrying", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 await asyncio.sleep(RETRY_DELAY_SECONDS)

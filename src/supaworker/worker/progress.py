@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
-import psycopg
-from psycopg_pool import PoolTimeout
-
 from ..job import Job
 from ..store import WorkerStore
+from .protocol import TRANSIENT_ERRORS
 
 log = logging.getLogger("supaworker.worker")
 
@@ -58,7 +56,7 @@ class ProgressWriter:
                     [batch[i][2] for i in ids],
                 )
                 self.written += len(written)
-            except (psycopg.OperationalError, PoolTimeout) as exc:
+            except TRANSIENT_ERRORS as exc:
                 # Put the reports back unless newer ones arrived meanwhile; the next flush retries them.
                 log.warning("writing job progress failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 self._pending = {**batch, **self._pending}

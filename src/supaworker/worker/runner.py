@@ -18,18 +18,17 @@ from typing import Protocol
 
 import psycopg
 from psycopg import sql as pgsql
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from ..config import Settings
 from ..db import ConnectionProfile
-from ..errors import DatabaseUnavailable
 from ..job import Job
 from ..registry import Registry
 from ..store import WorkerStore
 from .completer import Completer
 from .executor import Executor
 from .progress import ProgressWriter
-from .protocol import WorkerQueries
+from .protocol import TRANSIENT_ERRORS, WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -40,7 +39,6 @@ CANCEL_PREFIX = "cancel:"
 EARLY_CANCEL_TTL_SECONDS = 5.0
 RECONNECT_DELAY_SECONDS = 1.0
 RECONNECT_DELAY_MAX_SECONDS = 15.0
-DB_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, DatabaseUnavailable)
 
 
 def new_worker_id() -> str:
@@ -246,7 +244,7 @@ class Worker:
                     self._start_queued()
                     short = short or len(jobs) < want
                 delay = RECONNECT_DELAY_SECONDS
-            except DB_ERRORS as exc:
+            except TRANSIENT_ERRORS as exc:
                 log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
                 await self._sleep_unless_stopping(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
@@ -349,7 +347,7 @@ class Worker:
             try:
                 rows = await self.store.upstream_results(job.id)
                 break
-            except DB_ERRORS as exc:
+            except TRANSIENT_ERRORS as exc:
                 log.warning("loading upstream results failed, retrying", extra={"job_id": job.id, "error": str(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
@@ -377,7 +375,7 @@ class Worker:
                     retryable=retryable,
                 )
                 break
-            except DB_ERRORS as exc:
+            except TRANSIENT_ERRORS as exc:
                 log.warning("recording a failure failed, retrying", extra={**fields, "error": str(exc).strip()})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
@@ -444,7 +442,7 @@ class Worker:
                 continue
             try:
                 owned = await self.store.heartbeat_jobs(self.worker_id, ids, self.options.lease_seconds)
-            except DB_ERRORS as exc:
+            except TRANSIENT_ERRORS as exc:
                 log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 continue
             # Only ids sent in this heartbeat: jobs claimed while it was in flight are not in `owned`.
@@ -465,7 +463,7 @@ class Worker:
                     retry_base_seconds=self.options.retry_base_seconds,
                     retry_cap_seconds=self.options.retry_cap_seconds,
                 )
-            except DB_ERRORS as exc:
+            except TRANSIENT_ERRORS as exc:
                 log.warning("rescue failed", extra={"error": str(exc).strip()})
                 continue
             for job_id, job_type, attempts, status, dead_worker in rescued:
@@ -511,7 +509,7 @@ class Worker:
         try:
             released = await self.store.release_jobs(self.worker_id, ids, [job.attempt for job in jobs])
             log.warning("released unfinished jobs", extra={"jobs": len(released), "ids": ids[:20]})
-        except DB_ERRORS as exc:
+        except TRANSIENT_ERRORS as exc:
             log.error(
                 "could not release jobs; they return when their lease expires",
                 extra={"error": str(exc).strip(), "ids": ids[:20]},
