@@ -20,6 +20,7 @@ from psycopg_pool import ConnectionPool
 from supaworker import client
 from supaworker.migrate import migrate
 from supaworker.store import Store
+from tests.servers import ensure_supabase_roles
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = "supaworker"
@@ -77,6 +78,9 @@ def drop_stale_databases() -> None:
 def template_db() -> Iterator[str]:
     """A database migrated to the latest schema; test databases are cloned from it."""
     drop_stale_databases()
+    # The shared server looks like Supabase's from the start (its roles exist before the schema is installed),
+    # so no test depends on which earlier test created them. Plain PostgreSQL is tested on a private cluster.
+    ensure_supabase_roles(admin_url())
     url = create_database(TEMPLATE)
     migrate(url, SCHEMA)
     yield TEMPLATE
