@@ -93,7 +93,7 @@ UNION ALL
 SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = %(s)s
 UNION ALL
 SELECT 'function ' || p.oid::regprocedure::text || ' -> ' || pg_get_function_result(p.oid) || ' '
-       || md5(p.prosrc)
+       || md5(p.prosrc) || coalesce(' SET ' || array_to_string(p.proconfig, ', '), '')
   FROM pg_proc p WHERE p.pronamespace = %(s)s::regnamespace
 UNION ALL
 SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname FROM pg_trigger

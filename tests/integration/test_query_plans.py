@@ -1,0 +1,84 @@
+"""The worker's statements reach their rows by primary key even when the statistics are stale, as they
+nearly always are on a queue: ANALYZE saw every job pending, nothing processing, no worker.
+
+The plans are read with auto_explain from inside the SQL functions, as the worker calls them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.types.json import Jsonb
+
+BATCH = 300
+
+
+@pytest.fixture
+def stale(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    conn.execute("INSERT INTO supaworker.jobs (type) SELECT 't' FROM generate_series(1, 3000)")
+    conn.execute("ANALYZE supaworker.jobs")  # every job pending: "no job is processing"
+    yield conn
+
+
+def explained(conn: psycopg.Connection, query: str, params: tuple[object, ...] = ()) -> tuple[str, list[tuple]]:
+    """The plan of the UPDATE of jobs that `query` runs inside a function, and the rows `query` returns."""
+    found: list[str] = []
+    conn.execute("LOAD 'auto_explain'")
+    conn.execute("SET auto_explain.log_min_duration = 0")
+    conn.execute("SET auto_explain.log_nested_statements = on")
+    conn.execute("SET client_min_messages = log")
+    conn.add_notice_handler(lambda d: found.append(d.message_primary or ""))
+    try:
+        rows = conn.execute(query, params).fetchall()
+    finally:
+        conn.execute("SET auto_explain.log_min_duration = -1")
+        conn.execute("RESET client_min_messages")
+    [update] = [plan.split("plan:", 1)[1] for plan in found if "Update on jobs" in plan]
+    return update, rows
+
+
+def claim(conn: psycopg.Connection) -> list[tuple[int, int]]:
+    return conn.execute("SELECT id, attempts FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,)).fetchall()
+
+
+def assert_by_primary_key(plan: str) -> None:
+    assert "Index Scan using jobs_pkey" in plan or "Index Cond: (id = " in plan, plan
+    assert "Seq Scan on jobs" not in plan and "jobs_lease_idx" not in plan, plan
+
+
+def test_claim_joins_the_picked_jobs_by_primary_key(stale: psycopg.Connection) -> None:
+    plan, claimed = explained(stale, "SELECT id FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,))
+    assert "Seq Scan on jobs j" not in plan, plan
+    assert "jobs_pkey" in plan and "jobs_claim_idx" in plan, plan
+    assert len(claimed) == BATCH
+
+
+def test_complete_finds_each_job_of_the_batch_by_primary_key(stale: psycopg.Connection) -> None:
+    claimed = claim(stale)
+    ids, attempts = [i for i, _ in claimed], [a for _, a in claimed]
+    plan, done = explained(
+        stale, "SELECT * FROM supaworker.complete_jobs('w', %s, %s, %s)", (ids, attempts, [Jsonb(None)] * len(ids))
+    )
+    assert_by_primary_key(plan)
+    assert len(done) == BATCH
+    assert stale.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'").fetchone() == (BATCH,)
+
+
+def test_heartbeat_and_release_find_their_jobs_by_primary_key(stale: psycopg.Connection) -> None:
+    claimed = claim(stale)
+    ids, attempts = [i for i, _ in claimed], [a for _, a in claimed]
+    plan, renewed = explained(stale, "SELECT * FROM supaworker.heartbeat_jobs('w', %s, 30)", (ids,))
+    assert_by_primary_key(plan)
+    assert len(renewed) == BATCH
+    plan, released = explained(stale, "SELECT * FROM supaworker.release_jobs('w', %s, %s)", (ids, attempts))
+    assert_by_primary_key(plan)
+    assert len(released) == BATCH
+
+
+def test_fail_finds_its_job_by_primary_key(stale: psycopg.Connection) -> None:
+    claimed = claim(stale)
+    job_id, attempt = claimed[0]
+    plan, status = explained(stale, "SELECT supaworker.fail_job(%s, 'w', 'boom', %s)", (job_id, attempt))
+    assert_by_primary_key(plan)
+    assert status == [("pending",)]
