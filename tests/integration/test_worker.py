@@ -159,6 +159,78 @@ async def test_handler_timeout_applies_when_job_has_none(db: str, store: Store) 
     assert job_row(db, j.id)["last_error"] == "TimeoutError: job timed out after 0.2s"
 
 
+async def test_a_job_due_sooner_times_out_while_a_longer_one_runs(db: str, store: Store) -> None:
+    registry = Registry()
+    short_failed = asyncio.Event()
+
+    async def long(job: supaworker.Job) -> str:
+        await short_failed.wait()  # holds its slot (and the watchdog's nearest deadline, 300 s) until then
+        return "done"
+
+    async def short(job: supaworker.Job) -> None:
+        await asyncio.sleep(30)
+
+    registry.register("long", long, timeout=300)
+    registry.register("short", short, timeout=0.2)
+    first = supaworker.create_job("long", store=store)
+    async with running(make_worker(db, registry)) as worker:
+        await wait_until(lambda: worker.active_jobs == 1)
+        second = supaworker.create_job("short", max_attempts=1, store=store)
+        await wait_until(status_is(db, second.id, "failed"))
+        assert job_row(db, first.id)["status"] == "processing"
+        short_failed.set()
+        await wait_until(status_is(db, first.id, "completed"))
+    assert job_row(db, second.id)["last_error"] == "TimeoutError: job timed out after 0.2s"
+
+
+async def test_a_timeout_is_a_failure_even_if_the_handler_swallows_the_cancellation(db: str, store: Store) -> None:
+    registry = Registry()
+
+    async def stubborn(job: supaworker.Job) -> str:
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            return "finished anyway"
+        return "slept"
+
+    registry.register("stubborn", stubborn, timeout=0.2)
+    j = supaworker.create_job("stubborn", max_attempts=1, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, j.id, "failed"))
+    row = job_row(db, j.id)
+    assert (row["last_error"], row["result"]) == ("TimeoutError: job timed out after 0.2s", None)
+
+
+async def test_a_handlers_own_timeout_error_is_its_error_not_the_jobs_timeout(db: str, store: Store) -> None:
+    registry = Registry()
+
+    async def calls_out(job: supaworker.Job) -> None:
+        raise TimeoutError("upstream API did not answer")
+
+    registry.register("calls_out", calls_out)
+    j = supaworker.create_job("calls_out", max_attempts=1, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, j.id, "failed"))
+    assert job_row(db, j.id)["last_error"].startswith("TimeoutError: upstream API did not answer\n")
+
+
+async def test_a_sync_handler_past_its_timeout_is_told_to_stop(db: str, store: Store) -> None:
+    registry = Registry()
+    saw_cancel: list[int] = []
+
+    def polite(job: supaworker.Job) -> None:
+        while not job.cancelled:
+            time.sleep(0.01)
+        saw_cancel.append(job.id)
+
+    registry.register("polite", polite, timeout=0.2)
+    j = supaworker.create_job("polite", max_attempts=1, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, j.id, "failed"))
+        await wait_until(lambda: saw_cancel == [j.id])
+    assert job_row(db, j.id)["last_error"] == "TimeoutError: job timed out after 0.2s"
+
+
 async def test_busy_sync_handler_does_not_stop_the_heartbeat(db: str, store: Store) -> None:
     registry = Registry()
     registry.register("cpu", lambda job: time.sleep(2.5) or "done")

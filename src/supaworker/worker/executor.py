@@ -1,5 +1,5 @@
-"""Runs one attempt of one job: picks the handler, applies the timeout, and turns what happened into an
-Outcome. It never touches the database; the runner records the outcome."""
+"""Runs one attempt of one job: picks the handler and turns what happened into an Outcome. It never touches
+the database; the runner records the outcome and its watchdog enforces the timeout."""
 
 from __future__ import annotations
 
@@ -49,18 +49,13 @@ class Executor:
         started = perf_counter()
         if handler is None:
             return Outcome(False, 0.0, error=f"no handler registered for job type {job.type!r}")
-        timeout = self.timeout_for(job)
         try:
-            async with asyncio.timeout(timeout):
-                if handler.is_async:
-                    result = await handler.func(job)
-                elif handler.inline:
-                    result = handler.func(job)
-                else:
-                    loop = asyncio.get_running_loop()
-                    result = await loop.run_in_executor(self.threads, handler.func, job)
-        except TimeoutError:
-            return Outcome(False, perf_counter() - started, error=f"TimeoutError: job timed out after {timeout:g}s")
+            if handler.is_async:
+                result = await handler.func(job)
+            elif handler.inline:
+                result = handler.func(job)
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(self.threads, handler.func, job)
         except UnrecoverableError as exc:
             return Outcome(False, perf_counter() - started, error=describe_error(exc), retryable=False)
         except Exception as exc:

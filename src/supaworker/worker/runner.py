@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import psycopg
@@ -26,7 +27,7 @@ from ..job import Job
 from ..registry import Registry
 from ..store import WorkerStore
 from .completer import Completer
-from .executor import Executor
+from .executor import Executor, Outcome
 from .progress import ProgressWriter
 from .protocol import TRANSIENT_ERRORS, WorkerQueries
 
@@ -102,11 +103,12 @@ class WorkerService(Protocol):
     def run(self) -> Awaitable[None]: ...
 
 
-@dataclass
+@dataclass(slots=True)
 class _Running:
     job: Job
     task: asyncio.Task[None]
-    started: float = field(default_factory=time.monotonic)
+    deadline: float = math.inf  # loop time; armed when the handler starts
+    timed_out: bool = False
 
 
 class Worker:
@@ -157,6 +159,8 @@ class Worker:
         self.services = list(services)
         self._early_cancels: dict[int, float] = {}
         self._heartbeat_now = asyncio.Event()
+        self._watch_due = math.inf  # when the watchdog next looks at the running jobs' deadlines
+        self._watch_sooner = asyncio.Event()
         self._services: list[asyncio.Task[None]] = []
         self.failed = 0
         self.retried = 0
@@ -202,6 +206,7 @@ class Worker:
             asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
             asyncio.create_task(self._rescue_loop(), name="rescuer"),
             asyncio.create_task(self.progress.run(), name="progress"),
+            asyncio.create_task(self._watchdog_loop(), name="watchdog"),
         ]
         self._services += [asyncio.create_task(_as_coroutine(s.run()), name=s.name) for s in self.services]
         if self.can_listen:
@@ -331,7 +336,20 @@ class Worker:
         log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
         if job.has_parents:
             await self._load_upstream(job)
-        outcome = await self.executor.execute(job)
+        running = self._running[job.id]
+        timeout = self.executor.timeout_for(job)
+        running.deadline = asyncio.get_running_loop().time() + timeout
+        if running.deadline < self._watch_due:
+            self._watch_sooner.set()
+        try:
+            outcome = await self.executor.execute(job)
+        except asyncio.CancelledError:
+            if not running.timed_out:
+                raise  # a stop, a cancel_job() or a lost lease
+        if running.timed_out:
+            # The watchdog's own cancellation (even if the handler swallowed it): recorded as a failed attempt.
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+            outcome = Outcome(False, timeout, error=f"TimeoutError: job timed out after {timeout:g}s")
         if outcome.ok:
             self.completer.add(job, outcome.result, outcome.duration_seconds)
         else:
@@ -429,6 +447,26 @@ class Worker:
                     warned = True
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
+
+    async def _watchdog_loop(self) -> None:
+        """Times out running jobs with one timer for all of them, due at the nearest deadline and moved
+        earlier only when a job due sooner starts (a timer per job cost a fifth of the worker's time on
+        short jobs). A sync handler's thread cannot be stopped: it is told through `job.cancelled`."""
+        loop = asyncio.get_running_loop()
+        while True:
+            now, due = loop.time(), math.inf
+            for running in list(self._running.values()):
+                if running.deadline <= now:
+                    running.deadline, running.timed_out = math.inf, True
+                    running.job.request_cancel()
+                    running.task.cancel()
+                else:
+                    due = min(due, running.deadline)
+            self._watch_due = due
+            self._watch_sooner.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(None if due == math.inf else due):
+                    await self._watch_sooner.wait()
 
     async def _heartbeat_loop(self) -> None:
         interval = self.options.lease_seconds / 3
