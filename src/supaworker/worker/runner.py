@@ -162,6 +162,7 @@ class Worker:
         self._watch_due = math.inf  # when the watchdog next looks at the running jobs' deadlines
         self._watch_sooner = asyncio.Event()
         self._services: list[asyncio.Task[None]] = []
+        self._batch_floor = max(1, (options.capacity - options.concurrency) // 2)
         self.failed = 0
         self.retried = 0
 
@@ -225,18 +226,13 @@ class Worker:
     # -- claiming -------------------------------------------------------------------------------------
     async def _claim_loop(self) -> None:
         delay = RECONNECT_DELAY_SECONDS
-        concurrency, capacity = self.options.concurrency, self.options.capacity
-        # With a local queue, wait until a useful batch is free rather than claiming one job at a time.
-        batch_floor = max(1, (capacity - concurrency) // 2)
         while not self._stopping.is_set():
             self._slot_freed.clear()
-            # Buffered completions beyond one slot's worth count too: bounds what a crash can make run twice.
-            held = max(0, self.completer.backlog - concurrency)
             if self.options.queue_concurrency:
-                targets = self._queue_targets(held)
+                targets = self._queue_targets(self._held())
             else:
-                want = capacity - len(self._running) - len(self._queued) - held
-                targets = [] if want <= 0 or (want < batch_floor and self._queued) else [(self.options.queues, want)]
+                want = self._want()
+                targets = [(self.options.queues, want)] if want else []
             if not targets:
                 await self._slot_freed.wait()
                 continue
@@ -272,6 +268,16 @@ class Worker:
         self.completer.settle(batch, done)
         return jobs
 
+    def _held(self) -> int:
+        """Buffered completions beyond one slot's worth hold slots: bounds what a crash can make run twice."""
+        return max(0, self.completer.backlog - self.options.concurrency)
+
+    def _want(self) -> int:
+        """How many jobs to claim now: the free capacity, but nothing while the local queue still has work
+        and less than a useful batch is free (rather than claiming one job at a time)."""
+        want = self.options.capacity - len(self._running) - len(self._queued) - self._held()
+        return 0 if want <= 0 or (want < self._batch_floor and self._queued) else want
+
     def _queue_targets(self, held: int) -> list[tuple[Sequence[str] | None, int]]:
         """Named queues on their own slots: (that queue, its free slots) for each queue with any free."""
         assert self.options.queue_concurrency
@@ -303,10 +309,12 @@ class Worker:
     def _job_done(self, job_id: int) -> None:
         self._running.pop(job_id, None)
         self._start_queued()
-        self._slot_freed.set()
         if self.options.queue_concurrency:
             # A freed slot belongs to one queue, which may have work waiting while the others are idle.
+            self._slot_freed.set()
             self._wakeup.set()
+        elif self._want():
+            self._slot_freed.set()  # only then: waking the claim loop to find nothing to do costs more than the job
 
     def _cancel_running(self, job_id: int, why: str) -> None:
         """Stops a job that was cancelled or lost: an async handler is cancelled outright; a sync one runs in
