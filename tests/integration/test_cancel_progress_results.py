@@ -163,3 +163,37 @@ def test_wait_for_raises_for_cancelled_missing_and_unfinished_jobs(store: Store)
 def test_wait_for_refuses_a_connection_inside_a_transaction(db: str) -> None:
     with psycopg.connect(db) as c, pytest.raises(supaworker.InvalidJob, match="autocommit"):
         supaworker.wait_for(1, 1, conn=c)
+
+
+async def test_slots_of_cancelled_and_timed_out_jobs_go_on_with_full_concurrency(db: str, store: Store) -> None:
+    registry = Registry()
+    started = asyncio.Event()
+    now_running, peak, done = 0, 0, []
+
+    async def forever(job: supaworker.Job) -> None:
+        started.set()
+        await asyncio.sleep(300)
+
+    async def gate(job: supaworker.Job) -> None:
+        nonlocal now_running, peak
+        now_running += 1
+        peak = max(peak, now_running)
+        await asyncio.sleep(0.02)
+        now_running -= 1
+        done.append(job.id)
+
+    registry.register("forever", forever)
+    registry.register("stuck", forever, timeout=0.1)
+    registry.register("gate", gate)
+    worker = make_worker(db, registry, concurrency=2, prefetch=0, lease_seconds=300)
+    async with running(worker):
+        cancelled = supaworker.create_job("forever", store=store)
+        await asyncio.wait_for(started.wait(), 20)
+        timed_out = supaworker.create_job("stuck", max_attempts=1, store=store)
+        await wait_until(status_is(db, timed_out.id, "failed"))
+        await asyncio.to_thread(supaworker.cancel_job, cancelled.id, store=store)
+        await wait_until(lambda: worker.active_jobs == 0)
+        ids = supaworker.create_jobs([{"type": "gate"}] * 12, store=store)
+        await wait_until(lambda: len(done) == 12)
+    assert sorted(done) == ids and peak == 2
+    assert job_row(db, cancelled.id)["status"] == "cancelled"

@@ -40,6 +40,9 @@ CANCEL_PREFIX = "cancel:"
 EARLY_CANCEL_TTL_SECONDS = 5.0
 RECONNECT_DELAY_SECONDS = 1.0
 RECONNECT_DELAY_MAX_SECONDS = 15.0
+# A slot runs queued jobs back to back while their handlers return without waiting; it lets the loop run
+# other tasks (heartbeat, listener, completer) after this many in a row.
+SLOT_JOBS_PER_TURN = 32
 
 
 def new_worker_id() -> str:
@@ -106,9 +109,14 @@ class WorkerService(Protocol):
 @dataclass(slots=True)
 class _Running:
     job: Job
-    task: asyncio.Task[None]
+    slot: asyncio.Task[None]  # the slot task running the job: cancelling it stops the job
     deadline: float = math.inf  # loop time; armed when the handler starts
     timed_out: bool = False
+    cancels: int = 0  # cancellations sent to the slot for this job, taken back when the job ends
+
+    def stop(self) -> None:
+        self.cancels += 1
+        self.slot.cancel()
 
 
 class Worker:
@@ -151,6 +159,8 @@ class Worker:
         self.executor = Executor(registry, options.job_timeout_seconds, threads=options.concurrency + 2)
         self._running: dict[int, _Running] = {}
         self._queued: deque[Job] = deque()  # claimed, waiting for a slot
+        self._job_queued = asyncio.Event()
+        self._slots: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
@@ -184,6 +194,7 @@ class Worker:
         self._stopping.set()
         self._wakeup.set()
         self._slot_freed.set()
+        self._job_queued.set()
 
     async def ping(self, timeout: float = 2.0) -> None:
         await self.store.ping(timeout)
@@ -212,13 +223,16 @@ class Worker:
         self._services += [asyncio.create_task(_as_coroutine(s.run()), name=s.name) for s in self.services]
         if self.can_listen:
             self._services.append(asyncio.create_task(self._listen_loop(), name="listener"))
+        self._slots = [
+            asyncio.create_task(self._slot_loop(), name=f"slot-{i}") for i in range(self.options.concurrency)
+        ]
         try:
             await self._claim_loop()
             await self._finish_running()
         finally:
-            for task in self._services:
+            for task in self._services + self._slots:
                 task.cancel()
-            await asyncio.gather(*self._services, return_exceptions=True)
+            await asyncio.gather(*self._services, *self._slots, return_exceptions=True)
             self.executor.shutdown()
             await self.store.close()
             log.info("worker stopped", extra={"worker_id": self.worker_id})
@@ -241,8 +255,9 @@ class Worker:
             try:
                 for queues, want in targets:
                     jobs = await self._claim(want, queues)
-                    self._queued.extend(jobs)
-                    self._start_queued()
+                    if jobs:
+                        self._queued.extend(jobs)
+                        self._job_queued.set()
                     short = short or len(jobs) < want
                 delay = RECONNECT_DELAY_SECONDS
             except TRANSIENT_ERRORS as exc:
@@ -289,26 +304,55 @@ class Worker:
                 targets.append(([queue], want))
         return targets
 
-    def _start_queued(self) -> None:
-        while self._queued and len(self._running) < self.options.concurrency and not self._stopping.is_set():
-            self._start(self._queued.popleft())
+    # -- running ----------------------------------------------------------------------------------------
+    async def _slot_loop(self) -> None:
+        """One of `concurrency` long-lived tasks, each running queued jobs one after another (a task per job
+        cost more than a no-op job itself). A job is stopped by cancelling its slot, which then goes on."""
+        slot = asyncio.current_task()
+        assert slot is not None
+        in_a_row = 0
+        while True:
+            while not self._queued or self._stopping.is_set():
+                if self._stopping.is_set():
+                    return
+                self._job_queued.clear()
+                in_a_row = 0
+                await self._job_queued.wait()
+            job = self._queued.popleft()
+            if self._cancelled_early(job):
+                continue
+            job._progress_sink = self.progress.report
+            running = self._running[job.id] = _Running(job, slot)
+            try:
+                await self._run_job(job, running)
+            except asyncio.CancelledError:
+                if not running.cancels:
+                    raise  # the slot itself is being stopped
+            except Exception:
+                # Not the handler's error (the executor records those): the slot must survive it. The job
+                # stays processing and comes back when its lease runs out.
+                log.exception("running a job failed unexpectedly", extra={"job_id": job.id, "type": job.type})
+            finally:
+                for _ in range(running.cancels):
+                    slot.uncancel()
+                del self._running[job.id]
+                self._slot_done()
+            in_a_row += 1
+            if in_a_row >= SLOT_JOBS_PER_TURN:
+                in_a_row = 0
+                await asyncio.sleep(0)
 
-    def _start(self, job: Job) -> None:
-        if self._early_cancels:
-            cancelled_at = self._early_cancels.pop(job.id, None)
-            if cancelled_at is not None and time.monotonic() - cancelled_at < EARLY_CANCEL_TTL_SECONDS:
-                # Already cancelled in the database: there is nothing to run or to record.
-                log.warning("job cancelled as it was being claimed", extra={"job_id": job.id, "type": job.type})
-                return
-        job._progress_sink = self.progress.report
-        task = asyncio.create_task(self._run_job(job), name=f"job-{job.id}")
-        self._running[job.id] = _Running(job, task)
-        # A done-callback, not a finally: a task cancelled before its first step never runs its body.
-        task.add_done_callback(lambda _: self._job_done(job.id))
+    def _cancelled_early(self, job: Job) -> bool:
+        if not self._early_cancels:
+            return False
+        cancelled_at = self._early_cancels.pop(job.id, None)
+        if cancelled_at is None or time.monotonic() - cancelled_at >= EARLY_CANCEL_TTL_SECONDS:
+            return False
+        # Already cancelled in the database: there is nothing to run or to record.
+        log.warning("job cancelled as it was being claimed", extra={"job_id": job.id, "type": job.type})
+        return True
 
-    def _job_done(self, job_id: int) -> None:
-        self._running.pop(job_id, None)
-        self._start_queued()
+    def _slot_done(self) -> None:
         if self.options.queue_concurrency:
             # A freed slot belongs to one queue, which may have work waiting while the others are idle.
             self._slot_freed.set()
@@ -338,13 +382,12 @@ class Worker:
         log.warning(why, extra={"job_id": job_id, "type": job.type, "attempt": job.attempt})
         handler = self.registry.get(job.type)
         if handler is None or handler.is_async or handler.inline:
-            running.task.cancel()
+            running.stop()
 
-    async def _run_job(self, job: Job) -> None:
+    async def _run_job(self, job: Job, running: _Running) -> None:
         log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
         if job.has_parents:
             await self._load_upstream(job)
-        running = self._running[job.id]
         timeout = self.executor.timeout_for(job)
         running.deadline = asyncio.get_running_loop().time() + timeout
         if running.deadline < self._watch_due:
@@ -356,7 +399,6 @@ class Worker:
                 raise  # a stop, a cancel_job() or a lost lease
         if running.timed_out:
             # The watchdog's own cancellation (even if the handler swallowed it): recorded as a failed attempt.
-            asyncio.current_task().uncancel()  # type: ignore[union-attr]
             outcome = Outcome(False, timeout, error=f"TimeoutError: job timed out after {timeout:g}s")
         if outcome.ok:
             self.completer.add(job, outcome.result, outcome.duration_seconds)
@@ -467,7 +509,7 @@ class Worker:
                 if running.deadline <= now:
                     running.deadline, running.timed_out = math.inf, True
                     running.job.request_cancel()
-                    running.task.cancel()
+                    running.stop()
                 else:
                     due = min(due, running.deadline)
             self._watch_due = due
@@ -537,13 +579,14 @@ class Worker:
                 "waiting for running jobs",
                 extra={"running": len(self._running), "grace_seconds": self.options.shutdown_grace_seconds},
             )
-            tasks = [r.task for r in self._running.values()]
-            await asyncio.wait(tasks, timeout=self.options.shutdown_grace_seconds)
+            # A slot ends once its job has (it takes no new one while stopping).
+            slots = [r.slot for r in self._running.values()]
+            await asyncio.wait(slots, timeout=self.options.shutdown_grace_seconds)
         leftover = list(self._running.values())
         for r in leftover:
-            r.task.cancel()
+            r.stop()
         await self._release([r.job for r in leftover])
-        await asyncio.gather(*(r.task for r in leftover), return_exceptions=True)
+        await asyncio.gather(*(r.slot for r in leftover), return_exceptions=True)
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(10):
                 await self.completer.drain()
