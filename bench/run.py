@@ -204,6 +204,7 @@ def main() -> None:
     ap.add_argument("--soak-minutes", type=float, help="full mode soak length (default 10; 0 skips)")
     ap.add_argument("--soak-rate", type=float, default=100.0, help="soak enqueue rate, jobs/s")
     ap.add_argument("--backlog-jobs", type=int, help="large backlog size (default 1,000,000)")
+    ap.add_argument("--drain-jobs", type=int, help="jobs queued before each drain (default 20,000; short 1,000)")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database")
     ap.add_argument("--out", help="results name (default: short or full)")
     a = ap.parse_args()
@@ -211,6 +212,8 @@ def main() -> None:
     repeat = a.repeat or prof["repeat"]
     if a.backlog_jobs:
         prof["backlog_large"] = a.backlog_jobs
+    if a.drain_jobs:
+        prof["drain"] = a.drain_jobs
     soak_s = int(60 * a.soak_minutes) if a.soak_minutes is not None else prof["soak_s"]
     scenarios = a.scenarios.split(",") if a.scenarios else prof["scenarios"] + (["soak"] if soak_s else [])
     modes = a.modes.split(",")
