@@ -320,6 +320,7 @@ class Worker:
                 await self._job_queued.wait()
             job = self._queued.popleft()
             if self._cancelled_early(job):
+                self._slot_done()
                 continue
             job._progress_sink = self.progress.report
             running = self._running[job.id] = _Running(job, slot)
