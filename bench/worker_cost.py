@@ -1,0 +1,97 @@
+"""What one no-op job costs supaworker: worker CPU and server CPU per job over a long drain.
+
+    .venv/bin/python bench/worker_cost.py --jobs 100000 --prefetch 500 [--processes 1] [--concurrency 10]
+
+Queues `--jobs` no-op jobs with `create_jobs` on a fresh database (`bench_worker_cost`), starts the worker
+processes, and waits until every job is completed. Prints jobs/s (the database's clock: first start to last
+completion), the worker processes' CPU per job (start-up included) and the server CPU per job (backends of
+that database, as in the peer benchmark). Run it before and after a change to see what the change is worth;
+it is the figure the side-by-side benchmark cannot give, because it does not measure the clients' CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+
+import supaworker
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE / "peers"))
+from measure import DbCpu, proc_stat  # noqa: E402
+
+DB = "bench_worker_cost"
+
+
+@supaworker.handler("noop")
+async def noop(job: supaworker.Job) -> None:
+    return None
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--jobs", type=int, default=100_000)
+    ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--concurrency", type=int, default=10)
+    ap.add_argument("--prefetch", type=int, help="default: the worker's own (= concurrency)")
+    ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database")
+    a = ap.parse_args()
+
+    with psycopg.connect(a.pg + "postgres", autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+        admin.execute(f"CREATE DATABASE {DB}")
+    dsn = a.pg + DB
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "LOG_LEVEL": "warning",
+        "ENABLE_HEALTH_CHECK": "false",
+        "SUPAWORKER_MAINTENANCE": "false",
+        "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(HERE)]),
+    }
+    subprocess.run([sys.executable, "-m", "supaworker", "migrate"], env=env, check=True, capture_output=True)
+    os.environ["DATABASE_URL"] = dsn
+    supaworker.create_jobs([{"type": "noop"}] * a.jobs)
+
+    worker = [sys.executable, "-m", "supaworker", "worker", "--no-builtins", "--import", "worker_cost"]
+    worker += ["--concurrency", str(a.concurrency)] + (["--prefetch", str(a.prefetch)] if a.prefetch else [])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE supaworker.jobs")
+        pid, dbname = conn.execute("SELECT pg_backend_pid(), current_database()").fetchone()  # type: ignore[misc]
+        server = DbCpu(proc_stat(pid)[0], dbname, exclude=pid)
+        procs = [subprocess.Popen(worker, env=env) for _ in range(a.processes)]
+        try:
+            count = "SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'"
+            while conn.execute(count).fetchone() != (a.jobs,):  # type: ignore[comparison-overlap]
+                if any(p.poll() is not None for p in procs):
+                    sys.exit("a worker exited before the queue was drained")
+                time.sleep(0.1)
+            worker_ticks = sum(proc_stat(p.pid)[1] for p in procs)
+            server_s = server.read()
+            rate, extra = conn.execute(
+                "SELECT count(*) / extract(epoch FROM max(completed_at) - min(started_at)),"
+                " sum(attempts) - count(*) FROM supaworker.jobs"
+            ).fetchone()  # type: ignore[misc]
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.wait()
+            server.close()
+    per_job = 1e6 / a.jobs
+    print(
+        f"{a.jobs:,} jobs, {a.processes} x concurrency {a.concurrency}, prefetch {a.prefetch or 'default'}: "
+        f"{rate:,.0f} jobs/s, worker CPU {worker_ticks / os.sysconf('SC_CLK_TCK') * per_job:.1f} us/job, "
+        f"server CPU {server_s * per_job:.1f} us/job, extra attempts {extra}"
+    )
+
+
+if __name__ == "__main__":
+    main()
