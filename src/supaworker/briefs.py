@@ -20,10 +20,11 @@ from uuid import UUID
 import psycopg
 
 from . import pipelines
-from .client import DEFAULT_MAX_ATTEMPTS, _store_for, insert_dependencies, validate_job
+from .client import DEFAULT_MAX_ATTEMPTS, MAX_REASON_LENGTH, _store_for, insert_dependencies, validate_job
 from .errors import BriefNotFound, InvalidBrief, InvalidJob, InvalidTransition
 from .job import JobRecord
 from .store import Store
+from .validation import check_json, check_text
 
 MAX_USER_ID_LENGTH = 255
 MAX_TITLE_LENGTH = 500
@@ -104,13 +105,10 @@ def validate_brief(
     """Checks a brief's fields and returns the row to insert; raises InvalidBrief naming the bad field."""
     if isinstance(user_id, UUID):
         user_id = str(user_id)
-    if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > MAX_USER_ID_LENGTH:
-        raise InvalidBrief(f"user_id must be a non-empty string of at most {MAX_USER_ID_LENGTH} characters")
-    _check_text("title", title, MAX_TITLE_LENGTH)
-    _check_text("description", description, MAX_TEXT_LENGTH)
-    _check_text("query", query, MAX_TEXT_LENGTH)
-    if not query.strip():
-        raise InvalidBrief("query must not be empty")
+    check_text("user_id", user_id, max_length=MAX_USER_ID_LENGTH, error=InvalidBrief)
+    check_text("title", title, max_length=MAX_TITLE_LENGTH, allow_blank=True, error=InvalidBrief)
+    check_text("description", description, max_length=MAX_TEXT_LENGTH, allow_blank=True, error=InvalidBrief)
+    check_text("query", query, max_length=MAX_TEXT_LENGTH, error=InvalidBrief)
     if not isinstance(media_type, str) or media_type not in pipelines.MEDIA_TYPES:
         raise InvalidBrief(f"media_type must be one of {', '.join(pipelines.MEDIA_TYPES)}, not {media_type!r}")
     if not isinstance(use_pipeline, bool):
@@ -131,13 +129,6 @@ def validate_brief(
         "use_pipeline": use_pipeline or steps is not None,
         "pipeline": list(plan),
     }
-
-
-def _check_text(name: str, value: Any, limit: int) -> None:
-    if not isinstance(value, str):
-        raise InvalidBrief(f"{name} must be a string, not {type(value).__name__}")
-    if len(value) > limit:
-        raise InvalidBrief(f"{name} must be at most {limit} characters, not {len(value)}")
 
 
 def step_payload(brief_id: UUID, brief: Mapping[str, Any], options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -186,6 +177,11 @@ def create_brief_with_job(
     )
     if options is not None and not isinstance(options, Mapping):
         raise InvalidBrief("options must be a mapping of extra payload fields")
+    if options is not None:
+        try:
+            check_json("options", options)
+        except InvalidJob as exc:
+            raise InvalidBrief(str(exc), field="options") from None
     try:
         # Checks the job fields (and that options are JSON) before anything is written.
         validate_job(row["pipeline"][0], step_payload(UUID(int=0), row, options), priority=priority,
@@ -247,6 +243,8 @@ def list_briefs(
         raise InvalidBrief(f"status must be one of {', '.join(s.value for s in BriefStatus)}, not {status!r}")
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
         raise InvalidBrief("limit must be an integer between 1 and 10000")
+    if user_id is not None:
+        check_text("user_id", user_id, max_length=MAX_USER_ID_LENGTH, error=InvalidBrief)
     rows = _store_for(conn, store).list_briefs(user_id=user_id, status=status, before=before, limit=limit, conn=conn)
     return [Brief.from_row(row) for row in rows]
 
@@ -259,6 +257,7 @@ def cancel_brief(
     store: Store | None = None,
 ) -> Brief:
     """Cancels the brief's unfinished steps (a running one is dropped at its worker's next heartbeat)."""
+    check_text("reason", reason, max_length=MAX_REASON_LENGTH, error=InvalidBrief)
     s = _store_for(conn, store)
     bid = _brief_id(brief_id)
     with s.transaction(conn) as c:

@@ -43,6 +43,7 @@ from .errors import (
 from .log import configure_logging
 from .registry import default_registry
 from .states import JobStatus
+from .validation import MAX_PAYLOAD_DEPTH
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -305,13 +306,15 @@ def _parse_queues(specs: Sequence[str], default_slots: int) -> tuple[list[str], 
     return names, {name: slots.get(name, default_slots) for name in names}
 
 
-def _parse_payload(payload: str | None) -> Any:
+def _parse_payload(payload: str | None, option: str = "--payload") -> Any:
     if payload is None:
         return {}
     try:
         return json.loads(payload)
     except json.JSONDecodeError as exc:
-        fail(f"--payload is not valid JSON: {exc}", EXIT_BAD_INPUT)
+        fail(f"{option} is not valid JSON: {exc}", EXIT_BAD_INPUT)
+    except RecursionError:
+        fail(f"{option} is nested too deeply (the limit is {MAX_PAYLOAD_DEPTH} levels)", EXIT_BAD_INPUT)
 
 
 @main.command()
@@ -536,7 +539,7 @@ def brief_create(
     as_json: bool,
 ) -> None:
     """Create a brief and its jobs; print the brief id and its job ids."""
-    extra = _parse_payload(options) if options is not None else None
+    extra = _parse_payload(options, "--options") if options is not None else None
     if extra is not None and not isinstance(extra, dict):
         fail("--options must be a JSON object", EXIT_BAD_INPUT)
     fields: dict[str, Any] = {

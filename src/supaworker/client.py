@@ -6,8 +6,6 @@ they run inside the caller's own transaction: the job exists only if that transa
 
 from __future__ import annotations
 
-import json
-import math
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
@@ -17,6 +15,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from . import validation
 from .config import Settings, get_settings
 from .db import probe, resolve_conninfo
 from .dependencies import MAX_KEY_LENGTH, check_depends_on, check_parents, topological_order
@@ -27,6 +26,7 @@ from .store import Store
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_TYPE_LENGTH = 128
 MAX_UNIQUE_KEY_LENGTH = 512
+MAX_REASON_LENGTH = 1000
 
 _lock = threading.Lock()
 _default_store: Store | None = None
@@ -61,10 +61,6 @@ def _store_for(conn: psycopg.Connection | None, store: Store | None) -> Store:
     return get_store()
 
 
-# One encoder for every payload: json.dumps with non-default options builds a new encoder per call.
-_PAYLOAD_ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
-
-
 def validate_job(
     type: str,
     payload: Any = None,
@@ -80,45 +76,42 @@ def validate_job(
     unique_for: float | None = None,
     depends_on: Iterable[int] | None = None,
 ) -> dict[str, Any]:
-    """Checks a job's fields and returns the row to insert; raises InvalidJob naming the bad field."""
-    if not isinstance(type, str) or not type.strip():
-        raise InvalidJob("type must be a non-empty string")
-    if len(type) > MAX_TYPE_LENGTH:
-        raise InvalidJob(f"type must be at most {MAX_TYPE_LENGTH} characters")
-    if not isinstance(queue, str) or not queue.strip() or len(queue) > MAX_TYPE_LENGTH:
-        raise InvalidJob("queue must be a non-empty string of at most 128 characters")
+    """Checks a job's fields and returns the row to insert; raises InvalidJob naming the bad field.
+
+    The limits are those of `supaworker.validation`, shared with the REST API and the CLI.
+    """
+    validation.check_text("type", type, max_length=MAX_TYPE_LENGTH)
+    validation.check_text("queue", queue, max_length=MAX_TYPE_LENGTH)
     payload = {} if payload is None else payload
-    try:
-        # Kept: the bulk path writes this text as is instead of encoding the payload a second time.
-        payload_json = _PAYLOAD_ENCODER.encode(payload)
-    except (TypeError, ValueError) as exc:
-        raise InvalidJob(f"payload must be JSON-serialisable: {exc}") from None
+    # Kept: the bulk path writes this text as is instead of encoding the payload a second time.
+    payload_json = validation.check_json("payload", payload)
     if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) <= priority < 2**31:
-        raise InvalidJob("priority must be a 32-bit integer (lower runs first)")
+        raise InvalidJob("priority must be a 32-bit integer (lower runs first)", field="priority")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts < 2**31:
-        raise InvalidJob("max_attempts must be an integer >= 1")
-    if timeout is not None and (not _is_number(timeout) or timeout <= 0):
-        raise InvalidJob("timeout must be a positive number of seconds")
+        raise InvalidJob("max_attempts must be an integer >= 1", field="max_attempts")
+    if timeout is not None:
+        timeout = validation.check_seconds("timeout", timeout, maximum=validation.MAX_TIMEOUT_SECONDS, positive=True)
     if run_at is not None and delay is not None:
-        raise InvalidJob("give run_at or delay, not both")
-    if run_at is not None and (not isinstance(run_at, datetime) or run_at.tzinfo is None):
-        raise InvalidJob("run_at must be a timezone-aware datetime")
-    if delay is not None and (not _is_number(delay) or delay < 0):
-        raise InvalidJob("delay must be a number of seconds >= 0")
-    if unique_key is not None and (
-        not isinstance(unique_key, str) or not unique_key or len(unique_key) > MAX_UNIQUE_KEY_LENGTH
-    ):
-        raise InvalidJob(f"unique_key must be a non-empty string of at most {MAX_UNIQUE_KEY_LENGTH} characters")
+        raise InvalidJob("give run_at or delay, not both", field="delay")
+    if run_at is not None:
+        validation.check_run_at(run_at)
+    if delay is not None:
+        delay = validation.check_seconds("delay", delay, maximum=validation.MAX_DELAY_SECONDS, positive=False)
+    if unique_key is not None:
+        validation.check_text("unique_key", unique_key, max_length=MAX_UNIQUE_KEY_LENGTH, allow_blank=True)
+        if not unique_key:
+            raise InvalidJob(f"unique_key must be a non-empty string of at most {MAX_UNIQUE_KEY_LENGTH} characters")
     if unique_for is not None:
         if unique_key is None:
             raise InvalidJob("unique_for needs a unique_key")
-        if not _is_number(unique_for) or unique_for <= 0:
-            raise InvalidJob("unique_for must be a positive number of seconds")
+        unique_for = validation.check_seconds(
+            "unique_for", unique_for, maximum=validation.MAX_HOLD_SECONDS, positive=True
+        )
     if brief_id is not None:
         try:
             brief_id = brief_id if isinstance(brief_id, UUID) else UUID(str(brief_id))
         except ValueError:
-            raise InvalidJob(f"brief_id must be a UUID, not {brief_id!r}") from None
+            raise InvalidJob(f"brief_id must be a UUID, not {brief_id!r}", field="brief_id") from None
     parents = check_depends_on(depends_on)
     return {
         "type": type,
@@ -136,10 +129,6 @@ def validate_job(
         "depends_on": parents,
         "status": "waiting" if parents else "pending",
     }
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def create_job(
@@ -185,6 +174,7 @@ def create_job(
         depends_on=depends_on,
     )
     s = _store_for(conn, store)
+    check_briefs_exist(s, [row["brief_id"]], conn)
     if unique_key is not None:
         if row["depends_on"]:
             raise InvalidJob("unique_key cannot be combined with depends_on (yet): give one or the other")
@@ -198,6 +188,16 @@ def create_job(
         insert_dependencies(s, [(job.id, p) for p in parents], c)
     job.extra["depends_on"] = sorted(parents)
     return job
+
+
+def check_briefs_exist(s: Store, brief_ids: Iterable[UUID | None], conn: psycopg.Connection | None) -> None:
+    """Raises InvalidJob naming the first brief_id that is no brief (a job of a missing brief never shows)."""
+    wanted = sorted({b for b in brief_ids if b is not None})
+    if not wanted:
+        return
+    missing = set(wanted) - s.existing_brief_ids(wanted, conn)
+    if missing:
+        raise InvalidJob(f"brief_id {min(missing)} is no brief's id; create the brief first", field="brief_id")
 
 
 def insert_dependencies(s: Store, pairs: list[tuple[int, int]], conn: psycopg.Connection) -> None:
@@ -224,7 +224,7 @@ def create_jobs(
     items = list(jobs)
     s = _store_for(conn, store)
     if (conn is None or conn.autocommit) and not any(
-        isinstance(job, Mapping) and ("key" in job or "depends_on" in job) for job in items
+        isinstance(job, Mapping) and ("key" in job or "depends_on" in job or job.get("brief_id")) for job in items
     ):
         # Validated while streamed into COPY: a bad job aborts the COPY, and with it the whole transaction,
         # so still nothing is written. (A caller's open transaction is validated first instead, below, so a
@@ -243,6 +243,7 @@ def create_jobs(
         rows.append(row)
         keys.append(key)
         refs.append(job_refs)
+    check_briefs_exist(s, [row["brief_id"] for row in rows], conn)
     if not any(refs):
         return s.insert_jobs(rows, conn)
 
@@ -298,6 +299,7 @@ def _bulk_row(index: int, job: Any) -> tuple[dict[str, Any], str | None, list[in
 
 
 def get_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> JobRecord:
+    validation.check_job_id(job_id)
     job = _store_for(conn, store).get_job(job_id, conn)
     if job is None:
         raise JobNotFound(f"no job with id {job_id}")
@@ -306,6 +308,7 @@ def get_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store
 
 def retry_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> str:
     """Puts a failed or cancelled job back in the queue; returns its new status."""
+    validation.check_job_id(job_id)
     s = _store_for(conn, store)
     status = s.retry_job(job_id, conn)
     if status is None:
@@ -332,6 +335,8 @@ def cancel_job(
     store: Store | None = None,
 ) -> str:
     """Cancels a job that has not finished (and its waiting dependents)."""
+    validation.check_job_id(job_id)
+    validation.check_text("reason", reason, max_length=MAX_REASON_LENGTH)
     s = _store_for(conn, store)
     status = s.cancel_job(job_id, reason, conn)
     if status is None:

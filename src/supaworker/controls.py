@@ -22,6 +22,7 @@ import psycopg
 from .client import MAX_TYPE_LENGTH, _store_for
 from .errors import InvalidJob
 from .store import Store
+from .validation import check_text
 
 DEFAULT_RATE_PERIOD_SECONDS = 1.0
 
@@ -49,8 +50,7 @@ def _target(type: str | None, queue: str | None) -> tuple[str, str]:
     if (type is None) == (queue is None):
         raise InvalidJob("name exactly one of type= or queue=")
     scope, name = ("type", type) if type is not None else ("queue", queue)
-    if not isinstance(name, str) or not name.strip() or len(name) > MAX_TYPE_LENGTH:
-        raise InvalidJob(f"{scope} must be a non-empty string of at most {MAX_TYPE_LENGTH} characters")
+    check_text(scope, name, max_length=MAX_TYPE_LENGTH)
     return scope, name
 
 

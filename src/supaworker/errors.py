@@ -38,7 +38,11 @@ class JobNotFound(SupaworkerError):
 
 
 class InvalidJob(SupaworkerError, ValueError):
-    """A job's fields were rejected; nothing was written."""
+    """A job's fields were rejected; nothing was written. `field` names the rejected field when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class BriefNotFound(SupaworkerError):

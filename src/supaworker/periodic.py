@@ -13,7 +13,6 @@ cron do.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +25,7 @@ from .client import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH, _store_for
 from .errors import InvalidJob
 from .registry import HandlerFunc, Registry, default_registry
 from .store import Store
+from .validation import check_json, check_text
 
 # A tick the scheduler finds later than this was missed (all workers down), not merely handled late.
 # Longer than a leader failover (maintenance.LEADER_TTL_SECONDS), so a change of leader misses nothing.
@@ -64,13 +64,9 @@ def validate_periodic(
     if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron.split()) not in (5, 6):
         raise InvalidJob(f"cron must be a cron expression of 5 fields (or 6, seconds last), not {cron!r}")
     for what, value in (("type", type), ("queue", queue), ("name", name if name is not None else type)):
-        if not isinstance(value, str) or not value.strip() or len(value) > MAX_TYPE_LENGTH:
-            raise InvalidJob(f"{what} must be a non-empty string of at most {MAX_TYPE_LENGTH} characters")
+        check_text(what, value, max_length=MAX_TYPE_LENGTH)
     payload = {} if payload is None else payload
-    try:
-        json.dumps(payload, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidJob(f"payload must be JSON-serialisable: {exc}") from None
+    check_json("payload", payload)
     if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) <= priority < 2**31:
         raise InvalidJob("priority must be a 32-bit integer (lower runs first)")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts < 2**31:

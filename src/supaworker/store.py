@@ -19,12 +19,21 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from .job import Job, JobRecord
+from .loaders import use_lenient_loaders
 from .sql import queries_for
 
 # How long a worker waits for its first connections before giving up.
 OPEN_TIMEOUT_SECONDS = 30.0
 # COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
 _NOW = "now"
+
+
+def _reading_cursor(conn: psycopg.Connection, row_factory: Any = None) -> psycopg.Cursor[Any]:
+    """A cursor that reads any stored row, odd values included (see `supaworker.loaders`); the adapters are
+    the cursor's own, so a caller's connection is left as it was."""
+    cur = conn.cursor(row_factory=row_factory) if row_factory is not None else conn.cursor()
+    use_lenient_loaders(cur)
+    return cur
 
 
 class Store:
@@ -57,13 +66,13 @@ class Store:
                 yield c
 
     def _rows(self, query: str, params: dict[str, Any], conn: psycopg.Connection | None) -> list[dict[str, Any]]:
-        with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
+        with self.connection(conn) as c, _reading_cursor(c, dict_row) as cur:
             cur.execute(query, params)
             return cur.fetchall()
 
     def _value(self, query: str, params: dict[str, Any], conn: psycopg.Connection | None) -> Any:
-        with self.connection(conn) as c:
-            row = c.execute(query, params).fetchone()
+        with self.connection(conn) as c, _reading_cursor(c) as cur:
+            row = cur.execute(query, params).fetchone()
             return row[0] if row else None
 
     # -- writing jobs ---------------------------------------------------------------------------------
@@ -151,6 +160,10 @@ class Store:
         rows = self._rows(self.q.get_brief, {"id": brief_id}, conn)
         return rows[0] if rows else None
 
+    def existing_brief_ids(self, brief_ids: Sequence[UUID], conn: psycopg.Connection | None = None) -> set[UUID]:
+        """Which of `brief_ids` are briefs."""
+        return {r["id"] for r in self._rows(self.q.existing_brief_ids, {"ids": list(brief_ids)}, conn)}
+
     def brief_jobs(self, brief_id: UUID, conn: psycopg.Connection | None = None) -> list[JobRecord]:
         return [JobRecord.from_row(r) for r in self._rows(self.q.brief_jobs, {"id": brief_id}, conn)]
 
@@ -217,7 +230,7 @@ class Store:
     def insert_unique_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
         """Inserts a job with a unique_key, or returns the live job holding that key (`.duplicate` set)."""
         params = {**job, "payload": Jsonb(job["payload"])}
-        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+        with self.transaction(conn) as c, _reading_cursor(c, dict_row) as cur:
             cur.execute(self.q.insert_unique_job, params)
             row = cur.fetchone()
             assert row is not None
@@ -251,8 +264,8 @@ class Store:
     def get_job_outcome(
         self, job_id: int, conn: psycopg.Connection | None = None
     ) -> tuple[str, Any, str | None] | None:
-        with self.connection(conn) as c:
-            row = c.execute(self.q.get_job_outcome, {"id": job_id}).fetchone()
+        with self.connection(conn) as c, _reading_cursor(c) as cur:
+            row = cur.execute(self.q.get_job_outcome, {"id": job_id}).fetchone()
             return (row[0], row[1], row[2]) if row else None
 
     def elect_leader(self, name: str, leader_id: str, ttl_seconds: float) -> bool:

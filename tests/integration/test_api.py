@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 
 import httpx
@@ -25,6 +24,15 @@ def api(store: Store, db: str) -> Iterator[TestClient]:
 def open_api(store: Store) -> Iterator[TestClient]:
     with TestClient(make_app(store, public_reads=True)) as client:
         yield client
+
+
+def make_brief(conn: psycopg.Connection) -> str:
+    """A brief with no jobs yet, for jobs created through the API to belong to."""
+    row = conn.execute(
+        "INSERT INTO supaworker.briefs (user_id, query, media_type, pipeline)"
+        " VALUES ('u1', 'q', 'video', ARRAY['analysis']) RETURNING id"
+    ).fetchone()
+    return str(row[0])
 
 
 def create(api: TestClient, **fields: object) -> dict:
@@ -173,7 +181,7 @@ def test_by_brief_without_or_with_a_bad_brief_id_gets_400(api: TestClient) -> No
 
 
 def test_pending_active_stats_and_by_brief_show_the_queue(api: TestClient, conn: psycopg.Connection) -> None:
-    brief_id = str(uuid.uuid4())
+    brief_id = make_brief(conn)
     first = create(api, brief_id=brief_id)
     create(api, type="render", brief_id=brief_id)
     create(api, type="render")
@@ -312,7 +320,7 @@ def test_events_stream_job_changes(store: Store, db: str, conn: psycopg.Connecti
         assert stream.headers["content-type"].startswith("text/event-stream")
         events = read_events(stream)
         assert next(events)[0] == "hello"
-        job = http.post("/api/jobs", json={"type": "analysis", "brief_id": str(uuid.uuid4())}).json()["job"]
+        job = http.post("/api/jobs", json={"type": "analysis", "brief_id": make_brief(conn)}).json()["job"]
         name, data = next(events)
         assert name == "change" and data["totals"]["pending"] == 1 and data["created"] == 1
         complete(conn, claim(conn))

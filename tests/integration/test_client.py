@@ -72,7 +72,7 @@ def test_create_jobs_bulk_returns_ids_in_order(store: Store, conn: psycopg.Conne
         ({"type": ""}, "type must be a non-empty string"),
         ({"type": "x" * 200}, "at most 128"),
         ({"type": "t", "payload": {"f": object()}}, "JSON-serialisable"),
-        ({"type": "t", "payload": {"f": float("nan")}}, "JSON-serialisable"),
+        ({"type": "t", "payload": {"f": float("nan")}}, "payload.f must be a finite number"),
         ({"type": "t", "max_attempts": 0}, "max_attempts"),
         ({"type": "t", "priority": "high"}, "priority"),
         ({"type": "t", "timeout": -1}, "timeout"),

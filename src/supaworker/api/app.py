@@ -39,7 +39,6 @@ _STATUS_OF_ERROR: tuple[tuple[type[BaseException], int], ...] = (
     (errors.JobNotFound, 404),
     (errors.BriefNotFound, 404),
     (errors.InvalidTransition, 409),
-    (errors.InvalidJob, 422),
     (errors.DatabaseUnavailable, 503),
 )
 
@@ -129,9 +128,18 @@ def _error(status: int, message: str, **extra: Any) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def _unprocessable(field: str, where: str, reason: str) -> JSONResponse:
+    """The 422 body, as for pydantic's checks: the message, and one detail entry naming the field."""
+    return _error(422, f"invalid request: {reason}", detail=[{"field": field, "in": where, "reason": reason}])
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError | RecursionError):
+            # FastAPI's 400 for a body it could not decode: a bad body is a 422 like any other.
+            why = "not UTF-8" if isinstance(exc.__cause__, UnicodeDecodeError) else "nested too deeply to parse"
+            return _unprocessable("body", "body", f"the body is not valid JSON ({why})")
         response = _error(exc.status_code, str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
@@ -149,6 +157,8 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.SupaworkerError)
     async def supaworker_error(_: Request, exc: errors.SupaworkerError) -> JSONResponse:
+        if isinstance(exc, errors.InvalidJob):
+            return _unprocessable(exc.field or "", "body", str(exc))
         for kind, status in _STATUS_OF_ERROR:
             if isinstance(exc, kind):
                 return _error(status, str(exc))

@@ -13,7 +13,7 @@ from .. import briefs
 from ..errors import InvalidBrief
 from .auth import require_read, require_write
 from .jobs import poke_feed, store_of
-from .models import BriefCreate, CancelRequest
+from .models import BriefCreate, CancelRequest, StorableText
 
 router = APIRouter(prefix="/api/briefs", tags=["briefs"])
 
@@ -57,7 +57,7 @@ def create_brief(request: Request, body: BriefCreate) -> dict[str, Any]:
 @router.get("", dependencies=[Depends(require_read)], summary="Briefs, newest first")
 def list_briefs(
     request: Request,
-    user_id: str | None = Query(None, min_length=1, max_length=briefs.MAX_USER_ID_LENGTH),
+    user_id: Annotated[StorableText | None, Query(min_length=1, max_length=briefs.MAX_USER_ID_LENGTH)] = None,
     status: str | None = Query(None, description=f"One of {', '.join(s.value for s in briefs.BriefStatus)}."),
     before: Annotated[datetime | None, Query(description="The next page: `next_before` of the previous one.")] = None,
     limit: int = Query(LIST_LIMIT_DEFAULT, ge=1, le=LIST_LIMIT_MAX),

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 
 from .. import client
-from ..errors import BriefNotFound, InvalidJob
+from ..errors import BriefNotFound
 from ..states import JobStatus
 from ..store import Store
+from ..validation import MAX_BIGINT
 from .auth import require_read, require_write
-from .models import CancelRequest, JobCreate
+from .models import CancelRequest, JobCreate, StorableText
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -21,6 +22,8 @@ ACTIONS = ("pending", "active", "stats", "by_brief", "list")
 LIST_LIMIT_DEFAULT = 50
 LIST_LIMIT_MAX = 500
 QUEUE_LIMIT = 100
+
+JobId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="A job id.")]
 
 
 def store_of(request: Request) -> Store:
@@ -41,8 +44,10 @@ def jobs_action(
     action: str | None = Query(None, description=f"One of {', '.join(ACTIONS)}."),
     brief_id: str | None = Query(None, description="With action=by_brief."),
     status: str | None = Query(None, description="With action=list: only this status."),
-    type: str | None = Query(None, max_length=128, description="With action=list: only this type."),
-    before_id: int | None = Query(None, ge=1, description="With action=list: the next page (next_before_id)."),
+    type: Annotated[StorableText | None, Query(max_length=128, description="With action=list: only this type.")] = None,
+    before_id: int | None = Query(
+        None, ge=1, le=MAX_BIGINT, description="With action=list: the next page (next_before_id)."
+    ),
     limit: int = Query(LIST_LIMIT_DEFAULT, ge=1, le=LIST_LIMIT_MAX, description="With action=list."),
 ) -> dict[str, Any]:
     if action not in ACTIONS:
@@ -84,21 +89,18 @@ def jobs_action(
 @router.post("", status_code=201, dependencies=[Depends(require_write)], summary="Create a job")
 def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
     fields = body.model_dump()
-    try:
-        job = client.create_job(fields.pop("type"), fields.pop("payload"), store=store_of(request), **fields)
-    except InvalidJob as exc:
-        raise _unprocessable(exc) from None
+    job = client.create_job(fields.pop("type"), fields.pop("payload"), store=store_of(request), **fields)
     poke_feed(request)
     return {"job": jsonable_encoder(job.to_dict())}
 
 
 @router.get("/{job_id}", dependencies=[Depends(require_read)], summary="One job")
-def get_job(request: Request, job_id: int) -> dict[str, Any]:
+def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return {"job": jsonable_encoder(client.get_job(job_id, store=store_of(request)).to_dict())}
 
 
 @router.post("/{job_id}/retry", dependencies=[Depends(require_write)], summary="Retry a failed or cancelled job")
-def retry_job(request: Request, job_id: int) -> dict[str, Any]:
+def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     store = store_of(request)
     client.retry_job(job_id, store=store)
     poke_feed(request)
@@ -106,12 +108,8 @@ def retry_job(request: Request, job_id: int) -> dict[str, Any]:
 
 
 @router.post("/{job_id}/cancel", dependencies=[Depends(require_write)], summary="Cancel an unfinished job")
-def cancel_job(request: Request, job_id: int, body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
+def cancel_job(request: Request, job_id: JobId, body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
     store = store_of(request)
     client.cancel_job(job_id, (body or CancelRequest()).reason, store=store)
     poke_feed(request)
     return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
-
-
-def _unprocessable(exc: Exception) -> HTTPException:
-    return HTTPException(422, str(exc))

@@ -3,29 +3,62 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
 
-from .. import briefs, pipelines
-from ..client import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH
+from .. import briefs, pipelines, validation
+from ..client import DEFAULT_MAX_ATTEMPTS, MAX_REASON_LENGTH, MAX_TYPE_LENGTH
+
+
+def _storable_text(value: str) -> str:
+    problem = validation.text_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+# A string PostgreSQL can store (no NUL, no lone surrogate): the body's strings and the query parameters.
+StorableText = Annotated[str, AfterValidator(_storable_text)]
+
+
+def _run_at(value: datetime | None) -> datetime | None:
+    return None if value is None else validation.check_run_at(value)
 
 
 class JobCreate(BaseModel):
-    """`POST /api/jobs`: the fields of `supaworker.create_job`."""
+    """`POST /api/jobs`: the fields of `supaworker.create_job`, with the limits of `supaworker.validation`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(min_length=1, max_length=MAX_TYPE_LENGTH, description="Job type (a registered handler).")
-    payload: Any = Field(default_factory=dict, description="JSON handed to the handler.")
-    priority: int = Field(0, ge=-(2**31), lt=2**31, description="Lower runs first.")
-    run_at: datetime | None = Field(None, description="Not before this time (timezone-aware).")
-    delay: float | None = Field(None, ge=0, description="Seconds from now before it may run.")
-    max_attempts: int = Field(DEFAULT_MAX_ATTEMPTS, ge=1, lt=2**31)
-    timeout: float | None = Field(None, gt=0, description="Per-attempt timeout in seconds.")
-    brief_id: UUID | None = None
-    queue: str = Field("default", min_length=1, max_length=MAX_TYPE_LENGTH)
+    type: StorableText = Field(min_length=1, max_length=MAX_TYPE_LENGTH, description="Job type (a registered handler).")
+    payload: Any = Field(
+        default_factory=dict,
+        description=f"JSON handed to the handler, nested at most {validation.MAX_PAYLOAD_DEPTH} levels deep; "
+        "no NUL characters or lone surrogates in its strings and keys.",
+    )
+    priority: StrictInt = Field(0, ge=-(2**31), lt=2**31, description="Lower runs first.")
+    run_at: Annotated[datetime | None, AfterValidator(_run_at)] = Field(
+        None,
+        description=f"Not before this time (timezone-aware), from {validation.MIN_RUN_AT.isoformat()} "
+        f"to before {validation.MAX_RUN_AT.isoformat()}.",
+    )
+    delay: StrictFloat | None = Field(
+        None, ge=0, le=validation.MAX_DELAY_SECONDS, description="Seconds from now before it may run."
+    )
+    max_attempts: StrictInt = Field(DEFAULT_MAX_ATTEMPTS, ge=1, lt=2**31)
+    timeout: StrictFloat | None = Field(
+        None, gt=0, le=validation.MAX_TIMEOUT_SECONDS, description="Per-attempt timeout in seconds."
+    )
+    brief_id: UUID | None = Field(None, description="An existing brief the job belongs to.")
+    queue: StorableText = Field("default", min_length=1, max_length=MAX_TYPE_LENGTH)
+
+    @field_validator("payload")
+    @classmethod
+    def _storable_json(cls, value: Any) -> Any:
+        validation.check_json("payload", value)
+        return value
 
 
 class BriefCreate(BaseModel):
@@ -34,10 +67,12 @@ class BriefCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: str = Field(min_length=1, max_length=briefs.MAX_USER_ID_LENGTH, description="Who the brief is for.")
-    title: str = Field("", max_length=briefs.MAX_TITLE_LENGTH)
-    description: str = Field("", max_length=briefs.MAX_TEXT_LENGTH)
-    query: str = Field(min_length=1, max_length=briefs.MAX_TEXT_LENGTH, description="What to make.")
+    user_id: StorableText = Field(
+        min_length=1, max_length=briefs.MAX_USER_ID_LENGTH, description="Who the brief is for."
+    )
+    title: StorableText = Field("", max_length=briefs.MAX_TITLE_LENGTH)
+    description: StorableText = Field("", max_length=briefs.MAX_TEXT_LENGTH)
+    query: StorableText = Field(min_length=1, max_length=briefs.MAX_TEXT_LENGTH, description="What to make.")
     media_type: str = Field(description=f"One of {', '.join(pipelines.MEDIA_TYPES)}.")
     use_pipeline: StrictBool = Field(False, description="Run the media type's whole pipeline, not only analysis.")
 
@@ -61,4 +96,4 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = Field("cancelled by request", min_length=1, max_length=1000)
+    reason: StorableText = Field("cancelled by request", min_length=1, max_length=MAX_REASON_LENGTH)

@@ -12,7 +12,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from ..api.auth import require_read
 from ..api.feed import ChangeFeed, Snapshot
+from ..api.models import StorableText
 from ..briefs import Brief
 from ..job import JobRecord
 from ..states import JobStatus
@@ -123,11 +124,12 @@ def _trusted(panels: dict[str, str]) -> dict[str, Markup]:
 
 
 router = APIRouter(include_in_schema=False)
+TypeFilter = Annotated[StorableText | None, Query(max_length=128)]
 
 
 @router.get("/", response_class=HTMLResponse)
 @router.get("/test-worker", response_class=HTMLResponse)
-def dashboard(request: Request, type: str | None = Query(None), status: str | None = Query(None)) -> HTMLResponse:
+def dashboard(request: Request, type: TypeFilter = None, status: str | None = Query(None)) -> HTMLResponse:
     settings = request.app.state.settings
     filters = _filters(type, status)
     public = settings.reads_are_public
@@ -139,7 +141,7 @@ def dashboard(request: Request, type: str | None = Query(None), status: str | No
 
 
 @router.get("/test-worker/panels", dependencies=[Depends(require_read)])
-def panels(request: Request, type: str | None = Query(None), status: str | None = Query(None)) -> JSONResponse:
+def panels(request: Request, type: TypeFilter = None, status: str | None = Query(None)) -> JSONResponse:
     """Every panel re-rendered, as {panel: html}; the page swaps them in when an event arrives."""
     return JSONResponse(
         {"seq": request.app.state.feed.seq, "panels": render_panels(request, _filters(type, status))},
