@@ -51,6 +51,22 @@ class ConnectionProfile:
         return not self.transaction_pooler
 
 
+def liveness_kwargs(deadline_seconds: float) -> dict[str, Any]:
+    """libpq settings under which a dead link breaks a connection within about `deadline_seconds`, instead
+    of after minutes of TCP retransmission: keepalive probes for idle connections, a user timeout for
+    unacknowledged sends, and a connect timeout. A worker passes its lease: it must learn of a partition
+    before its leases run out. Ignored on unix sockets."""
+    third = max(1, int(deadline_seconds / 3))
+    return {
+        "keepalives": 1,
+        "keepalives_idle": third,
+        "keepalives_interval": max(1, third // 3),
+        "keepalives_count": 3,
+        "tcp_user_timeout": max(1000, int(deadline_seconds * 500)),
+        "connect_timeout": max(2, third),
+    }
+
+
 def _connected_port(conninfo: str) -> int | None:
     params = conninfo_to_dict(conninfo)
     port = params.get("port")

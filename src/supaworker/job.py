@@ -46,6 +46,9 @@ class Job:
     # threads read, cheaper per job than an Event.
     _cancel_requested: bool = field(default=False, repr=False, compare=False)
     _progress_sink: Callable[[Job, float, str | None], None] | None = field(default=None, repr=False, compare=False)
+    # Whether the database knows this attempt's handler began: a job claimed ahead of a free slot is not
+    # charged an attempt if its worker dies before running it, so its start is recorded just before.
+    _start_recorded: bool = field(default=True, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
@@ -69,9 +72,11 @@ class Job:
     @classmethod
     def from_claim(cls, row: tuple[Any, ...], worker_id: str) -> Job:
         # sql/queries/claim_jobs.sql selects the fields from `id` to `started_at` in declaration order, then
-        # has_parents.
-        *fields, has_parents = row
-        return cls(*fields, worker_id, bool(has_parents))
+        # has_parents and handler_started.
+        *fields, has_parents, started = row
+        job = cls(*fields, worker_id, bool(has_parents))
+        job._start_recorded = bool(started)
+        return job
 
 
 @dataclass(slots=True)

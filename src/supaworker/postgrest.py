@@ -86,6 +86,7 @@ def job_from_row(row: dict[str, Any], worker_id: str) -> Job:
         created_at=_time(row["created_at"]),  # type: ignore[arg-type]
         started_at=_time(row["started_at"]),  # type: ignore[arg-type]
         worker_id=worker_id,
+        _start_recorded=bool(row.get("handler_started", True)),
     )
 
 
@@ -172,18 +173,25 @@ class PostgrestWorkerStore:
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
+        start: int | None = None,
     ) -> list[Job]:
         rows = await self.rpc(
-            "claim_jobs",
+            "claim_jobs_v2",
             {
                 "p_worker_id": worker_id,
                 "p_types": list(types) if types is not None else None,
                 "p_limit": limit,
                 "p_lease_seconds": lease_seconds,
                 "p_queues": list(queues) if queues is not None else None,
+                "p_start": start,
             },
         )
-        return [job_from_row(row, worker_id) for row in rows or []]
+        jobs = [job_from_row(row, worker_id) for row in rows or []]
+        return sorted(jobs, key=lambda job: (job.priority, job.run_at, job.id))  # claim order
+
+    async def start_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
+        owned = await self.rpc("start_jobs", {"p_worker_id": worker_id, "p_ids": ids, "p_attempts": attempts})
+        return {int(i) for i in owned or []}
 
     async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
         done = await self.rpc(
@@ -200,11 +208,12 @@ class PostgrestWorkerStore:
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
+        start: int | None = None,
     ) -> tuple[set[int], list[Job]]:
         # Two requests over HTTP; a completion is never retried because the claim after it failed.
         done = await self.complete_jobs(worker_id, *completions)
         try:
-            return done, await self.claim_jobs(worker_id, types, limit, lease_seconds, queues)
+            return done, await self.claim_jobs(worker_id, types, limit, lease_seconds, queues, start)
         except DatabaseUnavailable as exc:
             log.warning("claiming failed, retrying", extra={"error": str(exc)})
             return done, []
@@ -245,13 +254,28 @@ class PostgrestWorkerStore:
         return {int(i) for i in released or []}
 
     async def rescue_expired_jobs(
-        self, *, limit: int, retry_base_seconds: float, retry_cap_seconds: float
-    ) -> list[tuple[int, str, int, str, str]]:
+        self,
+        *,
+        worker_id: str | None,
+        limit: int,
+        retry_base_seconds: float,
+        retry_cap_seconds: float,
+        grace_seconds: float,
+    ) -> list[tuple[int, str, int, str, str, bool]]:
         rows = await self.rpc(
-            "rescue_expired_jobs",
-            {"p_limit": limit, "p_retry_base_seconds": retry_base_seconds, "p_retry_cap_seconds": retry_cap_seconds},
+            "rescue_expired_jobs_v2",
+            {
+                "p_worker_id": worker_id,
+                "p_limit": limit,
+                "p_retry_base_seconds": retry_base_seconds,
+                "p_retry_cap_seconds": retry_cap_seconds,
+                "p_grace_seconds": grace_seconds,
+            },
         )
-        return [(int(r["id"]), r["type"], int(r["attempts"]), r["status"], r["worker_id"]) for r in rows or []]
+        return [
+            (int(r["id"]), r["type"], int(r["attempts"]), r["status"], r["worker_id"], bool(r["started"]))
+            for r in rows or []
+        ]
 
     async def ping(self, timeout: float) -> None:
         # A heartbeat of no jobs: proves the key may call the worker functions, and changes nothing.

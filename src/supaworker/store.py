@@ -322,6 +322,29 @@ class Store:
             c.execute(self.q.vacuum_jobs)
 
 
+def _in_claim_order(jobs: Iterable[Job]) -> list[Job]:
+    """The order the claim picked them in (and marked the first of them started)."""
+    return sorted(jobs, key=lambda job: (job.priority, job.run_at, job.id))
+
+
+def _claim_params(
+    worker_id: str,
+    types: Sequence[str] | None,
+    limit: int,
+    lease_seconds: float,
+    queues: Sequence[str] | None,
+    start: int | None,
+) -> dict[str, Any]:
+    return {
+        "worker_id": worker_id,
+        "types": list(types) if types is not None else None,
+        "limit": limit,
+        "lease_seconds": lease_seconds,
+        "queues": list(queues) if queues is not None else None,
+        "start": start,
+    }
+
+
 class WorkerStore:
     """The worker's queries, on an async pool in autocommit mode (each call is its own transaction)."""
 
@@ -336,17 +359,17 @@ class WorkerStore:
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
+        start: int | None = None,
     ) -> list[Job]:
-        params = {
-            "worker_id": worker_id,
-            "types": list(types) if types is not None else None,
-            "limit": limit,
-            "lease_seconds": lease_seconds,
-            "queues": list(queues) if queues is not None else None,
-        }
+        params = _claim_params(worker_id, types, limit, lease_seconds, queues, start)
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.claim_jobs, params)
-            return [Job.from_claim(row, worker_id) for row in await cur.fetchall()]
+            return _in_claim_order(Job.from_claim(row, worker_id) for row in await cur.fetchall())
+
+    async def start_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(self.q.start_jobs, {"worker_id": worker_id, "ids": ids, "attempts": attempts})
+            return {row[0] for row in await cur.fetchall()}
 
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
@@ -373,24 +396,20 @@ class WorkerStore:
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
+        start: int | None = None,
     ) -> tuple[set[int], list[Job]]:
-        """Writes a batch of completions and claims the next jobs in one round trip (pipeline mode). They stay
-        two transactions: a failed claim never undoes a completion."""
+        """Writes a batch of completions and claims the next jobs in one round trip (pipeline mode). In a
+        pipeline both statements run in one implicit transaction: an error in the claim rolls the completions
+        back too, and the caller writes them again (fencing makes that safe)."""
         ids, attempts, results = completions
         done_params = {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": json.dumps(results)}
-        claim_params = {
-            "worker_id": worker_id,
-            "types": list(types) if types is not None else None,
-            "limit": limit,
-            "lease_seconds": lease_seconds,
-            "queues": list(queues) if queues is not None else None,
-        }
+        claim_params = _claim_params(worker_id, types, limit, lease_seconds, queues, start)
         async with self.pool.connection() as conn:
             async with conn.pipeline():
                 done_cur = await conn.execute(self.q.complete_jobs, done_params)
                 claim_cur = await conn.execute(self.q.claim_jobs, claim_params)
             done = {row[0] for row in await done_cur.fetchall()}
-            jobs = [Job.from_claim(row, worker_id) for row in await claim_cur.fetchall()]
+            jobs = _in_claim_order(Job.from_claim(row, worker_id) for row in await claim_cur.fetchall())
         return done, jobs
 
     async def fail_job(
@@ -430,12 +449,20 @@ class WorkerStore:
             return {row[0] for row in await cur.fetchall()}
 
     async def rescue_expired_jobs(
-        self, *, limit: int, retry_base_seconds: float, retry_cap_seconds: float
-    ) -> list[tuple[int, str, int, str, str]]:
+        self,
+        *,
+        worker_id: str | None,
+        limit: int,
+        retry_base_seconds: float,
+        retry_cap_seconds: float,
+        grace_seconds: float,
+    ) -> list[tuple[int, str, int, str, str, bool]]:
         params = {
+            "worker_id": worker_id,
             "limit": limit,
             "retry_base_seconds": retry_base_seconds,
             "retry_cap_seconds": retry_cap_seconds,
+            "grace_seconds": grace_seconds,
         }
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.rescue_expired_jobs, params)

@@ -140,7 +140,9 @@ async def test_a_late_http_completion_is_fenced_out(supa: tuple[str, PostgREST])
     try:
         (job,) = await store.claim_jobs("slow-worker", None, 5, lease_seconds=0.1)
         await asyncio.sleep(0.3)  # the lease runs out (the database clock decides)
-        rescued = await store.rescue_expired_jobs(limit=10, retry_base_seconds=0, retry_cap_seconds=0)
+        rescued = await store.rescue_expired_jobs(
+            worker_id="fast-worker", limit=10, retry_base_seconds=0, retry_cap_seconds=0, grace_seconds=0
+        )
         assert [(r[0], r[3], r[4]) for r in rescued] == [(job_id, "pending", "slow-worker")]
         (again,) = await store.claim_jobs("fast-worker", None, 5, lease_seconds=30)
         assert again.attempt == 2

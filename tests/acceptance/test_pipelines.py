@@ -164,7 +164,7 @@ def test_worker_killed_mid_step_loses_no_step(db: str, store: Store, tmp_path: P
         assert done.status is BriefStatus.COMPLETED, done.error
         assert_ran_in_order(done)
         assert [s.attempts for s in done.steps] == [1, 1, 2, 1]
-        assert "stopped responding" in done.steps[2].errors[0]["error"]
+        assert "died while running the job" in done.steps[2].errors[0]["error"]
     finally:
         assert second.stop() == 0, second.log()
 

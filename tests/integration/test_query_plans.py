@@ -23,6 +23,13 @@ def stale(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
 
 def explained(conn: psycopg.Connection, query: str, params: tuple[object, ...] = ()) -> tuple[str, list[tuple]]:
     """The plan of the UPDATE of jobs that `query` runs inside a function, and the rows `query` returns."""
+    plans, rows = all_plans(conn, query, params)
+    [update] = [plan for plan in plans if "Update on jobs" in plan]
+    return update, rows
+
+
+def all_plans(conn: psycopg.Connection, query: str, params: tuple[object, ...] = ()) -> tuple[list[str], list[tuple]]:
+    """The plan of every statement `query` runs, nested ones included, and the rows it returns."""
     found: list[str] = []
     conn.execute("LOAD 'auto_explain'")
     conn.execute("SET auto_explain.log_min_duration = 0")
@@ -34,8 +41,7 @@ def explained(conn: psycopg.Connection, query: str, params: tuple[object, ...] =
     finally:
         conn.execute("SET auto_explain.log_min_duration = -1")
         conn.execute("RESET client_min_messages")
-    [update] = [plan.split("plan:", 1)[1] for plan in found if "Update on jobs" in plan]
-    return update, rows
+    return [plan.split("plan:", 1)[1] for plan in found if "plan:" in plan], rows
 
 
 def claim(conn: psycopg.Connection) -> list[tuple[int, int]]:
@@ -48,10 +54,49 @@ def assert_by_primary_key(plan: str) -> None:
 
 
 def test_claim_joins_the_picked_jobs_by_primary_key(stale: psycopg.Connection) -> None:
-    plan, claimed = explained(stale, "SELECT id FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,))
-    assert "Seq Scan on jobs j" not in plan, plan
-    assert "jobs_pkey" in plan and "jobs_claim_idx" in plan, plan
+    plans, claimed = all_plans(stale, "SELECT id FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,))
+    [pick] = [plan for plan in plans if "LockRows" in plan]
+    [update] = [plan for plan in plans if "Update on jobs" in plan]
+    assert "jobs_claim_idx" in pick and "Seq Scan" not in pick, pick
+    assert "jobs_pkey" in update and "Seq Scan on jobs j" not in update, update
     assert len(claimed) == BATCH
+
+
+@pytest.mark.parametrize("control", ["limit", "pause"])
+def test_claim_with_a_limit_or_a_pause_never_jit_compiles(stale: psycopg.Connection, control: str) -> None:
+    # enable_seqscan = off prices a disabled plan above jit_above_cost: without jit = off on the function,
+    # every claim compiled itself (hundreds of ms each).
+    stale.execute("SET jit = on")
+    if control == "limit":
+        stale.execute("SELECT supaworker.set_job_limits('t', 500, NULL, NULL)")
+    else:
+        stale.execute("INSERT INTO supaworker.job_controls (scope, name, paused) VALUES ('type', 'other', true)")
+    plans, claimed = all_plans(stale, "SELECT id FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,))
+    assert plans and len(claimed) == BATCH
+    jitted = [plan for plan in plans if "JIT:" in plan]
+    assert not jitted, jitted[0]
+
+
+def test_hot_functions_pin_jit_off(conn: psycopg.Connection) -> None:
+    rows = conn.execute(
+        """SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+            WHERE n.nspname = 'supaworker' AND p.proname = ANY (%s)
+              AND NOT coalesce('jit=off' = ANY (p.proconfig), false)""",
+        (
+            [
+                "claim_jobs",
+                "claim_jobs_v2",
+                "complete_jobs",
+                "fail_job",
+                "heartbeat_jobs",
+                "release_jobs",
+                "start_jobs",
+                "update_job_progress",
+                "rescue_expired_jobs_v2",
+            ],
+        ),
+    ).fetchall()
+    assert rows == []
 
 
 def test_complete_finds_each_job_of_the_batch_by_primary_key(stale: psycopg.Connection) -> None:

@@ -149,7 +149,7 @@ def test_rescue_retries_expired_jobs_and_fails_those_out_of_attempts(store: Stor
     conn.execute("SELECT pg_sleep(0.05)")
     rescued = conn.execute("SELECT id, status, worker_id FROM supaworker.rescue_expired_jobs(100, 0, 0)").fetchall()
     assert sorted(rescued) == [(retry.id, "pending", "dead"), (doomed.id, "failed", "dead")]
-    assert "stopped responding" in job(conn, retry.id)["last_error"]
+    assert "died while running the job" in job(conn, retry.id)["last_error"]
     assert job(conn, alive.id)["status"] == "processing"
     assert conn.execute("SELECT count(*) FROM supaworker.rescue_expired_jobs(100, 0, 0)").fetchone()[0] == 0
 

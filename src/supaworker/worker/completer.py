@@ -87,7 +87,9 @@ class Completer:
 
     @staticmethod
     def as_columns(batch: list[Completion]) -> tuple[list[int], list[int], list[Any]]:
-        return [c.job.id for c in batch], [c.job.attempt for c in batch], [c.result for c in batch]
+        # In id order, as the heartbeat locks the same rows: two orders deadlocked a worker with itself.
+        ordered = sorted(batch, key=lambda c: c.job.id)
+        return [c.job.id for c in ordered], [c.job.attempt for c in ordered], [c.result for c in ordered]
 
     async def run(self) -> None:
         while True:

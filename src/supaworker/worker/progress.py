@@ -46,7 +46,7 @@ class ProgressWriter:
             await self._wake.wait()
             self._wake.clear()
             batch, self._pending = self._pending, {}
-            ids = list(batch)
+            ids = sorted(batch)  # every multi-row write of a worker locks in id order
             try:
                 written = await self.store.update_job_progress(
                     self.worker_id,

@@ -36,7 +36,12 @@ class WorkerQueries(Protocol):
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
-    ) -> list[Job]: ...
+        start: int | None = None,
+    ) -> list[Job]:
+        """Claims up to `limit` jobs in claim order; the first `start` (default: all) count as started."""
+
+    async def start_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
+        """Records that the handlers of claimed-ahead jobs are about to run; returns the ids still owned."""
 
     async def complete_jobs(
         self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]
@@ -50,6 +55,7 @@ class WorkerQueries(Protocol):
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
+        start: int | None = None,
     ) -> tuple[set[int], list[Job]]:
         """complete_jobs() then claim_jobs(), in one round trip where the transport allows."""
 
@@ -70,7 +76,14 @@ class WorkerQueries(Protocol):
     async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]: ...
 
     async def rescue_expired_jobs(
-        self, *, limit: int, retry_base_seconds: float, retry_cap_seconds: float
-    ) -> list[tuple[int, str, int, str, str]]: ...
+        self,
+        *,
+        worker_id: str | None,
+        limit: int,
+        retry_base_seconds: float,
+        retry_cap_seconds: float,
+        grace_seconds: float,
+    ) -> list[tuple[int, str, int, str, str, bool]]:
+        """(id, type, attempts, status, dead worker, whether its handler had started) per job moved."""
 
     async def ping(self, timeout: float) -> None: ...

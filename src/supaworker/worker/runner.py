@@ -22,14 +22,16 @@ from psycopg import sql as pgsql
 from psycopg_pool import AsyncConnectionPool
 
 from ..config import Settings
-from ..db import ConnectionProfile
+from ..db import ConnectionProfile, liveness_kwargs
 from ..job import Job
 from ..registry import Registry
 from ..store import WorkerStore
 from .completer import Completer
 from .executor import Executor, Outcome
+from .lease import LeaseKeeper
 from .progress import ProgressWriter
 from .protocol import TRANSIENT_ERRORS, WorkerQueries
+from .starter import StartRecorder
 
 log = logging.getLogger("supaworker.worker")
 
@@ -111,7 +113,9 @@ class _Running:
     job: Job
     slot: asyncio.Task[None]  # the slot task running the job: cancelling it stops the job
     deadline: float = math.inf  # loop time; armed when the handler starts
+    started: bool = False  # its start is recorded and its handler runs (or ran)
     timed_out: bool = False
+    fenced: bool = False  # stopped because the worker lost the database for most of a lease
     cancels: int = 0  # cancellations sent to the slot for this job, taken back when the job ends
 
     def stop(self) -> None:
@@ -148,7 +152,11 @@ class Worker:
                 min_size=2,
                 max_size=6,
                 # The application name lets the dashboard list live workers from pg_stat_activity.
-                kwargs={**profile.connect_kwargs, "application_name": f"supaworker:{self.worker_id}"},
+                kwargs={
+                    **profile.connect_kwargs,
+                    **liveness_kwargs(options.lease_seconds),
+                    "application_name": f"supaworker:{self.worker_id}",
+                },
                 open=False,
                 name=f"supaworker-{self.worker_id}",
             )
@@ -166,9 +174,21 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self.completer = Completer(self.store, self.worker_id, on_written=self._slot_freed.set)
         self.progress = ProgressWriter(self.store, self.worker_id)
+        self.starter = StartRecorder(self.store, self.worker_id)
+        self.leases = LeaseKeeper(
+            self.store,
+            self.worker_id,
+            options.lease_seconds,
+            held=self._held_ids,
+            on_lost=self._lost,
+            on_fence=self._fence,
+            on_recover=self._recover,
+            on_trouble=self._trouble,
+        )
         self.services = list(services)
         self._early_cancels: dict[int, float] = {}
-        self._heartbeat_now = asyncio.Event()
+        self._db_trouble_at = -math.inf  # monotonic time the database last failed a statement of ours
+        self._to_release: list[Job] = []  # claimed, never started, dropped while fenced: handed back after
         self._watch_due = math.inf  # when the watchdog next looks at the running jobs' deadlines
         self._watch_sooner = asyncio.Event()
         self._services: list[asyncio.Task[None]] = []
@@ -215,7 +235,8 @@ class Worker:
         )
         self._services = [
             asyncio.create_task(self.completer.run(), name="completer"),
-            asyncio.create_task(self._heartbeat_loop(), name="heartbeat"),
+            asyncio.create_task(self.leases.run(), name="leases"),
+            asyncio.create_task(self.starter.run(), name="starter"),
             asyncio.create_task(self._rescue_loop(), name="rescuer"),
             asyncio.create_task(self.progress.run(), name="progress"),
             asyncio.create_task(self._watchdog_loop(), name="watchdog"),
@@ -241,6 +262,12 @@ class Worker:
     async def _claim_loop(self) -> None:
         delay = RECONNECT_DELAY_SECONDS
         while not self._stopping.is_set():
+            if self.leases.fenced:
+                await self._wait_unfenced()
+                continue
+            if self._to_release:
+                released, self._to_release = self._to_release, []
+                await self._release(released)
             self._slot_freed.clear()
             if self.options.queue_concurrency:
                 targets = self._queue_targets(self._held())
@@ -261,6 +288,7 @@ class Worker:
                     short = short or len(jobs) < want
                 delay = RECONNECT_DELAY_SECONDS
             except TRANSIENT_ERRORS as exc:
+                self._trouble()
                 log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
                 await self._sleep_unless_stopping(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
@@ -269,19 +297,42 @@ class Worker:
                 await self._wait_for_work()
 
     async def _claim(self, want: int, queues: Sequence[str] | None) -> list[Job]:
-        """Claims up to `want` jobs, carrying the buffered completions in the same round trip."""
+        """Claims up to `want` jobs, carrying the buffered completions in the same round trip. The jobs that
+        go straight to free slots are marked started by the claim; the rest are started by the starter."""
+        start = min(want, max(0, self.options.concurrency - len(self._running) - len(self._queued)))
+        if self.options.queue_concurrency:
+            start = want  # no prefetch: every job claimed has a slot of its queue free
         batch = self.completer.take()
+        sent = time.monotonic()
         if not batch:
-            return await self.store.claim_jobs(self.worker_id, self.types, want, self.options.lease_seconds, queues)
-        try:
-            done, jobs = await self.store.complete_and_claim_jobs(
-                self.worker_id, self.completer.as_columns(batch), self.types, want, self.options.lease_seconds, queues
+            jobs = await self.store.claim_jobs(
+                self.worker_id, self.types, want, self.options.lease_seconds, queues, start
             )
-        except BaseException:
-            self.completer.give_back(batch)
-            raise
-        self.completer.settle(batch, done)
+        else:
+            try:
+                done, jobs = await self.store.complete_and_claim_jobs(
+                    self.worker_id,
+                    self.completer.as_columns(batch),
+                    self.types,
+                    want,
+                    self.options.lease_seconds,
+                    queues,
+                    start,
+                )
+            except BaseException:
+                self.completer.give_back(batch)
+                raise
+            self.completer.settle(batch, done)
+        if jobs:
+            self.leases.claimed(sent)
         return jobs
+
+    async def _wait_unfenced(self) -> None:
+        wait = asyncio.create_task(self.leases.recovered.wait())
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
+        wait.cancel()
+        stop.cancel()
 
     def _held(self) -> int:
         """Buffered completions beyond one slot's worth hold slots: bounds what a crash can make run twice."""
@@ -386,19 +437,31 @@ class Worker:
             running.stop()
 
     async def _run_job(self, job: Job, running: _Running) -> None:
+        if not await self.starter.record(job):
+            log.warning("job lost before it started: no longer owned by this worker", extra={"job_id": job.id})
+            return
+        running.started = True
         log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
         if job.has_parents:
             await self._load_upstream(job)
         timeout = self.executor.timeout_for(job)
-        running.deadline = asyncio.get_running_loop().time() + timeout
+        began = asyncio.get_running_loop().time()
+        running.deadline = began + timeout
         if running.deadline < self._watch_due:
             self._watch_sooner.set()
         try:
             outcome = await self.executor.execute(job)
         except asyncio.CancelledError:
-            if not running.timed_out:
+            if not (running.timed_out or running.fenced):
                 raise  # a stop, a cancel_job() or a lost lease
-        if running.timed_out:
+        if running.fenced:
+            # Abandoned while the database was out of reach; recorded (and retried) once it answers again.
+            outcome = Outcome(
+                False,
+                asyncio.get_running_loop().time() - began,
+                error=f"worker {self.worker_id} lost the database for most of a lease and stopped the job",
+            )
+        elif running.timed_out:
             # The watchdog's own cancellation (even if the handler swallowed it): recorded as a failed attempt.
             outcome = Outcome(False, timeout, error=f"TimeoutError: job timed out after {timeout:g}s")
         if outcome.ok:
@@ -417,6 +480,7 @@ class Worker:
                 rows = await self.store.upstream_results(job.id)
                 break
             except TRANSIENT_ERRORS as exc:
+                self._trouble()
                 log.warning("loading upstream results failed, retrying", extra={"job_id": job.id, "error": str(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
@@ -445,6 +509,7 @@ class Worker:
                 )
                 break
             except TRANSIENT_ERRORS as exc:
+                self._trouble()
                 log.warning("recording a failure failed, retrying", extra={**fields, "error": str(exc).strip()})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RECONNECT_DELAY_MAX_SECONDS)
@@ -477,12 +542,15 @@ class Worker:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.profile.conninfo, autocommit=True, prepare_threshold=None
+                    self.profile.conninfo,
+                    autocommit=True,
+                    prepare_threshold=None,
+                    **liveness_kwargs(self.options.lease_seconds),
                 ) as conn:
                     await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(f"{self.schema}_jobs")))
                     delay = RECONNECT_DELAY_SECONDS
                     self._wakeup.set()  # anything inserted while we were not listening
-                    self._heartbeat_now.set()  # and any job cancelled meanwhile: the heartbeat finds those
+                    self.leases.renew_now()  # and any job cancelled meanwhile: the heartbeat finds those
                     async for notify in conn.notifies():
                         if notify.payload.startswith(CANCEL_PREFIX):
                             with contextlib.suppress(ValueError):
@@ -519,52 +587,93 @@ class Worker:
                 async with asyncio.timeout_at(None if due == math.inf else due):
                     await self._watch_sooner.wait()
 
-    async def _heartbeat_loop(self) -> None:
-        interval = self.options.lease_seconds / 3
-        while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(interval):
-                    await self._heartbeat_now.wait()
-            self._heartbeat_now.clear()
-            ids = list(self._running) + [job.id for job in self._queued] + self.completer.job_ids()
-            if not ids:
+    # -- leases ---------------------------------------------------------------------------------------
+    def _held_ids(self) -> list[int]:
+        """Every job this worker holds a lease on: running, claimed ahead, finished but not yet recorded."""
+        return list(self._running) + [job.id for job in self._queued] + self.completer.job_ids()
+
+    def _lost(self, lost: set[int]) -> None:
+        """Jobs the heartbeat no longer owns (rescued or cancelled): their outcome would be rejected."""
+        if self._queued:
+            self._queued = deque(job for job in self._queued if job.id not in lost)
+        for job_id in lost:
+            if job_id in self._running:
+                self._cancel_running(job_id, "job lost: no longer owned by this worker")
+
+    def _trouble(self) -> None:
+        self._db_trouble_at = time.monotonic()
+
+    def _fence(self, silent_seconds: float) -> None:
+        """No lease renewed for most of a lease: another worker may soon be given these jobs, so stop them.
+        Started jobs fail this attempt (recorded once the database answers); the others are handed back."""
+        never_started = list(self._queued)
+        self._queued = deque()
+        stopped = 0
+        for running in list(self._running.values()):
+            if not running.started:
+                never_started.append(running.job)
+                running.stop()
                 continue
-            try:
-                owned = await self.store.heartbeat_jobs(self.worker_id, ids, self.options.lease_seconds)
-            except TRANSIENT_ERRORS as exc:
-                log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
-                continue
-            # Only ids sent in this heartbeat: jobs claimed while it was in flight are not in `owned`.
-            lost = set(ids) - owned
-            if lost and self._queued:
-                self._queued = deque(job for job in self._queued if job.id not in lost)
-            for job_id in lost:
-                if job_id in self._running:
-                    # Rescued or cancelled: its outcome would be rejected, so stop spending work on it.
-                    self._cancel_running(job_id, "job lost: no longer owned by this worker")
+            running.fenced = True
+            running.job.request_cancel()
+            handler = self.registry.get(running.job.type)
+            if handler is None or handler.is_async or handler.inline:
+                running.stop()
+            stopped += 1
+        self._to_release += never_started
+        log.error(
+            "lost the database: no lease renewed for most of a lease; running jobs stopped, claiming paused",
+            extra={
+                "worker_id": self.worker_id,
+                "silent_seconds": round(silent_seconds, 1),
+                "stopped": stopped,
+                "handed_back": len(never_started),
+            },
+        )
+
+    def _recover(self, fenced_seconds: float) -> None:
+        log.warning(
+            "database reachable again: claiming resumed",
+            extra={"worker_id": self.worker_id, "fenced_seconds": round(fenced_seconds, 1)},
+        )
+        self._wakeup.set()
 
     async def _rescue_loop(self) -> None:
         while True:
             await asyncio.sleep(self.options.rescue_interval_seconds)
+            # After trouble of its own a rescuer cannot tell a dead worker from one that was cut off as it
+            # was: the owners get a full lease to renew before anything of theirs is taken.
+            if self.leases.fenced or time.monotonic() - self._db_trouble_at < self.options.lease_seconds:
+                continue
             try:
                 rescued = await self.store.rescue_expired_jobs(
+                    worker_id=self.worker_id,
                     limit=RESCUE_BATCH,
                     retry_base_seconds=self.options.retry_base_seconds,
                     retry_cap_seconds=self.options.retry_cap_seconds,
+                    grace_seconds=self.options.lease_seconds,
                 )
             except TRANSIENT_ERRORS as exc:
+                self._trouble()
                 log.warning("rescue failed", extra={"error": str(exc).strip()})
                 continue
-            for job_id, job_type, attempts, status, dead_worker in rescued:
+            handed_back = [job_id for job_id, _, _, _, _, started in rescued if not started]
+            for job_id, job_type, attempts, status, dead_worker, started in rescued:
+                if started:
+                    log.warning(
+                        "job rescued from a dead worker",
+                        extra={
+                            "job_id": job_id,
+                            "type": job_type,
+                            "attempt": attempts,
+                            "status": status,
+                            "dead_worker": dead_worker,
+                        },
+                    )
+            if handed_back:
                 log.warning(
-                    "job rescued from a dead worker",
-                    extra={
-                        "job_id": job_id,
-                        "type": job_type,
-                        "attempt": attempts,
-                        "status": status,
-                        "dead_worker": dead_worker,
-                    },
+                    "jobs a dead worker had claimed but not started handed back, uncharged",
+                    extra={"jobs": len(handed_back), "ids": handed_back[:20]},
                 )
             if rescued:
                 self._wakeup.set()
@@ -595,6 +704,7 @@ class Worker:
     async def _release(self, jobs: list[Job]) -> None:
         if not jobs:
             return
+        jobs = sorted(jobs, key=lambda job: job.id)  # every multi-row write of a worker locks in id order
         ids = [job.id for job in jobs]
         try:
             released = await self.store.release_jobs(self.worker_id, ids, [job.attempt for job in jobs])

@@ -1,6 +1,8 @@
--- Claims up to %(limit)s runnable jobs for one worker (see claim_jobs() in the migrations). has_parents tells
--- the worker to load the results of the job's upstream steps before running it.
+-- Claims up to %(limit)s runnable jobs for one worker (see claim_jobs_v2() in the migrations); the first
+-- %(start)s in claim order are marked started, the rest wait for start_jobs(). has_parents tells the worker
+-- to load the results of the job's upstream steps before running it.
 SELECT c.id, c.type, c.queue, c.priority, c.payload, c.attempts, c.max_attempts, c.timeout_seconds, c.brief_id,
        c.run_at, c.created_at, c.started_at,
-       EXISTS (SELECT 1 FROM {{schema}}.job_dependencies d WHERE d.job_id = c.id) AS has_parents
-  FROM {{schema}}.claim_jobs(%(worker_id)s, %(types)s, %(limit)s, %(lease_seconds)s, %(queues)s) c
+       EXISTS (SELECT 1 FROM {{schema}}.job_dependencies d WHERE d.job_id = c.id) AS has_parents,
+       c.handler_started
+  FROM {{schema}}.claim_jobs_v2(%(worker_id)s, %(types)s, %(limit)s, %(lease_seconds)s, %(queues)s, %(start)s) c

@@ -1,3 +1,5 @@
--- Retries or fails jobs whose worker stopped heartbeating.
-SELECT id, type, attempts, status::text, worker_id
-  FROM {{schema}}.rescue_expired_jobs(%(limit)s, %(retry_base_seconds)s, %(retry_cap_seconds)s)
+-- Retries or fails the started jobs of workers that stopped heartbeating, and hands back the ones they had
+-- only claimed ahead; never the rescuer's own, and nothing in the first %(grace_seconds)s after a restart.
+SELECT id, type, attempts, status::text, worker_id, started
+  FROM {{schema}}.rescue_expired_jobs_v2(
+         %(worker_id)s, %(limit)s, %(retry_base_seconds)s, %(retry_cap_seconds)s, %(grace_seconds)s)

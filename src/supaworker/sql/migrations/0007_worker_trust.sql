@@ -1,0 +1,276 @@
+-- 0007: a crash charges an attempt only to jobs whose handler started; an outage is not a death; no JIT.
+--
+-- A worker claims jobs ahead of its free slots (prefetch). Until now every claimed job counted as started,
+-- so the rescue of a dead worker charged an attempt to each job it had merely prefetched: one job that kills
+-- its worker, restarted three times, failed everything that worker held. Now a row says whether its handler
+-- began (`handler_started`): the claim sets it for the jobs that go straight to free slots, and the worker
+-- records the others with start_jobs() before their handlers run. The rescue charges only started jobs and
+-- hands the others back as if they had never been claimed.
+--
+-- The rescue also gives live owners a chance after an outage: nothing is rescued until the server has been
+-- up for one lease (every lease expired while it was down, for the living as for the dead), and a worker
+-- never rescues its own jobs.
+--
+-- Every hot function runs with JIT off: `enable_seqscan = off` prices a disabled plan at ~1e10, above
+-- jit_above_cost, so with a pause or a limit set each claim compiled itself (300 ms instead of 1 ms).
+
+ALTER TABLE {{schema}}.jobs ADD COLUMN handler_started boolean NOT NULL DEFAULT false;
+COMMENT ON COLUMN {{schema}}.jobs.handler_started IS
+  'processing only: the handler of this attempt began (false: claimed ahead, not yet run)';
+
+-- Claims up to p_limit runnable jobs in claim order; the first p_start of them are marked started (they go
+-- straight to free slots).
+CREATE FUNCTION {{schema}}.claim_jobs_v2(
+  p_worker_id text,
+  p_types text[] DEFAULT NULL,
+  p_limit integer DEFAULT 1,
+  p_lease_seconds double precision DEFAULT 30,
+  p_queues text[] DEFAULT NULL,
+  p_start integer DEFAULT NULL
+) RETURNS SETOF {{schema}}.jobs
+LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+  v_ids bigint[];
+  v_paused_types text[];
+  v_paused_queues text[];
+  v_limited text[];
+  v_allowed integer[];
+BEGIN
+  IF NOT EXISTS (
+       SELECT 1 FROM {{schema}}.job_controls k
+        WHERE (k.scope = 'type' AND (p_types IS NULL OR k.name = ANY (p_types)))
+           OR (k.scope = 'queue' AND (p_queues IS NULL OR k.name = ANY (p_queues)))) THEN
+    v_ids := ARRAY(
+      SELECT c.id FROM {{schema}}.jobs c
+       WHERE c.status = 'pending'
+         AND c.run_at <= now()
+         AND (p_types IS NULL OR c.type = ANY (p_types))
+         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+       ORDER BY c.priority, c.run_at, c.id
+       LIMIT p_limit
+         FOR UPDATE SKIP LOCKED);
+  ELSE
+    SELECT coalesce(array_agg(k.name) FILTER (WHERE k.scope = 'type' AND k.paused), '{}'),
+           coalesce(array_agg(k.name) FILTER (WHERE k.scope = 'queue' AND k.paused), '{}')
+      INTO v_paused_types, v_paused_queues
+      FROM {{schema}}.job_controls k
+     WHERE k.paused;
+
+    PERFORM 1 FROM {{schema}}.job_controls k
+     WHERE k.scope = 'type' AND NOT k.paused AND (k.max_running IS NOT NULL OR k.rate_limit IS NOT NULL)
+       AND (p_types IS NULL OR k.name = ANY (p_types))
+     ORDER BY k.name
+       FOR UPDATE;
+
+    SELECT coalesce(array_agg(k.name ORDER BY k.name), '{}'),
+           coalesce(array_agg(greatest(0, least(
+             p_limit,
+             k.max_running - (SELECT count(*) FROM {{schema}}.jobs r
+                               WHERE r.type = k.name AND r.status = 'processing'),
+             CASE WHEN k.window_started_at IS NULL
+                    OR k.window_started_at + make_interval(secs => k.rate_period_seconds) <= now()
+                  THEN k.rate_limit ELSE k.rate_limit - k.window_count END)) ORDER BY k.name), '{}')
+      INTO v_limited, v_allowed
+      FROM {{schema}}.job_controls k
+     WHERE k.scope = 'type' AND NOT k.paused AND (k.max_running IS NOT NULL OR k.rate_limit IS NOT NULL)
+       AND (p_types IS NULL OR k.name = ANY (p_types));
+
+    v_ids := ARRAY(
+      WITH free AS (
+        SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+         WHERE c.status = 'pending'
+           AND c.run_at <= now()
+           AND (p_types IS NULL OR c.type = ANY (p_types))
+           AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+           AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types) AND c.queue <> ALL (v_paused_queues)
+         ORDER BY c.priority, c.run_at, c.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+      ), limited AS (
+        SELECT l.id, l.priority, l.run_at
+          FROM unnest(v_limited, v_allowed) AS a(type, allowed)
+         CROSS JOIN LATERAL (
+               SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+                WHERE c.status = 'pending'
+                  AND c.run_at <= now()
+                  AND c.type = a.type
+                  AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+                  AND c.queue <> ALL (v_paused_queues)
+                ORDER BY c.priority, c.run_at, c.id
+                LIMIT a.allowed
+                  FOR UPDATE SKIP LOCKED) l
+         WHERE a.allowed > 0
+      )
+      SELECT u.id FROM (SELECT * FROM free UNION ALL SELECT * FROM limited) u
+       ORDER BY u.priority, u.run_at, u.id
+       LIMIT p_limit);
+
+    -- Rate windows: a claim after the window ran out opens a new one (BullMQ's fixed-window limiter).
+    UPDATE {{schema}}.job_controls k
+       SET window_started_at = CASE WHEN k.window_started_at IS NULL
+                                      OR k.window_started_at + make_interval(secs => k.rate_period_seconds) <= now()
+                                    THEN now() ELSE k.window_started_at END,
+           window_count = CASE WHEN k.window_started_at IS NULL
+                                 OR k.window_started_at + make_interval(secs => k.rate_period_seconds) <= now()
+                               THEN n.claimed ELSE k.window_count + n.claimed END
+      FROM (SELECT c.type, count(*)::integer AS claimed FROM {{schema}}.jobs c
+             WHERE c.id = ANY (v_ids) GROUP BY c.type) n
+     WHERE k.scope = 'type' AND k.name = n.type AND k.rate_limit IS NOT NULL;
+  END IF;
+
+  IF cardinality(v_ids) = 0 THEN
+    RETURN;
+  END IF;
+  -- In no particular order: claim order is (priority, run_at, id), which the worker sorts by again (cheaper
+  -- there than a join back to v_ids here), and the first p_start of it are the ones marked started.
+  RETURN QUERY
+  UPDATE {{schema}}.jobs j
+     SET status = 'processing',
+         worker_id = p_worker_id,
+         attempts = j.attempts + 1,
+         started_at = now(),
+         lease_expires_at = now() + make_interval(secs => p_lease_seconds),
+         handler_started = j.id = ANY (v_ids[1:coalesce(p_start, p_limit)])
+   WHERE j.id = ANY (v_ids)
+  RETURNING j.*;
+END $$
+SET enable_sort = off
+SET enable_seqscan = off
+SET jit = off
+SET plan_cache_mode = force_generic_plan;
+
+-- The release before this one claims through this signature: every job it claims counts as started.
+CREATE OR REPLACE FUNCTION {{schema}}.claim_jobs(
+  p_worker_id text,
+  p_types text[] DEFAULT NULL,
+  p_limit integer DEFAULT 1,
+  p_lease_seconds double precision DEFAULT 30,
+  p_queues text[] DEFAULT NULL
+) RETURNS SETOF {{schema}}.jobs
+LANGUAGE sql VOLATILE AS $$
+  SELECT * FROM {{schema}}.claim_jobs_v2(p_worker_id, p_types, p_limit, p_lease_seconds, p_queues, p_limit)
+$$
+SET jit = off;
+
+-- Records that the handlers of claimed-ahead jobs are about to run; returns the ids still owned (a missing id
+-- was lost: cancelled or rescued). Rows are locked in id order, as by every multi-row write of a worker.
+CREATE FUNCTION {{schema}}.start_jobs(p_worker_id text, p_ids bigint[], p_attempts integer[])
+RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+  UPDATE {{schema}}.jobs j
+     SET handler_started = true, started_at = now()
+    FROM (SELECT * FROM unnest(p_ids, p_attempts) AS u(id, attempt) ORDER BY u.id) AS r
+   WHERE j.id = r.id AND j.worker_id = p_worker_id AND j.attempts = r.attempt
+     AND j.status::text = 'processing'
+  RETURNING j.id
+$$
+SET enable_seqscan = off
+SET jit = off;
+
+-- Jobs whose worker stopped heartbeating. A job whose handler had started is retried with backoff, or failed
+-- when its attempts are used up (the lost attempt counts, so a job that kills its worker cannot loop
+-- forever). A job that was only claimed ahead goes back to pending as it was, uncharged.
+-- Nothing is rescued until the server has been up for p_grace_seconds (an outage expires every lease, the
+-- live owners' too), nor what belongs to p_worker_id (the rescuer's own worker, alive by definition).
+CREATE FUNCTION {{schema}}.rescue_expired_jobs_v2(
+  p_worker_id text DEFAULT NULL,
+  p_limit integer DEFAULT 1000,
+  p_retry_base_seconds double precision DEFAULT 5,
+  p_retry_cap_seconds double precision DEFAULT 3600,
+  p_grace_seconds double precision DEFAULT 30
+) RETURNS TABLE (id bigint, type text, attempts integer, status {{schema}}.job_status, worker_id text,
+                 started boolean)
+LANGUAGE plpgsql AS $$
+DECLARE
+  v_ids bigint[];
+  v_types text[];
+  v_attempts integer[];
+  v_statuses {{schema}}.job_status[];
+  v_workers text[];
+  v_started boolean[];
+  v_failed bigint[];
+BEGIN
+  IF pg_postmaster_start_time() + make_interval(secs => p_grace_seconds) > now() THEN
+    RETURN;
+  END IF;
+  WITH expired AS (
+    SELECT e.id, e.worker_id, e.handler_started FROM {{schema}}.jobs e
+     WHERE e.status = 'processing' AND e.lease_expires_at < now()
+       AND e.worker_id IS DISTINCT FROM p_worker_id
+     ORDER BY e.lease_expires_at
+     LIMIT p_limit
+       FOR UPDATE SKIP LOCKED
+  ), moved AS (
+    UPDATE {{schema}}.jobs j
+       SET status = CASE WHEN NOT e.handler_started OR j.attempts < j.max_attempts
+                         THEN 'pending' ELSE 'failed' END::{{schema}}.job_status,
+           attempts = CASE WHEN e.handler_started THEN j.attempts ELSE j.attempts - 1 END,
+           run_at = CASE WHEN e.handler_started AND j.attempts < j.max_attempts
+                         THEN now() + {{schema}}.retry_delay(j.attempts, p_retry_base_seconds, p_retry_cap_seconds)
+                         ELSE j.run_at END,
+           completed_at = CASE WHEN e.handler_started AND j.attempts >= j.max_attempts THEN now() END,
+           last_error = CASE WHEN e.handler_started
+                             THEN format('worker %s died while running the job (lease expired)', j.worker_id)
+                             ELSE j.last_error END,
+           errors = CASE WHEN e.handler_started
+                         THEN j.errors || jsonb_build_object(
+                           'attempt', j.attempts,
+                           'error', format('worker %s died while running the job (lease expired)', j.worker_id),
+                           'at', now(), 'worker_id', j.worker_id)
+                         ELSE j.errors END,
+           worker_id = CASE WHEN e.handler_started THEN j.worker_id END,
+           started_at = CASE WHEN e.handler_started THEN j.started_at END,
+           lease_expires_at = NULL,
+           handler_started = false
+      FROM expired e
+     WHERE j.id = e.id
+    RETURNING j.id, j.type, j.attempts, j.status, e.worker_id, e.handler_started
+  )
+  SELECT array_agg(m.id), array_agg(m.type), array_agg(m.attempts), array_agg(m.status),
+         array_agg(m.worker_id), array_agg(m.handler_started)
+    INTO v_ids, v_types, v_attempts, v_statuses, v_workers, v_started
+    FROM moved m;
+  IF v_ids IS NULL THEN
+    RETURN;
+  END IF;
+  SELECT array_agg(f.id) INTO v_failed FROM unnest(v_ids, v_statuses) AS f(id, status) WHERE f.status = 'failed';
+  IF v_failed IS NOT NULL THEN
+    PERFORM {{schema}}.cancel_dependents(v_failed, 'cancelled: a dependency failed (worker lost)');
+  END IF;
+  RETURN QUERY SELECT * FROM unnest(v_ids, v_types, v_attempts, v_statuses, v_workers, v_started);
+END $$
+SET enable_seqscan = off
+SET jit = off;
+
+-- The release before this one rescues through this signature: it gets the same rules, without knowing its
+-- own worker or lease (the default lease is the grace).
+CREATE OR REPLACE FUNCTION {{schema}}.rescue_expired_jobs(
+  p_limit integer DEFAULT 1000,
+  p_retry_base_seconds double precision DEFAULT 5,
+  p_retry_cap_seconds double precision DEFAULT 3600
+) RETURNS TABLE (id bigint, type text, attempts integer, status {{schema}}.job_status, worker_id text)
+LANGUAGE sql AS $$
+  SELECT r.id, r.type, r.attempts, r.status, r.worker_id
+    FROM {{schema}}.rescue_expired_jobs_v2(NULL, p_limit, p_retry_base_seconds, p_retry_cap_seconds) r
+$$;
+
+-- The rest of the worker's hot functions: never JIT-compiled (see above).
+ALTER FUNCTION {{schema}}.complete_jobs(text, bigint[], integer[], jsonb[]) SET jit = off;
+ALTER FUNCTION {{schema}}.fail_job(bigint, text, text, integer, double precision, double precision, boolean)
+  SET jit = off;
+ALTER FUNCTION {{schema}}.heartbeat_jobs(text, bigint[], double precision) SET jit = off;
+ALTER FUNCTION {{schema}}.release_jobs(text, bigint[], integer[]) SET jit = off;
+ALTER FUNCTION {{schema}}.update_job_progress(text, bigint[], integer[], real[], text[]) SET jit = off;
+
+-- New functions are executable by no one but their owner (0004's default privileges); workers over
+-- PostgREST run as service_role.
+DO $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
+    GRANT EXECUTE ON FUNCTION
+      {{schema}}.claim_jobs_v2(text, text[], integer, double precision, text[], integer),
+      {{schema}}.start_jobs(text, bigint[], integer[]),
+      {{schema}}.rescue_expired_jobs_v2(text, integer, double precision, double precision, double precision)
+    TO service_role;
+  END IF;
+END $$;
