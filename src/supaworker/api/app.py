@@ -28,6 +28,7 @@ from .auth import require_read
 from .feed import ChangeFeed
 from .limits import BodySizeLimit
 from .metrics import JobMetrics
+from .security import SecurityHeaders
 from .settings import ApiSettings
 
 log = logging.getLogger("supaworker.api")
@@ -77,6 +78,7 @@ def create_app(
     app.state.feed = feed
     app.state.metrics = JobMetrics(feed)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeaders)
     app.include_router(jobs.router)
     app.include_router(briefs.router)
     _add_error_handlers(app)

@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import HTTPException, Request
 
-from .settings import ApiSettings
+from .settings import ApiSettings, is_loopback
 
 
 def _presented_key(request: Request) -> str | None:
@@ -46,8 +46,39 @@ def require_write(request: Request) -> None:
     check_key(request, request.app.state.settings)
 
 
-def require_read(request: Request) -> None:
-    """FastAPI dependency for endpoints that only read."""
+def reads_are_open(request: Request) -> bool:
+    """Whether this request may read without a key.
+
+    Reads that are open only because the server listens on loopback are open only to requests that name a
+    loopback host: a web page on another site that points its own name at 127.0.0.1 (DNS rebinding) sends
+    its own name in `Host` and is refused.
+    """
     settings: ApiSettings = request.app.state.settings
     if not settings.reads_are_public:
+        return False
+    if settings.public_reads is not None:
+        return True
+    return is_loopback_host_header(request.headers.get("host", ""))
+
+
+def is_loopback_host_header(value: str) -> bool:
+    """`localhost`, `127.0.0.1`, `[::1]`, a `*.localhost` name, each with or without a port."""
+    host = value.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else ""
+    elif host.count(":") == 1:
+        host = host.rsplit(":", 1)[0]
+    host = host.rstrip(".")
+    return host == "localhost" or host.endswith(".localhost") or (bool(host) and is_loopback(host))
+
+
+def require_read(request: Request) -> None:
+    """FastAPI dependency for endpoints that only read."""
+    if not reads_are_open(request):
+        settings: ApiSettings = request.app.state.settings
+        if settings.reads_are_public and _presented_key(request) is None:
+            raise _unauthorized(
+                "reads without a key are open only to requests for localhost or 127.0.0.1 "
+                f"(this one asked for {request.headers.get('host', '')!r}); send Authorization: Bearer <key>"
+            )
         check_key(request, settings)

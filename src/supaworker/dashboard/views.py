@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from ..api.auth import require_read
+from ..api.auth import reads_are_open, require_read
 from ..api.feed import ChangeFeed, Snapshot
 from ..api.models import StorableText
 from ..briefs import Brief
@@ -132,7 +132,7 @@ TypeFilter = Annotated[StorableText | None, Query(max_length=128)]
 def dashboard(request: Request, type: TypeFilter = None, status: str | None = Query(None)) -> HTMLResponse:
     settings = request.app.state.settings
     filters = _filters(type, status)
-    public = settings.reads_are_public
+    public = reads_are_open(request)
     panels = _trusted(render_panels(request, filters)) if public else {}
     page = _env.get_template("dashboard.html").render(
         panels=panels, public=public, filters=filters, has_keys=bool(settings.keys)
