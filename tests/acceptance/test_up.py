@@ -3,12 +3,16 @@ briefs run through their pipelines, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
+import http.server
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -171,3 +175,45 @@ def _get(url: str) -> int | None:
         return httpx.get(url, timeout=2).status_code
     except httpx.HTTPError:
         return None
+
+
+class _Health(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("holder", ["plain-socket", "another-health-endpoint"])
+def test_up_with_its_health_port_taken_names_the_port_and_option_at_once(db: str, holder: str) -> None:
+    port, health_port = free_port(), free_port()
+    if holder == "plain-socket":
+        taken = socket.socket()
+        taken.bind(("127.0.0.1", health_port))
+        taken.listen()
+        close = taken.close
+    else:
+        server = http.server.HTTPServer(("127.0.0.1", health_port), _Health)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+
+        def close() -> None:
+            server.shutdown()
+            server.server_close()
+
+    try:
+        started = time.monotonic()
+        result = subprocess.run(
+            [sys.executable, "-m", "supaworker", "up", "--port", str(port), "--health-port", str(health_port)],
+            env=subprocess_env(db, SUPAWORKER_API_KEY=KEY), cwd=REPO, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    finally:
+        close()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert time.monotonic() - started < 30
+    assert f"health port {health_port} on 127.0.0.1 is taken" in result.stdout
+    assert "--health-port" in result.stdout and "supaworker is up" not in result.stdout
+    if holder == "another-health-endpoint":
+        assert "answers /health" in result.stdout
