@@ -82,7 +82,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except ValidationError as exc:
-            problems = "; ".join(f"{e['msg']}" for e in exc.errors())
+            # The location is the environment variable (or .env.local key) that holds the bad value.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']}" for e in exc.errors())
             fail(f"invalid configuration: {problems}", EXIT_CONFIG)
         except psycopg.errors.UndefinedTable as exc:
             fail(

@@ -102,3 +102,9 @@ def test_invalid_setting_exits_3_naming_it(db: str) -> None:
 def test_unmigrated_database_exits_4(empty_db: str) -> None:
     result = run_cli(empty_db, "stats")
     assert result.returncode == 4 and "supaworker migrate" in result.stderr
+
+
+def test_an_invalid_setting_names_its_environment_variable(db: str) -> None:
+    result = run_cli(None, "stats", env=subprocess_env(db, WORKER_MAX_CONCURRENT_JOBS="0"))
+    assert result.returncode == 3
+    assert "WORKER_MAX_CONCURRENT_JOBS: Input should be greater than or equal to 1" in result.stderr
