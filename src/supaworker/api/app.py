@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -25,6 +25,8 @@ from .. import errors
 from ..store import Store
 from . import briefs, jobs
 from .auth import require_read
+from .contract import error_responses
+from .docs import add_offline_docs
 from .feed import ChangeFeed
 from .limits import BodySizeLimit
 from .metrics import JobMetrics
@@ -70,9 +72,10 @@ def create_app(
         summary="PostgreSQL job queue: jobs, briefs, live events and metrics.",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # served from packaged files below, so /docs works offline
         openapi_url="/openapi.json",
     )
+    add_offline_docs(app)
     app.state.store = store
     app.state.settings = settings
     app.state.feed = feed
@@ -83,7 +86,14 @@ def create_app(
     app.include_router(briefs.router)
     _add_error_handlers(app)
 
-    @app.get("/api/events", dependencies=[Depends(require_read)], tags=["events"], summary="Server-sent events")
+    @app.get(
+        "/api/events",
+        dependencies=[Depends(require_read)],
+        tags=["events"],
+        summary="Server-sent events",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **error_responses()},
+    )
     async def events(request: Request) -> StreamingResponse:
         """A `text/event-stream` of job and brief changes: `hello` at once, then one `change` event per
         sample that saw something change (bursts are debounced), and a comment every 15 s to keep proxies
@@ -95,7 +105,14 @@ def create_app(
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @app.get("/metrics", dependencies=[Depends(require_read)], tags=["metrics"], summary="Prometheus metrics")
+    @app.get(
+        "/metrics",
+        dependencies=[Depends(require_read)],
+        tags=["metrics"],
+        summary="Prometheus metrics",
+        response_class=PlainTextResponse,
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **error_responses()},
+    )
     def metrics(request: Request) -> Response:
         return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 

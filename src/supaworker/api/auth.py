@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hmac
+from typing import Annotated
 
-from fastapi import HTTPException, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials
 
+from .contract import bearer
 from .settings import ApiSettings, is_loopback
 
 
@@ -41,7 +44,7 @@ def check_key(request: Request, settings: ApiSettings) -> None:
         raise _unauthorized("invalid key")
 
 
-def require_write(request: Request) -> None:
+def require_write(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     """FastAPI dependency for endpoints that change anything."""
     check_key(request, request.app.state.settings)
 
@@ -72,7 +75,7 @@ def is_loopback_host_header(value: str) -> bool:
     return host == "localhost" or host.endswith(".localhost") or (bool(host) and is_loopback(host))
 
 
-def require_read(request: Request) -> None:
+def require_read(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
     """FastAPI dependency for endpoints that only read."""
     if not reads_are_open(request):
         settings: ApiSettings = request.app.state.settings

@@ -14,6 +14,7 @@ from ..states import JobStatus
 from ..store import Store
 from ..validation import MAX_BIGINT
 from .auth import require_read, require_write
+from .contract import error_responses
 from .models import CancelRequest, JobCreate, StorableText
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
@@ -38,7 +39,12 @@ def poke_feed(request: Request) -> None:
         feed.poke()
 
 
-@router.get("", dependencies=[Depends(require_read)], summary="Pending, active, stats, a brief's jobs, or a page")
+@router.get(
+    "",
+    dependencies=[Depends(require_read)],
+    summary="Pending, active, stats, a brief's jobs, or a page",
+    responses=error_responses(400, 404),
+)
 def jobs_action(
     request: Request,
     action: str | None = Query(None, description=f"One of {', '.join(ACTIONS)}."),
@@ -86,7 +92,9 @@ def jobs_action(
     }
 
 
-@router.post("", status_code=201, dependencies=[Depends(require_write)], summary="Create a job")
+@router.post(
+    "", status_code=201, dependencies=[Depends(require_write)], summary="Create a job", responses=error_responses(413)
+)
 def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
     fields = body.model_dump()
     job = client.create_job(fields.pop("type"), fields.pop("payload"), store=store_of(request), **fields)
@@ -94,12 +102,17 @@ def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
     return {"job": jsonable_encoder(job.to_dict())}
 
 
-@router.get("/{job_id}", dependencies=[Depends(require_read)], summary="One job")
+@router.get("/{job_id}", dependencies=[Depends(require_read)], summary="One job", responses=error_responses(404))
 def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return {"job": jsonable_encoder(client.get_job(job_id, store=store_of(request)).to_dict())}
 
 
-@router.post("/{job_id}/retry", dependencies=[Depends(require_write)], summary="Retry a failed or cancelled job")
+@router.post(
+    "/{job_id}/retry",
+    dependencies=[Depends(require_write)],
+    summary="Retry a failed or cancelled job",
+    responses=error_responses(404, 409, 413),
+)
 def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     store = store_of(request)
     client.retry_job(job_id, store=store)
@@ -107,7 +120,12 @@ def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
 
 
-@router.post("/{job_id}/cancel", dependencies=[Depends(require_write)], summary="Cancel an unfinished job")
+@router.post(
+    "/{job_id}/cancel",
+    dependencies=[Depends(require_write)],
+    summary="Cancel an unfinished job",
+    responses=error_responses(404, 409, 413),
+)
 def cancel_job(request: Request, job_id: JobId, body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
     store = store_of(request)
     client.cancel_job(job_id, (body or CancelRequest()).reason, store=store)

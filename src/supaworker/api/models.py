@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    field_validator,
+)
 
 from .. import briefs, pipelines, validation
 from ..client import DEFAULT_MAX_ATTEMPTS, MAX_REASON_LENGTH, MAX_TYPE_LENGTH
@@ -21,6 +32,22 @@ def _storable_text(value: str) -> str:
 
 # A string PostgreSQL can store (no NUL, no lone surrogate): the body's strings and the query parameters.
 StorableText = Annotated[str, AfterValidator(_storable_text)]
+
+
+_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _date_time_text(value: Any) -> Any:
+    """Only an ISO 8601 date-time: pydantic would also read a number as seconds since 1970."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or _NUMBER.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date-time with a time zone, e.g. 2030-01-01T00:00:00Z")
+    return value
+
+
+# A date-time parameter or field: ISO 8601 text only.
+DateTimeText = Annotated[datetime, BeforeValidator(_date_time_text)]
 
 
 def _run_at(value: datetime | None) -> datetime | None:
@@ -39,7 +66,7 @@ class JobCreate(BaseModel):
         "no NUL characters or lone surrogates in its strings and keys.",
     )
     priority: StrictInt = Field(0, ge=-(2**31), lt=2**31, description="Lower runs first.")
-    run_at: Annotated[datetime | None, AfterValidator(_run_at)] = Field(
+    run_at: Annotated[DateTimeText | None, AfterValidator(_run_at)] = Field(
         None,
         description=f"Not before this time (timezone-aware), from {validation.MIN_RUN_AT.isoformat()} "
         f"to before {validation.MAX_RUN_AT.isoformat()}.",
