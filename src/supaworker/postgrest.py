@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import httpx
@@ -248,6 +248,16 @@ class PostgrestWorkerStore:
             "heartbeat_jobs", {"p_worker_id": worker_id, "p_ids": ids, "p_lease_seconds": lease_seconds}
         )
         return {int(i) for i in owned or []}
+
+    async def renew_directly(
+        self, worker_id: str, ids: list[int], lease_seconds: float, timeout: float
+    ) -> tuple[Literal["up", "down", "unreachable"], set[int]]:
+        # Over HTTP a stopped database and a cut link look alike: anything but an answer is "unreachable".
+        try:
+            async with asyncio.timeout(timeout):
+                return "up", await self.heartbeat_jobs(worker_id, ids, lease_seconds)
+        except (TimeoutError, DatabaseUnavailable, PostgrestError):
+            return "unreachable", set()
 
     async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
         released = await self.rpc("release_jobs", {"p_worker_id": worker_id, "p_ids": ids, "p_attempts": attempts})

@@ -6,11 +6,12 @@ Every query is a named file in `sql/queries/`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import psycopg
@@ -322,6 +323,17 @@ class Store:
             c.execute(self.q.vacuum_jobs)
 
 
+Reachability = Literal["up", "down", "unreachable"]
+# Admin shutdown, crash shutdown, cannot connect now (starting up, shutting down, in recovery).
+_SERVER_DOWN_SQLSTATES = {"57P01", "57P02", "57P03"}
+
+
+def _server_is_down(exc: psycopg.Error) -> bool:
+    """The server (or its host) answered that it is not serving: no other worker can reach it either."""
+    text = str(exc).lower()
+    return exc.sqlstate in _SERVER_DOWN_SQLSTATES or "connection refused" in text or "system is" in text
+
+
 def _in_claim_order(jobs: Iterable[Job]) -> list[Job]:
     """The order the claim picked them in (and marked the first of them started)."""
     return sorted(jobs, key=lambda job: (job.priority, job.run_at, job.id))
@@ -348,9 +360,14 @@ def _claim_params(
 class WorkerStore:
     """The worker's queries, on an async pool in autocommit mode (each call is its own transaction)."""
 
-    def __init__(self, pool: AsyncConnectionPool, schema: str) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, schema: str, conninfo: str = "", connect_kwargs: dict[str, Any] | None = None
+    ) -> None:
+        """`conninfo` and `connect_kwargs` (the pool's) let renew_directly() connect outside the pool."""
         self.pool = pool
         self.q = queries_for(schema)
+        self.conninfo = conninfo
+        self.connect_kwargs = connect_kwargs or {}
 
     async def claim_jobs(
         self,
@@ -441,6 +458,26 @@ class WorkerStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.heartbeat_jobs, params)
             return {row[0] for row in await cur.fetchall()}
+
+    async def renew_directly(
+        self, worker_id: str, ids: list[int], lease_seconds: float, timeout: float
+    ) -> tuple[Reachability, set[int]]:
+        """Renews the leases over a new connection of its own, bypassing the pool (whose connections may
+        hang on a dead link), and says what the attempt found: the server answering, down (it refused,
+        or said it is starting or stopping), or not answering at all."""
+        kwargs = {**self.connect_kwargs, "autocommit": True, "prepare_threshold": None}
+        kwargs["connect_timeout"] = max(2, int(timeout))
+        try:
+            async with asyncio.timeout(timeout):
+                async with await psycopg.AsyncConnection.connect(self.conninfo, **kwargs) as conn:
+                    cur = await conn.execute(
+                        self.q.heartbeat_jobs, {"worker_id": worker_id, "ids": ids, "lease_seconds": lease_seconds}
+                    )
+                    return "up", {row[0] for row in await cur.fetchall()}
+        except TimeoutError:
+            return "unreachable", set()
+        except psycopg.Error as exc:
+            return ("down" if _server_is_down(exc) else "unreachable"), set()
 
     async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
         params = {"worker_id": worker_id, "ids": ids, "attempts": attempts}

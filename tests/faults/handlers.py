@@ -2,12 +2,15 @@
 
 `effect` records every execution in `public.test_effects` on the database named by SW_EFFECTS_URL, so a
 test can count how often each job really ran, not just how it ended. Its payload may ask it to sleep
-(`sleep` seconds) or to fail its first `fail_attempts` attempts.
+(`sleep` seconds) or to fail its first `fail_attempts` attempts. `tracked` and `suicide` also record in
+`public.test_starts` that their handler began, so a test can tell which jobs a crash may charge.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import threading
 import time
 
@@ -28,6 +31,16 @@ CREATE TABLE IF NOT EXISTS public.test_effects (
 """
 
 
+STARTS_TABLE = """
+CREATE TABLE IF NOT EXISTS public.test_starts (
+  job_id bigint NOT NULL,
+  attempt integer NOT NULL,
+  pid integer NOT NULL,
+  at timestamptz NOT NULL DEFAULT clock_timestamp()
+)
+"""
+
+
 def _conn() -> psycopg.Connection:
     conn = getattr(_local, "conn", None)
     if conn is None or conn.closed or conn.broken:
@@ -36,12 +49,12 @@ def _conn() -> psycopg.Connection:
     return conn
 
 
-def _record(job: Job) -> None:
+def _record(job: Job, table: str = "test_effects") -> None:
     # The side effect must survive database faults too: retry until it is written.
     for _ in range(600):
         try:
             _conn().execute(
-                "INSERT INTO public.test_effects (job_id, attempt, pid) VALUES (%s, %s, %s)",
+                f"INSERT INTO public.{table} (job_id, attempt, pid) VALUES (%s, %s, %s)",
                 (job.id, job.attempt, os.getpid()),
             )
             return
@@ -75,3 +88,30 @@ def stall(job: Job) -> dict[str, int]:
     time.sleep(float((job.payload or {}).get("sleep", 1)))
     _record(job)
     return {"pid": os.getpid(), "attempt": job.attempt}
+
+
+@supaworker.handler("tracked")
+def tracked(job: Job) -> dict[str, int]:
+    """Records that it began, sleeps `sleep` seconds (default 0), then records its effect."""
+    _record(job, "test_starts")
+    time.sleep(float((job.payload or {}).get("sleep", 0)))
+    _record(job)
+    return {"pid": os.getpid(), "attempt": job.attempt}
+
+
+@supaworker.handler("slow_async")
+async def slow_async(job: Job) -> dict[str, int]:
+    """An async job that records its start, sleeps `sleep` seconds (cancellable), then its effect."""
+    await asyncio.to_thread(_record, job, "test_starts")
+    await asyncio.sleep(float((job.payload or {}).get("sleep", 1)))
+    await asyncio.to_thread(_record, job)
+    return {"pid": os.getpid(), "attempt": job.attempt}
+
+
+@supaworker.handler("suicide")
+def suicide(job: Job) -> None:
+    """A poison job: records that it began, then (after `sleep` seconds, default 0.3, so that the jobs
+    running beside it have surely begun) kills its own worker process."""
+    _record(job, "test_starts")
+    time.sleep(float((job.payload or {}).get("sleep", 0.3)))
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 
 from tests.conftest import REPO, subprocess_env
-from tests.faults.handlers import EFFECTS_TABLE
+from tests.faults.handlers import EFFECTS_TABLE, STARTS_TABLE
 
 WAIT_TIMEOUT_SECONDS = 90.0
 
@@ -142,6 +142,7 @@ class Fleet:
 def prepare_effects(url: str) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(EFFECTS_TABLE)
+        conn.execute(STARTS_TABLE)
 
 
 def enqueue_effects(url: str, count: int, max_attempts: int = 5, job_type: str = "effect", **payload: Any) -> list[int]:

@@ -5,12 +5,18 @@ ahead, or finished and not yet recorded). A job missing from the answer was lost
 after a stall) and is stopped.
 
 A lease is only as good as the worker's knowledge of it. Behind a silent partition a statement can hang for
-as long as TCP retransmits (minutes), while the rescuer of another worker hands the jobs on once their
-leases run out. So the heartbeat runs as a task of its own that nothing waits for, and the keeper watches
-the clock: once no renewal has succeeded for most of a lease (counted from when the last successful one was
-sent, which is no later than the database's own clock started the lease), the worker fences itself: its
-running jobs are stopped, it claims nothing, and it asks the database every third of a lease whether it is
-back. The first answer ends the fence.
+as long as TCP retransmits (minutes), while another worker's rescuer hands the jobs on once their leases
+run out. So the heartbeat runs as a task of its own that nothing waits for, and the keeper watches the
+clock, counting from when the last successful renewal was sent (no later than the database started that
+lease). After half a lease without one, it tries a new connection of its own, which renews the leases if
+the server answers, and otherwise tells two outages apart:
+
+- the server is down (it refused, or said it is stopping or starting): nobody can be handed these jobs
+  while it is, and after it starts the rescuers wait a lease for their owners, so the jobs keep running
+  and their leases are renewed when it returns;
+- nothing answers: this worker may be cut off while the others are not. At 0.8 of a lease (or at once, if
+  the new connection found nothing) it fences itself: its running jobs are stopped, it claims nothing, and
+  it tries again every third of a lease. The first answer ends the fence.
 """
 
 from __future__ import annotations
@@ -20,14 +26,17 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
-from .protocol import TRANSIENT_ERRORS, WorkerQueries
+from .protocol import TRANSIENT_ERRORS, Reachability, WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
-# The worker fences itself this far into a lease that it could not renew: before the database's lease runs
-# out (and before any rescuer could act), with room for the stop to take effect.
+# After this much of a lease without a renewal the keeper tries a connection of its own.
+PROBE_AT_LEASE_FRACTION = 0.5
+# ... and at this much, unless the server was found down, the worker fences itself: before the database's
+# lease runs out (and before any rescuer could act), with room for the stop to take effect.
 FENCE_AT_LEASE_FRACTION = 0.8
 
 
@@ -56,6 +65,7 @@ class LeaseKeeper:
         self._floor = math.inf  # claims sent while a heartbeat was in flight: it does not cover their jobs
         self.fenced = False
         self._fenced_at = 0.0
+        self.server_down = False  # the last probe found the server refusing: hold, do not fence
         self.recovered = asyncio.Event()
         self.recovered.set()
         self._now = asyncio.Event()
@@ -71,29 +81,52 @@ class LeaseKeeper:
 
     async def run(self) -> None:
         beat: asyncio.Task[None] | None = None
-        next_beat = time.monotonic() + self.interval
+        probe: asyncio.Task[None] | None = None
+        next_beat = next_probe = time.monotonic() + self.interval
         try:
             while True:
-                deadline = min(next_beat, self._fence_deadline())
+                wake = self._next_wake(time.monotonic(), next_beat, next_probe)
                 with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    async with asyncio.timeout(max(0.0, wake - time.monotonic())):
                         await self._now.wait()
                 early = self._now.is_set()
                 self._now.clear()
                 now = time.monotonic()
-                if (beat is None or beat.done()) and (early or now >= next_beat):
-                    beat = asyncio.create_task(self._beat(), name="heartbeat")
-                    beat.add_done_callback(lambda _: self._now.set())
+                if not self.fenced and (beat is None or beat.done()) and (early or now >= next_beat):
+                    beat = self._task(self._beat(), "heartbeat")
                     next_beat = now + self.interval
+                if (probe is None or probe.done()) and now >= next_probe and self._needs_probe(now):
+                    probe = self._task(self._probe(), "lease-probe")
+                    next_probe = now + self.interval
                 self._check(now)
         finally:
-            if beat is not None:
-                beat.cancel()
+            for task in (beat, probe):
+                if task is not None:
+                    task.cancel()
 
-    def _fence_deadline(self) -> float:
+    def _task(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(lambda _: self._now.set())
+        return task
+
+    def _needs_probe(self, now: float) -> bool:
         if self.fenced:
-            return math.inf
-        return self.renewed_at + FENCE_AT_LEASE_FRACTION * self.lease_seconds
+            return True
+        return bool(self._held()) and now - self.renewed_at >= PROBE_AT_LEASE_FRACTION * self.lease_seconds
+
+    def _next_wake(self, now: float, next_beat: float, next_probe: float) -> float:
+        """The next moment something is due: a heartbeat, a probe, or the point to probe or fence at."""
+        if self.fenced:
+            return max(next_probe, now + 0.05)
+        times = [next_beat]
+        if self._held():
+            marks = [
+                self.renewed_at + f * self.lease_seconds for f in (PROBE_AT_LEASE_FRACTION, FENCE_AT_LEASE_FRACTION)
+            ]
+            times += [t for t in marks if t > now]
+            if now >= marks[0]:
+                times.append(max(next_probe, now + 0.05))
+        return min(times)
 
     def _check(self, now: float) -> None:
         if self.fenced:
@@ -102,16 +135,23 @@ class LeaseKeeper:
             self.renewed_at = max(self.renewed_at, min(now, self._floor))  # nothing to lose
             return
         silent = now - self.renewed_at
-        if silent >= FENCE_AT_LEASE_FRACTION * self.lease_seconds:
-            self.fenced, self._fenced_at = True, now
-            self.recovered.clear()
-            self._on_trouble()
-            self._on_fence(silent)
+        if silent >= FENCE_AT_LEASE_FRACTION * self.lease_seconds and not self.server_down:
+            self._fence(silent)
+
+    def _fence(self, silent: float) -> None:
+        self.fenced, self._fenced_at = True, time.monotonic()
+        self.recovered.clear()
+        self._on_trouble()
+        self._on_fence(silent)
+
+    def _renewed(self, sent: float, ids: list[int], owned: set[int]) -> None:
+        self.renewed_at = max(self.renewed_at, min(sent, self._floor))
+        # Only ids sent in this renewal: jobs claimed while it was in flight are not in `owned`.
+        lost = set(ids) - owned
+        if lost:
+            self._on_lost(lost)
 
     async def _beat(self) -> None:
-        if self.fenced:
-            await self._probe()
-            return
         ids = sorted(self._held())
         sent = time.monotonic()
         self._floor = math.inf
@@ -127,20 +167,30 @@ class LeaseKeeper:
             return
         self._warned = False
         if not self.fenced:
-            self.renewed_at = max(self.renewed_at, min(sent, self._floor))
-        # Only ids sent in this heartbeat: jobs claimed while it was in flight are not in `owned`.
-        lost = set(ids) - owned
-        if lost:
-            self._on_lost(lost)
+            self._renewed(sent, ids, owned)
 
     async def _probe(self) -> None:
-        try:
-            async with asyncio.timeout(self.interval):
-                await self.store.ping(self.interval)
-        except (*TRANSIENT_ERRORS, TimeoutError):
+        """Renews over a connection of its own; says whether the server is down or out of reach."""
+        ids = sorted(self._held())
+        sent = time.monotonic()
+        self._floor = math.inf
+        reach: Reachability
+        reach, owned = await self.store.renew_directly(self.worker_id, ids, self.lease_seconds, self.interval)
+        if reach != "up":
+            self._on_trouble()
+            if reach == "down" and not self.server_down:
+                log.warning(
+                    "database down: running jobs keep going, their leases are renewed when it is back",
+                    extra={"worker_id": self.worker_id, "running": len(ids)},
+                )
+            self.server_down = reach == "down"
+            if reach == "unreachable" and not self.fenced and ids:
+                self._fence(sent - self.renewed_at)
             return
-        now = time.monotonic()
-        self.fenced = False
-        self.renewed_at = now
-        self.recovered.set()
-        self._on_recover(now - self._fenced_at)
+        self.server_down = False
+        if self.fenced:
+            self.fenced = False
+            self.renewed_at = sent
+            self.recovered.set()
+            self._on_recover(time.monotonic() - self._fenced_at)
+        self._renewed(sent, ids, owned)

@@ -12,13 +12,15 @@ retry with backoff; anything else is fatal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import psycopg
 from psycopg_pool import PoolTimeout
 
 from ..errors import DatabaseUnavailable
 from ..job import Job
+
+Reachability = Literal["up", "down", "unreachable"]
 
 TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, DatabaseUnavailable)
 
@@ -72,6 +74,12 @@ class WorkerQueries(Protocol):
     ) -> str | None: ...
 
     async def heartbeat_jobs(self, worker_id: str, ids: list[int], lease_seconds: float) -> set[int]: ...
+
+    async def renew_directly(
+        self, worker_id: str, ids: list[int], lease_seconds: float, timeout: float
+    ) -> tuple[Reachability, set[int]]:
+        """heartbeat_jobs() over a path of its own within `timeout`, never raising: ("up", owned ids), or
+        ("down", ...) when the server said it is not serving, or ("unreachable", ...) when nothing answered."""
 
     async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]: ...
 

@@ -147,20 +147,21 @@ class Worker:
         if store is None:
             if profile is None:
                 raise ValueError("a Worker needs a connection profile or a store")
+            connect_kwargs = {
+                **profile.connect_kwargs,
+                **liveness_kwargs(options.lease_seconds),
+                # The application name lets the dashboard list live workers from pg_stat_activity.
+                "application_name": f"supaworker:{self.worker_id}",
+            }
             self.pool = AsyncConnectionPool(
                 profile.conninfo,
                 min_size=2,
                 max_size=6,
-                # The application name lets the dashboard list live workers from pg_stat_activity.
-                kwargs={
-                    **profile.connect_kwargs,
-                    **liveness_kwargs(options.lease_seconds),
-                    "application_name": f"supaworker:{self.worker_id}",
-                },
+                kwargs=connect_kwargs,
                 open=False,
                 name=f"supaworker-{self.worker_id}",
             )
-            self.store = WorkerStore(self.pool, schema)
+            self.store = WorkerStore(self.pool, schema, profile.conninfo, connect_kwargs)
         else:
             self.store = store
         self.can_listen = store is None and profile is not None and profile.can_listen

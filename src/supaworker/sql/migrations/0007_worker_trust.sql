@@ -254,11 +254,39 @@ LANGUAGE sql AS $$
     FROM {{schema}}.rescue_expired_jobs_v2(NULL, p_limit, p_retry_base_seconds, p_retry_cap_seconds) r
 $$;
 
+-- Extends the leases of the jobs a live worker still owns; returns those ids (a missing id was lost). It never
+-- waits for a row lock: a row locked now is being completed, failed, cancelled or rescued, and waiting for it
+-- while that statement waits for a row this one holds deadlocked a worker with itself (its completion locks
+-- in batch order, a bitmap scan here in heap order). Such a row counts as owned if its last committed
+-- version says so; its lease is renewed by the next heartbeat if it is still running then.
+CREATE OR REPLACE FUNCTION {{schema}}.heartbeat_jobs(
+  p_worker_id text, p_ids bigint[], p_lease_seconds double precision DEFAULT 30
+) RETURNS SETOF bigint
+LANGUAGE sql VOLATILE AS $$
+  WITH locked AS (
+    SELECT j.id FROM {{schema}}.jobs j
+     WHERE j.id = ANY (p_ids) AND j.worker_id = p_worker_id AND j.status::text = 'processing'
+       FOR UPDATE SKIP LOCKED
+  ), renewed AS (
+    UPDATE {{schema}}.jobs j
+       SET lease_expires_at = now() + make_interval(secs => p_lease_seconds)
+      FROM locked
+     WHERE j.id = locked.id
+    RETURNING j.id
+  )
+  SELECT id FROM renewed
+  UNION ALL
+  SELECT j.id FROM {{schema}}.jobs j
+   WHERE j.id = ANY (p_ids) AND j.worker_id = p_worker_id AND j.status::text = 'processing'
+     AND j.id NOT IN (SELECT id FROM locked)
+$$
+SET enable_seqscan = off
+SET jit = off;
+
 -- The rest of the worker's hot functions: never JIT-compiled (see above).
 ALTER FUNCTION {{schema}}.complete_jobs(text, bigint[], integer[], jsonb[]) SET jit = off;
 ALTER FUNCTION {{schema}}.fail_job(bigint, text, text, integer, double precision, double precision, boolean)
   SET jit = off;
-ALTER FUNCTION {{schema}}.heartbeat_jobs(text, bigint[], double precision) SET jit = off;
 ALTER FUNCTION {{schema}}.release_jobs(text, bigint[], integer[]) SET jit = off;
 ALTER FUNCTION {{schema}}.update_job_progress(text, bigint[], integer[], real[], text[]) SET jit = off;
 

@@ -1,0 +1,188 @@
+"""A worker never hurts a job that did nothing wrong: crashes charge only jobs whose handler began, a worker
+never deadlocks with itself, a cut-off worker stops its jobs before anyone else is given them, and an
+outage of the database is not mistaken for the death of every worker.
+
+Real worker processes on a private PostgreSQL; `tracked` jobs record when their handler began
+(public.test_starts) and when it finished (public.test_effects), so each job's attempts can be checked
+against what really ran.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.faults.conftest import FAST_ENV
+from tests.faults.harness import Fleet, WorkerProcess, enqueue_effects, report, status_counts, wait_until, worker_env
+from tests.faults.proxy import FreezableProxy
+from tests.servers import PrivateCluster
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
+
+
+def query(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def charged_without_starting(url: str, ids: list[int]) -> dict[int, int]:
+    """Per job: attempts charged beyond the handler starts recorded for it."""
+    rows = query(
+        url,
+        """SELECT j.id, j.attempts - (SELECT count(*) FROM public.test_starts s WHERE s.job_id = j.id)
+             FROM supaworker.jobs j WHERE j.id = ANY (%s)""",
+        (ids,),
+    )
+    return {job_id: extra for job_id, extra in rows if extra > 0}
+
+
+def drained(url: str) -> bool:
+    counts = status_counts(url)
+    return counts["pending"] + counts["processing"] + counts["waiting"] == 0
+
+
+def deadlocks(url: str) -> int:
+    (n,) = query(url, "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")[0]
+    return int(n)
+
+
+def exited(worker: WorkerProcess) -> bool:
+    return worker.proc.poll() is not None
+
+
+def test_a_job_that_kills_its_worker_charges_no_job_that_never_started(fault_db: str, fleet: Fleet) -> None:
+    ordinary = enqueue_effects(fault_db, 300, max_attempts=3, job_type="tracked", sleep=0.01)
+    [(poison,)] = query(
+        fault_db, "INSERT INTO supaworker.jobs (type, priority, max_attempts) VALUES ('suicide', -1, 3) RETURNING id"
+    )
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    # One slot: every job but the poison is only ever claimed ahead when it dies, so none may be charged.
+    # (With more slots, the jobs running beside the poison die with it and are charged like it.)
+    args = ["-c", "1", "--prefetch", "500", "--lease-seconds", "2"]
+    crashes = 0
+    worker = fleet.start(env, *args, name="w0")
+    while True:
+        wait_until(lambda w=worker: exited(w) or drained(fault_db), f"a crash or the drain\n{fleet.logs()}")
+        if not exited(worker):
+            break
+        assert worker.proc.returncode == -signal.SIGKILL, worker.log_text()
+        crashes += 1
+        assert crashes <= 3, f"the poison job ran more than its 3 attempts\n{fleet.logs()}"
+        time.sleep(1)  # what a supervisor does
+        worker = fleet.start(env, *args, name=f"w{crashes}")
+    [(status, attempts, last_error)] = query(
+        fault_db, "SELECT status::text, attempts, last_error FROM supaworker.jobs WHERE id = %s", (poison,)
+    )
+    assert (status, attempts, crashes) == ("failed", 3, 3), last_error
+    assert "died while running the job" in last_error
+    assert charged_without_starting(fault_db, ordinary) == {}
+    assert query(fault_db, "SELECT status::text, count(*) FROM supaworker.jobs WHERE id = ANY (%s) GROUP BY 1",
+                 (ordinary,)) == [("completed", 300)]  # fmt: skip
+    assert query(fault_db, "SELECT count(*) FROM supaworker.jobs WHERE id = ANY (%s) AND attempts > 1",
+                 (ordinary,)) == [(0,)]  # fmt: skip
+    report("poison-crash-loop", crashes=crashes, ordinary_completed=300, ordinary_charged=0)
+
+
+def test_killed_workers_prefetched_jobs_come_back_uncharged(fault_db: str, fleet: Fleet) -> None:
+    ids = enqueue_effects(fault_db, 102, max_attempts=3, job_type="tracked", sleep=0.5)
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    args = ["-c", "2", "--prefetch", "100", "--lease-seconds", "2"]
+    for kill in range(3):
+        worker = fleet.start(env, *args, name=f"k{kill}")
+        wait_until(
+            lambda: query(fault_db, "SELECT count(*) FROM supaworker.jobs WHERE status = 'processing'")[0][0] >= 50,
+            f"the worker to hold its prefetch\n{fleet.logs()}",
+        )
+        worker.signal(signal.SIGKILL)
+        worker.proc.wait(10)
+    survivor = fleet.start(env, "-c", "20", "--lease-seconds", "2", name="survivor")
+    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=120)
+    assert survivor.proc.poll() is None
+    assert query(fault_db, "SELECT status::text, count(*) FROM supaworker.jobs GROUP BY 1") == [("completed", 102)]
+    extra = charged_without_starting(fault_db, ids)
+    assert extra == {}, extra  # each kill hit sleeping handlers, never a job at its start
+    report("prefetch-kill", kills=3, failed=0, charged_without_starting=0)
+
+
+def test_many_workers_drain_without_deadlocks_or_rescuing_themselves(fault_db: str, fleet: Fleet) -> None:
+    enqueue_effects(fault_db, 20_000, job_type="noop")
+    before = deadlocks(fault_db)
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    for _ in range(4):
+        fleet.start(env, "-c", "8", "--lease-seconds", "1")  # a heartbeat every 0.33 s beside the completions
+    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=180)
+    assert deadlocks(fault_db) == before, fleet.logs()
+    rescues = [e for e in fleet.events() if e.get("msg", "").startswith(("job rescued", "jobs a dead worker"))]
+    assert rescues == [], rescues[:5]
+    assert status_counts(fault_db) == {"completed": 20_000}
+    report("drain-4x8", jobs=20_000, deadlocks=0, rescues=0)
+
+
+def test_an_outage_longer_than_the_lease_charges_no_live_job(
+    cluster: PrivateCluster, fault_db: str, fleet: Fleet
+) -> None:
+    ids = enqueue_effects(fault_db, 12, max_attempts=3, job_type="slow_async", sleep=8)
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    for _ in range(3):
+        fleet.start(env, "-c", "4", "--lease-seconds", "2")
+    fleet.wait_started()
+    wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 12, "every job to start")
+    cluster.stop("immediate")
+    time.sleep(3)  # every lease (2 s) runs out while the server is down
+    cluster.start()
+    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=120)
+    rows = query(fault_db, "SELECT status::text, attempts FROM supaworker.jobs WHERE id = ANY (%s)", (ids,))
+    assert rows == [("completed", 1)] * 12, (rows, fleet.logs())
+    rescues = [e for e in fleet.events() if e.get("msg") == "job rescued from a dead worker"]
+    assert rescues == [], rescues[:5]
+    report("outage-3s-lease-2s", jobs=12, rescued=0, charged=0)
+
+
+@pytest.fixture
+def proxy(cluster: PrivateCluster) -> Iterator[FreezableProxy]:
+    p = FreezableProxy("127.0.0.1", cluster.port)
+    yield p
+    p.close()
+
+
+def test_a_cut_off_worker_stops_its_jobs_before_another_is_given_them(
+    fault_db: str, fleet: Fleet, proxy: FreezableProxy
+) -> None:
+    [job_id] = enqueue_effects(fault_db, 1, max_attempts=3, job_type="slow_async", sleep=20)
+    behind = fault_db.replace(f"port={fault_db.split('port=')[1].split()[0]}", f"port={proxy.port}")
+    cut = fleet.start(worker_env(behind, fault_db, **FAST_ENV), "-c", "2", "--lease-seconds", "5", name="cut")
+    fleet.wait_started()
+    wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 1, "the job to start")
+    proxy.freeze()
+    frozen_at = time.monotonic()
+    healthy = fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "-c", "2", "--lease-seconds", "5", name="ok")
+    wait_until(
+        lambda: '"msg": "lost the database' in cut.log_text(), f"the cut-off worker to fence itself\n{fleet.logs()}"
+    )
+    fenced_after = time.monotonic() - frozen_at
+    wait_until(
+        lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 2,
+        f"the healthy worker to take the job over\n{fleet.logs()}",
+    )
+    taken_after = time.monotonic() - frozen_at
+    assert fenced_after < taken_after, (fenced_after, taken_after)
+    time.sleep(3)
+    proxy.thaw()
+    wait_until(lambda: '"msg": "database reachable again' in cut.log_text(), f"recovery\n{fleet.logs()}")
+    # Back on its feet: it claims and runs new work by itself.
+    healthy.stop()
+    more = enqueue_effects(fault_db, 5, job_type="effect")
+    wait_until(
+        lambda: query(fault_db, "SELECT count(*) FROM supaworker.jobs WHERE id = ANY (%s) AND status = 'completed'",
+                      (more,))[0][0] == 5,
+        f"the recovered worker to drain new jobs\n{fleet.logs()}",
+    )  # fmt: skip
+    wait_until(lambda: drained(fault_db), f"the slow job to finish\n{fleet.logs()}", timeout=60)
+    # The first attempt ended when the worker lost the database; the job ran to completion once.
+    assert query(fault_db, "SELECT count(*) FROM public.test_effects WHERE job_id = %s", (job_id,)) == [(1,)]
+    report("frozen-link", lease_s=5, fenced_after_s=round(fenced_after, 1), taken_over_after_s=round(taken_after, 1))
