@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -511,8 +512,17 @@ class WorkerStore:
             return int(row[0]) if row else 0
 
     async def ping(self, timeout: float) -> None:
-        async with self.pool.connection(timeout=timeout) as conn:
-            await conn.execute("SELECT 1")
+        """Proves the database answers. A pooled connection the server closed fails once and is dropped by
+        the pool; the next one is tried, so a backend kill never makes a healthy worker look unhealthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                async with self.pool.connection(timeout=max(0.1, deadline - time.monotonic())) as conn:
+                    await conn.execute("SELECT 1")
+                return
+            except psycopg.OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
 
     # -- lifecycle (the WorkerQueries protocol, shared with the PostgREST store) ---------------------------
     async def open(self) -> None:

@@ -37,6 +37,9 @@ class ApiServer:
             min_size=1,
             max_size=POOL_MAX_SIZE,
             kwargs={**profile.connect_kwargs, "application_name": "supaworker:api"},
+            # A connection the server closed (a restart, pg_terminate_backend, a pooler recycling it) is
+            # replaced when it is handed out, instead of failing the request that gets it.
+            check=ConnectionPool.check_connection,
             open=False,
         )
         self.app: FastAPI = create_app(
