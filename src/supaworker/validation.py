@@ -48,6 +48,14 @@ def text_problem(value: str) -> str | None:
     return None
 
 
+def storable_text(value: str) -> str:
+    """`value` with what PostgreSQL cannot store in text made visible instead: a NUL as `\\x00`, a lone
+    surrogate as `?`. For text supaworker writes on its own account (a handler's error), never for input."""
+    if text_problem(value) is None:
+        return value
+    return value.replace("\x00", "\\x00").encode("utf-8", "replace").decode("utf-8")
+
+
 def check_text(
     field: str,
     value: Any,

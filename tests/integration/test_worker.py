@@ -347,7 +347,7 @@ async def test_result_that_is_not_json_fails_the_attempt(db: str, store: Store) 
     j = supaworker.create_job("weird", max_attempts=1, store=store)
     async with running(make_worker(db, registry)):
         await wait_until(status_is(db, j.id, "failed"))
-    assert "not JSON-serialisable" in job_row(db, j.id)["last_error"]
+    assert "must be JSON-serialisable" in job_row(db, j.id)["last_error"]
 
 
 async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Store) -> None:

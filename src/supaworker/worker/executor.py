@@ -4,16 +4,16 @@ the database; the runner records the outcome and its watchdog enforces the timeo
 from __future__ import annotations
 
 import asyncio
-import json
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
 
-from ..errors import UnrecoverableError
+from ..errors import InvalidJob, UnrecoverableError
 from ..job import Job
 from ..registry import Registry
+from ..validation import check_json, storable_text
 
 MAX_ERROR_CHARS = 8000
 
@@ -31,7 +31,7 @@ def describe_error(exc: BaseException) -> str:
     """`Type: message` on the first line (what dashboards show), the traceback after it."""
     head = f"{type(exc).__name__}: {exc}".rstrip(": ")
     tail = "".join(traceback.format_exception(exc)) if exc.__traceback__ else ""
-    return (head + ("\n" + tail if tail else ""))[:MAX_ERROR_CHARS]
+    return storable_text((head + ("\n" + tail if tail else ""))[:MAX_ERROR_CHARS])
 
 
 class Executor:
@@ -61,11 +61,13 @@ class Executor:
         except Exception as exc:
             return Outcome(False, perf_counter() - started, error=describe_error(exc))
         duration = perf_counter() - started
-        if result is not None and not isinstance(result, str | int | float | bool):
+        if result is not None and not isinstance(result, int | bool):
+            # What jsonb would refuse (NUL, lone surrogates, NaN, over-deep nesting) fails this attempt here,
+            # with the reason, instead of the batch of completions it would be written with.
             try:
-                json.dumps(result, allow_nan=False)
-            except (TypeError, ValueError) as exc:
-                return Outcome(False, duration, error=f"TypeError: handler result is not JSON-serialisable: {exc}")
+                check_json("handler result", result)
+            except InvalidJob as exc:
+                return Outcome(False, duration, error=f"TypeError: handler result cannot be stored: {exc}")
         return Outcome(True, duration, result=result)
 
     def busy_threads(self) -> int:

@@ -1,0 +1,147 @@
+"""What a worker records is always storable, and a worker's jobs are charged only for work that began.
+
+In-process workers on a real PostgreSQL; the crash and partition cases with real processes are in
+tests/faults/test_worker_trust.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+
+import supaworker
+from supaworker.registry import Registry
+from supaworker.store import Store
+
+from .test_worker import job_row, make_worker, running, status_is, wait_until
+
+
+async def test_a_result_postgres_cannot_store_fails_only_its_own_job(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("bad", lambda job: {"text": "a\x00b"})
+    registry.register("lone", lambda job: "\ud800")
+    registry.register("good", lambda job: {"ok": True})
+    bad = supaworker.create_job("bad", max_attempts=1, store=store)
+    lone = supaworker.create_job("lone", max_attempts=1, store=store)
+    good = [supaworker.create_job("good", store=store) for _ in range(5)]
+    async with running(make_worker(db, registry)):
+        for job in (bad, lone, *good):
+            await wait_until(status_is(db, job.id, "completed", "failed"))
+    assert job_row(db, bad.id)["status"] == "failed"
+    assert "cannot be stored" in job_row(db, bad.id)["last_error"]
+    assert "NUL" in job_row(db, bad.id)["last_error"]
+    assert "surrogate" in job_row(db, lone.id)["last_error"]
+    assert all(job_row(db, job.id)["result"] == {"ok": True} for job in good)
+
+
+async def test_an_error_text_with_nul_is_stored_visibly(db: str, store: Store) -> None:
+    registry = Registry()
+
+    def explode(job: supaworker.Job) -> None:
+        raise ValueError("bad\x00byte \ud800 here")
+
+    registry.register("explode", explode)
+    job = supaworker.create_job("explode", max_attempts=1, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until(status_is(db, job.id, "failed"))
+    error = job_row(db, job.id)["last_error"]
+    assert error.startswith("ValueError: bad\\x00byte ? here"), error
+
+
+def claim(conn: psycopg.Connection, worker: str, limit: int, start: int, lease: float = 30) -> list[int]:
+    rows = conn.execute(
+        "SELECT id FROM supaworker.claim_jobs_v2(%s, NULL, %s, %s, NULL, %s)", (worker, limit, lease, start)
+    ).fetchall()
+    return sorted(r[0] for r in rows)
+
+
+def expire(conn: psycopg.Connection) -> None:
+    conn.execute(
+        "UPDATE supaworker.jobs SET lease_expires_at = now() - interval '1 second' WHERE status = 'processing'"
+    )
+
+
+def rescue(conn: psycopg.Connection, rescuer: str) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT id, status::text, attempts, started FROM supaworker.rescue_expired_jobs_v2(%s, 100, 0, 0, 0)",
+        (rescuer,),
+    ).fetchall()
+
+
+def test_rescue_charges_started_jobs_and_hands_back_the_rest_untouched(conn: psycopg.Connection, store: Store) -> None:
+    ids = [supaworker.create_job("t", max_attempts=1, store=store).id for _ in range(5)]
+    assert claim(conn, "dead", limit=5, start=2) == ids  # the first two go straight to slots
+    (third,) = conn.execute("SELECT supaworker.start_jobs('dead', %s, %s)", ([ids[2]], [1])).fetchone()  # type: ignore[misc]
+    assert third == ids[2]
+    expire(conn)
+    rescued = sorted(rescue(conn, "other"))
+    assert rescued == [
+        (ids[0], "failed", 1, True),
+        (ids[1], "failed", 1, True),
+        (ids[2], "failed", 1, True),
+        (ids[3], "pending", 0, False),
+        (ids[4], "pending", 0, False),
+    ]
+    rows = conn.execute(
+        "SELECT attempts, errors, last_error, worker_id, started_at FROM supaworker.jobs"
+        " WHERE id = ANY (%s) ORDER BY id",
+        (ids[3:],),
+    ).fetchall()
+    assert rows == [(0, [], None, None, None)] * 2  # as if never claimed
+    [(error,)] = conn.execute("SELECT last_error FROM supaworker.jobs WHERE id = %s", (ids[0],)).fetchall()
+    assert error == "worker dead died while running the job (lease expired)"
+
+
+def test_a_rescuer_never_takes_its_own_workers_jobs(conn: psycopg.Connection, store: Store) -> None:
+    job = supaworker.create_job("t", store=store)
+    claim(conn, "me", limit=1, start=1)
+    expire(conn)
+    assert rescue(conn, "me") == []
+    assert rescue(conn, "someone-else") == [(job.id, "pending", 1, True)]
+
+
+def test_nothing_is_rescued_in_the_first_grace_after_the_server_started(conn: psycopg.Connection, store: Store) -> None:
+    supaworker.create_job("t", store=store)
+    claim(conn, "w", limit=1, start=1)
+    expire(conn)
+    (up_for,) = conn.execute("SELECT extract(epoch FROM now() - pg_postmaster_start_time())").fetchone()  # type: ignore[misc]
+    grace = float(up_for) + 3600
+    assert (
+        conn.execute("SELECT * FROM supaworker.rescue_expired_jobs_v2('x', 100, 0, 0, %s)", (grace,)).fetchall() == []
+    )
+    assert len(rescue(conn, "x")) == 1
+
+
+def test_start_jobs_is_fenced_by_owner_and_attempt(conn: psycopg.Connection, store: Store) -> None:
+    job = supaworker.create_job("t", store=store)
+    claim(conn, "w", limit=1, start=0)
+    assert conn.execute("SELECT supaworker.start_jobs('intruder', %s, %s)", ([job.id], [1])).fetchall() == []
+    assert conn.execute("SELECT supaworker.start_jobs('w', %s, %s)", ([job.id], [2])).fetchall() == []
+    assert conn.execute("SELECT supaworker.start_jobs('w', %s, %s)", ([job.id], [1])).fetchall() == [(job.id,)]
+    assert job_row_started(conn, job.id)
+
+
+def job_row_started(conn: psycopg.Connection, job_id: int) -> bool:
+    (started,) = conn.execute("SELECT handler_started FROM supaworker.jobs WHERE id = %s", (job_id,)).fetchone()  # type: ignore[misc]
+    return bool(started)
+
+
+async def test_a_prefetching_worker_records_each_start_before_its_handler_runs(db: str, store: Store) -> None:
+    registry = Registry()
+    seen: list[bool] = []
+
+    def check(job: supaworker.Job) -> None:
+        with psycopg.connect(db) as c:
+            seen.append(job_row_started(c, job.id))
+
+    registry.register("check", check)
+    ids = [j for j in supaworker.create_jobs([{"type": "check"}] * 40, store=store)]
+    async with running(make_worker(db, registry, concurrency=2, prefetch=30)) as worker:
+        for job_id in ids:
+            await wait_until(status_is(db, job_id, "completed"))
+        statements = worker.starter.statements
+    assert seen == [True] * 40
+    assert 0 < statements < 40  # the claimed-ahead ones were recorded in shared statements
+    await asyncio.sleep(0)
