@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import signal
 import threading
 import time
@@ -115,3 +116,9 @@ def suicide(job: Job) -> None:
     _record(job, "test_starts")
     time.sleep(float((job.payload or {}).get("sleep", 0.3)))
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@supaworker.handler("jitter")
+async def jitter(job: Job) -> None:
+    """Finishes after 0-3 ms at random, so jobs complete in another order than they were claimed in."""
+    await asyncio.sleep(random.random() * 0.003)

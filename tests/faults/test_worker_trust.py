@@ -110,7 +110,9 @@ def test_killed_workers_prefetched_jobs_come_back_uncharged(fault_db: str, fleet
 
 
 def test_many_workers_drain_without_deadlocks_or_rescuing_themselves(fault_db: str, fleet: Fleet) -> None:
-    enqueue_effects(fault_db, 20_000, job_type="noop")
+    # Jobs that finish in random order: a completion batch then lists its rows in another order than the
+    # heartbeat of the same worker locks them in.
+    enqueue_effects(fault_db, 20_000, job_type="jitter")
     before = deadlocks(fault_db)
     env = worker_env(fault_db, fault_db, **FAST_ENV)
     for _ in range(4):
@@ -155,7 +157,9 @@ def test_a_cut_off_worker_stops_its_jobs_before_another_is_given_them(
 ) -> None:
     [job_id] = enqueue_effects(fault_db, 1, max_attempts=3, job_type="slow_async", sleep=20)
     behind = fault_db.replace(f"port={fault_db.split('port=')[1].split()[0]}", f"port={proxy.port}")
-    cut = fleet.start(worker_env(behind, fault_db, **FAST_ENV), "-c", "2", "--lease-seconds", "5", name="cut")
+    # Through the proxy the server's port differs from the one connected to, which looks like a pooler.
+    env = worker_env(behind, fault_db, SUPAWORKER_POOLER_MODE="session", **FAST_ENV)
+    cut = fleet.start(env, "-c", "2", "--lease-seconds", "5", name="cut")
     fleet.wait_started()
     wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 1, "the job to start")
     proxy.freeze()
