@@ -275,11 +275,21 @@ def create_jobs(
     return [id_of[i] for i in range(len(rows))]
 
 
+# What an item of create_jobs may hold: create_job's keyword arguments and the item's batch key.
+BULK_JOB_FIELDS = frozenset(
+    {"type", "payload", "priority", "run_at", "delay", "max_attempts", "timeout", "brief_id", "queue"}
+    | {"unique_key", "unique_for", "depends_on", "key"}
+)
+
+
 def _bulk_row(index: int, job: Any) -> tuple[dict[str, Any], str | None, list[int | str]]:
     """One item of create_jobs, validated: (row to insert, its batch key, its depends_on references)."""
     if not isinstance(job, Mapping) or "type" not in job:
         raise InvalidJob(f"job #{index}: each job must be a mapping with a 'type'")
     fields = dict(job)
+    unknown = sorted(str(name) for name in fields if name not in BULK_JOB_FIELDS)
+    if unknown:
+        raise InvalidJob(f"job #{index}: unknown field {unknown[0]!r}")
     key = fields.pop("key", None)
     try:
         if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH):
