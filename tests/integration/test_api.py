@@ -366,3 +366,33 @@ def test_dashboard_counts_are_capped_and_marked(store: Store, conn: psycopg.Conn
         )
         assert 'data-status="pending"><div class="n">100+</div>' in summary
         assert 'data-status="completed"><div class="n">0</div>' in summary
+
+
+def test_create_job_takes_the_old_systems_metadata_as_the_payload(api: TestClient, conn: psycopg.Connection) -> None:
+    brief_id = make_brief(conn)
+    response = api.post(
+        "/api/jobs", json={"brief_id": brief_id, "type": "analysis", "metadata": {"video_url": "v.mp4"}}, headers=AUTH
+    )
+    assert response.status_code == 201, response.text
+    job = response.json()["job"]
+    assert (job["payload"], job["brief_id"]) == ({"video_url": "v.mp4"}, brief_id)
+    assert conn.execute("SELECT payload FROM supaworker.jobs WHERE id = %s", (job["id"],)).fetchone() == (
+        {"video_url": "v.mp4"},
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "t", "metadata": {"a": 1}, "payload": {"b": 2}},
+        {"type": "t", "metadata": {"deep": json.loads("[" * 64 + "1" + "]" * 64)}},
+    ],
+    ids=["both", "too-deep"],
+)
+def test_create_job_with_bad_metadata_gets_422_naming_it_and_writes_nothing(
+    api: TestClient, conn: psycopg.Connection, body: dict
+) -> None:
+    response = api.post("/api/jobs", json=body, headers=AUTH)
+    assert response.status_code == 422, response.text
+    assert "metadata" in response.json()["error"]
+    assert count_jobs(conn) == 0

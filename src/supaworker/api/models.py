@@ -16,6 +16,7 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    ValidationInfo,
     field_validator,
 )
 
@@ -80,11 +81,16 @@ class JobCreate(BaseModel):
     )
     brief_id: UUID | None = Field(None, description="An existing brief the job belongs to.")
     queue: StorableText = Field("default", min_length=1, max_length=MAX_TYPE_LENGTH)
+    metadata: Any = Field(
+        None,
+        description="The old system's name for `payload` (`createJob({ brief_id, type, metadata })`): give one "
+        "or the other; the same rules apply.",
+    )
 
-    @field_validator("payload")
+    @field_validator("payload", "metadata")
     @classmethod
-    def _storable_json(cls, value: Any) -> Any:
-        validation.check_json("payload", value)
+    def _storable_json(cls, value: Any, info: ValidationInfo) -> Any:
+        validation.check_json(str(info.field_name), value)
         return value
 
 
