@@ -3,7 +3,8 @@
 Exit codes (stable, for scripts):
     0  success
     1  unexpected error
-    2  bad input: invalid option, JSON, status or job field (nothing was written); a port `up` needs is taken
+    2  bad input: invalid option, JSON, status or job field (nothing was written); a port `up` needs is taken;
+       `migrate`/`up`: SUPAWORKER_SCHEMA is `public` or a schema holding other objects (nothing was changed)
     3  configuration: no database configured, or the database cannot be reached
     4  schema: not migrated (run `supaworker migrate`), or migrated by a newer supaworker
     5  not found: no job or brief with that id
@@ -39,6 +40,7 @@ from .errors import (
     InvalidTransition,
     JobNotFound,
     MigrationError,
+    SchemaInUse,
 )
 from .log import configure_logging
 from .registry import default_registry
@@ -60,6 +62,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _ERROR_EXITS: tuple[tuple[type[BaseException], int], ...] = (
     (InvalidJob, EXIT_BAD_INPUT),
+    (SchemaInUse, EXIT_BAD_INPUT),
     (ConfigError, EXIT_CONFIG),
     (DatabaseUnavailable, EXIT_CONFIG),
     (MigrationError, EXIT_SCHEMA),

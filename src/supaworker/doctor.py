@@ -132,18 +132,19 @@ def check_migrations(profile: ConnectionProfile, schema: str) -> Finding:
     return Finding("migrations", OK, f"at {state.current} (latest)")
 
 
+def _owned_objects_listed(conn: psycopg.Connection, schema: str) -> bool:
+    """Whether the schema has migration 0009's list of supaworker's own objects."""
+    table = pgsql.Identifier(schema).as_string() + ".owned_objects"
+    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone() == (True,)
+
+
 def check_rls(profile: ConnectionProfile, schema: str) -> Finding:
     with _connect(profile) as conn:
         if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,):
             return Finding("rls", FAIL, f"schema {schema!r} is not installed", "run `supaworker migrate`")
-        open_tables = [
-            r[0]
-            for r in conn.execute(
-                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
-                " WHERE n.nspname = %s AND c.relkind IN ('r', 'p') AND NOT c.relrowsecurity ORDER BY 1",
-                (schema,),
-            )
-        ]
+        if not _owned_objects_listed(conn, schema):
+            return Finding("rls", FAIL, f"schema {schema!r} predates migration 0009", "run `supaworker migrate`")
+        open_tables = [r[0] for r in conn.execute(Queries(schema).doctor_open_tables, {"schema": schema})]
         roles = {
             r[0]
             for r in conn.execute(
@@ -168,7 +169,54 @@ def check_rls(profile: ConnectionProfile, schema: str) -> Finding:
     if not service_ok:
         return Finding("rls", WARN, "service_role cannot use the schema (created after the migration?)", fix)
     extra = "; anon and authenticated get nothing" if roles else " (no Supabase roles in this database)"
-    return Finding("rls", OK, "row-level security on every table" + extra)
+    return Finding("rls", OK, "row-level security on every supaworker table" + extra)
+
+
+def check_ownership(profile: ConnectionProfile, schema: str) -> Finding:
+    """Whether supaworker shares its schema with objects of others, and whether the schema-wide
+    secure_schema() of migrations before 0009 changed them (RLS, its policy, anon's schema access)."""
+    with _connect(profile) as conn:
+        if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,) or not _owned_objects_listed(
+            conn, schema
+        ):
+            return Finding("ownership", FAIL, f"schema {schema!r} is not at migration 0009", "run `supaworker migrate`")
+        foreign = conn.execute(Queries(schema).doctor_foreign_objects, {"schema": schema}).fetchall()
+        if not foreign:
+            return Finding("ownership", OK, f"schema {schema!r} holds only supaworker's own objects")
+        owns_schema = any(row[0] == "schema" for row in conn.execute(Queries(schema).list_owned_objects))
+        locked_out = []
+        if not owns_schema:
+            locked_out = [r[0] for r in conn.execute(Queries(schema).doctor_schema_locked_out, {"schema": schema})]
+    marked = [identity for identity, _, _, policy in foreign if policy]
+    shown = ", ".join(identity for identity, *_ in foreign[:5]) + (", ..." if len(foreign) > 5 else "")
+    detail = f"schema {schema!r} also holds {len(foreign)} object(s) supaworker did not create ({shown})"
+    if marked or locked_out:
+        damage = []
+        fixes = []
+        if marked:
+            damage.append(f"policy service_role_all and row-level security on {', '.join(marked)}")
+            fixes += [f"DROP POLICY service_role_all ON {table};" for table in marked]
+            fixes.append(
+                "re-grant what your application's roles had (e.g. GRANT SELECT ON <table> TO anon, authenticated;),"
+                " revoke what service_role was given on every table and function of the schema if your application"
+                " did not give it, and ALTER TABLE <table> DISABLE ROW LEVEL SECURITY; where it did not enable it."
+            )
+        if locked_out:
+            damage.append(f"{', '.join(locked_out)} may not use the schema")
+            fixes.append(f"GRANT USAGE ON SCHEMA {schema} TO {', '.join(locked_out)};")
+        return Finding(
+            "ownership",
+            FAIL,
+            detail + "; an earlier supaworker's schema-wide secure_schema() changed them: " + "; ".join(damage),
+            " ".join(fixes) + " Then move supaworker to a schema of its own (the default `supaworker`).",
+        )
+    return Finding(
+        "ownership",
+        WARN,
+        detail + "; supaworker leaves them alone",
+        "give supaworker a schema of its own (the default `supaworker`; `SET search_path TO supaworker, public`"
+        " keeps unqualified `FROM jobs` working)",
+    )
 
 
 def check_clock(profile: ConnectionProfile) -> Finding:
@@ -237,6 +285,7 @@ def run_checks(profile: ConnectionProfile, schema: str) -> list[Finding]:
         ("listen", lambda: check_listen(profile, schema)),
         ("migrations", lambda: check_migrations(profile, schema)),
         ("rls", lambda: check_rls(profile, schema)),
+        ("ownership", lambda: check_ownership(profile, schema)),
         ("clock", lambda: check_clock(profile)),
         ("bloat", lambda: check_bloat(profile, schema)),
     ]

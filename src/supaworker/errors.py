@@ -2,6 +2,7 @@
 
 SupaworkerError
 ├── ConfigError            bad or missing configuration (no database, invalid setting)
+│   └── SchemaInUse        SUPAWORKER_SCHEMA names `public` or a schema holding objects of others
 ├── DatabaseUnavailable    the database cannot be reached
 ├── MigrationError         schema missing, or migrated by a newer supaworker
 ├── JobNotFound            no job with that id
@@ -23,6 +24,11 @@ class SupaworkerError(Exception):
 
 class ConfigError(SupaworkerError):
     """Bad or missing configuration."""
+
+
+class SchemaInUse(ConfigError):
+    """SUPAWORKER_SCHEMA names a schema supaworker cannot make its own (`public`, or one already holding other
+    objects); nothing was installed. The message says how to keep unqualified `FROM jobs` SQL working."""
 
 
 class DatabaseUnavailable(SupaworkerError):

@@ -1,7 +1,9 @@
 """Applies the numbered, forward-only migrations under a transaction-level advisory lock.
 
 Each migration runs in its own transaction with the lock held, so several processes migrating at once
-apply each version exactly once, and the lock also works behind a transaction pooler.
+apply each version exactly once, and the lock also works behind a transaction pooler. supaworker installs
+only into a schema of its own (see `refuse_shared_schema`), and after every upgrade re-secures its own
+objects (`secure_schema()`, migration 0009).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from . import sql
-from .errors import MigrationError
+from .errors import MigrationError, SchemaInUse
 
 log = logging.getLogger("supaworker.migrate")
 
@@ -48,9 +50,42 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"supaworker.migrate:{schema}".encode()).digest()[:8], "big") >> 1
 
 
+# Shown in the refusal: the ways to keep an application's unqualified `FROM jobs` working.
+_SEARCH_PATH_HINT = (
+    "To keep unqualified names such as `FROM jobs` working, leave SUPAWORKER_SCHEMA at its default (or name a new "
+    "schema) and put it on the search path: `SET search_path TO supaworker, public` in the session, or once "
+    "`ALTER ROLE <role> SET search_path TO supaworker, public`; or create views in your schema that read "
+    "supaworker's tables (views run as their owner: grant them only to roles that may see the jobs)."
+)
+SHOWN_OBJECTS = 5
+
+
+def _ledger_exists(conn: psycopg.Connection, schema: str) -> bool:
+    row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (pgsql.Identifier(schema).as_string() + ".migrations",))
+    return bool(row.fetchone()[0])  # type: ignore[index]
+
+
+def refuse_shared_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Raises SchemaInUse unless `schema` can be supaworker's own: absent, or empty and not `public`.
+
+    supaworker secures the schema it is installed in (schema privileges for anon and authenticated, RLS and
+    policies on its tables), and its table names (`jobs`, `migrations`) are common ones: sharing a schema
+    would either change the application's objects or collide with them. Runs before anything is created."""
+    foreign = [row[0] for row in conn.execute(sql.queries_for(schema).list_schema_objects, {"schema": schema})]
+    if schema == "public":
+        why = "it is every role's default schema, which supaworker would have to lock down"
+    elif foreign:
+        shown = ", ".join(foreign[:SHOWN_OBJECTS]) + (", ..." if len(foreign) > SHOWN_OBJECTS else "")
+        why = f"it already holds {len(foreign)} object(s) supaworker did not create ({shown})"
+    else:
+        return
+    raise SchemaInUse(
+        f"refusing to install supaworker into schema {schema!r}: {why}. Nothing was changed. {_SEARCH_PATH_HINT}"
+    )
+
+
 def applied_versions(conn: psycopg.Connection, schema: str) -> list[int]:
-    exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f'"{schema}".migrations',)).fetchone()
-    if not exists or not exists[0]:
+    if not _ledger_exists(conn, schema):
         return []
     query = pgsql.SQL("SELECT version FROM {}.migrations ORDER BY version").format(pgsql.Identifier(schema))
     return [row[0] for row in conn.execute(query)]
@@ -68,6 +103,8 @@ def migrate(conninfo: str, schema: str) -> list[int]:
         for migration in sql.migrations():
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+                if not _ledger_exists(conn, schema):
+                    refuse_shared_schema(conn, schema)
                 conn.execute(pgsql.SQL(_CREATE_LEDGER).format(schema=pgsql.Identifier(schema)))
                 versions = applied_versions(conn, schema)
                 if versions and max(versions) > latest:
@@ -86,6 +123,11 @@ def migrate(conninfo: str, schema: str) -> list[int]:
                     (migration.version, migration.name),
                 )
                 applied_now.append(migration.version)
+        if applied_now:
+            # A migration's new functions are open to PUBLIC until this runs (see 0009); idempotent.
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+                conn.execute(pgsql.SQL("SELECT {}.secure_schema()").format(pgsql.Identifier(schema)))
     return applied_now
 
 
