@@ -194,6 +194,11 @@ class Store:
     def job_stats(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.job_stats, {}, conn)
 
+    def job_stats_capped(self, cap: int, types: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        """The job_stats view's rows over at most `cap` jobs per status, for the `types` types with the most of
+        them (plus the next type's rows, rank `types + 1`, when there are more); see job_stats_capped.sql."""
+        return self._rows(self.q.job_stats_capped, {"cap": cap, "types": types}, conn)
+
     def pending_jobs(self, limit: int = 100, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.pending_jobs, {"limit": limit}, conn)
 

@@ -16,6 +16,7 @@ from ..validation import MAX_BIGINT
 from .auth import require_read, require_write
 from .contract import error_responses
 from .models import CancelRequest, JobCreate, StorableText
+from .stats import job_stats_answer
 
 router = APIRouter(prefix="/api/jobs", tags=["jobs"])
 
@@ -67,7 +68,7 @@ def jobs_action(
         rows = store.active_jobs(QUEUE_LIMIT)
         return {"action": action, "count": len(rows), "jobs": jsonable_encoder(rows)}
     if action == "stats":
-        return {"action": action, "stats": jsonable_encoder(store.job_stats())}
+        return job_stats_answer(request)
     if action == "by_brief":
         if not brief_id:
             raise HTTPException(400, "action=by_brief needs brief_id=<uuid>")
