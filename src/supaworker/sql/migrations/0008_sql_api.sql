@@ -789,9 +789,9 @@ LANGUAGE sql IMMUTABLE AS $$
 $$;
 
 -- Turns end-user reads on (true) or off (false), idempotently. On: `authenticated` may SELECT the briefs whose
--- user_id is its JWT's `sub`, those briefs' steps (brief_step_columns() of jobs) and the views user_briefs
--- (with the derived status) and user_brief_steps; row-level security decides which rows. Nobody but the
--- service role (and the owner) writes; anon gets nothing. Needs PostgreSQL 15 (security_invoker views).
+-- user_id is its JWT's `sub` and those briefs' steps (brief_step_columns() of jobs), under row-level security,
+-- and the views user_brief_steps (the same, security_invoker) and user_briefs (each own brief with its derived
+-- status). Nobody but the service role (and the owner) writes; anon gets nothing. Needs PostgreSQL 15.
 CREATE FUNCTION {{schema}}.expose_briefs(p_enabled boolean DEFAULT true) RETURNS boolean
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -828,11 +828,10 @@ BEGIN
   -- The subquery on briefs runs under the reader's own policy on briefs: only their briefs' jobs.
   EXECUTE format('CREATE POLICY jobs_brief_owner_select ON %I.jobs FOR SELECT TO authenticated '
                  'USING (brief_id IN (SELECT b.id FROM %I.briefs b))', v_schema, v_schema);
-  -- briefs_with_status reads as its owner; restricting it to the ids the reader's RLS lets through keeps
-  -- the derived status behind the same rule.
-  EXECUTE format('CREATE VIEW %I.user_briefs WITH (security_invoker = true) AS '
-                 'SELECT w.* FROM %I.briefs_with_status w WHERE w.id IN (SELECT b.id FROM %I.briefs b)',
-                 v_schema, v_schema, v_schema);
+  -- The derived status reads all of a brief's jobs (payloads included), so this view runs as its owner, as
+  -- briefs_with_status does, and applies the policies' rule itself: only the reader's own briefs.
+  EXECUTE format('CREATE VIEW %I.user_briefs AS SELECT w.* FROM %I.briefs_with_status w '
+                 'WHERE w.user_id = %I.request_user_id()', v_schema, v_schema, v_schema);
   EXECUTE format('CREATE VIEW %I.user_brief_steps WITH (security_invoker = true) AS SELECT %s FROM %I.jobs '
                  'WHERE brief_id IS NOT NULL',
                  v_schema, (SELECT string_agg(quote_ident(c), ', ') FROM unnest({{schema}}.brief_step_columns()) c),
