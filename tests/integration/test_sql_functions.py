@@ -98,15 +98,18 @@ def test_failed_attempts_back_off_exponentially_then_fail_permanently(store: Sto
     for attempt in (1, 2):
         conn.execute("UPDATE supaworker.jobs SET run_at = now() WHERE id = %s", (j.id,))
         assert claim(conn, "w") == [(j.id, attempt)]
-        assert fail(conn, j.id, "w", attempt, f"error {attempt}", base=10) == "pending"
-        delays.append(
-            conn.execute(
-                "SELECT extract(epoch FROM run_at - now()) FROM supaworker.jobs WHERE id = %s", (j.id,)
-            ).fetchone()[0]
-        )
-    # base * 2^(attempt-1) with +-15 % jitter: ~10 s, then ~20 s.
-    assert 8.5 <= delays[0] <= 11.5
-    assert 17 <= delays[1] <= 23
+        # In the failing transaction, now() is the instant fail_job computed run_at from: the delay read back
+        # is exactly the one it chose, however late this test runs.
+        with conn.transaction():
+            assert fail(conn, j.id, "w", attempt, f"error {attempt}", base=10) == "pending"
+            delays.append(
+                conn.execute(
+                    "SELECT extract(epoch FROM run_at - now()) FROM supaworker.jobs WHERE id = %s", (j.id,)
+                ).fetchone()[0]
+            )
+    # base * 2^(attempt-1) with +-15 % jitter: 10 s, then 20 s (a microsecond of rounding either way).
+    assert 8.5 - 1e-6 <= delays[0] <= 11.5 + 1e-6
+    assert 17 - 1e-6 <= delays[1] <= 23 + 1e-6
     conn.execute("UPDATE supaworker.jobs SET run_at = now() WHERE id = %s", (j.id,))
     assert claim(conn, "w") == [(j.id, 3)]
     assert fail(conn, j.id, "w", 3, "error 3") == "failed"
