@@ -18,9 +18,10 @@ MAX_PROGRESS_MESSAGE_CHARS = 1000
 class Job:
     """One claimed attempt of a job, as handed to its handler.
 
-    `attempt` is 1 on the first run. `upstream` holds the results of the completed jobs this one depends
-    on, directly or through others (the previous steps of a pipeline), by job type; when two share a type
-    the nearer one wins, and `upstream_by_id` has every one of them by job id.
+    `attempt` is 1 on the first run; `attempts`, JobRecord's name for it, is the same number. `upstream`
+    holds the results of the completed jobs this one depends on, directly or through others (the previous
+    steps of a pipeline), by job type; when two share a type the nearer one wins, and `upstream_by_id` has
+    every one of them by job id.
 
     A handler may report `job.progress(percent, message)`, and a long sync handler should check
     `job.cancelled` now and then: async handlers are cancelled outright, a thread can only be asked.
@@ -54,6 +55,12 @@ class Job:
     def cancelled(self) -> bool:
         """True once the job was cancelled (or lost) while running: stop and return; the result is dropped."""
         return self._cancel_requested
+
+    @property
+    def attempts(self) -> int:
+        """`attempt` by the name JobRecord and the jobs table use (attempts started, this one included): the
+        same number, so code written against either reads the same."""
+        return self.attempt
 
     def request_cancel(self) -> None:
         self._cancel_requested = True

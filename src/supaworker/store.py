@@ -142,6 +142,10 @@ class Store:
         rows = self._rows(self.q.get_job, {"id": job_id}, conn)
         return JobRecord.from_row(rows[0]) if rows else None
 
+    def get_jobs(self, ids: Sequence[int], conn: psycopg.Connection | None = None) -> list[JobRecord]:
+        """The jobs with these ids, in the order given."""
+        return [JobRecord.from_row(r) for r in self._rows(self.q.get_jobs, {"ids": list(ids)}, conn)]
+
     def list_jobs(
         self,
         *,
