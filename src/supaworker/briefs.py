@@ -19,8 +19,9 @@ from uuid import UUID
 
 import psycopg
 
-from . import pipelines
+from . import pipelines, rpc
 from .client import DEFAULT_MAX_ATTEMPTS, MAX_REASON_LENGTH, _store_for, insert_dependencies, validate_job
+from .config import get_settings
 from .errors import BriefNotFound, InvalidBrief, InvalidJob, InvalidTransition
 from .job import JobRecord
 from .store import Store
@@ -188,6 +189,8 @@ def create_brief_with_job(
                      max_attempts=max_attempts, queue=queue)  # fmt: skip
     except InvalidJob as exc:
         raise InvalidBrief(str(exc)) from None
+    if conn is None and store is None and get_settings().uses_http:
+        return _create_over_rpc(row, steps, options, priority, max_attempts, queue)
     s = _store_for(conn, store)
     with s.transaction(conn) as c:
         brief_id = s.insert_brief(row, c)
@@ -203,6 +206,30 @@ def create_brief_with_job(
         brief = _load(s, brief_id, c)
     assert brief is not None and brief.job is not None
     return BriefWithJob(brief, brief.job)
+
+
+def _create_over_rpc(
+    row: Mapping[str, Any],
+    steps: Sequence[str] | None,
+    options: Mapping[str, Any] | None,
+    priority: int,
+    max_attempts: int,
+    queue: str,
+) -> BriefWithJob:
+    """create_brief_with_job through PostgREST: the SQL function of the same name, in one transaction."""
+    args: dict[str, Any] = {
+        **{name: row[name] for name in ("user_id", "title", "description", "query", "media_type", "use_pipeline")},
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "queue": queue,
+    }
+    if steps is not None:
+        args["steps"] = list(steps)
+    if options is not None:
+        args["options"] = dict(options)
+    made = rpc.rpc_client_for(get_settings()).create_brief_with_job(args)
+    jobs = [rpc.job_from_document(step) for step in made["brief"]["steps"]]
+    return BriefWithJob(Brief.from_row(rpc.brief_row_from_document(made["brief"]), jobs), jobs[0])
 
 
 def _load(s: Store, brief_id: UUID, conn: psycopg.Connection | None) -> Brief | None:

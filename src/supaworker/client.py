@@ -1,7 +1,9 @@
 """The application API: enqueue jobs, look them up, retry and cancel them.
 
 Without `conn`, calls use a small pool on the configured database. With `conn` (a psycopg Connection)
-they run inside the caller's own transaction: the job exists only if that transaction commits.
+they run inside the caller's own transaction: the job exists only if that transaction commits. With no
+database URL but SUPABASE_URL (or SUPAWORKER_POSTGREST_URL) and the service-role key, `create_job` (and
+`briefs.create_brief_with_job`) go through PostgREST to the same SQL functions (`supaworker.rpc`).
 """
 
 from __future__ import annotations
@@ -9,13 +11,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, Literal, overload
+from typing import Any
 from uuid import UUID
 
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from . import validation
+from . import rpc, validation
 from .config import Settings, get_settings
 from .db import probe, resolve_conninfo
 from .dependencies import MAX_KEY_LENGTH, check_depends_on, check_parents, topological_order
@@ -173,6 +175,10 @@ def create_job(
         unique_for=unique_for,
         depends_on=depends_on,
     )
+    if conn is None and store is None:
+        settings = get_settings()
+        if settings.uses_http:
+            return rpc.rpc_client_for(settings).create_job(row)
     s = _store_for(conn, store)
     check_briefs_exist(s, [row["brief_id"]], conn)
     if unique_key is not None:
@@ -208,49 +214,19 @@ def insert_dependencies(s: Store, pairs: list[tuple[int, int]], conn: psycopg.Co
         raise InvalidJob(str(exc).splitlines()[0]) from None
 
 
-@overload
 def create_jobs(
     jobs: Iterable[Mapping[str, Any]],
     *,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
-    return_records: Literal[False] = False,
-) -> list[int]: ...
-
-
-@overload
-def create_jobs(
-    jobs: Iterable[Mapping[str, Any]],
-    *,
-    conn: psycopg.Connection | None = None,
-    store: Store | None = None,
-    return_records: Literal[True],
-) -> list[JobRecord]: ...
-
-
-def create_jobs(
-    jobs: Iterable[Mapping[str, Any]],
-    *,
-    conn: psycopg.Connection | None = None,
-    store: Store | None = None,
-    return_records: bool = False,
-) -> list[int] | list[JobRecord]:
-    """Enqueues many jobs in one round trip (COPY) and returns their ids, in order; with
-    `return_records=True`, the JobRecords (as `create_job` returns one), read back in one more statement.
+) -> list[int]:
+    """Enqueues many jobs in one round trip (COPY) and returns their ids, in order.
 
     Each item is a mapping with the keyword arguments of `create_job` (`type` required). An item may also
     have a `key` (a string unique in the batch), and its `depends_on` may name other items of the batch by
     key as well as existing jobs by id, so a whole graph is created at once (a cycle is rejected). Parents
     always get smaller ids than their children. All are validated before anything is written.
     """
-    if not return_records:
-        return _create_jobs(jobs, conn, store)
-    s = _store_for(conn, store)
-    with s.transaction(conn) as c:
-        return s.get_jobs(_create_jobs(jobs, c, s), c)
-
-
-def _create_jobs(jobs: Iterable[Mapping[str, Any]], conn: psycopg.Connection | None, store: Store | None) -> list[int]:
     items = list(jobs)
     s = _store_for(conn, store)
     if (conn is None or conn.autocommit) and not any(
