@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal, overload
 from uuid import UUID
 
 import psycopg
@@ -214,19 +214,49 @@ def insert_dependencies(s: Store, pairs: list[tuple[int, int]], conn: psycopg.Co
         raise InvalidJob(str(exc).splitlines()[0]) from None
 
 
+@overload
 def create_jobs(
     jobs: Iterable[Mapping[str, Any]],
     *,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
-) -> list[int]:
-    """Enqueues many jobs in one round trip (COPY) and returns their ids, in order.
+    return_records: Literal[False] = False,
+) -> list[int]: ...
+
+
+@overload
+def create_jobs(
+    jobs: Iterable[Mapping[str, Any]],
+    *,
+    conn: psycopg.Connection | None = None,
+    store: Store | None = None,
+    return_records: Literal[True],
+) -> list[JobRecord]: ...
+
+
+def create_jobs(
+    jobs: Iterable[Mapping[str, Any]],
+    *,
+    conn: psycopg.Connection | None = None,
+    store: Store | None = None,
+    return_records: bool = False,
+) -> list[int] | list[JobRecord]:
+    """Enqueues many jobs in one round trip (COPY) and returns their ids, in order; with
+    `return_records=True`, the JobRecords (as `create_job` returns one), read back in one more statement.
 
     Each item is a mapping with the keyword arguments of `create_job` (`type` required). An item may also
     have a `key` (a string unique in the batch), and its `depends_on` may name other items of the batch by
     key as well as existing jobs by id, so a whole graph is created at once (a cycle is rejected). Parents
     always get smaller ids than their children. All are validated before anything is written.
     """
+    if not return_records:
+        return _create_jobs(jobs, conn, store)
+    s = _store_for(conn, store)
+    with s.transaction(conn) as c:
+        return s.get_jobs(_create_jobs(jobs, c, s), c)
+
+
+def _create_jobs(jobs: Iterable[Mapping[str, Any]], conn: psycopg.Connection | None, store: Store | None) -> list[int]:
     items = list(jobs)
     s = _store_for(conn, store)
     if (conn is None or conn.autocommit) and not any(
