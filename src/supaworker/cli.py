@@ -920,3 +920,39 @@ def tables(ctx: _Context, as_json: bool) -> None:
         rows,
         ["table_name", "live_tuples", "dead_tuples", "dead_pct", "last_autovacuum", "total_bytes", "invalid_indexes"],
     )
+
+
+@main.group()
+def supabase() -> None:
+    """Supabase-specific setup of the schema."""
+
+
+@supabase.command("expose-briefs")
+@click.option("--off", is_flag=True, help="Take end users' read access back (the default state).")
+@pass_ctx
+@handle_errors
+def supabase_expose_briefs(ctx: _Context, off: bool) -> None:
+    """Let signed-in users read their own briefs and their steps' status, progress and results.
+
+    Grants the `authenticated` role SELECT under row-level security: a JWT whose `sub` is a brief's user_id
+    sees that brief (views user_briefs and user_brief_steps; tables briefs and jobs without payloads), and
+    nothing else. anon gets nothing; only the service role writes. Asks PostgREST to reload its schema.
+    """
+    from .sql import queries_for
+
+    schema = ctx.settings.schema_name
+    try:
+        with psycopg.connect(ctx.profile.conninfo, autocommit=True, prepare_threshold=None) as conn:
+            conn.execute(queries_for(schema).expose_briefs, {"enabled": not off})
+            conn.execute("NOTIFY pgrst, 'reload schema'")
+    except (psycopg.errors.UndefinedObject, psycopg.errors.FeatureNotSupported) as exc:
+        fail(str(exc).splitlines()[0], EXIT_CONFIG)
+    except psycopg.errors.UndefinedFunction:
+        fail(f"schema {schema} has no expose_briefs(): run `supaworker migrate` first", EXIT_SCHEMA)
+    if off:
+        click.echo(f"schema {schema}: end users can no longer read briefs")
+    else:
+        click.echo(
+            f"schema {schema}: signed-in users can read their own briefs ({schema}.user_briefs) and their steps "
+            f"({schema}.user_brief_steps) with the anon key and their session; add {schema} to the exposed schemas"
+        )
