@@ -47,9 +47,11 @@ class Job:
     # threads read, cheaper per job than an Event.
     _cancel_requested: bool = field(default=False, repr=False, compare=False)
     _progress_sink: Callable[[Job, float, str | None], None] | None = field(default=None, repr=False, compare=False)
-    # Whether the database knows this attempt's handler began: a job claimed ahead of a free slot is not
-    # charged an attempt if its worker dies before running it, so its start is recorded just before.
+    # Whether the database knows this attempt's handler may begin: a job claimed ahead of a free slot is not
+    # charged an attempt if its worker dies before running it, so its start is recorded just before, by its
+    # place in the worker's claim sequence (see migration 0007).
     _start_recorded: bool = field(default=True, repr=False, compare=False)
+    _claim_seq: int = field(default=0, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
@@ -79,10 +81,10 @@ class Job:
     @classmethod
     def from_claim(cls, row: tuple[Any, ...], worker_id: str) -> Job:
         # sql/queries/claim_jobs.sql selects the fields from `id` to `started_at` in declaration order, then
-        # has_parents and handler_started.
-        *fields, has_parents, started = row
+        # has_parents, handler_started and claim_seq.
+        *fields, has_parents, started, seq = row
         job = cls(*fields, worker_id, bool(has_parents))
-        job._start_recorded = bool(started)
+        job._start_recorded, job._claim_seq = bool(started), seq or 0
         return job
 
 

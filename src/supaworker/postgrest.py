@@ -87,6 +87,7 @@ def job_from_row(row: dict[str, Any], worker_id: str) -> Job:
         started_at=_time(row["started_at"]),  # type: ignore[arg-type]
         worker_id=worker_id,
         _start_recorded=bool(row.get("handler_started", True)),
+        _claim_seq=int(row.get("claim_seq") or 0),
     )
 
 
@@ -174,6 +175,7 @@ class PostgrestWorkerStore:
         lease_seconds: float,
         queues: Sequence[str] | None = None,
         start: int | None = None,
+        seq_base: int = 0,
     ) -> list[Job]:
         rows = await self.rpc(
             "claim_jobs_v2",
@@ -184,14 +186,16 @@ class PostgrestWorkerStore:
                 "p_lease_seconds": lease_seconds,
                 "p_queues": list(queues) if queues is not None else None,
                 "p_start": start,
+                "p_seq_base": seq_base,
             },
         )
-        jobs = [job_from_row(row, worker_id) for row in rows or []]
-        return sorted(jobs, key=lambda job: (job.priority, job.run_at, job.id))  # claim order
+        return sorted((job_from_row(row, worker_id) for row in rows or []), key=lambda job: job._claim_seq)
 
-    async def start_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
-        owned = await self.rpc("start_jobs", {"p_worker_id": worker_id, "p_ids": ids, "p_attempts": attempts})
-        return {int(i) for i in owned or []}
+    async def record_job_starts(self, worker_id: str, through: int) -> None:
+        await self.rpc("record_job_starts", {"p_worker_id": worker_id, "p_through": through})
+
+    async def forget_job_starts(self, worker_id: str) -> None:
+        await self.rpc("forget_job_starts", {"p_worker_id": worker_id})
 
     async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
         done = await self.rpc(
@@ -200,20 +204,24 @@ class PostgrestWorkerStore:
         )
         return {int(i) for i in done or []}
 
-    async def complete_and_claim_jobs(
+    async def write_and_claim_jobs(
         self,
         worker_id: str,
         completions: tuple[list[int], list[int], list[Any]],
+        starts_through: int | None,
         types: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
         start: int | None = None,
+        seq_base: int = 0,
     ) -> tuple[set[int], list[Job]]:
-        # Two requests over HTTP; a completion is never retried because the claim after it failed.
-        done = await self.complete_jobs(worker_id, *completions)
+        # Separate requests over HTTP; a write is never retried because the claim after it failed.
+        done = await self.complete_jobs(worker_id, *completions) if completions[0] else set()
+        if starts_through is not None:
+            await self.record_job_starts(worker_id, starts_through)
         try:
-            return done, await self.claim_jobs(worker_id, types, limit, lease_seconds, queues, start)
+            return done, await self.claim_jobs(worker_id, types, limit, lease_seconds, queues, start, seq_base)
         except DatabaseUnavailable as exc:
             log.warning("claiming failed, retrying", extra={"error": str(exc)})
             return done, []

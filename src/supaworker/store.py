@@ -345,8 +345,8 @@ def _server_is_down(exc: psycopg.Error) -> bool:
 
 
 def _in_claim_order(jobs: Iterable[Job]) -> list[Job]:
-    """The order the claim picked them in (and marked the first of them started)."""
-    return sorted(jobs, key=lambda job: (job.priority, job.run_at, job.id))
+    """The order the claim picked them in: the order the worker must run them in (see record_job_starts)."""
+    return sorted(jobs, key=lambda job: job._claim_seq)
 
 
 def _claim_params(
@@ -356,8 +356,10 @@ def _claim_params(
     lease_seconds: float,
     queues: Sequence[str] | None,
     start: int | None,
+    seq_base: int,
 ) -> dict[str, Any]:
     return {
+        "seq_base": seq_base,
         "worker_id": worker_id,
         "types": list(types) if types is not None else None,
         "limit": limit,
@@ -387,16 +389,20 @@ class WorkerStore:
         lease_seconds: float,
         queues: Sequence[str] | None = None,
         start: int | None = None,
+        seq_base: int = 0,
     ) -> list[Job]:
-        params = _claim_params(worker_id, types, limit, lease_seconds, queues, start)
+        params = _claim_params(worker_id, types, limit, lease_seconds, queues, start, seq_base)
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.claim_jobs, params)
             return _in_claim_order(Job.from_claim(row, worker_id) for row in await cur.fetchall())
 
-    async def start_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
+    async def record_job_starts(self, worker_id: str, through: int) -> None:
         async with self.pool.connection() as conn:
-            cur = await conn.execute(self.q.start_jobs, {"worker_id": worker_id, "ids": ids, "attempts": attempts})
-            return {row[0] for row in await cur.fetchall()}
+            await conn.execute(self.q.record_job_starts, {"worker_id": worker_id, "through": through})
+
+    async def forget_job_starts(self, worker_id: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self.q.forget_job_starts, {"worker_id": worker_id})
 
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
@@ -415,27 +421,34 @@ class WorkerStore:
             cur = await conn.execute(self.q.complete_jobs, params)
             return {row[0] for row in await cur.fetchall()}
 
-    async def complete_and_claim_jobs(
+    async def write_and_claim_jobs(
         self,
         worker_id: str,
         completions: tuple[list[int], list[int], list[Any]],
+        starts_through: int | None,
         types: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
         start: int | None = None,
+        seq_base: int = 0,
     ) -> tuple[set[int], list[Job]]:
-        """Writes a batch of completions and claims the next jobs in one round trip (pipeline mode). In a
-        pipeline both statements run in one implicit transaction: an error in the claim rolls the completions
-        back too, and the caller writes them again (fencing makes that safe)."""
+        """Writes completions and job starts and claims the next jobs in one round trip (pipeline mode). In a
+        pipeline the statements run in one implicit transaction: an error in one rolls the others back too,
+        and the caller writes them again (fencing makes that safe)."""
         ids, attempts, results = completions
-        done_params = {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": json.dumps(results)}
-        claim_params = _claim_params(worker_id, types, limit, lease_seconds, queues, start)
+        claim_params = _claim_params(worker_id, types, limit, lease_seconds, queues, start, seq_base)
         async with self.pool.connection() as conn:
             async with conn.pipeline():
-                done_cur = await conn.execute(self.q.complete_jobs, done_params)
+                done_cur = None
+                if ids:
+                    done_params = {"worker_id": worker_id, "ids": ids, "attempts": attempts}
+                    done_params["results"] = json.dumps(results)
+                    done_cur = await conn.execute(self.q.complete_jobs, done_params)
+                if starts_through is not None:
+                    await conn.execute(self.q.record_job_starts, {"worker_id": worker_id, "through": starts_through})
                 claim_cur = await conn.execute(self.q.claim_jobs, claim_params)
-            done = {row[0] for row in await done_cur.fetchall()}
+            done = {row[0] for row in await done_cur.fetchall()} if done_cur else set()
             jobs = _in_claim_order(Job.from_claim(row, worker_id) for row in await claim_cur.fetchall())
         return done, jobs
 

@@ -90,7 +90,7 @@ def test_hot_functions_pin_jit_off(conn: psycopg.Connection) -> None:
                 "fail_job",
                 "heartbeat_jobs",
                 "release_jobs",
-                "start_jobs",
+                "record_job_starts",
                 "update_job_progress",
                 "rescue_expired_jobs_v2",
             ],

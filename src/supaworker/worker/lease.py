@@ -68,10 +68,12 @@ class LeaseKeeper:
         self.server_down = False  # the last probe found the server refusing: hold, do not fence
         self.recovered = asyncio.Event()
         self.recovered.set()
-        self._now = asyncio.Event()
+        self._now = asyncio.Event()  # something to look at now: a renewal asked for, or a task done
+        self._renew_requested = False
         self._warned = False
 
     def renew_now(self) -> None:
+        self._renew_requested = True
         self._now.set()
 
     def claimed(self, sent_at: float) -> None:
@@ -89,10 +91,10 @@ class LeaseKeeper:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(max(0.0, wake - time.monotonic())):
                         await self._now.wait()
-                early = self._now.is_set()
                 self._now.clear()
                 now = time.monotonic()
-                if not self.fenced and (beat is None or beat.done()) and (early or now >= next_beat):
+                if not self.fenced and (beat is None or beat.done()) and (self._renew_requested or now >= next_beat):
+                    self._renew_requested = False
                     beat = self._task(self._beat(), "heartbeat")
                     next_beat = now + self.interval
                 if (probe is None or probe.done()) and now >= next_probe and self._needs_probe(now):

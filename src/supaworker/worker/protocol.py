@@ -39,27 +39,34 @@ class WorkerQueries(Protocol):
         lease_seconds: float,
         queues: Sequence[str] | None = None,
         start: int | None = None,
+        seq_base: int = 0,
     ) -> list[Job]:
-        """Claims up to `limit` jobs in claim order; the first `start` (default: all) count as started."""
+        """Claims up to `limit` jobs, in claim order (numbered from seq_base + 1 in the worker's claim
+        sequence); the first `start` (default: all) count as started."""
 
-    async def start_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
-        """Records that the handlers of claimed-ahead jobs are about to run; returns the ids still owned."""
+    async def record_job_starts(self, worker_id: str, through: int) -> None:
+        """The worker may start every job up to place `through` of its claim sequence."""
+
+    async def forget_job_starts(self, worker_id: str) -> None: ...
 
     async def complete_jobs(
         self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]
     ) -> set[int]: ...
 
-    async def complete_and_claim_jobs(
+    async def write_and_claim_jobs(
         self,
         worker_id: str,
         completions: tuple[list[int], list[int], list[Any]],
+        starts_through: int | None,
         types: Sequence[str] | None,
         limit: int,
         lease_seconds: float,
         queues: Sequence[str] | None = None,
         start: int | None = None,
+        seq_base: int = 0,
     ) -> tuple[set[int], list[Job]]:
-        """complete_jobs() then claim_jobs(), in one round trip where the transport allows."""
+        """complete_jobs() (if any) and record_job_starts() (if not None), then claim_jobs(): in one round
+        trip where the transport allows. Returns the ids completed and the jobs claimed."""
 
     async def fail_job(
         self,

@@ -2,10 +2,14 @@
 --
 -- A worker claims jobs ahead of its free slots (prefetch). Until now every claimed job counted as started,
 -- so the rescue of a dead worker charged an attempt to each job it had merely prefetched: one job that kills
--- its worker, restarted three times, failed everything that worker held. Now a row says whether its handler
--- began (`handler_started`): the claim sets it for the jobs that go straight to free slots, and the worker
--- records the others with start_jobs() before their handlers run. The rescue charges only started jobs and
--- hands the others back as if they had never been claimed.
+-- its worker, restarted three times, failed everything that worker held. Now the database knows which
+-- handlers began, at the cost of one small write per batch rather than one per job:
+-- - the claim marks the jobs that go straight to free slots (`handler_started`);
+-- - every claimed job gets its place in its worker's claim sequence (`claim_seq`). A worker runs the jobs it
+--   claimed ahead strictly in that order, so the ones that may have begun are a prefix of it: before a slot
+--   starts the job at place n, record_job_starts() has stored "up to n" in the worker's row of
+--   worker_starts (one row, updated in place, usually in the same round trip as the worker's next claim).
+-- The rescue charges only started jobs and hands the others back as if they had never been claimed.
 --
 -- The rescue also gives live owners a chance after an outage: nothing is rescued until the server has been
 -- up for one lease (every lease expired while it was down, for the living as for the dead), and a worker
@@ -14,19 +18,32 @@
 -- Every hot function runs with JIT off: `enable_seqscan = off` prices a disabled plan at ~1e10, above
 -- jit_above_cost, so with a pause or a limit set each claim compiled itself (300 ms instead of 1 ms).
 
-ALTER TABLE {{schema}}.jobs ADD COLUMN handler_started boolean NOT NULL DEFAULT false;
+ALTER TABLE {{schema}}.jobs
+  ADD COLUMN handler_started boolean NOT NULL DEFAULT false,
+  ADD COLUMN claim_seq bigint;
 COMMENT ON COLUMN {{schema}}.jobs.handler_started IS
-  'processing only: the handler of this attempt began (false: claimed ahead, not yet run)';
+  'processing only: the claim sent this attempt straight to a free slot (see also claim_seq)';
+COMMENT ON COLUMN {{schema}}.jobs.claim_seq IS
+  'processing only: place in its worker''s claim sequence; begun if <= worker_starts.started_through';
+
+-- How far each live worker has started the jobs it claimed ahead (see above). A row goes when its worker
+-- stops, or when the rescue has handed back the last job of a dead one.
+CREATE TABLE {{schema}}.worker_starts (
+  worker_id       text PRIMARY KEY,
+  started_through bigint NOT NULL,
+  updated_at      timestamptz NOT NULL DEFAULT now()
+) WITH (fillfactor = 50);  -- one row per worker rewritten per batch of jobs: room for HOT updates
 
 -- Claims up to p_limit runnable jobs in claim order; the first p_start of them are marked started (they go
--- straight to free slots).
+-- straight to free slots), and the n-th gets claim_seq p_seq_base + n.
 CREATE FUNCTION {{schema}}.claim_jobs_v2(
   p_worker_id text,
   p_types text[] DEFAULT NULL,
   p_limit integer DEFAULT 1,
   p_lease_seconds double precision DEFAULT 30,
   p_queues text[] DEFAULT NULL,
-  p_start integer DEFAULT NULL
+  p_start integer DEFAULT NULL,
+  p_seq_base bigint DEFAULT 0
 ) RETURNS SETOF {{schema}}.jobs
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
@@ -121,8 +138,7 @@ BEGIN
   IF cardinality(v_ids) = 0 THEN
     RETURN;
   END IF;
-  -- In no particular order: claim order is (priority, run_at, id), which the worker sorts by again (cheaper
-  -- there than a join back to v_ids here), and the first p_start of it are the ones marked started.
+  -- Returned in no particular order: the worker sorts by claim_seq.
   RETURN QUERY
   UPDATE {{schema}}.jobs j
      SET status = 'processing',
@@ -130,8 +146,10 @@ BEGIN
          attempts = j.attempts + 1,
          started_at = now(),
          lease_expires_at = now() + make_interval(secs => p_lease_seconds),
-         handler_started = j.id = ANY (v_ids[1:coalesce(p_start, p_limit)])
-   WHERE j.id = ANY (v_ids)
+         handler_started = o.n <= coalesce(p_start, p_limit),
+         claim_seq = p_seq_base + o.n
+    FROM unnest(v_ids) WITH ORDINALITY AS o(id, n)
+   WHERE j.id = o.id
   RETURNING j.*;
 END $$
 SET enable_sort = off
@@ -148,24 +166,25 @@ CREATE OR REPLACE FUNCTION {{schema}}.claim_jobs(
   p_queues text[] DEFAULT NULL
 ) RETURNS SETOF {{schema}}.jobs
 LANGUAGE sql VOLATILE AS $$
-  SELECT * FROM {{schema}}.claim_jobs_v2(p_worker_id, p_types, p_limit, p_lease_seconds, p_queues, p_limit)
+  SELECT * FROM {{schema}}.claim_jobs_v2(p_worker_id, p_types, p_limit, p_lease_seconds, p_queues, p_limit, 0)
 $$
 SET jit = off;
 
--- Records that the handlers of claimed-ahead jobs are about to run; returns the ids still owned (a missing id
--- was lost: cancelled or rescued). Rows are locked in id order, as by every multi-row write of a worker.
-CREATE FUNCTION {{schema}}.start_jobs(p_worker_id text, p_ids bigint[], p_attempts integer[])
-RETURNS SETOF bigint
+-- Records that the worker may start every job it claimed up to place p_through of its claim sequence (never
+-- moving back). One row per worker, so a batch of starts is one small write.
+CREATE FUNCTION {{schema}}.record_job_starts(p_worker_id text, p_through bigint) RETURNS void
 LANGUAGE sql VOLATILE AS $$
-  UPDATE {{schema}}.jobs j
-     SET handler_started = true, started_at = now()
-    FROM (SELECT * FROM unnest(p_ids, p_attempts) AS u(id, attempt) ORDER BY u.id) AS r
-   WHERE j.id = r.id AND j.worker_id = p_worker_id AND j.attempts = r.attempt
-     AND j.status::text = 'processing'
-  RETURNING j.id
+  INSERT INTO {{schema}}.worker_starts AS w (worker_id, started_through) VALUES (p_worker_id, p_through)
+  ON CONFLICT (worker_id) DO UPDATE
+    SET started_through = greatest(w.started_through, excluded.started_through), updated_at = now()
 $$
-SET enable_seqscan = off
 SET jit = off;
+
+-- A worker that stops has no starts to remember.
+CREATE FUNCTION {{schema}}.forget_job_starts(p_worker_id text) RETURNS void
+LANGUAGE sql VOLATILE AS $$
+  DELETE FROM {{schema}}.worker_starts WHERE worker_id = p_worker_id
+$$;
 
 -- Jobs whose worker stopped heartbeating. A job whose handler had started is retried with backoff, or failed
 -- when its attempts are used up (the lost attempt counts, so a job that kills its worker cannot loop
@@ -194,12 +213,16 @@ BEGIN
     RETURN;
   END IF;
   WITH expired AS (
-    SELECT e.id, e.worker_id, e.handler_started FROM {{schema}}.jobs e
+    SELECT e.id, e.worker_id,
+           e.handler_started OR coalesce(e.claim_seq <= (
+             SELECT w.started_through FROM {{schema}}.worker_starts w WHERE w.worker_id = e.worker_id), false)
+             AS handler_started
+      FROM {{schema}}.jobs e
      WHERE e.status = 'processing' AND e.lease_expires_at < now()
        AND e.worker_id IS DISTINCT FROM p_worker_id
      ORDER BY e.lease_expires_at
      LIMIT p_limit
-       FOR UPDATE SKIP LOCKED
+       FOR UPDATE OF e SKIP LOCKED
   ), moved AS (
     UPDATE {{schema}}.jobs j
        SET status = CASE WHEN NOT e.handler_started OR j.attempts < j.max_attempts
@@ -221,7 +244,8 @@ BEGIN
            worker_id = CASE WHEN e.handler_started THEN j.worker_id END,
            started_at = CASE WHEN e.handler_started THEN j.started_at END,
            lease_expires_at = NULL,
-           handler_started = false
+           handler_started = false,
+           claim_seq = NULL
       FROM expired e
      WHERE j.id = e.id
     RETURNING j.id, j.type, j.attempts, j.status, e.worker_id, e.handler_started
@@ -237,6 +261,10 @@ BEGIN
   IF v_failed IS NOT NULL THEN
     PERFORM {{schema}}.cancel_dependents(v_failed, 'cancelled: a dependency failed (worker lost)');
   END IF;
+  -- A dead worker's row goes with its last job.
+  DELETE FROM {{schema}}.worker_starts w
+   WHERE w.worker_id = ANY (v_workers)
+     AND NOT EXISTS (SELECT 1 FROM {{schema}}.jobs j WHERE j.worker_id = w.worker_id AND j.status = 'processing');
   RETURN QUERY SELECT * FROM unnest(v_ids, v_types, v_attempts, v_statuses, v_workers, v_started);
 END $$
 SET enable_seqscan = off
@@ -290,15 +318,22 @@ ALTER FUNCTION {{schema}}.fail_job(bigint, text, text, integer, double precision
 ALTER FUNCTION {{schema}}.release_jobs(text, bigint[], integer[]) SET jit = off;
 ALTER FUNCTION {{schema}}.update_job_progress(text, bigint[], integer[], real[], text[]) SET jit = off;
 
--- New functions are executable by no one but their owner (0004's default privileges); workers over
--- PostgREST run as service_role.
+-- Workers over PostgREST run as service_role. (PUBLIC's EXECUTE on the new functions is taken back by
+-- secure_schema(), which `supaworker migrate` runs after every upgrade: see 0009.)
 DO $$
 BEGIN
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
     GRANT EXECUTE ON FUNCTION
-      {{schema}}.claim_jobs_v2(text, text[], integer, double precision, text[], integer),
-      {{schema}}.start_jobs(text, bigint[], integer[]),
+      {{schema}}.claim_jobs_v2(text, text[], integer, double precision, text[], integer, bigint),
+      {{schema}}.record_job_starts(text, bigint),
+      {{schema}}.forget_job_starts(text),
       {{schema}}.rescue_expired_jobs_v2(text, integer, double precision, double precision, double precision)
     TO service_role;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON {{schema}}.worker_starts TO service_role;
+    CREATE POLICY service_role_all ON {{schema}}.worker_starts TO service_role USING (true) WITH CHECK (true);
   END IF;
 END $$;
+
+-- Like every supaworker table: nothing for PUBLIC (or anon and authenticated), row-level security on.
+REVOKE ALL ON {{schema}}.worker_starts FROM PUBLIC;
+ALTER TABLE {{schema}}.worker_starts ENABLE ROW LEVEL SECURITY;

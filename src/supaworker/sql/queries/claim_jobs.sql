@@ -1,8 +1,9 @@
 -- Claims up to %(limit)s runnable jobs for one worker (see claim_jobs_v2() in the migrations); the first
--- %(start)s in claim order are marked started, the rest wait for start_jobs(). has_parents tells the worker
--- to load the results of the job's upstream steps before running it.
+-- %(start)s in claim order are marked started, and each gets its place in the worker's claim sequence after
+-- %(seq_base)s. has_parents tells the worker to load the results of the job's upstream steps first.
 SELECT c.id, c.type, c.queue, c.priority, c.payload, c.attempts, c.max_attempts, c.timeout_seconds, c.brief_id,
        c.run_at, c.created_at, c.started_at,
        EXISTS (SELECT 1 FROM {{schema}}.job_dependencies d WHERE d.job_id = c.id) AS has_parents,
-       c.handler_started
-  FROM {{schema}}.claim_jobs_v2(%(worker_id)s, %(types)s, %(limit)s, %(lease_seconds)s, %(queues)s, %(start)s) c
+       c.handler_started, c.claim_seq
+  FROM {{schema}}.claim_jobs_v2(
+         %(worker_id)s, %(types)s, %(limit)s, %(lease_seconds)s, %(queues)s, %(start)s, %(seq_base)s) c
