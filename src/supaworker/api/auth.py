@@ -1,9 +1,15 @@
-"""Bearer-key checks: every write needs a key; reads need one unless they are configured public."""
+"""Bearer-key checks: every write needs a key; reads need one unless they are configured public. A few reads
+also accept an end user's Supabase session JWT, and then show only that user's own data."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import hmac
-from typing import Annotated
+import json
+import time
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
@@ -85,3 +91,57 @@ def require_read(request: Request, _: Annotated[HTTPAuthorizationCredentials | N
                 f"(this one asked for {request.headers.get('host', '')!r}); send Authorization: Bearer <key>"
             )
         check_key(request, settings)
+
+
+def verify_session_jwt(token: str, secret: str, now: float | None = None) -> dict[str, Any] | None:
+    """The claims of a Supabase session JWT signed (HS256) with the project's JWT secret, or None when it is
+    not one: another algorithm, a bad signature, expired or not yet valid, or no `exp` at all."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        header = json.loads(_unbase64(parts[0]))
+        claims = json.loads(_unbase64(parts[1]))
+        signature = _unbase64(parts[2])
+    except (binascii.Error, ValueError):
+        return None
+    if not isinstance(header, dict) or header.get("alg") != "HS256" or not isinstance(claims, dict):
+        return None
+    expected = hmac.new(secret.encode(), f"{parts[0]}.{parts[1]}".encode(), hashlib.sha256).digest()
+    if not hmac.compare_digest(expected, signature):
+        return None
+    now = time.time() if now is None else now
+    exp, nbf = claims.get("exp"), claims.get("nbf")
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= now:
+        return None
+    if nbf is not None and (not isinstance(nbf, int | float) or nbf > now):
+        return None
+    return claims
+
+
+def _unbase64(part: str) -> bytes:
+    return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+
+
+def session_user(request: Request) -> str | None:
+    """Whose data this request may read: None for a service key (or open reads: everything), else the `sub`
+    of a signed-in user's JWT (Authorization: Bearer, or `?access_token=` for EventSource, which sends no
+    headers). Raises 401 for anything else."""
+    settings: ApiSettings = request.app.state.settings
+    presented = _presented_key(request)
+    if presented is None and reads_are_open(request):
+        return None
+    if presented is not None and any(hmac.compare_digest(presented.encode(), k.encode()) for k in settings.keys):
+        return None
+    token = presented or request.query_params.get("access_token")
+    if token and settings.jwt_secret:
+        claims = verify_session_jwt(token, settings.jwt_secret)
+        if claims is not None and claims.get("role") == "authenticated":
+            sub = claims.get("sub")
+            if isinstance(sub, str) and sub:
+                return sub
+    if token is None:
+        raise _unauthorized("missing key: send Authorization: Bearer <service key or the user's session JWT>")
+    if not settings.jwt_secret:
+        raise _unauthorized("invalid key (user session JWTs need SUPABASE_JWT_SECRET set on this server)")
+    raise _unauthorized("invalid key or session JWT")

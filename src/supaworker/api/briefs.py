@@ -3,14 +3,19 @@ cancel it. Every route calls the functions of `supaworker.briefs`; none writes S
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from .. import briefs
-from ..errors import InvalidBrief
-from .auth import require_read, require_write
+from ..errors import BriefNotFound, InvalidBrief
+from .auth import require_read, require_write, session_user
 from .contract import error_responses
 from .jobs import poke_feed, store_of
 from .models import BriefCreate, CancelRequest, DateTimeText, StorableText
@@ -20,6 +25,10 @@ router = APIRouter(prefix="/api/briefs", tags=["briefs"])
 LIST_LIMIT_DEFAULT = 20
 LIST_LIMIT_MAX = 100
 DEFAULT_CANCEL_REASON = "brief cancelled by request"
+# The brief's event stream looks again at least this often (the change feed's hints come sooner).
+BRIEF_POLL_SECONDS = 1.0
+KEEPALIVE_SECONDS = 15.0
+FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 
 
 def step_statuses(brief: briefs.Brief) -> list[dict[str, Any]]:
@@ -113,3 +122,75 @@ def cancel_brief(
     brief = briefs.cancel_brief(brief_id, reason, store=store_of(request))
     poke_feed(request)
     return {"brief": brief_view(brief)}
+
+
+def _readable_brief(request: Request, brief_id: str, user: str | None) -> briefs.Brief:
+    """The brief, if this reader may see it: every brief for a key, only their own for a signed-in user (another
+    user's brief is answered as missing, as row-level security answers it)."""
+    brief = briefs.get_brief(brief_id, store=store_of(request))
+    if user is not None and brief.user_id != user:
+        raise BriefNotFound(f"no brief with id {brief_id}")
+    return brief
+
+
+def _fingerprint(view: dict[str, Any]) -> str:
+    steps = [(s["id"], s["status"], s.get("progress"), s.get("progress_message"), s["attempts"]) for s in view["steps"]]
+    return json.dumps([view["status"], view["steps_completed"], view["error"], steps], default=str)
+
+
+@router.get(
+    "/{brief_id}/events",
+    summary="Server-sent events of one brief's progress",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **error_responses(404)},
+)
+async def brief_events(request: Request, brief_id: str) -> StreamingResponse:
+    """A `text/event-stream` of one brief: a `brief` event at once (as `GET /api/briefs/{id}` shows it), another
+    each time its status or a step's status or progress changes, then `end` once it completed, failed or
+    was cancelled. Accepts the service key, or the brief owner's Supabase session JWT (verified with
+    SUPABASE_JWT_SECRET; `?access_token=` for EventSource): a user sees only their own briefs."""
+    user = session_user(request)
+    first = await run_in_threadpool(_readable_brief, request, brief_id, user)
+    return StreamingResponse(
+        _brief_stream(request, brief_id, user, first),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _brief_stream(request: Request, brief_id: str, user: str | None, brief: briefs.Brief) -> AsyncIterator[str]:
+    feed = getattr(request.app.state, "feed", None)
+    hints = feed.subscribe() if feed is not None else None
+    last = None
+    quiet = 0.0
+    try:
+        while True:
+            view = brief_view(brief)
+            seen = _fingerprint(view)
+            if seen != last:
+                last = seen
+                quiet = 0.0
+                yield f"event: brief\ndata: {json.dumps(view, default=str)}\n\n"
+            elif quiet >= KEEPALIVE_SECONDS:
+                quiet = 0.0
+                yield ": keepalive\n\n"
+            if view["status"] in FINAL_STATUSES:
+                yield f"event: end\ndata: {json.dumps({'status': view['status']})}\n\n"
+                return
+            started = asyncio.get_running_loop().time()
+            try:
+                async with asyncio.timeout(BRIEF_POLL_SECONDS):
+                    if hints is not None:
+                        if await hints.get() is None:
+                            return  # the server is shutting down
+                    else:
+                        await asyncio.sleep(BRIEF_POLL_SECONDS)
+            except TimeoutError:
+                pass
+            quiet += asyncio.get_running_loop().time() - started
+            if await request.is_disconnected():
+                return
+            brief = await run_in_threadpool(_readable_brief, request, brief_id, user)
+    finally:
+        if hints is not None and feed is not None:
+            feed.unsubscribe(hints)

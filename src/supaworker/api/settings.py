@@ -32,10 +32,12 @@ class ApiSettings(BaseSettings):
     # Comma-separated, so keys can be rotated: add the new one, move clients over, drop the old one.
     api_keys: str | None = Field(None, validation_alias=AliasChoices("SUPAWORKER_API_KEYS", "SUPAWORKER_API_KEY"))
     public_reads: bool | None = Field(None, validation_alias=AliasChoices("SUPAWORKER_API_PUBLIC_READS"))
+    # Verifies end users' Supabase session JWTs (HS256), for the routes a signed-in user may read.
+    jwt_secret: str | None = Field(None, validation_alias=AliasChoices("SUPABASE_JWT_SECRET"))
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1, validation_alias=AliasChoices("SUPAWORKER_API_MAX_BODY_BYTES"))
     count_cap: int = Field(COUNT_CAP, ge=100, validation_alias=AliasChoices("SUPAWORKER_DASHBOARD_COUNT_CAP"))
 
-    @field_validator("service_role_key", "api_keys")
+    @field_validator("service_role_key", "api_keys", "jwt_secret")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value if value and value.strip() else None
