@@ -58,21 +58,21 @@ def node_tools() -> tuple[str, str]:
     return node, npm
 
 
-def install_node_modules(npm: str) -> None:
-    """`npm ci` from the lockfile when node_modules is missing or older than it."""
-    installed = CLIENT / "node_modules" / ".package-lock.json"
-    lock = CLIENT / "package-lock.json"
+def install_node_modules(npm: str, folder: Path = CLIENT) -> None:
+    """`npm ci` in `folder` from its lockfile when node_modules is missing or older than it."""
+    installed = folder / "node_modules" / ".package-lock.json"
+    lock = folder / "package-lock.json"
     if installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
         return
     result = subprocess.run(
         [npm, "ci", "--no-audit", "--no-fund"],
-        cwd=CLIENT,
+        cwd=folder,
         capture_output=True,
         text=True,
         timeout=NPM_CI_TIMEOUT_SECONDS,
     )
     if result.returncode != 0:
-        pytest.fail(f"npm ci in {CLIENT} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        pytest.fail(f"npm ci in {folder} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
 
 
 @pytest.fixture
