@@ -41,7 +41,6 @@ def main() -> None:
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--prefetch", type=int, help="default: the worker's own")
-    ap.add_argument("--start-ahead", type=int, help="the worker's --start-ahead (default: 0)")
     ap.add_argument(
         "--limit", type=int, help="a global max_running for the type (the claim then takes its limits path)"
     )
@@ -68,7 +67,6 @@ def main() -> None:
 
     worker = [sys.executable, "-m", "supaworker", "worker", "--no-builtins", "--import", "worker_cost"]
     worker += ["--concurrency", str(a.concurrency)] + (["--prefetch", str(a.prefetch)] if a.prefetch else [])
-    worker += ["--start-ahead", str(a.start_ahead)] if a.start_ahead else []
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE supaworker.jobs")
         pid, dbname = conn.execute("SELECT pg_backend_pid(), current_database()").fetchone()  # type: ignore[misc]
@@ -95,7 +93,7 @@ def main() -> None:
     per_job = 1e6 / a.jobs
     print(
         f"{a.jobs:,} jobs, {a.processes} x concurrency {a.concurrency}, prefetch {a.prefetch or 'default'}"
-        f"{f', start ahead {a.start_ahead}' if a.start_ahead else ''}{f', limit {a.limit}' if a.limit else ''}: "
+        f"{f', limit {a.limit}' if a.limit else ''}: "
         f"{rate:,.0f} jobs/s, worker CPU {worker_ticks / os.sysconf('SC_CLK_TCK') * per_job:.1f} us/job, "
         f"server CPU {server_s * per_job:.1f} us/job, extra attempts {extra}"
     )

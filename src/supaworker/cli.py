@@ -209,11 +209,6 @@ def _import_modules(modules: Sequence[str]) -> None:
 @click.option("--shutdown-grace", type=click.FloatRange(min=0), help="Seconds running jobs get on shutdown.")
 @click.option("--prefetch", type=click.IntRange(min=0), help="Jobs claimed ahead of free slots (default: concurrency).")
 @click.option(
-    "--start-ahead",
-    type=click.IntRange(min=0),
-    help="Record the starts of the next N claimed-ahead jobs early (faster short jobs; a crash may charge them).",
-)
-@click.option(
     "--no-builtins",
     "no_builtins",
     is_flag=True,
@@ -233,7 +228,6 @@ def worker(
     lease_seconds: float | None,
     shutdown_grace: float | None,
     prefetch: int | None,
-    start_ahead: int | None,
     no_builtins: bool,
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
@@ -265,7 +259,6 @@ def worker(
         lease_seconds=lease_seconds,
         shutdown_grace_seconds=shutdown_grace,
         prefetch=prefetch,
-        start_ahead=start_ahead,
         types=list(types) or None,
         queues=queue_names or None,
     )
@@ -294,7 +287,6 @@ def worker(
             ("--lease-seconds", lease_seconds),
             ("--shutdown-grace", shutdown_grace),
             ("--prefetch", prefetch),
-            ("--start-ahead", start_ahead),
         ):
             if value is not None:
                 child += [flag, str(value)]

@@ -47,11 +47,12 @@ class Job:
     # threads read, cheaper per job than an Event.
     _cancel_requested: bool = field(default=False, repr=False, compare=False)
     _progress_sink: Callable[[Job, float, str | None], None] | None = field(default=None, repr=False, compare=False)
-    # Whether the database knows this attempt's handler may begin: a job claimed ahead of a free slot is not
-    # charged an attempt if its worker dies before running it, so its start is recorded just before, by its
-    # place in the worker's claim sequence (see migration 0007).
+    # Whether the database knows this attempt's handler may begin, by its place in the worker's claim
+    # sequence: a job claimed ahead of a free slot is not charged an attempt if its worker dies before running
+    # it (see migration 0007). A job handed back that way once waits for the record before it runs again.
     _start_recorded: bool = field(default=True, repr=False, compare=False)
     _claim_seq: int = field(default=0, repr=False, compare=False)
+    _record_start_first: bool = field(default=False, repr=False, compare=False)
 
     @property
     def cancelled(self) -> bool:
@@ -81,10 +82,10 @@ class Job:
     @classmethod
     def from_claim(cls, row: tuple[Any, ...], worker_id: str) -> Job:
         # sql/queries/claim_jobs.sql selects the fields from `id` to `started_at` in declaration order, then
-        # has_parents, handler_started and claim_seq.
-        *fields, has_parents, started, seq = row
+        # has_parents, handler_started, claim_seq and record_start_first.
+        *fields, has_parents, started, seq, first = row
         job = cls(*fields, worker_id, bool(has_parents))
-        job._start_recorded, job._claim_seq = bool(started), seq or 0
+        job._start_recorded, job._claim_seq, job._record_start_first = bool(started), seq or 0, bool(first)
         return job
 
 

@@ -88,6 +88,7 @@ def job_from_row(row: dict[str, Any], worker_id: str) -> Job:
         worker_id=worker_id,
         _start_recorded=bool(row.get("handler_started", True)),
         _claim_seq=int(row.get("claim_seq") or 0),
+        _record_start_first=bool(row.get("handed_back")),
     )
 
 

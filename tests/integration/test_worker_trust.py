@@ -6,6 +6,7 @@ tests/faults/test_worker_trust.py.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import psycopg
@@ -124,7 +125,7 @@ def may_have_started(conn: psycopg.Connection, job_id: int) -> bool:
     return bool(started)
 
 
-async def test_a_prefetching_worker_records_each_start_before_its_handler_runs(db: str, store: Store) -> None:
+async def test_a_job_handed_back_once_runs_only_after_its_start_is_recorded(db: str, store: Store) -> None:
     registry = Registry()
     seen: list[bool] = []
 
@@ -134,6 +135,8 @@ async def test_a_prefetching_worker_records_each_start_before_its_handler_runs(d
 
     registry.register("check", check)
     ids = supaworker.create_jobs([{"type": "check"}] * 40, store=store)
+    with psycopg.connect(db, autocommit=True) as c:  # as if a dead worker's rescue had handed them back
+        c.execute("UPDATE supaworker.jobs SET handed_back = 1")
     async with running(make_worker(db, registry, concurrency=2, prefetch=30)) as worker:
         for job_id in ids:
             await wait_until(status_is(db, job_id, "completed"))
@@ -142,3 +145,44 @@ async def test_a_prefetching_worker_records_each_start_before_its_handler_runs(d
     assert writes < 40  # the claimed-ahead ones were recorded in shared writes, or with the claims
     with psycopg.connect(db) as c:  # a worker that stopped leaves no row behind
         assert c.execute("SELECT count(*) FROM supaworker.worker_starts").fetchone() == (0,)
+
+
+async def test_a_prefetching_worker_records_how_far_it_started(db: str, store: Store) -> None:
+    registry = Registry()
+    release = asyncio.Event()
+
+    async def hold(job: supaworker.Job) -> None:
+        await release.wait()
+
+    registry.register("hold", hold)
+    supaworker.create_jobs([{"type": "hold"}] * 10, store=store)
+    async with running(make_worker(db, registry, concurrency=2, prefetch=8)):
+        with psycopg.connect(db, autocommit=True) as c:
+
+            def marked() -> list[tuple[Any, ...]]:
+                return c.execute(
+                    "SELECT count(*) FILTER (WHERE handler_started), count(*) FILTER (WHERE claim_seq IS NOT NULL)"
+                    " FROM supaworker.jobs WHERE status = 'processing'"
+                ).fetchall()
+
+            await wait_until(lambda: marked() == [(2, 10)])  # two went straight to slots, eight claimed ahead
+            assert c.execute("SELECT count(*) FROM supaworker.worker_starts").fetchone() == (0,)
+            release.set()
+            await wait_until(lambda: c.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'")
+                             .fetchone() == (10,))  # fmt: skip
+
+
+def test_a_job_handed_back_uncharged_is_marked_to_record_its_start_first(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    from supaworker.sql import queries_for
+
+    ids = [supaworker.create_job("t", store=store).id for _ in range(2)]
+    claim(conn, "dead", limit=2, start=1)
+    expire(conn)
+    rescue(conn, "other")
+    rows = conn.execute("SELECT handed_back FROM supaworker.jobs WHERE id = ANY (%s) ORDER BY id", (ids,)).fetchall()
+    assert rows == [(0,), (1,)]  # the started one was charged instead
+    params = {"worker_id": "w2", "types": None, "limit": 2, "lease_seconds": 30, "queues": None, "start": 0}
+    claimed = conn.execute(queries_for("supaworker").claim_jobs, {**params, "seq_base": 0}).fetchall()
+    assert sorted((row[0], row[-1]) for row in claimed) == [(ids[0], False), (ids[1], True)]

@@ -70,10 +70,6 @@ class WorkerOptions:
     # separately, so a busy queue never takes the slots of another. Overrides queues and concurrency, and
     # claims no more than the free slots of each queue (no prefetch).
     queue_concurrency: Mapping[str, int] | None = None
-    # A slot that takes a claimed-ahead job waits for its start to be recorded (a crash then charges only
-    # jobs that began). With N > 0 the starts of the next N queued jobs are recorded with it, so short jobs
-    # do not wait a round trip each; a crash may then charge up to N jobs that had not begun.
-    start_ahead: int = 0
 
     def __post_init__(self) -> None:
         if self.queue_concurrency:
@@ -179,7 +175,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self.completer = Completer(self.store, self.worker_id, on_written=self._slot_freed.set)
         self.progress = ProgressWriter(self.store, self.worker_id)
-        self.starter = StartRecorder(self.store, self.worker_id, options.start_ahead)
+        self.starter = StartRecorder(self.store, self.worker_id)
         self._claim_seq = 0  # places in this worker's claim sequence given out so far
         self.leases = LeaseKeeper(
             self.store,

@@ -1,16 +1,14 @@
-"""Records in the database how far a worker has started the jobs it claimed ahead, before it starts them.
+"""Records in the database how far a worker has started the jobs it claimed ahead.
 
 A worker claims more jobs than it has free slots (prefetch). If it dies, only the jobs whose handlers had
 begun may be charged an attempt: the rescue hands the others back untouched. Every claimed job has its
 place in the worker's claim sequence, and the worker runs its claimed-ahead jobs strictly in that order,
-so "started" is one number: a slot that takes the job at place n waits until "up to n" is recorded (unless
-the claim already marked that job started, as it does for jobs that go straight to free slots). Slots
-that come free together share one write, which rides with the claim loop's next round trip when one is
-about to go, and a job starts only once it has committed: a job that kills its worker is always charged,
-and one that never ran never is.
+so "started" is one number, "up to n", written with the claim loop's next round trip (completions, this
+mark and the next claim travel together) or on its own when no claim is about to go.
 
-`start_ahead` > 0 records that many places further each time, so short jobs need not wait for a write
-each: a crash may then charge up to that many jobs that had not begun.
+A slot does not wait for that write, so a job that kills its worker within a round trip of starting goes
+back uncharged; the rescue then marks it handed back, and a job so marked waits for the write before it
+starts: a job that kills its worker is charged at least every other time, and cannot loop forever.
 """
 
 from __future__ import annotations
@@ -27,25 +25,26 @@ RETRY_DELAY_SECONDS = 0.5
 
 
 class StartRecorder:
-    def __init__(self, store: WorkerQueries, worker_id: str, start_ahead: int = 0) -> None:
+    def __init__(self, store: WorkerQueries, worker_id: str) -> None:
         self.store = store
         self.worker_id = worker_id
-        self.start_ahead = start_ahead
         self.recorded_through = 0  # committed
-        self._wanted_through = 0  # asked for by a slot (plus start_ahead)
+        self._wanted_through = 0  # the last place a slot started (or is about to)
         self._sent_through = 0  # handed to a write not yet settled
         self._waiting: list[tuple[int, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self.writes = 0
 
     async def record(self, job: Job) -> None:
-        """Returns once the database knows this job may start."""
+        """Marks the job as started; waits for the write only for a job that was handed back before."""
         if job._start_recorded or job._claim_seq <= self.recorded_through:
+            return
+        self._wanted_through = max(self._wanted_through, job._claim_seq)
+        self._wake.set()
+        if not job._record_start_first:
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append((job._claim_seq, future))
-        self._wanted_through = max(self._wanted_through, job._claim_seq + self.start_ahead)
-        self._wake.set()
         await future
 
     def take(self) -> int | None:

@@ -6,10 +6,13 @@
 -- handlers began, at the cost of one small write per batch rather than one per job:
 -- - the claim marks the jobs that go straight to free slots (`handler_started`);
 -- - every claimed job gets its place in its worker's claim sequence (`claim_seq`). A worker runs the jobs it
---   claimed ahead strictly in that order, so the ones that may have begun are a prefix of it: before a slot
---   starts the job at place n, record_job_starts() has stored "up to n" in the worker's row of
---   worker_starts (one row, updated in place, usually in the same round trip as the worker's next claim).
--- The rescue charges only started jobs and hands the others back as if they had never been claimed.
+--   claimed ahead strictly in that order, so the ones that may have begun are a prefix of it, and
+--   record_job_starts() stores "up to n" in the worker's row of worker_starts (one row, updated in place,
+--   in the same round trip as the worker's next claim or completions).
+-- The rescue charges only started jobs and hands the others back as if they had never been claimed. A slot
+-- does not wait for that record before it starts a job, so a job that killed its worker within a round trip
+-- of starting is handed back uncharged too; it is then `handed_back`, and its next run waits for the record
+-- before it starts: a job that kills its worker is charged at least every other time, and cannot loop.
 --
 -- The rescue also gives live owners a chance after an outage: nothing is rescued until the server has been
 -- up for one lease (every lease expired while it was down, for the living as for the dead), and a worker
@@ -20,11 +23,14 @@
 
 ALTER TABLE {{schema}}.jobs
   ADD COLUMN handler_started boolean NOT NULL DEFAULT false,
-  ADD COLUMN claim_seq bigint;
+  ADD COLUMN claim_seq bigint,
+  ADD COLUMN handed_back integer NOT NULL DEFAULT 0;
 COMMENT ON COLUMN {{schema}}.jobs.handler_started IS
   'processing only: the claim sent this attempt straight to a free slot (see also claim_seq)';
 COMMENT ON COLUMN {{schema}}.jobs.claim_seq IS
   'processing only: place in its worker''s claim sequence; begun if <= worker_starts.started_through';
+COMMENT ON COLUMN {{schema}}.jobs.handed_back IS
+  'times a dead worker''s job was handed back uncharged, as not begun; then its start is recorded before it runs';
 
 -- How far each live worker has started the jobs it claimed ahead (see above). A row goes when its worker
 -- stops, or when the rescue has handed back the last job of a dead one.
@@ -172,8 +178,11 @@ SET jit = off;
 
 -- Records that the worker may start every job it claimed up to place p_through of its claim sequence (never
 -- moving back). One row per worker, so a batch of starts is one small write.
+-- Its commit does not wait for the WAL to reach disk: losing it in a server crash only means that, should
+-- the worker die too, those jobs are handed back uncharged (and marked handed_back).
 CREATE FUNCTION {{schema}}.record_job_starts(p_worker_id text, p_through bigint) RETURNS void
 LANGUAGE sql VOLATILE AS $$
+  SELECT set_config('synchronous_commit', 'off', true);
   INSERT INTO {{schema}}.worker_starts AS w (worker_id, started_through) VALUES (p_worker_id, p_through)
   ON CONFLICT (worker_id) DO UPDATE
     SET started_through = greatest(w.started_through, excluded.started_through), updated_at = now()
@@ -245,7 +254,8 @@ BEGIN
            started_at = CASE WHEN e.handler_started THEN j.started_at END,
            lease_expires_at = NULL,
            handler_started = false,
-           claim_seq = NULL
+           claim_seq = NULL,
+           handed_back = j.handed_back + CASE WHEN e.handler_started THEN 0 ELSE 1 END
       FROM expired e
      WHERE j.id = e.id
     RETURNING j.id, j.type, j.attempts, j.status, e.worker_id, e.handler_started

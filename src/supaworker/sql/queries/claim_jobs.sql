@@ -4,6 +4,6 @@
 SELECT c.id, c.type, c.queue, c.priority, c.payload, c.attempts, c.max_attempts, c.timeout_seconds, c.brief_id,
        c.run_at, c.created_at, c.started_at,
        EXISTS (SELECT 1 FROM {{schema}}.job_dependencies d WHERE d.job_id = c.id) AS has_parents,
-       c.handler_started, c.claim_seq
+       c.handler_started, c.claim_seq, c.handed_back > 0 AS record_start_first
   FROM {{schema}}.claim_jobs_v2(
          %(worker_id)s, %(types)s, %(limit)s, %(lease_seconds)s, %(queues)s, %(start)s, %(seq_base)s) c
