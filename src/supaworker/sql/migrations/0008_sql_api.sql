@@ -302,10 +302,15 @@ BEGIN
   PERFORM {{schema}}.check_job(create_job.type, create_job.payload, create_job.priority, create_job.run_at,
                                create_job.delay, create_job.max_attempts, create_job.timeout, create_job.queue,
                                create_job.unique_key, create_job.unique_for, create_job.depends_on);
-  PERFORM {{schema}}.check_briefs_exist(ARRAY[create_job.brief_id]);
-  -- Distinct, in the order given.
-  SELECT array_agg(r ORDER BY o) INTO v_parents
-    FROM (SELECT r, min(o) AS o FROM unnest(create_job.depends_on) WITH ORDINALITY AS x(r, o) GROUP BY r) d;
+  -- The common call (no brief, no parents) skips the statements it does not need: each costs a plan run.
+  IF create_job.brief_id IS NOT NULL THEN
+    PERFORM {{schema}}.check_briefs_exist(ARRAY[create_job.brief_id]);
+  END IF;
+  IF cardinality(create_job.depends_on) > 0 THEN
+    -- Distinct, in the order given.
+    SELECT array_agg(r ORDER BY o) INTO v_parents
+      FROM (SELECT r, min(o) AS o FROM unnest(create_job.depends_on) WITH ORDINALITY AS x(r, o) GROUP BY r) d;
+  END IF;
   v_run_at := coalesce(create_job.run_at, now() + make_interval(secs => coalesce(create_job.delay, 0)));
   IF create_job.unique_key IS NOT NULL THEN
     IF v_parents IS NOT NULL THEN
@@ -326,11 +331,12 @@ BEGIN
   VALUES (create_job.type, create_job.queue, v_status, create_job.priority, coalesce(create_job.payload, '{}'),
           create_job.max_attempts, v_run_at, create_job.timeout, create_job.brief_id)
   RETURNING j.* INTO v_row;
-  IF v_parents IS NOT NULL THEN
-    -- The trigger job_dependencies_check re-checks under its locks and settles waiting or pending.
-    INSERT INTO {{schema}}.job_dependencies (job_id, depends_on) SELECT v_row.id, p FROM unnest(v_parents) p;
-    SELECT * INTO v_row FROM {{schema}}.jobs j WHERE j.id = v_row.id;
+  IF v_parents IS NULL THEN
+    RETURN to_jsonb(v_row) || '{"depends_on": [], "duplicate": false}'::jsonb;
   END IF;
+  -- The trigger job_dependencies_check re-checks under its locks and settles waiting or pending.
+  INSERT INTO {{schema}}.job_dependencies (job_id, depends_on) SELECT v_row.id, p FROM unnest(v_parents) p;
+  SELECT * INTO v_row FROM {{schema}}.jobs j WHERE j.id = v_row.id;
   RETURN {{schema}}.job_document(v_row) || jsonb_build_object('duplicate', false);
 END $$;
 
