@@ -799,7 +799,9 @@ $$;
 -- and the views user_brief_steps (the same, security_invoker) and user_briefs (each own brief with its derived
 -- status). Nobody but the service role (and the owner) writes; anon gets nothing. Needs PostgreSQL 15.
 CREATE FUNCTION {{schema}}.expose_briefs(p_enabled boolean DEFAULT true) RETURNS boolean
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql
+SET client_min_messages = warning  -- no notice for each DROP ... IF EXISTS of nothing
+AS $$
 DECLARE
   v_schema text := (parse_ident('{{schema}}'))[1];
 BEGIN
