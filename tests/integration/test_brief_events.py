@@ -77,7 +77,12 @@ def test_the_owners_session_jwt_reads_their_brief_by_header_or_access_token(api:
         assert events(response.iter_lines(), 1)[0][1]["id"] == str(made.brief.id)
     with api.stream("GET", url, params={"access_token": session("alice")}) as response:
         assert response.status_code == 200
-        assert events(response.iter_lines(), 1)[0][1]["user_id"] == "alice"
+        brief = events(response.iter_lines(), 1)[0][1]
+    assert brief["user_id"] == "alice"
+    assert brief["steps"][0]["status"] == "pending" and "payload" not in brief["steps"][0]
+    assert "worker_id" not in brief["steps"][0]
+    with api.stream("GET", url, headers=AUTH) as response:
+        assert events(response.iter_lines(), 1)[0][1]["steps"][0]["payload"]["query"] == "q"
 
 
 @pytest.mark.parametrize(

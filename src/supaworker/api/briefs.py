@@ -29,6 +29,12 @@ DEFAULT_CANCEL_REASON = "brief cancelled by request"
 BRIEF_POLL_SECONDS = 1.0
 KEEPALIVE_SECONDS = 15.0
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# What a signed-in user sees of their brief's steps: the columns expose_briefs() grants (no payload, which may
+# hold an application's private options, and no worker bookkeeping).
+USER_STEP_FIELDS = (
+    "id", "brief_id", "type", "status", "progress", "progress_message", "progress_at", "result", "last_error",
+    "attempts", "max_attempts", "created_at", "started_at", "completed_at",
+)  # fmt: skip
 
 
 def step_statuses(brief: briefs.Brief) -> list[dict[str, Any]]:
@@ -148,7 +154,8 @@ async def brief_events(request: Request, brief_id: str) -> StreamingResponse:
     """A `text/event-stream` of one brief: a `brief` event at once (as `GET /api/briefs/{id}` shows it), another
     each time its status or a step's status or progress changes, then `end` once it completed, failed or
     was cancelled. Accepts the service key, or the brief owner's Supabase session JWT (verified with
-    SUPABASE_JWT_SECRET; `?access_token=` for EventSource): a user sees only their own briefs."""
+    SUPABASE_JWT_SECRET; `?access_token=` for EventSource): a user sees only their own briefs, and of their
+    steps what end users may read through PostgREST (no payloads)."""
     user = session_user(request)
     first = await run_in_threadpool(_readable_brief, request, brief_id, user)
     return StreamingResponse(
@@ -166,6 +173,8 @@ async def _brief_stream(request: Request, brief_id: str, user: str | None, brief
     try:
         while True:
             view = brief_view(brief)
+            if user is not None:
+                view["steps"] = [{name: step.get(name) for name in USER_STEP_FIELDS} for step in view["steps"]]
             seen = _fingerprint(view)
             if seen != last:
                 last = seen
