@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
 import supaworker
@@ -427,3 +430,60 @@ def test_sql_api_is_executable_by_the_service_role_only(conn: psycopg.Connection
         conn.execute("SET LOCAL ROLE service_role")
         job = conn.execute("SELECT supaworker.create_job(type => 'x')").fetchone()
         assert job is not None and job[0]["status"] == "pending"
+
+
+# Any mix of create_job's arguments that psycopg can send (PostgreSQL text holds no NUL or lone surrogate:
+# those never reach a SQL function), around every bound the checks draw.
+SENDABLE_TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=4)
+TEXTS = SENDABLE_TEXT | st.sampled_from(["", " ", "\u3000\t", "\x1c", "t" * 128, "t" * 129, " t "])
+SECONDS = st.none() | st.floats(allow_nan=True, allow_infinity=True) | st.integers(-2, 3_200_000_000)
+BOUNDS_32 = st.sampled_from([-(2**31) - 1, -(2**31), 0, 2**31 - 1, 2**31])
+RUN_ATS = st.none() | st.datetimes(
+    min_value=datetime(1960, 1, 1), max_value=datetime(9999, 12, 31), timezones=st.just(UTC)
+)
+JOB_KWARGS = st.fixed_dictionaries(
+    {"type": st.just("t") | st.just("t") | TEXTS},
+    optional={
+        "queue": st.just("q") | TEXTS,
+        "payload": st.none() | st.sampled_from([{}, [], "x", nested(64), nested(65), {"a": nested(64)}]),
+        "priority": st.none() | st.integers(-(2**31) - 2, 2**31 + 1) | BOUNDS_32,
+        "max_attempts": st.none() | st.integers(-2, 5) | BOUNDS_32,
+        "timeout": SECONDS,
+        "delay": SECONDS,
+        "run_at": RUN_ATS,
+        "unique_key": st.none() | st.sampled_from(["", "  ", "k", "k" * 512, "k" * 513]),
+        "unique_for": SECONDS,
+        "depends_on": st.none() | st.lists(st.sampled_from([None, -1, 0, 10**12, 10**12 + 1]), max_size=3),
+    },
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kwargs=JOB_KWARGS)
+def test_sql_create_job_accepts_exactly_what_create_job_accepts(db_conn: psycopg.Connection, kwargs: dict) -> None:
+    try:
+        supaworker.create_job(conn=db_conn, **kwargs)
+        python: InvalidJob | None = None
+    except InvalidJob as exc:
+        python = exc
+    finally:
+        db_conn.rollback()
+    try:
+        call(db_conn, "create_job", JOB_ARGUMENT_TYPES, kwargs)
+        sql: psycopg.Error | None = None
+    except psycopg.Error as exc:
+        sql = exc
+    finally:
+        db_conn.rollback()
+    assert (python is None) == (sql is None), (kwargs, python, sql)
+    event("accepted" if python is None else f"rejected: {python.field}")
+    if python is not None and sql is not None:
+        assert sql.sqlstate == "22023", sql
+        assert (python.field, stem(str(python))) == (sql.diag.column_name, stem(sql.diag.message_primary or ""))
+
+
+@pytest.fixture
+def db_conn(db: str) -> Iterator[psycopg.Connection]:
+    """One connection in a transaction that each example rolls back: nothing accumulates between examples."""
+    with psycopg.connect(db) as c:
+        yield c
