@@ -62,6 +62,9 @@ class LeaseKeeper:
         self._on_recover = on_recover
         self._on_trouble = on_trouble
         self.renewed_at = time.monotonic()  # when the last successful renewal was sent
+        # When the oldest renewal not yet answered was sent (None: none outstanding). A worker fences itself
+        # only after asking: an event loop blocked by a handler is silence too, but the database is fine.
+        self._asked_at: float | None = None
         self._floor = math.inf  # claims sent while a heartbeat was in flight: it does not cover their jobs
         self.fenced = False
         self._fenced_at = 0.0
@@ -93,6 +96,10 @@ class LeaseKeeper:
                         await self._now.wait()
                 self._now.clear()
                 now = time.monotonic()
+                if now - wake > self.interval / 4 and self._asked_at is not None:
+                    # The event loop itself was held up (a handler blocking it, a paused process): the
+                    # database gets a fresh chance to answer before its silence counts.
+                    self._asked_at = now
                 if not self.fenced and (beat is None or beat.done()) and (self._renew_requested or now >= next_beat):
                     self._renew_requested = False
                     beat = self._task(self._beat(), "heartbeat")
@@ -111,6 +118,9 @@ class LeaseKeeper:
         task.add_done_callback(lambda _: self._now.set())
         return task
 
+    def _unanswered(self, now: float) -> bool:
+        return self._asked_at is not None and now - self._asked_at >= self.interval / 2
+
     def _needs_probe(self, now: float) -> bool:
         if self.fenced:
             return True
@@ -125,6 +135,8 @@ class LeaseKeeper:
             marks = [
                 self.renewed_at + f * self.lease_seconds for f in (PROBE_AT_LEASE_FRACTION, FENCE_AT_LEASE_FRACTION)
             ]
+            if self._asked_at is not None:
+                marks.append(self._asked_at + self.interval / 2)
             times += [t for t in marks if t > now]
             if now >= marks[0]:
                 times.append(max(next_probe, now + 0.05))
@@ -137,7 +149,7 @@ class LeaseKeeper:
             self.renewed_at = max(self.renewed_at, min(now, self._floor))  # nothing to lose
             return
         silent = now - self.renewed_at
-        if silent >= FENCE_AT_LEASE_FRACTION * self.lease_seconds and not self.server_down:
+        if silent >= FENCE_AT_LEASE_FRACTION * self.lease_seconds and not self.server_down and self._unanswered(now):
             self._fence(silent)
 
     def _fence(self, silent: float) -> None:
@@ -148,6 +160,7 @@ class LeaseKeeper:
 
     def _renewed(self, sent: float, ids: list[int], owned: set[int]) -> None:
         self.renewed_at = max(self.renewed_at, min(sent, self._floor))
+        self._asked_at = None
         # Only ids sent in this renewal: jobs claimed while it was in flight are not in `owned`.
         lost = set(ids) - owned
         if lost:
@@ -159,6 +172,8 @@ class LeaseKeeper:
         self._floor = math.inf
         if not ids:
             return
+        if self._asked_at is None:
+            self._asked_at = sent
         try:
             owned = await self.store.heartbeat_jobs(self.worker_id, ids, self.lease_seconds)
         except TRANSIENT_ERRORS as exc:
@@ -176,6 +191,8 @@ class LeaseKeeper:
         ids = sorted(self._held())
         sent = time.monotonic()
         self._floor = math.inf
+        if self._asked_at is None:
+            self._asked_at = sent
         reach: Reachability
         reach, owned = await self.store.renew_directly(self.worker_id, ids, self.lease_seconds, self.interval)
         if reach != "up":
@@ -193,6 +210,7 @@ class LeaseKeeper:
         if self.fenced:
             self.fenced = False
             self.renewed_at = sent
+            self._asked_at = None
             self.recovered.set()
             self._on_recover(time.monotonic() - self._fenced_at)
         self._renewed(sent, ids, owned)

@@ -187,8 +187,10 @@ SET jit = off;
 -- moving back). One row per worker, so a batch of starts is one small write.
 -- Its commit does not wait for the WAL to reach disk: losing it in a server crash only means that, should
 -- the worker die too, those jobs are handed back uncharged (and marked handed_back).
+-- worker_starts is read and written only through these functions, as their owner: a worker role of the
+-- user's own, with policies on the jobs tables (docs/supabase.md), needs none on this one.
 CREATE FUNCTION {{schema}}.record_job_starts(p_worker_id text, p_through bigint) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   SELECT set_config('synchronous_commit', 'off', true);
   INSERT INTO {{schema}}.worker_starts AS w (worker_id, started_through) VALUES (p_worker_id, p_through)
   ON CONFLICT (worker_id) DO UPDATE
@@ -198,8 +200,22 @@ SET jit = off;
 
 -- A worker that stops has no starts to remember.
 CREATE FUNCTION {{schema}}.forget_job_starts(p_worker_id text) RETURNS void
-LANGUAGE sql VOLATILE AS $$
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
   DELETE FROM {{schema}}.worker_starts WHERE worker_id = p_worker_id
+$$;
+
+-- How far a worker has started the jobs it claimed ahead (NULL: none recorded).
+CREATE FUNCTION {{schema}}.job_starts_of(p_worker_id text) RETURNS bigint
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT started_through FROM {{schema}}.worker_starts WHERE worker_id = p_worker_id
+$$;
+
+-- Drops the rows of dead workers that hold no job any more (after a rescue).
+CREATE FUNCTION {{schema}}.forget_dead_job_starts(p_worker_ids text[]) RETURNS void
+LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  DELETE FROM {{schema}}.worker_starts w
+   WHERE w.worker_id = ANY (p_worker_ids)
+     AND NOT EXISTS (SELECT 1 FROM {{schema}}.jobs j WHERE j.worker_id = w.worker_id AND j.status = 'processing')
 $$;
 
 -- Jobs whose worker stopped heartbeating. A job whose handler had started is retried with backoff, or failed
@@ -230,8 +246,7 @@ BEGIN
   END IF;
   WITH expired AS (
     SELECT e.id, e.worker_id,
-           e.handler_started OR coalesce(e.claim_seq <= (
-             SELECT w.started_through FROM {{schema}}.worker_starts w WHERE w.worker_id = e.worker_id), false)
+           e.handler_started OR coalesce(e.claim_seq <= {{schema}}.job_starts_of(e.worker_id), false)
              AS handler_started
       FROM {{schema}}.jobs e
      WHERE e.status = 'processing' AND e.lease_expires_at < now()
@@ -279,9 +294,7 @@ BEGIN
     PERFORM {{schema}}.cancel_dependents(v_failed, 'cancelled: a dependency failed (worker lost)');
   END IF;
   -- A dead worker's row goes with its last job.
-  DELETE FROM {{schema}}.worker_starts w
-   WHERE w.worker_id = ANY (v_workers)
-     AND NOT EXISTS (SELECT 1 FROM {{schema}}.jobs j WHERE j.worker_id = w.worker_id AND j.status = 'processing');
+  PERFORM {{schema}}.forget_dead_job_starts(v_workers);
   RETURN QUERY SELECT * FROM unnest(v_ids, v_types, v_attempts, v_statuses, v_workers, v_started);
 END $$
 SET enable_seqscan = off
@@ -344,6 +357,8 @@ BEGIN
       {{schema}}.claim_jobs_v2(text, text[], integer, double precision, text[], integer, bigint),
       {{schema}}.record_job_starts(text, bigint),
       {{schema}}.forget_job_starts(text),
+      {{schema}}.job_starts_of(text),
+      {{schema}}.forget_dead_job_starts(text[]),
       {{schema}}.rescue_expired_jobs_v2(text, integer, double precision, double precision, double precision)
     TO service_role;
     GRANT SELECT, INSERT, UPDATE, DELETE ON {{schema}}.worker_starts TO service_role;

@@ -59,7 +59,7 @@ SELECT o.type, o.identity
           'elect_leader', 'fail_job', 'heartbeat_jobs', 'insert_unique_job', 'notify_jobs_inserted',
           'prune_finished_jobs', 'release_jobs', 'rescue_expired_jobs', 'rescue_expired_jobs_v2', 'retry_brief',
           'retry_delay', 'retry_job', 'secure_schema', 'set_job_limits', 'set_job_paused', 'record_job_starts',
-          'forget_job_starts', 'worker_starts',
+          'forget_job_starts', 'job_starts_of', 'forget_dead_job_starts', 'worker_starts',
           'unblock_dependents', 'update_job_progress',
           -- 0008
           'raise_invalid', 'repr', 'format_g', 'json_type_name', 'is_blank', 'check_text', 'check_seconds',
