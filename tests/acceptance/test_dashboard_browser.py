@@ -100,7 +100,9 @@ def test_dashboard_updates_live_retries_from_the_page_and_shows_html_as_text(
         complete(conn, claim(conn))
         page.locator('#panel-stats td:has-text("analysis")').wait_for()  # type: ignore[attr-defined]
         page.wait_for_function(  # type: ignore[attr-defined]
-            "document.querySelector('.card.st-completed .n').textContent.trim() === '1'"
+            # A function, not a bare expression: Playwright evaluates the latter with eval(), which the
+            # dashboard's Content-Security-Policy forbids.
+            "() => document.querySelector('.card.st-completed .n').textContent.trim() === '1'"
         )
         assert page.evaluate("window.notReloaded") is True  # type: ignore[attr-defined]
         assert page.evaluate("window.pwned") is None  # type: ignore[attr-defined]

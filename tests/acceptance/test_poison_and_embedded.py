@@ -34,7 +34,9 @@ def test_job_that_crashes_its_worker_fails_after_max_attempts(db: str, store: St
     job = supaworker.get_job(poison.id, store=store)
     assert job.attempts == 2 and "died while running the job" in (job.last_error or "")
     executions = workers.executions()
-    assert executions[poison.id] == 2
+    # Each run killed its worker; a run that did so within a round trip of starting went back uncharged
+    # (and then recorded its start first): charged at least every other time.
+    assert 2 <= executions[poison.id] <= 4
     assert all(executions[i] >= 1 for i in fine)
 
 

@@ -136,7 +136,9 @@ def test_frozen_worker_is_fenced_out_when_it_resumes(fault_db: str, fleet: Fleet
         return refused if refused >= set(ids) else set()
 
     wait_until(victim_gave_up, f"the resumed worker to log its refused outcomes\n{fleet.logs()}")
-    wait_until(lambda: tally(fault_db, fleet).executions == 6, f"the resumed worker's handlers to finish\n{fleet.logs()}")
+    wait_until(
+        lambda: tally(fault_db, fleet).executions == 6, f"the resumed worker's handlers to finish\n{fleet.logs()}"
+    )
     result = tally(fault_db, fleet)
     with psycopg.connect(fault_db) as conn:
         owners = conn.execute("SELECT DISTINCT worker_id LIKE %s FROM supaworker.jobs", (victim_pattern,)).fetchall()

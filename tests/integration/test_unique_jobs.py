@@ -87,7 +87,7 @@ def test_unique_job_in_rolled_back_transaction_leaves_the_key_free(db: str, stor
         ({"unique_key": ""}, "unique_key must be a non-empty string"),
         ({"unique_key": "x" * 513}, "at most 512"),
         ({"unique_for": 10}, "unique_for needs a unique_key"),
-        ({"unique_key": "k", "unique_for": 0}, "unique_for must be a positive number"),
+        ({"unique_key": "k", "unique_for": 0}, "unique_for must be a finite number of seconds > 0"),
     ],
 )
 def test_bad_unique_options_are_rejected_and_write_nothing(
