@@ -349,6 +349,11 @@ def _in_claim_order(jobs: Iterable[Job]) -> list[Job]:
     return sorted(jobs, key=lambda job: job._claim_seq)
 
 
+def _completion_params(worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> dict[str, Any]:
+    # The results travel as one JSON array (see sql/queries/complete_jobs.sql).
+    return {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": json.dumps(results)}
+
+
 def _claim_params(
     worker_id: str,
     types: Sequence[str] | None,
@@ -411,12 +416,7 @@ class WorkerStore:
             return list(await cur.fetchall())
 
     async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
-        params = {
-            "worker_id": worker_id,
-            "ids": ids,
-            "attempts": attempts,
-            "results": json.dumps(results),
-        }
+        params = _completion_params(worker_id, ids, attempts, results)
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.complete_jobs, params)
             return {row[0] for row in await cur.fetchall()}
@@ -442,8 +442,7 @@ class WorkerStore:
             async with conn.pipeline():
                 done_cur = None
                 if ids:
-                    done_params = {"worker_id": worker_id, "ids": ids, "attempts": attempts}
-                    done_params["results"] = json.dumps(results)
+                    done_params = _completion_params(worker_id, ids, attempts, results)
                     done_cur = await conn.execute(self.q.complete_jobs, done_params)
                 if starts_through is not None:
                     await conn.execute(self.q.record_job_starts, {"worker_id": worker_id, "through": starts_through})

@@ -166,14 +166,19 @@ class LeaseKeeper:
         if lost:
             self._on_lost(lost)
 
-    async def _beat(self) -> None:
+    def _ask(self) -> tuple[list[int], float]:
+        """The ids a renewal is about to send, and when it is sent (the oldest unanswered one is remembered)."""
         ids = sorted(self._held())
         sent = time.monotonic()
         self._floor = math.inf
+        if ids and self._asked_at is None:
+            self._asked_at = sent
+        return ids, sent
+
+    async def _beat(self) -> None:
+        ids, sent = self._ask()
         if not ids:
             return
-        if self._asked_at is None:
-            self._asked_at = sent
         try:
             owned = await self.store.heartbeat_jobs(self.worker_id, ids, self.lease_seconds)
         except TRANSIENT_ERRORS as exc:
@@ -188,11 +193,7 @@ class LeaseKeeper:
 
     async def _probe(self) -> None:
         """Renews over a connection of its own; says whether the server is down or out of reach."""
-        ids = sorted(self._held())
-        sent = time.monotonic()
-        self._floor = math.inf
-        if self._asked_at is None:
-            self._asked_at = sent
+        ids, sent = self._ask()
         reach: Reachability
         reach, owned = await self.store.renew_directly(self.worker_id, ids, self.lease_seconds, self.interval)
         if reach != "up":

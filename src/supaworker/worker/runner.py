@@ -439,9 +439,13 @@ class Worker:
         job = running.job
         if job.cancelled:
             return
-        job.request_cancel()
         log.warning(why, extra={"job_id": job_id, "type": job.type, "attempt": job.attempt})
-        handler = self.registry.get(job.type)
+        self._interrupt(running)
+
+    def _interrupt(self, running: _Running) -> None:
+        """Tells a running job to stop, and stops it outright where it can be (an async or inline handler)."""
+        running.job.request_cancel()
+        handler = self.registry.get(running.job.type)
         if handler is None or handler.is_async or handler.inline:
             running.stop()
 
@@ -622,10 +626,7 @@ class Worker:
                 running.stop()
                 continue
             running.fenced = True
-            running.job.request_cancel()
-            handler = self.registry.get(running.job.type)
-            if handler is None or handler.is_async or handler.inline:
-                running.stop()
+            self._interrupt(running)
             stopped += 1
         self._to_release += never_started
         log.error(
@@ -664,19 +665,21 @@ class Worker:
                 self._trouble()
                 log.warning("rescue failed", extra={"error": str(exc).strip()})
                 continue
-            handed_back = [job_id for job_id, _, _, _, _, started in rescued if not started]
+            handed_back: list[int] = []
             for job_id, job_type, attempts, status, dead_worker, started in rescued:
-                if started:
-                    log.warning(
-                        "job rescued from a dead worker",
-                        extra={
-                            "job_id": job_id,
-                            "type": job_type,
-                            "attempt": attempts,
-                            "status": status,
-                            "dead_worker": dead_worker,
-                        },
-                    )
+                if not started:
+                    handed_back.append(job_id)
+                    continue
+                log.warning(
+                    "job rescued from a dead worker",
+                    extra={
+                        "job_id": job_id,
+                        "type": job_type,
+                        "attempt": attempts,
+                        "status": status,
+                        "dead_worker": dead_worker,
+                    },
+                )
             if handed_back:
                 log.warning(
                     "jobs a dead worker had claimed but not started handed back, uncharged",
