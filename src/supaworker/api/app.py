@@ -25,7 +25,7 @@ from .. import errors
 from ..store import Store
 from . import briefs, jobs
 from .auth import require_read
-from .contract import error_responses
+from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
 from .docs import add_offline_docs
 from .feed import ChangeFeed
 from .limits import BodySizeLimit
@@ -92,18 +92,14 @@ def create_app(
         tags=["events"],
         summary="Server-sent events",
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **error_responses()},
+        responses={200: EVENT_STREAM_RESPONSE, **error_responses()},
     )
     async def events(request: Request) -> StreamingResponse:
         """A `text/event-stream` of job and brief changes: `hello` at once, then one `change` event per
         sample that saw something change (bursts are debounced), and a comment every 15 s to keep proxies
         from closing the stream. A `change` with `"resync": true` means events were dropped for a slow
         client: reload the view."""
-        return StreamingResponse(
-            _event_stream(request.app.state.feed),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return event_stream(_event_stream(request.app.state.feed))
 
     @app.get(
         "/metrics",

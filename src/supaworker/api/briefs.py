@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import briefs
 from ..errors import BriefNotFound, InvalidBrief
 from .auth import require_read, require_write, session_user
-from .contract import error_responses
+from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
 from .jobs import poke_feed, store_of
 from .models import BriefCreate, CancelRequest, DateTimeText, StorableText
 
@@ -148,7 +148,7 @@ def _fingerprint(view: dict[str, Any]) -> str:
     "/{brief_id}/events",
     summary="Server-sent events of one brief's progress",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}}}, **error_responses(404)},
+    responses={200: EVENT_STREAM_RESPONSE, **error_responses(404)},
 )
 async def brief_events(request: Request, brief_id: str) -> StreamingResponse:
     """A `text/event-stream` of one brief: a `brief` event at once (as `GET /api/briefs/{id}` shows it), another
@@ -158,11 +158,7 @@ async def brief_events(request: Request, brief_id: str) -> StreamingResponse:
     steps what end users may read through PostgREST (no payloads)."""
     user = session_user(request)
     first = await run_in_threadpool(_readable_brief, request, brief_id, user)
-    return StreamingResponse(
-        _brief_stream(request, brief_id, user, first),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+    return event_stream(_brief_stream(request, brief_id, user, first))
 
 
 async def _brief_stream(request: Request, brief_id: str, user: str | None, brief: briefs.Brief) -> AsyncIterator[str]:

@@ -3,8 +3,10 @@ answers with, which statuses each route can answer, and the bearer-key security 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -41,6 +43,16 @@ bearer = HTTPBearer(
     scheme_name="bearer",
     description="`Authorization: Bearer <key>`: SUPAWORKER_API_KEY(S) or the Supabase service role key.",
 )
+
+
+# The 200 of a server-sent events route, and the response itself (no caching, no proxy buffering).
+EVENT_STREAM_RESPONSE: dict[str, Any] = {"content": {"text/event-stream": {"schema": {"type": "string"}}}}
+
+
+def event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
 
 
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
