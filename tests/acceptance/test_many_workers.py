@@ -42,10 +42,21 @@ def test_jobs_of_a_sigkilled_worker_are_rescued_and_only_they_run_twice(
     for _ in range(3):
         workers.start(*lease, **env)
     wait_for(lambda: count_by_status(db).get("completed", 0) > 500, what="work to get going")
-    with psycopg.connect(db) as c:
-        victim_id = c.execute(
-            "SELECT worker_id FROM supaworker.jobs WHERE worker_id LIKE %s LIMIT 1", (f"worker-{victim.pid}-%",)
-        ).fetchone()[0]
+
+    held: list[str] = []
+
+    def victim_holds_a_job() -> bool:
+        # The victim must hold work when it is killed (the others may have taken every batch so far).
+        with psycopg.connect(db) as c:
+            row = c.execute(
+                "SELECT worker_id FROM supaworker.jobs WHERE worker_id LIKE %s AND status = 'processing' LIMIT 1",
+                (f"worker-{victim.pid}-%",),
+            ).fetchone()
+        held.extend(row or ())
+        return row is not None
+
+    wait_for(victim_holds_a_job, what="the victim to hold a job")
+    victim_id = held[-1]
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     wait_for(lambda: unfinished(db) == 0, what="rescue and drain")
