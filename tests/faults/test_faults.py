@@ -214,8 +214,8 @@ def test_exhausted_connections_give_clear_errors_and_recover(fault_db: str, flee
            completed=counts["completed"])  # fmt: skip
 
 
-PIN_SECONDS = float(os.environ.get("SUPAWORKER_FAULT_PIN_SECONDS", "60"))
-WINDOW_SECONDS = 10.0
+PIN_SECONDS = float(os.environ.get("SUPAWORKER_FAULT_PIN_SECONDS", "20"))
+WINDOW_SECONDS = 4.0
 BACKLOG = 5000
 
 
@@ -262,6 +262,6 @@ def test_queue_keeps_working_while_a_long_transaction_pins_the_vacuum_horizon(fa
     assert kept > 0, "the long transaction did not pin the horizon: the test injected nothing"
     drop = round(100 * (1 - pinned_late / baseline), 1) if baseline else None
     report("vacuum-horizon", injected=f"REPEATABLE READ transaction with an xid held {PIN_SECONDS:g}s",
-           baseline_jobs_per_s=baseline, pinned_first_10s=pinned_early, pinned_last_10s=pinned_late,
+           baseline_jobs_per_s=baseline, pinned_first_window=pinned_early, pinned_last_window=pinned_late,
            drop_pct=drop, dead_tuples=dead, dead_tuples_vacuum_could_not_remove=kept, after_release=after,
            completed=completed(fault_db))  # fmt: skip

@@ -104,9 +104,16 @@ def test_killed_workers_prefetched_jobs_come_back_uncharged(fault_db: str, fleet
     args = ["-c", "2", "--prefetch", "100", "--lease-seconds", "2"]
     for kill in range(3):
         worker = fleet.start(env, *args, name=f"k{kill}")
+        # Killed once both its slots' handlers have begun (and sleep), while it holds its prefetch: never
+        # between the claim and a handler's first line, where a job is charged before it could record.
         wait_until(
-            lambda: query(fault_db, "SELECT count(*) FROM supaworker.jobs WHERE status = 'processing'")[0][0] >= 50,
-            f"the worker to hold its prefetch\n{fleet.logs()}",
+            lambda w=worker: query(
+                fault_db,
+                """SELECT (SELECT count(*) FROM public.test_starts WHERE pid = %s) >= 2
+                      AND (SELECT count(*) FROM supaworker.jobs WHERE status = 'processing') >= 50""",
+                (w.pid,),
+            )[0][0],
+            f"the worker to start two jobs and hold its prefetch\n{fleet.logs()}",
         )
         worker.signal(signal.SIGKILL)
         worker.proc.wait(10)
