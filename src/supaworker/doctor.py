@@ -11,13 +11,14 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC
+from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
 
 from . import migrate
 from .db import ConnectionProfile, _connected_port  # the port the conninfo names (what probe() compares)
-from .sql import Queries
+from .sql import Queries, queries_for
 
 OK, WARN, FAIL = "ok", "warn", "fail"
 LISTEN_WAIT_SECONDS = 2.0
@@ -26,6 +27,8 @@ DEAD_TUPLE_WARN_RATIO = 0.2
 DEAD_TUPLE_WARN_MIN = 10_000
 OLD_TRANSACTION_WARN_SECONDS = 300
 PID_ROUNDS = 5
+# The catalog queries that name no supaworker object read the same in any schema.
+CATALOG = queries_for("public")
 
 
 @dataclass
@@ -40,24 +43,32 @@ def _connect(profile: ConnectionProfile) -> psycopg.Connection:
     return psycopg.connect(profile.conninfo, autocommit=True, prepare_threshold=None, connect_timeout=10)
 
 
+def _one(conn: psycopg.Connection, query: str, params: dict[str, object] | None = None) -> Any:
+    """The first column of the first row of a catalog query (they always return one)."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None, query
+    return row[0]
+
+
 def _backend_changes(profile: ConnectionProfile) -> bool:
     """Whether one client connection is served by different server backends: the mark of transaction pooling.
 
     A holds a transaction while B runs one, so a pooler in transaction mode must hand A's next statement
     to another backend than the one B just used (a direct or session-pooled connection keeps its own)."""
+    pid = CATALOG.doctor_backend_pid
     with _connect(profile) as a, _connect(profile) as b:
         seen = set()
         for _ in range(PID_ROUNDS):
-            seen.add(a.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+            seen.add(_one(a, pid))
             with b.transaction():
-                b.execute("SELECT pg_backend_pid()")
-                seen.add(a.execute("SELECT pg_backend_pid()").fetchone()[0])  # type: ignore[index]
+                b.execute(pid)
+                seen.add(_one(a, pid))
         return len(seen) > 1
 
 
 def check_connection(profile: ConnectionProfile) -> Finding:
     with _connect(profile) as conn:
-        server_port = conn.execute("SELECT inet_server_port()").fetchone()[0]  # type: ignore[index]
+        server_port = _one(conn, CATALOG.doctor_server_port)
         host = conn.info.host or ""
     port = _connected_port(profile.conninfo)
     switching = _backend_changes(profile)
@@ -93,7 +104,7 @@ def check_listen(profile: ConnectionProfile, schema: str) -> Finding:
     channel = f"{schema}_doctor_{secrets.token_hex(4)}"
     with _connect(profile) as listener, _connect(profile) as sender:
         listener.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
-        sender.execute("SELECT pg_notify(%s, 'ping')", (channel,))
+        sender.execute(Queries(schema).doctor_ping_channel, {"channel": channel})
         received = any(True for _ in listener.notifies(timeout=LISTEN_WAIT_SECONDS, stop_after=1))
     if received:
         if not profile.can_listen:
@@ -132,35 +143,31 @@ def check_migrations(profile: ConnectionProfile, schema: str) -> Finding:
     return Finding("migrations", OK, f"at {state.current} (latest)")
 
 
-def _owned_objects_listed(conn: psycopg.Connection, schema: str) -> bool:
-    """Whether the schema has migration 0009's list of supaworker's own objects."""
-    table = pgsql.Identifier(schema).as_string() + ".owned_objects"
-    return conn.execute("SELECT to_regclass(%s) IS NOT NULL", (table,)).fetchone() == (True,)
+def _installed(conn: psycopg.Connection, schema: str) -> tuple[bool, bool]:
+    """Whether the schema exists, and whether it has migration 0009's list of supaworker's own objects."""
+    row = conn.execute(Queries(schema).doctor_schema_installed, {"schema": schema}).fetchone()
+    assert row is not None
+    return bool(row[0]), bool(row[1])
 
 
 def check_rls(profile: ConnectionProfile, schema: str) -> Finding:
+    queries = Queries(schema)
     with _connect(profile) as conn:
-        if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,):
+        exists, listed = _installed(conn, schema)
+        if not exists:
             return Finding("rls", FAIL, f"schema {schema!r} is not installed", "run `supaworker migrate`")
-        if not _owned_objects_listed(conn, schema):
+        if not listed:
             return Finding("rls", FAIL, f"schema {schema!r} predates migration 0009", "run `supaworker migrate`")
-        open_tables = [r[0] for r in conn.execute(Queries(schema).doctor_open_tables, {"schema": schema})]
-        roles = {
-            r[0]
-            for r in conn.execute(
-                "SELECT rolname FROM pg_roles WHERE rolname IN ('anon', 'authenticated', 'service_role')"
-            )
-        }
+        open_tables = [r[0] for r in conn.execute(queries.doctor_open_tables, {"schema": schema})]
+        role_usage = dict(conn.execute(queries.doctor_supabase_roles, {"schema": schema}).fetchall())
+        roles = set(role_usage)
         leaks = []
         for role in sorted(roles & {"anon", "authenticated"}):
             leaks += [
                 f"{role} may {what}"
-                for (what,) in conn.execute(Queries(schema).doctor_public_access, {"role": role, "schema": schema})
+                for (what,) in conn.execute(queries.doctor_public_access, {"role": role, "schema": schema})
             ]
-        service_ok = (
-            "service_role" not in roles
-            or conn.execute("SELECT has_schema_privilege('service_role', %s, 'USAGE')", (schema,)).fetchone()[0]
-        )  # type: ignore[index]
+        service_ok = role_usage.get("service_role", True)
     fix = f"run `supaworker migrate`, or as the owner: SELECT {schema}.secure_schema();"
     if open_tables:
         return Finding("rls", FAIL, f"row-level security is off on {', '.join(open_tables)}", fix)
@@ -176,9 +183,7 @@ def check_ownership(profile: ConnectionProfile, schema: str) -> Finding:
     """Whether supaworker shares its schema with objects of others, and whether the schema-wide
     secure_schema() of migrations before 0009 changed them (RLS, its policy, anon's schema access)."""
     with _connect(profile) as conn:
-        if conn.execute("SELECT to_regnamespace(%s)", (schema,)).fetchone() == (None,) or not _owned_objects_listed(
-            conn, schema
-        ):
+        if not all(_installed(conn, schema)):
             return Finding("ownership", FAIL, f"schema {schema!r} is not at migration 0009", "run `supaworker migrate`")
         foreign = conn.execute(Queries(schema).doctor_foreign_objects, {"schema": schema}).fetchall()
         if not foreign:
@@ -222,7 +227,7 @@ def check_ownership(profile: ConnectionProfile, schema: str) -> Finding:
 def check_clock(profile: ConnectionProfile) -> Finding:
     with _connect(profile) as conn:
         before = time.time()
-        db_now = conn.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0]  # type: ignore[index]
+        db_now = _one(conn, CATALOG.database_clock)
         after = time.time()
     skew = float(db_now) - (before + after) / 2
     detail = f"database clock is {skew:+.3f}s from this host's (round trip {1000 * (after - before):.0f} ms)"
@@ -237,24 +242,11 @@ def check_clock(profile: ConnectionProfile) -> Finding:
 
 
 def check_bloat(profile: ConnectionProfile, schema: str) -> Finding:
+    queries = Queries(schema)
     with _connect(profile) as conn:
-        row = conn.execute(
-            "SELECT n_live_tup, n_dead_tup, pg_total_relation_size(relid), greatest(last_autovacuum, last_vacuum)"
-            " FROM pg_stat_user_tables WHERE schemaname = %s AND relname = 'jobs'",
-            (schema,),
-        ).fetchone()
-        oldest = conn.execute(
-            "SELECT pid, extract(epoch FROM now() - xact_start)::int, state FROM pg_stat_activity"
-            " WHERE backend_xmin IS NOT NULL OR backend_xid IS NOT NULL ORDER BY xact_start LIMIT 1"
-        ).fetchone()
-        invalid = [
-            r[0]
-            for r in conn.execute(
-                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s AND NOT i.indisvalid",
-                (schema,),
-            )
-        ]
+        row = conn.execute(queries.doctor_jobs_table_stats, {"schema": schema}).fetchone()
+        oldest = conn.execute(queries.doctor_oldest_snapshot).fetchone()
+        invalid = [r[0] for r in conn.execute(queries.doctor_invalid_indexes, {"schema": schema})]
     if row is None:
         return Finding("bloat", WARN, "no statistics for the jobs table yet")
     live, dead, size, vacuumed = row

@@ -30,12 +30,12 @@ from psycopg_pool import PoolTimeout
 
 from . import embedded, pipelines
 from . import migrate as migrations
-from .api.server import ApiServer
 from .api.settings import ApiSettings, is_loopback
 from .briefs import create_brief_with_job, list_briefs
 from .config import Settings
 from .db import ConnectionProfile, probe, resolve_conninfo
 from .errors import SupaworkerError
+from .server import ApiServer
 from .store import Store
 
 log = logging.getLogger("supaworker.up")

@@ -7,8 +7,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from supaworker.api import ApiSettings
-from supaworker.api.server import ApiServer
 from supaworker.db import ConnectionProfile
+from supaworker.server import ApiServer
 from supaworker.store import WorkerStore
 
 from ..conftest import SCHEMA

@@ -22,14 +22,13 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
+from ..feed import ChangeFeed, JobMetrics
 from ..store import Store
 from . import briefs, jobs
 from .auth import require_read
 from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
 from .docs import add_offline_docs
-from .feed import ChangeFeed
 from .limits import BodySizeLimit
-from .metrics import JobMetrics
 from .security import SecurityHeaders
 from .settings import ApiSettings
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..api.feed import SERIES_BUCKET_SECONDS, Bucket
+from ..feed import SERIES_BUCKET_SECONDS, Bucket
 
 WIDTH = 600
 HEIGHT = 140

@@ -21,9 +21,9 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from ..api.auth import reads_are_open, require_read
-from ..api.feed import ChangeFeed, Snapshot
 from ..api.models import StorableText
 from ..briefs import Brief
+from ..feed import ChangeFeed, Snapshot
 from ..job import JobRecord
 from ..states import JobStatus
 from ..store import Store

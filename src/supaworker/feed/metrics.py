@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .feed import SERIES_BUCKET_SECONDS, ChangeFeed
+from .change_feed import SERIES_BUCKET_SECONDS, ChangeFeed
 
 DURATION_BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
 THROUGHPUT_WINDOW_SECONDS = 60

@@ -1,4 +1,5 @@
-"""Serving the API and dashboard with uvicorn inside a caller's event loop (signals stay the caller's)."""
+"""Serving the API and the dashboard together with uvicorn inside a caller's event loop (signals stay the
+caller's). The one place that puts the two on one app: the API knows nothing of the dashboard."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import uvicorn
 from fastapi import FastAPI
 from psycopg_pool import ConnectionPool
 
-from ..db import ConnectionProfile
-from ..store import Store
-from .app import create_app
-from .settings import ApiSettings
+from .api.app import create_app
+from .api.settings import ApiSettings
+from .dashboard import add_dashboard
+from .db import ConnectionProfile
+from .store import Store
 
 POOL_MAX_SIZE = 10
 GRACEFUL_SHUTDOWN_SECONDS = 3
@@ -30,8 +32,6 @@ class ApiServer:
     """The API and dashboard on their own pool; `start()` returns once the port listens."""
 
     def __init__(self, profile: ConnectionProfile, schema: str, settings: ApiSettings) -> None:
-        from ..dashboard import add_dashboard
-
         self.pool = ConnectionPool(
             profile.conninfo,
             min_size=1,

@@ -26,7 +26,7 @@ from psycopg_pool import PoolTimeout
 from ..states import JobStatus
 from ..store import Store
 
-log = logging.getLogger("supaworker.api.feed")
+log = logging.getLogger("supaworker.feed")
 
 POLL_INTERVAL_SECONDS = 1.0
 DEBOUNCE_SECONDS = 0.2  # a burst of inserts or API writes becomes one sample and one event
