@@ -1,0 +1,114 @@
+"""Writing and reading jobs: single inserts, COPY for batches, unique keys, dependencies, retry and cancel."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from ..job import JobRecord
+from .base import StoreBase, reading_cursor
+
+# COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
+_NOW = "now"
+
+
+class JobQueries(StoreBase):
+    def insert_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
+        params = {**job, "payload": Jsonb(job["payload"]), "status": job.get("status", "pending")}
+        # One statement is atomic on its own: no BEGIN/COMMIT round trips around it.
+        with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.q.insert_job, params)
+            row = cur.fetchone()
+            assert row is not None
+            return JobRecord.from_row(row)
+
+    def insert_jobs(
+        self, jobs: Iterable[dict[str, Any]], conn: psycopg.Connection | None = None, *, count: int | None = None
+    ) -> list[int]:
+        """Bulk insert with COPY; ids are allocated first so the caller still learns them. `jobs` may be a
+        generator when `count` is given: rows are then produced (and checked) while the COPY streams."""
+        if count is None:
+            jobs = list(jobs)
+            count = len(jobs)
+        if not count:
+            return []
+        with self.transaction(conn) as c:
+            first, last, scattered = c.execute(self.q.allocate_job_ids, {"count": count}).fetchone()
+            ids = list(range(first, last + 1)) if scattered is None else scattered
+            with c.cursor().copy(self.q.copy_jobs) as copy:
+                for job_id, job in zip(ids, jobs, strict=True):
+                    copy.write_row(
+                        (
+                            job_id,
+                            job["type"],
+                            job["queue"],
+                            job.get("status", "pending"),
+                            job["priority"],
+                            job.get("payload_json") or json.dumps(job["payload"]),
+                            job["max_attempts"],
+                            job["run_at"] or _NOW,
+                            job["timeout_seconds"],
+                            job["brief_id"],
+                        )
+                    )
+            return ids
+
+    def insert_unique_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
+        """Inserts a job with a unique_key, or returns the live job holding that key (`.duplicate` set)."""
+        params = {**job, "payload": Jsonb(job["payload"])}
+        with self.transaction(conn) as c, reading_cursor(c, dict_row) as cur:
+            cur.execute(self.q.insert_unique_job, params)
+            row = cur.fetchone()
+            assert row is not None
+            return JobRecord.from_row(row)
+
+    def lock_parent_jobs(self, ids: Sequence[int], conn: psycopg.Connection | None = None) -> dict[int, str]:
+        """The status of each existing job among `ids`, locked until the caller's transaction ends."""
+        with self.connection(conn) as c:
+            return {row[0]: row[1] for row in c.execute(self.q.lock_parent_jobs, {"ids": list(ids)})}
+
+    def insert_job_dependencies(self, pairs: Sequence[tuple[int, int]], conn: psycopg.Connection | None = None) -> None:
+        """Records (job_id, depends_on) pairs in one statement."""
+        if not pairs:
+            return
+        params = {"job_ids": [p[0] for p in pairs], "depends_on": [p[1] for p in pairs]}
+        with self.connection(conn) as c:
+            c.execute(self.q.insert_job_dependencies, params)
+
+    def retry_job(self, job_id: int, conn: psycopg.Connection | None = None) -> str | None:
+        return self._value(self.q.retry_job, {"id": job_id}, conn)
+
+    def cancel_job(self, job_id: int, reason: str, conn: psycopg.Connection | None = None) -> str | None:
+        return self._value(self.q.cancel_job, {"id": job_id, "reason": reason}, conn)
+
+    def get_job(self, job_id: int, conn: psycopg.Connection | None = None) -> JobRecord | None:
+        rows = self._rows(self.q.get_job, {"id": job_id}, conn)
+        return JobRecord.from_row(rows[0]) if rows else None
+
+    def get_jobs(self, ids: Sequence[int], conn: psycopg.Connection | None = None) -> list[JobRecord]:
+        """The jobs with these ids, in the order given."""
+        return [JobRecord.from_row(r) for r in self._rows(self.q.get_jobs, {"ids": list(ids)}, conn)]
+
+    def list_jobs(
+        self,
+        *,
+        status: str | None = None,
+        type: str | None = None,
+        before_id: int | None = None,
+        limit: int = 50,
+        conn: psycopg.Connection | None = None,
+    ) -> list[JobRecord]:
+        params = {"status": status, "type": type, "before_id": before_id, "limit": limit}
+        return [JobRecord.from_row(r) for r in self._rows(self.q.list_jobs, params, conn)]
+
+    def get_job_outcome(
+        self, job_id: int, conn: psycopg.Connection | None = None
+    ) -> tuple[str, Any, str | None] | None:
+        with self.connection(conn) as c, reading_cursor(c) as cur:
+            row = cur.execute(self.q.get_job_outcome, {"id": job_id}).fetchone()
+            return (row[0], row[1], row[2]) if row else None

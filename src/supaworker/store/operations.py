@@ -1,0 +1,81 @@
+"""Running the queue: pauses and limits, the leader lease, retention, periodic jobs and the jobs table's vacuum."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
+
+from .base import StoreBase
+
+
+class OperationQueries(StoreBase):
+    def set_job_paused(self, scope: str, name: str, paused: bool, conn: psycopg.Connection | None = None) -> None:
+        with self.transaction(conn) as c:
+            c.execute(self.q.set_job_paused, {"scope": scope, "name": name, "paused": paused})
+
+    def set_job_limits(
+        self,
+        type: str,
+        *,
+        max_running: int | None,
+        rate_limit: int | None,
+        rate_period_seconds: float | None,
+        conn: psycopg.Connection | None = None,
+    ) -> None:
+        params = {
+            "type": type,
+            "max_running": max_running,
+            "rate_limit": rate_limit,
+            "rate_period_seconds": rate_period_seconds,
+        }
+        with self.transaction(conn) as c:
+            c.execute(self.q.set_job_limits, params)
+
+    def list_job_controls(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_job_controls, {}, conn)
+
+    def elect_leader(self, name: str, leader_id: str, ttl_seconds: float) -> bool:
+        params = {"name": name, "leader_id": leader_id, "ttl_seconds": ttl_seconds}
+        return bool(self._value(self.q.elect_leader, params, None))
+
+    def resign_leader(self, name: str, leader_id: str) -> None:
+        with self.transaction() as c:
+            c.execute(self.q.resign_leader, {"name": name, "leader_id": leader_id})
+
+    def get_leader(self, name: str, conn: psycopg.Connection | None = None) -> dict[str, Any] | None:
+        rows = self._rows(self.q.get_leader, {"name": name}, conn)
+        return rows[0] if rows else None
+
+    def prune_finished_jobs(self, status: str, older_than_seconds: float, limit: int) -> int:
+        params = {"status": status, "older_than_seconds": older_than_seconds, "limit": limit}
+        return int(self._value(self.q.prune_finished_jobs, params, None) or 0)
+
+    def upsert_periodic_job(self, schedule: dict[str, Any], conn: psycopg.Connection | None = None) -> dict[str, Any]:
+        params = {**schedule, "payload": Jsonb(schedule["payload"])}
+        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.q.upsert_periodic_job, params)
+            row = cur.fetchone()
+            assert row is not None
+            return row
+
+    def delete_periodic_job(self, name: str, conn: psycopg.Connection | None = None) -> bool:
+        with self.transaction(conn) as c:
+            return c.execute(self.q.delete_periodic_job, {"name": name}).fetchone() is not None
+
+    def list_periodic_jobs(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_periodic_jobs, {}, conn)
+
+    def advance_periodic_job(self, name: str, prev_tick: Any, tick: Any, enqueue: bool) -> tuple[bool, int | None]:
+        """Returns (advanced, job id): advanced is False when another scheduler handled the tick first."""
+        params = {"name": name, "prev_tick": prev_tick, "tick": tick, "enqueue": enqueue}
+        with self.transaction() as c:
+            row = c.execute(self.q.advance_periodic_job, params).fetchone()
+            return (row is not None, row[0] if row else None)
+
+    def vacuum_jobs(self) -> None:
+        """VACUUM (ANALYZE) of the jobs table; needs an autocommit connection (the pool's)."""
+        with self.connection() as c:
+            c.execute(self.q.vacuum_jobs)
