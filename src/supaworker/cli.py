@@ -232,7 +232,7 @@ def worker(
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
     from .worker.main import run_worker
-    from .worker.runner import WorkerOptions
+    from .worker.options import WorkerOptions
 
     settings = ctx.settings
     queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)

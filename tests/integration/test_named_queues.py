@@ -9,7 +9,7 @@ import pytest
 import supaworker
 from supaworker.registry import Registry
 from supaworker.store import Store
-from supaworker.worker.runner import WorkerOptions
+from supaworker.worker.options import WorkerOptions
 from tests.integration.test_worker import FAST, make_worker, running, status_is, wait_until
 
 

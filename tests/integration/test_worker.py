@@ -15,7 +15,8 @@ import supaworker
 from supaworker.db import ConnectionProfile
 from supaworker.registry import Registry
 from supaworker.store import Store
-from supaworker.worker.runner import Worker, WorkerOptions
+from supaworker.worker.options import WorkerOptions
+from supaworker.worker.runner import Worker
 
 FAST = {
     "concurrency": 5,

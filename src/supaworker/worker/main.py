@@ -15,8 +15,9 @@ from ..db import ConnectionProfile
 from ..registry import Registry
 from ..store import Store
 from . import health
+from .options import WorkerOptions
 from .protocol import WorkerQueries
-from .runner import Worker, WorkerOptions, WorkerService, new_worker_id
+from .runner import Worker, WorkerService, new_worker_id
 
 log = logging.getLogger("supaworker.worker")
 
