@@ -14,10 +14,10 @@ from datetime import UTC
 from typing import Any
 
 import psycopg
-from psycopg import sql as pgsql
 
 from . import migrate
 from .db import ConnectionProfile, _connected_port  # the port the conninfo names (what probe() compares)
+from .listener import listen_statement
 from .sql import Queries, queries_for
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -103,7 +103,7 @@ def check_listen(profile: ConnectionProfile, schema: str) -> Finding:
     """LISTEN on one connection, NOTIFY from another, and see whether it arrives."""
     channel = f"{schema}_doctor_{secrets.token_hex(4)}"
     with _connect(profile) as listener, _connect(profile) as sender:
-        listener.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
+        listener.execute(listen_statement(channel))
         sender.execute(Queries(schema).doctor_ping_channel, {"channel": channel})
         received = any(True for _ in listener.notifies(timeout=LISTEN_WAIT_SECONDS, stop_after=1))
     if received:

@@ -20,9 +20,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg import sql as pgsql
-from psycopg_pool import PoolTimeout
 
+from ..listener import Listener
+from ..retry import DATABASE_ERRORS, Backoff
+from ..sql import channel_name
 from ..states import JobStatus
 from ..store import Store
 
@@ -42,9 +43,6 @@ RUNNING_LIMIT = 100
 FAILURES_LIMIT = 20
 EVENT_JOBS_LIMIT = 200
 SUBSCRIBER_QUEUE = 64
-RETRY_DELAY_SECONDS = 1.0
-RETRY_DELAY_MAX_SECONDS = 15.0
-DB_ERRORS = (psycopg.Error, PoolTimeout)
 
 
 @dataclass
@@ -139,7 +137,14 @@ class ChangeFeed:
     async def start(self) -> None:
         self._tasks = [asyncio.create_task(self._run(), name="feed-sampler")]
         if self.listen_conninfo:
-            self._tasks.append(asyncio.create_task(self._listen(), name="feed-listener"))
+            # NOTIFY of new jobs pokes the sampler; LISTEN failing only means polling (said at INFO).
+            listener = Listener(
+                self.listen_conninfo,
+                [channel_name(self.store.q.schema)],
+                lambda _channel, _payload: self._poke.set(),
+                level=logging.INFO,
+            )
+            self._tasks.append(asyncio.create_task(listener.run(), name="feed-listener"))
 
     async def wait_ready(self, timeout: float) -> bool:
         """Waits for the first sample; False if it did not come in time (the database is unreachable)."""
@@ -211,15 +216,15 @@ class ChangeFeed:
 
     # -- sampling ------------------------------------------------------------------------------------
     async def _run(self) -> None:
-        delay = RETRY_DELAY_SECONDS
+        backoff = Backoff()
         while True:
             try:
                 sample = await asyncio.to_thread(self._sample)
-                delay = RETRY_DELAY_SECONDS
-            except DB_ERRORS as exc:
+                backoff.reset()
+            except DATABASE_ERRORS as exc:
+                delay = backoff.next()
                 log.warning("sampling jobs failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_DELAY_MAX_SECONDS)
                 continue
             self._publish(sample)
             self._ready.set()
@@ -339,28 +344,6 @@ class ChangeFeed:
             bucket.duration_sum += row["duration_seconds"]
             bucket.latency_sum += max(row["queue_latency_seconds"], 0.0)
             bucket.timed += 1
-
-    # -- wake-ups -------------------------------------------------------------------------------------
-    async def _listen(self) -> None:
-        """Pokes the sampler on each NOTIFY of new jobs; gives up quietly to polling when LISTEN fails."""
-        assert self.listen_conninfo is not None
-        channel = f"{self.store.q.schema}_jobs"
-        delay = RETRY_DELAY_SECONDS
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self.listen_conninfo, autocommit=True, prepare_threshold=None
-                ) as conn:
-                    await conn.execute(pgsql.SQL("LISTEN {}").format(pgsql.Identifier(channel)))
-                    delay = RETRY_DELAY_SECONDS
-                    async for _ in conn.notifies():
-                        self._poke.set()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.info("LISTEN unavailable, polling only", extra={"error": str(exc).strip()})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, RETRY_DELAY_MAX_SECONDS)
 
 
 def _bucket_start(epoch: float) -> float:

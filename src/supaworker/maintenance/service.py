@@ -13,10 +13,8 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-import psycopg
-from psycopg_pool import PoolTimeout
-
 from ..periodic import PeriodicRegistry, default_periodic_registry, sync_periodic_jobs
+from ..retry import DATABASE_ERRORS
 from ..store import Store
 from .leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS, LeaderElector
 from .pruner import PRUNE_INTERVAL_SECONDS, Pruner, PrunerConfig
@@ -26,7 +24,6 @@ from .vacuumer import VACUUM_INTERVAL_SECONDS, Vacuumer, VacuumerConfig
 log = logging.getLogger("supaworker.maintenance")
 
 TICK_SECONDS = 0.5
-_ERRORS = (psycopg.Error, PoolTimeout)
 
 
 @dataclass
@@ -100,12 +97,12 @@ class MaintenanceService:
             while True:
                 try:
                     await asyncio.to_thread(self.tick)
-                except _ERRORS as exc:
+                except DATABASE_ERRORS as exc:
                     # Leadership is unknown after an error: the lease decides, re-checked on the next renewal.
                     self.elector.is_leader = False
                     self._due.pop("elect", None)
                     log.warning("maintenance failed, retrying", extra={"error": str(exc).strip()})
                 await asyncio.sleep(TICK_SECONDS)
         finally:
-            with contextlib.suppress(*_ERRORS):
+            with contextlib.suppress(*DATABASE_ERRORS):
                 await asyncio.to_thread(self.elector.resign)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..job import Job
-from .protocol import TRANSIENT_ERRORS, WorkerQueries
+from ..retry import Backoff, retry_transient
+from .protocol import WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -102,15 +103,14 @@ class Completer:
 
     async def _write(self, batch: list[Completion]) -> set[int]:
         ids, attempts, results = self.as_columns(batch)
-        while True:
-            try:
-                done = await self.store.complete_jobs(self.worker_id, ids, attempts, results)
-                break
-            except TRANSIENT_ERRORS as exc:
-                # Fencing makes the retry safe: a row that already committed is simply not matched again.
-                log.warning("completing jobs failed, retrying", extra={"error": str(exc).strip(), "jobs": len(ids)})
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
-        return done
+        # Fencing makes a retry safe: a row that already committed is simply not matched again.
+        return await retry_transient(
+            lambda: self.store.complete_jobs(self.worker_id, ids, attempts, results),
+            what="completing jobs",
+            log=log,
+            extra={"jobs": len(ids)},
+            backoff=Backoff(RETRY_DELAY_SECONDS, RETRY_DELAY_SECONDS),
+        )
 
     def _report(self, batch: list[Completion], done: set[int]) -> None:
         verbose = log.isEnabledFor(logging.INFO)

@@ -29,7 +29,8 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from .protocol import TRANSIENT_ERRORS, Reachability, WorkerQueries
+from ..retry import TRANSIENT_ERRORS
+from .protocol import Reachability, WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 

@@ -22,6 +22,8 @@ from .runner import Worker, WorkerService, new_worker_id
 log = logging.getLogger("supaworker.worker")
 
 EXIT_FORCED = 130
+# A task of the worker died (see worker/monitor.py): a supervisor should start it again.
+EXIT_FAILED = 1
 
 
 async def _run(worker: Worker, settings: Settings) -> None:
@@ -97,6 +99,9 @@ def run_worker(
     finally:
         if maintenance_pool is not None:
             maintenance_pool.close()
+    if worker.failure:
+        log.error("worker stopped after a failure of its own", extra={"reason": worker.failure})
+        return EXIT_FAILED
     if worker.executor.busy_threads():
         # A sync handler still running past the grace period cannot be interrupted; its job was released.
         logging.shutdown()

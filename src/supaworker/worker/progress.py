@@ -12,8 +12,8 @@ import asyncio
 import logging
 
 from ..job import Job
+from ..retry import TRANSIENT_ERRORS
 from ..store import WorkerStore
-from .protocol import TRANSIENT_ERRORS
 
 log = logging.getLogger("supaworker.worker")
 

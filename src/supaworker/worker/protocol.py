@@ -5,8 +5,8 @@ calls the same SQL functions as PostgREST RPCs, for hosts that only reach Supaba
 through the same fenced SQL functions, so the runner, completer, heartbeat and rescuer are shared and the
 guarantees (atomic claim, fencing, retries with backoff, rescue) are the same whichever is used.
 
-A transient failure (database or API unreachable) raises one of `TRANSIENT_ERRORS`, which the worker's loops
-retry with backoff; anything else is fatal.
+A transient failure (database or API unreachable) raises one of `supaworker.retry.TRANSIENT_ERRORS`, which
+the worker's loops retry with backoff; anything else is fatal.
 """
 
 from __future__ import annotations
@@ -14,15 +14,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
-import psycopg
-from psycopg_pool import PoolTimeout
-
-from ..errors import DatabaseUnavailable
 from ..job import Job
 
 Reachability = Literal["up", "down", "unreachable"]
-
-TRANSIENT_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout, DatabaseUnavailable)
 
 
 class WorkerQueries(Protocol):

@@ -17,7 +17,8 @@ import asyncio
 import logging
 
 from ..job import Job
-from .protocol import TRANSIENT_ERRORS, WorkerQueries
+from ..retry import Backoff, retry_transient
+from .protocol import WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -85,11 +86,10 @@ class StartRecorder:
                 self.settle(through)
 
     async def _write(self, through: int) -> None:
-        while True:
-            try:
-                self.writes += 1
-                await self.store.record_job_starts(self.worker_id, through)
-                return
-            except TRANSIENT_ERRORS as exc:
-                log.warning("recording job starts failed, retrying", extra={"error": str(exc).strip()})
-                await asyncio.sleep(RETRY_DELAY_SECONDS)
+        async def write() -> None:
+            self.writes += 1
+            await self.store.record_job_starts(self.worker_id, through)
+
+        await retry_transient(
+            write, what="recording job starts", log=log, backoff=Backoff(RETRY_DELAY_SECONDS, RETRY_DELAY_SECONDS)
+        )

@@ -1,0 +1,101 @@
+"""Hands the jobs of dead workers on: a `processing` job whose lease ran out goes back to `pending` (with
+backoff) or to `failed` when its attempts are used up.
+
+Every worker runs a rescuer (the statement is cheap and skips rows another rescuer holds). A rescue charges
+an attempt only to a job whose handler had started; one that was merely claimed ahead goes back uncharged
+(see `record_job_starts` in `sql/schema.sql`). The database side also waits a lease after the server
+started, and never rescues the rescuing worker's own jobs; this side adds the worker's own view: after
+trouble of its own a rescuer cannot tell a dead worker from one cut off as it was, so it holds off for a
+lease, and a fenced worker rescues nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..retry import TRANSIENT_ERRORS
+from ..worker.protocol import WorkerQueries
+
+log = logging.getLogger("supaworker.worker")
+
+RESCUE_BATCH_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class RescuerConfig:
+    interval_seconds: float
+    lease_seconds: float  # also the grace owners get after the server or this rescuer had trouble
+    retry_base_seconds: float
+    retry_cap_seconds: float
+    batch_size: int = RESCUE_BATCH_SIZE
+
+
+class Rescuer:
+    """`run_once()` rescues up to a batch and returns how many jobs were charged and retried (`retried`),
+    failed for good (`failed`) and handed back uncharged (`handed_back`)."""
+
+    def __init__(self, store: WorkerQueries, worker_id: str, config: RescuerConfig) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.config = config
+
+    async def run_once(self) -> dict[str, int]:
+        c = self.config
+        rescued = await self.store.rescue_expired_jobs(
+            worker_id=self.worker_id,
+            limit=c.batch_size,
+            retry_base_seconds=c.retry_base_seconds,
+            retry_cap_seconds=c.retry_cap_seconds,
+            grace_seconds=c.lease_seconds,
+        )
+        counts = {"retried": 0, "failed": 0, "handed_back": 0}
+        handed_back: list[int] = []
+        for job_id, job_type, attempts, status, dead_worker, started in rescued:
+            if not started:
+                handed_back.append(job_id)
+                continue
+            counts["failed" if status == "failed" else "retried"] += 1
+            log.warning(
+                "job rescued from a dead worker",
+                extra={
+                    "job_id": job_id,
+                    "type": job_type,
+                    "attempt": attempts,
+                    "status": status,
+                    "dead_worker": dead_worker,
+                },
+            )
+        counts["handed_back"] = len(handed_back)
+        if handed_back:
+            log.warning(
+                "jobs a dead worker had claimed but not started handed back, uncharged",
+                extra={"jobs": len(handed_back), "ids": handed_back[:20]},
+            )
+        return counts
+
+    async def run(
+        self,
+        *,
+        paused: Callable[[], bool],
+        last_trouble: Callable[[], float],
+        on_trouble: Callable[[], None],
+        on_rescued: Callable[[], None],
+    ) -> None:
+        """Rescues every interval until cancelled, except while `paused()` (the worker is fenced) or within a
+        lease of `last_trouble()` (monotonic time this worker last failed to reach the database)."""
+        while True:
+            await asyncio.sleep(self.config.interval_seconds)
+            if paused() or time.monotonic() - last_trouble() < self.config.lease_seconds:
+                continue
+            try:
+                counts = await self.run_once()
+            except TRANSIENT_ERRORS as exc:
+                on_trouble()
+                log.warning("rescue failed", extra={"error": str(exc).strip()})
+                continue
+            if any(counts.values()):
+                on_rescued()

@@ -1,0 +1,126 @@
+"""One attempt of one job, from its slot's point of view: record the start, give it its parents' results, run
+the handler under the watchdog, and record the outcome (completions buffered, failures written at once)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from ..job import Job
+from ..retry import retry_transient
+from .completer import Completer
+from .executor import Executor, Outcome
+from .options import WorkerOptions
+from .progress import ProgressWriter
+from .protocol import WorkerQueries
+from .slots import RunningJob
+from .starter import StartRecorder
+from .watchdog import Watchdog
+
+log = logging.getLogger("supaworker.worker")
+
+
+class AttemptRunner:
+    def __init__(
+        self,
+        store: WorkerQueries,
+        worker_id: str,
+        options: WorkerOptions,
+        executor: Executor,
+        *,
+        starter: StartRecorder,
+        completer: Completer,
+        progress: ProgressWriter,
+        watchdog: Watchdog,
+        on_trouble: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.options = options
+        self.executor = executor
+        self.starter = starter
+        self.completer = completer
+        self.progress = progress
+        self.watchdog = watchdog
+        self._on_trouble = on_trouble
+        self.failed = 0
+        self.retried = 0
+
+    async def run(self, job: Job, running: RunningJob) -> None:
+        job._progress_sink = self.progress.report
+        await self.starter.record(job)
+        running.started = True
+        log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
+        if job.has_parents:
+            await self._load_upstream(job)
+        timeout = self.executor.timeout_for(job)
+        began = asyncio.get_running_loop().time()
+        self.watchdog.arm(running, began + timeout)
+        try:
+            outcome = await self.executor.execute(job)
+        except asyncio.CancelledError:
+            if not (running.timed_out or running.fenced):
+                raise  # a stop, a cancel_job() or a lost lease
+        if running.fenced:
+            # Abandoned while the database was out of reach; recorded (and retried) once it answers again.
+            outcome = Outcome(
+                False,
+                asyncio.get_running_loop().time() - began,
+                error=f"worker {self.worker_id} lost the database for most of a lease and stopped the job",
+            )
+        elif running.timed_out:
+            # The watchdog's own cancellation (even if the handler swallowed it): recorded as a failed attempt.
+            outcome = Outcome(False, timeout, error=f"TimeoutError: job timed out after {timeout:g}s")
+        if outcome.ok:
+            self.completer.add(job, outcome.result, outcome.duration_seconds)
+        else:
+            await self._record_failure(
+                job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds
+            )
+
+    async def _load_upstream(self, job: Job) -> None:
+        """Gives a dependent job the results of the steps before it (retrying while the database is away;
+        the lease stays alive meanwhile, and a stop cancels this task and releases the job)."""
+        rows = await retry_transient(
+            lambda: self.store.upstream_results(job.id),
+            what="loading upstream results",
+            log=log,
+            extra={"job_id": job.id},
+            on_error=self._on_trouble,
+        )
+        for parent_id, parent_type, result, _depth in rows:  # farthest first: the nearest of a type wins
+            job.upstream[parent_type] = result
+            job.upstream_by_id[parent_id] = result
+
+    async def _record_failure(self, job: Job, error: str, retryable: bool, duration: float) -> None:
+        fields = {
+            "job_id": job.id,
+            "type": job.type,
+            "attempt": job.attempt,
+            "duration_ms": round(duration * 1000, 1),
+        }
+        status = await retry_transient(
+            lambda: self.store.fail_job(
+                self.worker_id,
+                job.id,
+                job.attempt,
+                error,
+                retry_base_seconds=self.options.retry_base_seconds,
+                retry_cap_seconds=self.options.retry_cap_seconds,
+                retryable=retryable,
+            ),
+            what="recording a failure",
+            log=log,
+            extra=fields,
+            on_error=self._on_trouble,
+        )
+        first_line = error.splitlines()[0] if error else ""
+        if status == "pending":
+            self.retried += 1
+            log.warning("job failed, will retry", extra={**fields, "error": first_line})
+        elif status == "failed":
+            self.failed += 1
+            log.error("job failed permanently", extra={**fields, "error": first_line})
+        else:
+            log.warning("job failure rejected: this worker no longer owns the attempt", extra=fields)

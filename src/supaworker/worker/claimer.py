@@ -1,0 +1,189 @@
+"""The claim loop: how many jobs to claim and when, with the buffered completions and start marks riding
+along in the same round trip.
+
+A worker claims its free capacity (slots plus prefetch) in batches, never one job at a time while it still
+has work queued; waits for a NOTIFY (or the poll interval) when the queue ran short; claims nothing while
+fenced; and with named queues claims each queue's free slots separately.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+
+from ..job import Job
+from ..retry import TRANSIENT_ERRORS, Backoff
+from .completer import Completer
+from .lease import LeaseKeeper
+from .options import WorkerOptions
+from .protocol import WorkerQueries
+from .slots import Slots
+from .starter import StartRecorder
+
+log = logging.getLogger("supaworker.worker")
+
+
+class Claimer:
+    def __init__(
+        self,
+        store: WorkerQueries,
+        worker_id: str,
+        types: list[str],
+        options: WorkerOptions,
+        *,
+        slots: Slots,
+        completer: Completer,
+        starter: StartRecorder,
+        leases: LeaseKeeper,
+        stopping: asyncio.Event,
+        wakeup: asyncio.Event,
+        slot_freed: asyncio.Event,
+        release: Callable[[list[Job]], Awaitable[None]],
+        on_trouble: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.worker_id = worker_id
+        self.types = types
+        self.options = options
+        self.slots = slots
+        self.completer = completer
+        self.starter = starter
+        self.leases = leases
+        self._stopping = stopping
+        self._wakeup = wakeup  # set by NOTIFY, a rescue, or a recovery: there may be work
+        self._slot_freed = slot_freed  # set when capacity came free
+        self._release = release
+        self._on_trouble = on_trouble
+        self.claim_seq = 0  # places in this worker's claim sequence given out so far
+        self.to_release: list[Job] = []  # claimed, never started, dropped while fenced: handed back after
+        self._batch_floor = max(1, (options.capacity - options.concurrency) // 2)
+
+    async def run(self) -> None:
+        """Claims until the worker stops."""
+        backoff = Backoff()
+        while not self._stopping.is_set():
+            if self.leases.fenced:
+                await self._wait_unfenced()
+                continue
+            if self.to_release:
+                released, self.to_release = self.to_release, []
+                await self._release(released)
+            self._slot_freed.clear()
+            if self.options.queue_concurrency:
+                targets = self._queue_targets(self._held())
+            else:
+                want = self.want()
+                targets = [(self.options.queues, want)] if want else []
+            if not targets:
+                await self._slot_freed.wait()
+                continue
+            self._wakeup.clear()
+            short = False
+            try:
+                for queues, want in targets:
+                    jobs = await self._claim(want, queues)
+                    if jobs:
+                        self.slots.add(jobs)
+                    short = short or len(jobs) < want
+                backoff.reset()
+            except TRANSIENT_ERRORS as exc:
+                self._on_trouble()
+                delay = backoff.next()
+                log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
+                await self._sleep_unless_stopping(delay)
+                continue
+            if short:
+                await self._wait_for_work()
+
+    def slot_done(self) -> None:
+        """A slot came free: wake the claim loop if that makes a claim worth its round trip."""
+        if self.options.queue_concurrency:
+            # A freed slot belongs to one queue, which may have work waiting while the others are idle.
+            self._slot_freed.set()
+            self._wakeup.set()
+        elif self.want():
+            self._slot_freed.set()  # only then: waking the claim loop to find nothing to do costs more than the job
+
+    def want(self) -> int:
+        """How many jobs to claim now: the free capacity, but nothing while the local queue still has work
+        and less than a useful batch is free (rather than claiming one job at a time)."""
+        queued = len(self.slots.queued)
+        want = self.options.capacity - len(self.slots.running) - queued - self._held()
+        return 0 if want <= 0 or (want < self._batch_floor and queued) else want
+
+    async def _claim(self, want: int, queues: Sequence[str] | None) -> list[Job]:
+        """Claims up to `want` jobs, carrying the buffered completions in the same round trip. The jobs that
+        go straight to free slots are marked started by the claim; the rest are started by the starter."""
+        slots = self.slots
+        start = min(want, max(0, self.options.concurrency - len(slots.running) - len(slots.queued)))
+        if self.options.queue_concurrency:
+            start = want  # no prefetch: every job claimed has a slot of its queue free
+        batch = self.completer.take()
+        starts = self.starter.take()
+        sent = time.monotonic()
+        if not batch and starts is None:
+            jobs = await self.store.claim_jobs(
+                self.worker_id, self.types, want, self.options.lease_seconds, queues, start, self.claim_seq
+            )
+        else:
+            try:
+                done, jobs = await self.store.write_and_claim_jobs(
+                    self.worker_id,
+                    self.completer.as_columns(batch),
+                    starts,
+                    self.types,
+                    want,
+                    self.options.lease_seconds,
+                    queues,
+                    start,
+                    self.claim_seq,
+                )
+            except BaseException:
+                self.completer.give_back(batch)
+                self.starter.give_back(starts)
+                raise
+            if batch:
+                self.completer.settle(batch, done)
+            self.starter.settle(starts)
+        if jobs:
+            self.claim_seq = max(self.claim_seq, jobs[-1]._claim_seq)
+            self.leases.claimed(sent)
+        return jobs
+
+    def _held(self) -> int:
+        """Buffered completions beyond one slot's worth hold slots: bounds what a crash can make run twice."""
+        return max(0, self.completer.backlog - self.options.concurrency)
+
+    def _queue_targets(self, held: int) -> list[tuple[Sequence[str] | None, int]]:
+        """Named queues on their own slots: (that queue, its free slots) for each queue with any free."""
+        assert self.options.queue_concurrency
+        in_hand = Counter(r.job.queue for r in self.slots.running.values()) + Counter(
+            j.queue for j in self.slots.queued
+        )
+        targets: list[tuple[Sequence[str] | None, int]] = []
+        for queue, slots in self.options.queue_concurrency.items():
+            want = slots - in_hand[queue] - held
+            if want > 0:
+                targets.append(([queue], want))
+        return targets
+
+    async def _wait_unfenced(self) -> None:
+        wait = asyncio.create_task(self.leases.recovered.wait())
+        stop = asyncio.create_task(self._stopping.wait())
+        await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
+        wait.cancel()
+        stop.cancel()
+
+    async def _wait_for_work(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.options.poll_interval_seconds):
+                await self._wakeup.wait()
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
