@@ -1,12 +1,10 @@
 """Migrations: applied once, a no-op when current, safe when run concurrently, refused when the database is
-newer, and a schema snapshot that fails on unreviewed drift."""
+newer. (What they produce is checked against sql/schema.sql by test_schema_file.py.)"""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -16,8 +14,6 @@ from supaworker.errors import MigrationError
 from supaworker.migrate import check_current, migrate
 
 from ..conftest import REPO, run_cli, subprocess_env
-
-SNAPSHOT = Path(__file__).with_name("schema.snapshot")
 
 
 def applied(url: str) -> list[tuple[int, str]]:
@@ -77,49 +73,3 @@ def test_custom_schema_leaves_default_schema_alone(empty_db: str) -> None:
         schemas = {r[0] for r in c.execute("SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE 'pg_%'")}
         assert "jobs_private" in schemas and "supaworker" not in schemas
         c.execute("SELECT * FROM jobs_private.claim_jobs('w', NULL, 1, 30)")
-
-
-SNAPSHOT_QUERY = """
-SELECT 'table ' || c.relname || ' ' || coalesce(array_to_string(c.reloptions, ','), '') FROM pg_class c
-  JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %(s)s AND c.relkind IN ('r', 'v', 'p')
-UNION ALL
-SELECT 'column ' || table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' '
-       || coalesce(column_default, '')
-  FROM information_schema.columns WHERE table_schema = %(s)s
-UNION ALL
-SELECT 'constraint ' || conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
-  FROM pg_constraint WHERE connamespace = %(s)s::regnamespace
-UNION ALL
-SELECT 'index ' || indexdef FROM pg_indexes WHERE schemaname = %(s)s
-UNION ALL
-SELECT 'function ' || p.oid::regprocedure::text || ' -> ' || pg_get_function_result(p.oid) || ' '
-       || md5(p.prosrc) || coalesce(' SET ' || array_to_string(p.proconfig, ', '), '')
-  FROM pg_proc p WHERE p.pronamespace = %(s)s::regnamespace
-UNION ALL
-SELECT 'trigger ' || tgrelid::regclass::text || ' ' || tgname FROM pg_trigger
- WHERE NOT tgisinternal AND tgrelid IN (SELECT oid FROM pg_class WHERE relnamespace = %(s)s::regnamespace)
-UNION ALL
-SELECT 'view ' || viewname || ' ' || md5(definition) FROM pg_views WHERE schemaname = %(s)s
-UNION ALL
-SELECT 'enum ' || t.typname || ' ' || string_agg(e.enumlabel, ',' ORDER BY e.enumsortorder) FROM pg_type t
-  JOIN pg_enum e ON e.enumtypid = t.oid WHERE t.typnamespace = %(s)s::regnamespace GROUP BY t.typname
-ORDER BY 1
-"""
-
-
-def schema_snapshot(url: str) -> str:
-    with psycopg.connect(url) as c:
-        lines = [
-            r[0].replace('"supaworker".', "supaworker.").rstrip()
-            for r in c.execute(SNAPSHOT_QUERY, {"s": "supaworker"})
-        ]
-    return "\n".join(lines) + "\n"
-
-
-def test_schema_matches_the_reviewed_snapshot(db: str) -> None:
-    """Fails on any schema change not reviewed: regenerate with UPDATE_SCHEMA_SNAPSHOT=1 and read the diff."""
-    current = schema_snapshot(db)
-    if os.environ.get("UPDATE_SCHEMA_SNAPSHOT"):
-        SNAPSHOT.write_text(current)
-    assert SNAPSHOT.exists(), "no snapshot yet: run with UPDATE_SCHEMA_SNAPSHOT=1"
-    assert current == SNAPSHOT.read_text()

@@ -1,5 +1,11 @@
 """The SQL that supaworker runs: numbered migrations and one file per named query.
 
+The migrations (migrations/NNNN_name.sql) are forward-only and the source of truth: a later one redefines,
+with CREATE OR REPLACE, what an earlier one created, so an earlier file may show a stale body. `schema.sql`
+shows the schema as all of them leave it (every table, index, view and function with its current body); it
+is generated from them by `schema_file.py` (`python -m supaworker.sql.schema_file`, scripts/regenerate-schema)
+and tests/migration/test_schema_file.py keeps the two equal. Read a function's body there.
+
 Files refer to the schema as `{{schema}}` and to the wake-up channel as `{{channel}}`; `render()` fills them
 in, so an application's own schema is never touched.
 """

@@ -1,4 +1,4 @@
--- Claims up to %(limit)s runnable jobs for one worker (see claim_jobs_v2() in the migrations); the first
+-- Claims up to %(limit)s runnable jobs for one worker (claim_jobs_v2() in sql/schema.sql); the first
 -- %(start)s in claim order are marked started, and each gets its place in the worker's claim sequence after
 -- %(seq_base)s. has_parents tells the worker to load the results of the job's upstream steps first.
 SELECT c.id, c.type, c.queue, c.priority, c.payload, c.attempts, c.max_attempts, c.timeout_seconds, c.brief_id,

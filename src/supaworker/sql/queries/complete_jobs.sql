@@ -1,5 +1,6 @@
 -- Completes a batch, fenced per row; returns the ids that were really completed. The results travel as one
 -- JSON array (one encode on the client instead of one jsonb value per job) and are split here, in order.
+-- complete_jobs() as it is now: sql/schema.sql.
 SELECT id
   FROM {{schema}}.complete_jobs(
          %(worker_id)s, %(ids)s, %(attempts)s,

@@ -1,2 +1,2 @@
--- Turns end users' reads of their own briefs on or off (see expose_briefs() in migration 0008).
+-- Turns end users' reads of their own briefs on or off (expose_briefs() in sql/schema.sql).
 SELECT {{schema}}.expose_briefs(%(enabled)s)

@@ -1,0 +1,76 @@
+-- What schema.sql would leave out (sql/schema_file.py refuses to write an incomplete file): objects in the
+-- schema of a kind, or with a setting, that the dump_* queries do not print.
+WITH ns AS (
+  SELECT oid FROM pg_namespace WHERE nspname = %(schema)s
+)
+SELECT CASE c.relkind WHEN 'm' THEN 'materialized view ' WHEN 'p' THEN 'partitioned table '
+                      WHEN 'f' THEN 'foreign table ' WHEN 'c' THEN 'composite type ' WHEN 'S' THEN 'sequence '
+                      ELSE 'relation of kind ' || c.relkind::text || ' ' END || c.relname
+  FROM pg_class c JOIN ns ON c.relnamespace = ns.oid
+ WHERE c.relkind NOT IN ('r', 'v', 'i', 'S')
+    -- Sequences only as identity columns (printed with their column).
+    OR (c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                                         WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'i'))
+UNION ALL
+SELECT 'identity sequence ' || c.relname || ' with options of its own'
+  FROM pg_class c JOIN ns ON c.relnamespace = ns.oid JOIN pg_sequence s ON s.seqrelid = c.oid
+ WHERE c.relkind = 'S'
+   AND (s.seqstart <> 1 OR s.seqincrement <> 1 OR s.seqmin <> 1 OR s.seqcache <> 1 OR s.seqcycle
+        OR s.seqmax <> CASE s.seqtypid WHEN 'int2'::regtype THEN 32767 WHEN 'int4'::regtype THEN 2147483647
+                                       ELSE 9223372036854775807 END)
+UNION ALL
+SELECT 'table ' || c.relname || ': ' || concat_ws(', ',
+         CASE WHEN c.relreplident <> 'd' THEN 'replica identity' END,
+         CASE WHEN c.relispartition OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+              THEN 'inheritance' END,
+         CASE WHEN c.reltablespace <> 0 THEN 'tablespace' END,
+         CASE WHEN c.reloftype <> 0 THEN 'typed table' END)
+  FROM pg_class c JOIN ns ON c.relnamespace = ns.oid
+ WHERE c.relkind = 'r'
+   AND (c.relreplident <> 'd' OR c.relispartition OR c.reltablespace <> 0 OR c.reloftype <> 0
+        OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
+UNION ALL
+SELECT 'column ' || c.relname || '.' || a.attname || ': storage, compression or statistics target set'
+  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns ON c.relnamespace = ns.oid
+  JOIN pg_type t ON t.oid = a.atttypid
+ WHERE c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped
+   AND (a.attstorage <> t.typstorage OR a.attcompression <> '' OR a.attstattarget >= 0)
+UNION ALL
+SELECT 'index ' || c.relname || ': tablespace'
+  FROM pg_class c JOIN ns ON c.relnamespace = ns.oid WHERE c.relkind = 'i' AND c.reltablespace <> 0
+UNION ALL
+SELECT 'type ' || t.typname || ' (' || CASE t.typtype WHEN 'd' THEN 'domain' WHEN 'r' THEN 'range'
+                                                      WHEN 'm' THEN 'multirange' WHEN 'b' THEN 'base type'
+                                                      WHEN 'p' THEN 'pseudo-type' ELSE t.typtype::text END || ')'
+  FROM pg_type t JOIN ns ON t.typnamespace = ns.oid
+ WHERE t.typrelid = 0 AND t.typcategory <> 'A' AND t.typtype <> 'e'
+UNION ALL
+SELECT CASE p.prokind WHEN 'a' THEN 'aggregate ' ELSE 'window function ' END || p.proname
+  FROM pg_proc p JOIN ns ON p.pronamespace = ns.oid WHERE p.prokind NOT IN ('f', 'p')
+UNION ALL
+SELECT 'trigger ' || t.tgname || ' on ' || c.relname || ' (disabled or replica-only)'
+  FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid JOIN ns ON c.relnamespace = ns.oid
+ WHERE NOT t.tgisinternal AND t.tgenabled <> 'O'
+UNION ALL
+SELECT 'rule ' || r.rulename || ' on ' || c.relname
+  FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN ns ON c.relnamespace = ns.oid
+ WHERE r.rulename <> '_RETURN'
+UNION ALL
+SELECT 'extended statistics ' || s.stxname FROM pg_statistic_ext s JOIN ns ON s.stxnamespace = ns.oid
+UNION ALL
+SELECT 'operator ' || o.oprname FROM pg_operator o JOIN ns ON o.oprnamespace = ns.oid
+UNION ALL
+SELECT 'operator class ' || o.opcname FROM pg_opclass o JOIN ns ON o.opcnamespace = ns.oid
+UNION ALL
+SELECT 'operator family ' || o.opfname FROM pg_opfamily o JOIN ns ON o.opfnamespace = ns.oid
+UNION ALL
+SELECT 'collation ' || o.collname FROM pg_collation o JOIN ns ON o.collnamespace = ns.oid
+UNION ALL
+SELECT 'conversion ' || o.conname FROM pg_conversion o JOIN ns ON o.connamespace = ns.oid
+UNION ALL
+SELECT 'text search configuration ' || o.cfgname FROM pg_ts_config o JOIN ns ON o.cfgnamespace = ns.oid
+UNION ALL
+SELECT 'text search dictionary ' || o.dictname FROM pg_ts_dict o JOIN ns ON o.dictnamespace = ns.oid
+UNION ALL
+SELECT 'default privileges for ' || d.defaclrole::regrole::text FROM pg_default_acl d JOIN ns ON d.defaclnamespace = ns.oid
+ORDER BY 1

@@ -1,0 +1,41 @@
+"""sql/schema.sql is exactly what migrating an empty database produces, and is never printed incomplete."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from supaworker.sql import render, schema_file
+
+from ..conftest import SCHEMA, admin_url
+from ..servers import ensure_supabase_roles
+
+
+def test_schema_file_is_what_the_migrations_produce(empty_db: str) -> None:
+    # The file shows the grants to Supabase's roles, so it is produced where they exist, as the test template is.
+    ensure_supabase_roles(admin_url())
+    produced = schema_file.produce(empty_db)
+    committed = schema_file.SCHEMA_FILE.read_text(encoding="utf-8")
+    server, printer = schema_file.printed_by(produced), schema_file.printed_by(committed)
+    if server != printer:
+        pytest.skip(f"schema.sql is printed by PostgreSQL {printer}; this server ({server}) prints bodies otherwise")
+    if produced != committed:
+        pytest.fail(
+            "src/supaworker/sql/schema.sql is not what the migrations produce. Regenerate it with "
+            f"{schema_file.REGENERATE_COMMAND}, then review and commit the change:\n"
+            + schema_file.unified_diff(committed, produced),
+            pytrace=False,
+        )
+
+
+def test_schema_file_refuses_an_object_it_cannot_show(conn: psycopg.Connection) -> None:
+    conn.execute(f"CREATE MATERIALIZED VIEW {SCHEMA}.jobs_by_type AS SELECT type FROM {SCHEMA}.jobs")
+    with pytest.raises(RuntimeError, match="materialized view jobs_by_type"):
+        schema_file.dump_schema(conn, SCHEMA)
+
+
+def test_placeholders_undo_render() -> None:
+    text = "SELECT pg_notify({{channel}}, ''), {{schema}}.f(), parse_ident('{{schema}}') FROM {{schema}}.jobs"
+    rendered = render(text, schema_file.PLACEHOLDER_SCHEMA)
+    assert rendered != text
+    assert schema_file.to_placeholders(rendered, schema_file.PLACEHOLDER_SCHEMA) == text
