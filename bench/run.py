@@ -38,6 +38,12 @@ OBAN_PY = BENCH / ".venv-oban/bin/python"
 # name -> (command prefix, modes, kind); the supaworker interpreter is filled in from sys.executable.
 SYSTEMS: dict[str, tuple[list[str], tuple[str, ...], str]] = {
     "supaworker": ([sys.executable, str(PEERS / "supaworker_runner.py")], ("default", "equal", "fast"), "pg"),
+    # The same with a plain `def` handler (run in the worker's threads) instead of `async def`.
+    "supaworker-def": (
+        [sys.executable, str(PEERS / "supaworker_runner.py"), "--handler", "def"],
+        ("default", "equal", "fast"),
+        "pg",
+    ),
     "pgqueuer": ([str(PEERS_PY), str(PEERS / "pgqueuer_runner.py")], ("default",), "pg"),
     "procrastinate": ([str(PEERS_PY), str(PEERS / "procrastinate_runner.py")], ("default",), "pg"),
     "oban": ([str(OBAN_PY), str(PEERS / "oban_runner.py")], ("default",), "pg"),

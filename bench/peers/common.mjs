@@ -86,7 +86,8 @@ class Bench {
       Object.assign(out, { sample: target, seconds: win, jobs_per_s: win ? rate(target - 1, win) : null,
         server_cpu_ms_per_job: (1e3 * cpu) / target });
     } else {
-      const secs = starts.length ? tEnd - starts[0] : null;
+      // The clock starts when the workers are launched (start-up is also reported as startup_s).
+      const secs = tEnd - tLaunch;
       Object.assign(out, { seconds: secs, jobs_per_s: rate(n, secs),
         startup_s: (starts[0] ?? tEnd) - tLaunch, server_cpu_ms_per_job: (1e3 * cpu) / n,
         ...onceCheck(rows, n), remaining_after: await this.peer.remaining() });

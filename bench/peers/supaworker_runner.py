@@ -28,11 +28,18 @@ async def noop(job: supaworker.Job) -> None:
     record(job.payload["i"], job.payload["t"])
 
 
+@supaworker.handler("noop_def")
+def noop_def(job: supaworker.Job) -> None:
+    record(job.payload["i"], job.payload["t"])
+
+
 class SupaworkerPeer:
     remaining_sql = "SELECT count(*) FROM supaworker.jobs WHERE status IN ('pending', 'processing')"
 
     def __init__(self, args: argparse.Namespace) -> None:
         self.dsn = args.dsn
+        self.handler = args.handler
+        self.job_type = "noop" if args.handler == "async" else "noop_def"
         self.conn: psycopg.Connection[Any] | None = None
         # Completed jobs are pruned after 60 s (default 24 h), as a queue under constant load is configured, so
         # the soak shows whether pruning and autovacuum keep the table level.
@@ -46,7 +53,7 @@ class SupaworkerPeer:
     def settings(self, args: argparse.Namespace) -> dict[str, Any]:
         return {
             "worker": " ".join(["supaworker worker", *self.worker_options(args)]),
-            "handler": "async def",
+            "handler": "async def" if self.handler == "async" else "def",
             "enqueue": "create_job(conn=autocommit) / create_jobs (COPY)",
         }
 
@@ -66,10 +73,11 @@ class SupaworkerPeer:
             self.conn.close()
 
     async def enqueue_one(self, i: int, t_enq: float) -> None:
-        supaworker.create_job("noop", {"i": i, "t": t_enq}, conn=self.conn)
+        supaworker.create_job(self.job_type, {"i": i, "t": t_enq}, conn=self.conn)
 
     async def enqueue_many(self, items: Sequence[tuple[int, float]]) -> None:
-        supaworker.create_jobs([{"type": "noop", "payload": {"i": i, "t": t}} for i, t in items], conn=self.conn)
+        jobs = [{"type": self.job_type, "payload": {"i": i, "t": t}} for i, t in items]
+        supaworker.create_jobs(jobs, conn=self.conn)
 
     def worker_commands(self, args: argparse.Namespace) -> list[list[str]]:
         # One supervised command; supaworker forks its own worker processes.

@@ -17,10 +17,12 @@ log = logging.getLogger("supaworker.worker")
 
 
 class TaskMonitor:
-    """Starts tasks and calls `on_death(name, error)` for the first one that ends on its own."""
+    """Starts tasks and calls `on_death(name, error)` for one that ends on its own while `stopping()` is false
+    (once the worker stops, its slots end by themselves)."""
 
-    def __init__(self, on_death: Callable[[str, BaseException | None], None]) -> None:
+    def __init__(self, on_death: Callable[[str, BaseException | None], None], stopping: Callable[[], bool]) -> None:
         self._on_death = on_death
+        self._stopping = stopping
         self.tasks: list[asyncio.Task[Any]] = []
         self._closing = False
 
@@ -33,7 +35,7 @@ class TaskMonitor:
         return task
 
     def _done(self, task: asyncio.Task[Any]) -> None:
-        if self._closing or task.cancelled():
+        if self._closing or task.cancelled() or self._stopping():
             return
         error = task.exception()
         if error is not None:

@@ -144,7 +144,7 @@ class Worker:
             ),
         )
         self.services = list(services)
-        self.monitor = TaskMonitor(self._task_died)
+        self.monitor = TaskMonitor(self._task_died, stopping=self._stopping.is_set)
         self.failure: str | None = None  # why the worker stopped itself (a task died): it exits non-zero
         self._db_trouble_at = -math.inf  # monotonic time the database last failed a statement of ours
         self.claimer = Claimer(
@@ -241,8 +241,6 @@ class Worker:
             log.info("worker stopped", extra={"worker_id": self.worker_id})
 
     def _task_died(self, name: str, error: BaseException | None) -> None:
-        if self._stopping.is_set():
-            return  # slots end by themselves once a stop was asked for
         self.failure = f"{name}: {type(error).__name__}: {error}" if error else f"{name} ended"
         self.request_stop()
 
