@@ -25,7 +25,9 @@ CREATE TABLE IF NOT EXISTS {schema}.migrations (
   version integer PRIMARY KEY,
   name text NOT NULL,
   applied_at timestamptz NOT NULL DEFAULT now()
-)
+);
+-- Whether workers of releases before this migration must not run against it (see docs/upgrades.md).
+ALTER TABLE {schema}.migrations ADD COLUMN IF NOT EXISTS breaking boolean NOT NULL DEFAULT false
 """
 
 
@@ -117,10 +119,10 @@ def migrate(conninfo: str, schema: str) -> list[int]:
                 log.info("applying migration %04d_%s", migration.version, migration.name)
                 conn.execute(sql.render(migration.text, schema))
                 conn.execute(
-                    pgsql.SQL("INSERT INTO {}.migrations (version, name) VALUES (%s, %s)").format(
+                    pgsql.SQL("INSERT INTO {}.migrations (version, name, breaking) VALUES (%s, %s, %s)").format(
                         pgsql.Identifier(schema)
                     ),
-                    (migration.version, migration.name),
+                    (migration.version, migration.name, migration.breaking),
                 )
                 applied_now.append(migration.version)
         if applied_now:
@@ -131,13 +133,29 @@ def migrate(conninfo: str, schema: str) -> list[int]:
     return applied_now
 
 
+def breaking_versions_after(conn: psycopg.Connection, schema: str, version: int) -> list[int]:
+    """Applied migrations newer than `version` that marked themselves breaking (`-- breaking:`). A schema newer
+    than this release was migrated by a later one, which keeps the ledger's `breaking` column."""
+    query = pgsql.SQL("SELECT version FROM {}.migrations WHERE version > %s AND breaking ORDER BY version")
+    return [row[0] for row in conn.execute(query.format(pgsql.Identifier(schema)), (version,))]
+
+
 def check_current(conn: psycopg.Connection, schema: str) -> None:
-    """Raises MigrationError unless the schema is exactly at this version's latest migration."""
+    """Raises MigrationError unless this release can run on the schema: every migration it knows applied,
+    and none applied after them that breaks it. A newer schema without a breaking migration is the middle
+    of a rolling deploy (the new release migrated; this one's workers are being replaced): it runs."""
     state = status(conn, schema)
     if state.current > state.latest_known:
-        raise MigrationError(
-            f"schema {schema!r} is at migration {state.current}, newer than this supaworker knows "
-            f"({state.latest_known}); upgrade supaworker"
+        breaking = breaking_versions_after(conn, schema, state.latest_known)
+        if breaking:
+            raise MigrationError(
+                f"schema {schema!r} is at migration {state.current}, newer than this supaworker knows "
+                f"({state.latest_known}), and migration(s) {breaking} changed it in a way this version cannot "
+                "run on; upgrade supaworker"
+            )
+        log.warning(
+            "schema is newer than this supaworker (a rolling deploy?): running, upgrade soon",
+            extra={"schema": schema, "schema_version": state.current, "known": state.latest_known},
         )
     if state.pending:
         raise MigrationError(f"schema {schema!r} is missing migrations {state.pending}; run `supaworker migrate` first")

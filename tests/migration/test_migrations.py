@@ -55,8 +55,25 @@ def test_migrate_refuses_a_database_migrated_by_a_newer_version(db: str) -> None
     result = run_cli(db, "migrate")
     assert result.returncode == 4
     assert "newer than this supaworker" in result.stderr
+
+
+def test_worker_refuses_a_newer_schema_only_after_a_breaking_migration(db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as c:
+        # A newer release migrated without breaking anything (a rolling deploy): this release still runs.
+        c.execute("INSERT INTO supaworker.migrations (version, name) VALUES (9998, 'from_the_future')")
+        check_current(c, "supaworker")
+        c.execute("INSERT INTO supaworker.migrations (version, name, breaking) VALUES (9999, 'breaks_it', true)")
+        with pytest.raises(MigrationError, match=r"migration\(s\) \[9999\]"):
+            check_current(c, "supaworker")
     worker = run_cli(db, "worker", "--import", "tests.acceptance.handlers")
-    assert worker.returncode == 4 and "newer" in worker.stderr
+    assert worker.returncode == 4 and "newer" in worker.stderr and "[9999]" in worker.stderr
+
+
+def test_migrations_record_whether_they_break_the_previous_release(db: str) -> None:
+    with psycopg.connect(db) as c:
+        recorded = dict(c.execute("SELECT version, breaking FROM supaworker.migrations").fetchall())
+    assert recorded == {m.version: m.breaking for m in sql.migrations()}
+    assert not any(recorded.values())  # none so far: every one keeps the previous release running
 
 
 def test_worker_refuses_an_unmigrated_database_with_a_hint(empty_db: str) -> None:

@@ -33,11 +33,20 @@ def render(text: str, schema: str) -> str:
     return text.replace("{{schema}}", quoted_schema).replace("{{channel}}", quoted_channel)
 
 
+# A migration that the previous release's workers cannot run against says so in a line of its own:
+# `-- breaking: <why>` (a major version's). Workers of earlier releases then refuse to start on it.
+_BREAKING = re.compile(r"^-- breaking:", re.MULTILINE)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     name: str
     text: str
+
+    @property
+    def breaking(self) -> bool:
+        return bool(_BREAKING.search(self.text))
 
 
 @cache

@@ -142,6 +142,7 @@ CREATE TABLE {{schema}}.migrations (
   version    integer NOT NULL,
   name       text NOT NULL,
   applied_at timestamp with time zone NOT NULL DEFAULT now(),
+  breaking   boolean NOT NULL DEFAULT false,
 
   CONSTRAINT migrations_pkey PRIMARY KEY (version)
 );
