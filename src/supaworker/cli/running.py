@@ -1,8 +1,12 @@
-"""Commands that run the system: `worker` (one process, or N supervised ones) and `up` (everything)."""
+"""Commands that run the system: `worker` (one process, or N supervised ones) and `up` (everything).
+
+A supervised worker is the hidden `worker-process` command, given the WorkerSpec its parent resolved as JSON.
+"""
 
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -10,8 +14,12 @@ import click
 import psycopg
 
 from .. import migrate as migrations
+from ..config import Settings
+from ..db import ConnectionProfile
 from ..registry import default_registry
 from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, pass_ctx
+
+log = logging.getLogger("supaworker.worker")
 
 
 def _import_modules(modules: Sequence[str]) -> None:
@@ -22,6 +30,31 @@ def _import_modules(modules: Sequence[str]) -> None:
             importlib.import_module(name)
         except ImportError as exc:
             fail(f"cannot import handler module {name!r}: {exc}", EXIT_BAD_INPUT)
+
+
+def _register_handlers(imports: Sequence[str], builtins: bool, types: Sequence[str], settings: Settings) -> None:
+    """Imports the handler modules, then the built-in types they leave unhandled; exits 2 when a type in
+    `types` has no handler, or no handler is registered at all."""
+    _import_modules(imports)
+    if builtins:
+        # After the imports, and only for the types they left unregistered: the application's handlers win.
+        from ..builtins import register_builtins
+
+        register_builtins(default_registry, settings.artifacts_dir)
+    unknown = [t for t in types if t not in default_registry]
+    if unknown:
+        fail(f"no handler registered for type(s) {', '.join(unknown)}; add --import MODULE", EXIT_BAD_INPUT)
+    if not len(default_registry):
+        fail(
+            "no handlers registered; pass --import MODULE with @supaworker.handler functions (or drop --no-builtins)",
+            EXIT_BAD_INPUT,
+        )
+
+
+def _check_migrated(profile: ConnectionProfile, settings: Settings) -> None:
+    """Raises MigrationError (exit 4) unless the schema is at the version this code expects."""
+    with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
+        migrations.check_current(conn, settings.schema_name)
 
 
 @main.command()
@@ -78,24 +111,11 @@ def worker(
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
     from ..worker.main import run_worker
-    from ..worker.options import WorkerOptions
+    from ..worker.options import WorkerOptions, WorkerSpec
 
     settings = ctx.settings
     queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
-    _import_modules(imports)
-    if not no_builtins:
-        # After the imports, and only for the types they left unregistered: the application's handlers win.
-        from ..builtins import register_builtins
-
-        register_builtins(default_registry, settings.artifacts_dir)
-    unknown = [t for t in types if t not in default_registry]
-    if unknown:
-        fail(f"no handler registered for type(s) {', '.join(unknown)}; add --import MODULE", EXIT_BAD_INPUT)
-    if not len(default_registry):
-        fail(
-            "no handlers registered; pass --import MODULE with @supaworker.handler functions (or drop --no-builtins)",
-            EXIT_BAD_INPUT,
-        )
+    _register_handlers(imports, not no_builtins, types, settings)
     options = WorkerOptions.from_settings(
         settings,
         queue_concurrency=queue_concurrency,
@@ -116,32 +136,38 @@ def worker(
 
         sys.exit(run_worker(None, settings, default_registry, options, store=worker_store_from_settings(settings)))
     profile = ctx.profile
-    with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
-        migrations.check_current(conn, settings.schema_name)
+    _check_migrated(profile, settings)
     if processes > 1:
         from ..worker.supervisor import run_supervisor
 
-        child: list[str] = ["worker"]
-        for name in imports:
-            child += ["--import", name]
-        if no_builtins:
-            child.append("--no-builtins")
-        for flag, value in (
-            ("--concurrency", concurrency),
-            ("--poll-interval-ms", poll_interval_ms),
-            ("--job-timeout-ms", job_timeout_ms),
-            ("--lease-seconds", lease_seconds),
-            ("--shutdown-grace", shutdown_grace),
-            ("--prefetch", prefetch),
-        ):
-            if value is not None:
-                child += [flag, str(value)]
-        for t in types:
-            child += ["--type", t]
-        for q in queues:
-            child += ["--queue", q]
-        sys.exit(run_supervisor(child, processes, profile.conninfo, settings))
+        spec = WorkerSpec(options, imports=imports, builtins=not no_builtins)
+        sys.exit(run_supervisor(spec, processes, profile.conninfo, settings))
     sys.exit(run_worker(profile, settings, default_registry, options))
+
+
+@main.command("worker-process", hidden=True)
+@click.option("--options-json", required=True, help="The WorkerSpec the supervisor resolved, as JSON.")
+@pass_ctx
+@handle_errors
+def worker_process(ctx: CommandContext, options_json: str) -> None:
+    """Run one worker of `worker --processes N` with the options its supervisor resolved."""
+    from ..worker.main import run_worker
+    from ..worker.options import WorkerSpec
+
+    settings = ctx.settings
+    try:
+        spec = WorkerSpec.from_json(options_json)
+    except ValueError as exc:
+        fail(f"--options-json: {exc}", EXIT_BAD_INPUT)
+    _register_handlers(spec.imports, spec.builtins, spec.options.types or (), settings)
+    profile = ctx.profile
+    _check_migrated(profile, settings)
+    # The supervisor logs only pids; this line says what each child really runs with.
+    log.info(
+        "worker process options",
+        extra={**spec.options.to_dict(), "imports": list(spec.imports), "builtins": spec.builtins},
+    )
+    sys.exit(run_worker(profile, settings, default_registry, spec.options))
 
 
 def _parse_queues(specs: Sequence[str], default_slots: int) -> tuple[list[str], dict[str, int] | None]:
