@@ -9,12 +9,14 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
 
 import supaworker
+from supaworker.handlers import BUILTIN_HANDLERS
 from supaworker.store import Store
 
 from ..conftest import drop_database
@@ -133,3 +135,68 @@ def test_json_logs_have_one_structured_line_per_job_event(db: str, store: Store,
     assert (retry["attempt"], done["attempt"]) == (1, 2)
     assert retry["job_id"] == done["job_id"] and done["type"] == "flaky" and "duration_ms" in done
     assert retry["error"] == "RuntimeError: flaky attempt 1"
+
+
+# Settings away from their defaults: the options come from them where no flag overrides them.
+SPEC_ENV = {
+    "LOG_FORMAT": "json",
+    "WORKER_MAX_CONCURRENT_JOBS": "4",
+    "WORKER_POLL_INTERVAL_MS": "400",
+    "WORKER_JOB_TIMEOUT_MS": "20000",
+    "SUPAWORKER_SHUTDOWN_GRACE_SECONDS": "3",
+    "SUPAWORKER_RESCUE_INTERVAL_SECONDS": "4",
+    "SUPAWORKER_RETRY_BASE_SECONDS": "0.25",
+    "SUPAWORKER_RETRY_CAP_SECONDS": "9",
+}
+PREFETCH_AND_TYPES = (
+    ["--concurrency", "3", "--prefetch", "5", "--lease-seconds", "7.5", "--poll-interval-ms", "250",
+     "--job-timeout-ms", "4000", "--shutdown-grace", "2.5", "--type", "record", "--type", "flaky",
+     "--queue", "a", "--queue", "b"],
+    {"concurrency": 3, "prefetch": 5, "lease_seconds": 7.5, "poll_interval_seconds": 0.25, "job_timeout_seconds": 4.0,
+     "shutdown_grace_seconds": 2.5, "types": ["record", "flaky"], "queues": ["a", "b"], "queue_concurrency": None,
+     "builtins": True},
+)  # fmt: skip
+QUEUE_SLOTS = (  # queue b gets the default concurrency (the environment's 4) as its slots
+    ["--queue", "a=2", "--queue", "b", "--lease-seconds", "0.9", "--no-builtins"],
+    {"concurrency": 6, "prefetch": 0, "lease_seconds": 0.9, "poll_interval_seconds": 0.4, "job_timeout_seconds": 20.0,
+     "shutdown_grace_seconds": 3.0, "types": None, "queues": ["a", "b"], "queue_concurrency": {"a": 2, "b": 4},
+     "builtins": False},
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(("args", "resolved"), [PREFETCH_AND_TYPES, QUEUE_SLOTS], ids=["prefetch", "queue-slots"])
+def test_supervised_children_run_with_exactly_the_options_their_parent_resolved(
+    db: str, tmp_path: Path, args: list[str], resolved: dict[str, object]
+) -> None:
+    group = Workers(db, tmp_path / "side-effects.txt", tmp_path)
+    try:
+        supervisor = group.start("--processes", "2", *args, **SPEC_ENV)
+
+        def events(msg: str) -> list[dict]:
+            lines = group.log_text(0).splitlines()
+            return [e for e in (json.loads(line) for line in lines if line.startswith("{")) if e["msg"] == msg]
+
+        wait_for(lambda: len(events("worker started")) == 2, timeout=60, what="two children to start")
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+    finally:
+        group.kill_all()
+    expected = {
+        "rescue_interval_seconds": 4.0,
+        "retry_base_seconds": 0.25,
+        "retry_cap_seconds": 9.0,
+        "imports": ["tests.acceptance.handlers"],
+        **resolved,
+    }
+    told = [
+        {k: v for k, v in e.items() if k not in ("ts", "level", "logger", "msg")}
+        for e in events("worker process options")
+    ]
+    assert told == [expected, expected]
+    # What the running workers report agrees: their slots, and the types they claim (no built-in one without them).
+    for started in events("worker started"):
+        assert started["concurrency"] == resolved["concurrency"]
+        if resolved["types"]:
+            assert started["types"] == ",".join(resolved["types"])
+        claimed = set(started["types"].split(","))
+        assert bool(claimed & set(BUILTIN_HANDLERS)) == (resolved["builtins"] and not resolved["types"])

@@ -3,8 +3,11 @@ children unchanged."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..config import Settings
 
@@ -56,3 +59,45 @@ class WorkerOptions:
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option as a JSON value (what `from_dict` reads back)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkerOptions:
+        """The options `to_dict` gave; ValueError when a field is missing or unknown to this version."""
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown worker option(s) {', '.join(unknown)}")
+        try:
+            return cls(**data)
+        except TypeError as exc:
+            raise ValueError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    """What a worker process is started with: its options and how its handlers are registered.
+
+    `worker --processes N` resolves it once and hands it to each child as JSON, so a child runs with exactly
+    the options of its parent, and a new option travels without a second mapping to command-line flags.
+    """
+
+    options: WorkerOptions
+    imports: tuple[str, ...] = ()  # modules that register handlers, imported in this order
+    builtins: bool = True  # also run the built-in job types the imports leave unhandled
+
+    def to_json(self) -> str:
+        return json.dumps({"options": self.options.to_dict(), "imports": list(self.imports), "builtins": self.builtins})
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerSpec:
+        """The spec `to_json` gave; ValueError when the text is not one."""
+        data = json.loads(text)  # its JSONDecodeError is a ValueError
+        if not isinstance(data, dict) or set(data) != {"options", "imports", "builtins"}:
+            raise ValueError("expected an object with options, imports and builtins")
+        options, imports, builtins = data["options"], data["imports"], data["builtins"]
+        if not isinstance(options, dict) or not isinstance(imports, list) or not isinstance(builtins, bool):
+            raise ValueError("options must be an object, imports a list and builtins true or false")
+        return cls(WorkerOptions.from_dict(options), tuple(str(name) for name in imports), builtins)

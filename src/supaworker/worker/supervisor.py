@@ -1,5 +1,8 @@
 """`supaworker worker --processes N`: runs N worker processes, restarts any that crash, forwards
-SIGINT/SIGTERM to them, and serves one health endpoint for the group."""
+SIGINT/SIGTERM to them, and serves one health endpoint for the group.
+
+Each child is `supaworker worker-process --options-json SPEC`: the WorkerSpec its parent resolved, as data.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import psycopg
 from ..config import Settings
 from ..store import WorkerStore
 from . import health
+from .options import WorkerSpec
 
 log = logging.getLogger("supaworker.supervisor")
 
@@ -25,11 +29,13 @@ FATAL_EXIT_CODES = frozenset({2, 4})
 RESTART_DELAY_SECONDS = 1.0
 RESTART_DELAY_MAX_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 30.0
+# The hidden command that runs one supervised worker (see cli/running.py); the spec's JSON follows it.
+CHILD_COMMAND = ("-m", "supaworker", "worker-process", "--options-json")
 
 
 class Supervisor:
-    def __init__(self, child_args: list[str], processes: int, conninfo: str, settings: Settings) -> None:
-        self.child_args = child_args
+    def __init__(self, spec: WorkerSpec, processes: int, conninfo: str, settings: Settings) -> None:
+        self.spec = spec
         self.processes = processes
         self.conninfo = conninfo
         self.settings = settings
@@ -41,7 +47,7 @@ class Supervisor:
 
     async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
         env = {**os.environ, "DATABASE_URL": self.conninfo, "ENABLE_HEALTH_CHECK": "false"}
-        proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "supaworker", *self.child_args, env=env)
+        proc = await asyncio.create_subprocess_exec(sys.executable, *CHILD_COMMAND, self.spec.to_json(), env=env)
         log.info("worker process started", extra={"slot": slot, "pid": proc.pid})
         return proc
 
@@ -113,9 +119,10 @@ class Supervisor:
             await health.serve(source, self.settings.health_check_host, self.settings.health_check_port)
 
 
-def run_supervisor(child_args: list[str], processes: int, conninfo: str, settings: Settings) -> int:
+def run_supervisor(spec: WorkerSpec, processes: int, conninfo: str, settings: Settings) -> int:
+    """Runs `processes` workers of `spec` on `conninfo` until SIGINT/SIGTERM; returns the exit code."""
     try:
-        return asyncio.run(Supervisor(child_args, processes, conninfo, settings).run())
+        return asyncio.run(Supervisor(spec, processes, conninfo, settings).run())
     except psycopg.Error as exc:
         log.error("supervisor failed", extra={"error": str(exc)})
         return 1

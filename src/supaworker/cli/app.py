@@ -1,0 +1,156 @@
+"""The `supaworker` command group: its context, input checks shared by commands, and errors as exit codes.
+
+Exit codes (stable, for scripts):
+    0  success
+    1  unexpected error
+    2  bad input: invalid option, JSON, status or job field (nothing was written); a port `up` needs is taken;
+       `migrate`/`up`: SUPAWORKER_SCHEMA is `public` or a schema holding other objects (nothing was changed)
+    3  configuration: no database configured, or the database cannot be reached
+    4  schema: not migrated (run `supaworker migrate`), or migrated by a newer supaworker
+    5  not found: no job or brief with that id
+    6  conflict: the job's state does not allow the action (e.g. retrying a completed job)
+    7  `wait`: the job ended failed or cancelled
+    8  `wait`: the job did not finish within --timeout
+    9  doctor: at least one check failed
+  130  stopped by a second SIGINT/SIGTERM before running jobs finished
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+import psycopg
+from pydantic import ValidationError
+
+from .. import client, embedded
+from ..config import Settings, get_settings
+from ..db import ConnectionProfile, probe, resolve_conninfo
+from ..errors import (
+    BriefNotFound,
+    ConfigError,
+    DatabaseUnavailable,
+    InvalidJob,
+    InvalidTransition,
+    JobNotFound,
+    MigrationError,
+    SchemaInUse,
+)
+from ..log import configure_logging
+from ..validation import MAX_PAYLOAD_DEPTH
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_BAD_INPUT = 2
+EXIT_CONFIG = 3
+EXIT_SCHEMA = 4
+EXIT_NOT_FOUND = 5
+EXIT_CONFLICT = 6
+EXIT_JOB_FAILED = 7
+EXIT_WAIT_TIMEOUT = 8
+EXIT_DOCTOR_FAILED = 9
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_ERROR_EXITS: tuple[tuple[type[BaseException], int], ...] = (
+    (InvalidJob, EXIT_BAD_INPUT),
+    (SchemaInUse, EXIT_BAD_INPUT),
+    (ConfigError, EXIT_CONFIG),
+    (DatabaseUnavailable, EXIT_CONFIG),
+    (MigrationError, EXIT_SCHEMA),
+    (JobNotFound, EXIT_NOT_FOUND),
+    (BriefNotFound, EXIT_NOT_FOUND),
+    (InvalidTransition, EXIT_CONFLICT),
+)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """Prints `error: MESSAGE` on stderr and exits with `code`."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turns the errors supaworker raises on purpose into one line and a documented exit code."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except ValidationError as exc:
+            # The location is the environment variable (or .env.local key) that holds the bad value.
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']}" for e in exc.errors())
+            fail(f"invalid configuration: {problems}", EXIT_CONFIG)
+        except psycopg.errors.UndefinedTable as exc:
+            fail(
+                f"supaworker schema not found ({str(exc).splitlines()[0]}); run `supaworker migrate`",
+                EXIT_SCHEMA,
+            )
+        except psycopg.OperationalError as exc:
+            fail(f"cannot reach the database: {str(exc).strip()}", EXIT_CONFIG)
+        except Exception as exc:
+            for kind, code in _ERROR_EXITS:
+                if isinstance(exc, kind):
+                    fail(str(exc), code)
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+class CommandContext:
+    """Settings and the database connection, resolved once and only when a command needs them."""
+
+    def __init__(self) -> None:
+        self._settings: Settings | None = None
+        self._profile: ConnectionProfile | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = get_settings()
+            configure_logging(self._settings.log_level, self._settings.log_format)
+        return self._settings
+
+    @property
+    def profile(self) -> ConnectionProfile:
+        if self._profile is None:
+            settings = self.settings
+            conninfo = resolve_conninfo(settings, allow_embedded=True)
+            if not settings.database_url:
+                click.echo(
+                    f"note: no DATABASE_URL, so this uses the embedded PostgreSQL in {embedded.data_dir(settings)}; "
+                    "it keeps running after this command (`supaworker embedded stop` stops it)",
+                    err=True,
+                )
+            self._profile = probe(conninfo, settings.pooler_mode)
+        return self._profile
+
+    def store(self) -> Any:
+        # The database the profile found (the embedded one included), for the process-wide pool.
+        settings = self.settings.model_copy(update={"database_url": self.profile.conninfo})
+        return client.get_store(settings)
+
+
+pass_ctx = click.make_pass_decorator(CommandContext, ensure=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="supaworker")
+def main() -> None:
+    """supaworker: a PostgreSQL job queue and worker (Redis/Bull without Redis)."""
+
+
+def parse_payload(payload: str | None, option: str = "--payload") -> Any:
+    """The JSON an option holds (`{}` when it is absent); exits 2 on invalid or too deeply nested JSON."""
+    if payload is None:
+        return {}
+    try:
+        return json.loads(payload)
+    except json.JSONDecodeError as exc:
+        fail(f"{option} is not valid JSON: {exc}", EXIT_BAD_INPUT)
+    except RecursionError:
+        fail(f"{option} is nested too deeply (the limit is {MAX_PAYLOAD_DEPTH} levels)", EXIT_BAD_INPUT)

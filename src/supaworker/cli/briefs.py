@@ -1,0 +1,134 @@
+"""`supaworker brief ...`: create, show, list, cancel and retry briefs."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from .. import briefs, pipelines
+from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, parse_payload, pass_ctx
+from .output import cell, print_table
+
+
+@main.group()
+def brief() -> None:
+    """Briefs: a unit of user work run as one job or a pipeline of jobs."""
+
+
+def _print_brief(b: briefs.Brief, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(b.to_dict(), default=str, indent=2))
+        return
+    click.echo(f"brief {b.id}: {b.status} ({b.steps_completed}/{b.steps_total} steps completed)")
+    click.echo(f"  user {b.user_id}, {b.media_type}, pipeline {' -> '.join(b.pipeline)}")
+    if b.title:
+        click.echo(f"  title: {b.title}")
+    click.echo(f"  query: {cell(b.query)}")
+    if b.failed_step:
+        click.echo(f"  failed at step {b.failed_step} (job {b.failed_job_id}): {cell(b.error)}")
+        click.echo(f"  resume with: supaworker retry {b.failed_job_id}")
+    elif b.error:
+        click.echo(f"  {cell(b.error)}")
+    if b.steps:
+        click.echo("")
+        rows = [{**step.to_dict(), "error": step.last_error} for step in b.steps]
+        print_table(rows, ["id", "type", "status", "attempts", "depends_on", "completed_at", "error"])
+
+
+@brief.command("create")
+@click.option("--user-id", required=True, help="Who the brief is for.")
+@click.option("--query", required=True, help="What to make.")
+@click.option("--media-type", required=True, type=click.Choice(pipelines.MEDIA_TYPES))
+@click.option("--title", default="", help="A title.")
+@click.option("--description", default="", help="A longer description.")
+@click.option("--pipeline/--single", "use_pipeline", default=False, show_default=True,
+              help="Run the media type's whole pipeline, or the analysis step only.")  # fmt: skip
+@click.option("--step", "steps", multiple=True, metavar="TYPE", help="Run these job types in order instead.")
+@click.option("--options", "options", help="Extra payload fields for every step, as a JSON object.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+@handle_errors
+def brief_create(
+    ctx: CommandContext,
+    user_id: str,
+    query: str,
+    media_type: str,
+    title: str,
+    description: str,
+    use_pipeline: bool,
+    steps: tuple[str, ...],
+    options: str | None,
+    as_json: bool,
+) -> None:
+    """Create a brief and its jobs; print the brief id and its job ids."""
+    extra = parse_payload(options, "--options") if options is not None else None
+    if extra is not None and not isinstance(extra, dict):
+        fail("--options must be a JSON object", EXIT_BAD_INPUT)
+    fields: dict[str, Any] = {
+        "user_id": user_id,
+        "title": title,
+        "description": description,
+        "query": query,
+        "media_type": media_type,
+        "use_pipeline": use_pipeline,
+        "steps": list(steps) or None,
+    }
+    briefs.validate_brief(**fields)  # reject bad input before touching the database
+    created = briefs.create_brief_with_job(**fields, options=extra, store=ctx.store())
+    if as_json:
+        click.echo(json.dumps(created.brief.to_dict(), default=str, indent=2))
+    else:
+        ids = " ".join(str(step.id) for step in created.brief.steps)
+        click.echo(f"brief {created.brief.id}: jobs {ids} ({' -> '.join(created.brief.pipeline)})")
+
+
+@brief.command("show")
+@click.argument("brief_id")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+@handle_errors
+def brief_show(ctx: CommandContext, brief_id: str, as_json: bool) -> None:
+    """Show a brief's status, result or error, and its steps."""
+    _print_brief(briefs.get_brief(brief_id, store=ctx.store()), as_json)
+
+
+@brief.command("list")
+@click.option("--user-id", help="Only this user's briefs.")
+@click.option("--status", type=click.Choice([s.value for s in briefs.BriefStatus]), help="Only in this status.")
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+@handle_errors
+def brief_list(ctx: CommandContext, user_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
+    """List briefs, newest first."""
+    rows = [b.to_dict() for b in briefs.list_briefs(user_id=user_id, status=status, limit=limit, store=ctx.store())]
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    elif not rows:
+        click.echo("no briefs match")
+    else:
+        print_table(rows, ["id", "user_id", "media_type", "status", "steps_completed", "steps_total", "created_at",
+                           "failed_step"])  # fmt: skip
+
+
+@brief.command("cancel")
+@click.argument("brief_id")
+@click.option("--reason", default="brief cancelled by request", show_default=True)
+@pass_ctx
+@handle_errors
+def brief_cancel(ctx: CommandContext, brief_id: str, reason: str) -> None:
+    """Cancel a brief's unfinished steps."""
+    b = briefs.cancel_brief(brief_id, reason, store=ctx.store())
+    click.echo(f"brief {b.id}: {b.status}")
+
+
+@brief.command("retry")
+@click.argument("brief_id")
+@pass_ctx
+@handle_errors
+def brief_retry(ctx: CommandContext, brief_id: str) -> None:
+    """Resume a failed or cancelled brief from the step that stopped it."""
+    b = briefs.retry_brief(brief_id, store=ctx.store())
+    click.echo(f"brief {b.id}: {b.status}")

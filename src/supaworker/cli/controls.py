@@ -1,0 +1,85 @@
+"""Commands that steer the workers from outside: pause, resume, limit, and the controls in force."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, pass_ctx
+from .output import print_table
+
+
+def _one_target(job_type: str | None, queue: str | None) -> dict[str, str | None]:
+    if (job_type is None) == (queue is None):
+        fail("give exactly one of --type or --queue", EXIT_BAD_INPUT)
+    return {"type": job_type, "queue": queue}
+
+
+@main.command()
+@click.option("--type", "job_type", help="Job type to pause.")
+@click.option("--queue", help="Queue to pause.")
+@pass_ctx
+@handle_errors
+def pause(ctx: CommandContext, job_type: str | None, queue: str | None) -> None:
+    """Stop every worker from starting jobs of a type or queue (running jobs finish)."""
+    from .. import controls
+
+    target = _one_target(job_type, queue)
+    controls.pause(**target, store=ctx.store())
+    click.echo(f"paused {'type ' + job_type if job_type else 'queue ' + str(queue)}")
+
+
+@main.command()
+@click.option("--type", "job_type", help="Job type to resume.")
+@click.option("--queue", help="Queue to resume.")
+@pass_ctx
+@handle_errors
+def resume(ctx: CommandContext, job_type: str | None, queue: str | None) -> None:
+    """Let workers start jobs of a paused type or queue again."""
+    from .. import controls
+
+    target = _one_target(job_type, queue)
+    controls.resume(**target, store=ctx.store())
+    click.echo(f"resumed {'type ' + job_type if job_type else 'queue ' + str(queue)}")
+
+
+@main.command()
+@click.argument("type")
+@click.option("--max-running", type=click.IntRange(min=1), help="At most N jobs of TYPE at once, across all workers.")
+@click.option("--rate", type=click.IntRange(min=1), help="At most N jobs of TYPE start per --per seconds.")
+@click.option("--per", "per_seconds", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
+@click.option("--clear", is_flag=True, help="Remove TYPE's limits.")
+@pass_ctx
+@handle_errors
+def limit(
+    ctx: CommandContext, type: str, max_running: int | None, rate: int | None, per_seconds: float, clear: bool
+) -> None:
+    """Set TYPE's global concurrency and rate limits (replacing its previous ones)."""
+    from .. import controls
+
+    if clear == (max_running is not None or rate is not None):
+        fail("give --max-running and/or --rate, or --clear", EXIT_BAD_INPUT)
+    controls.set_limits(type, max_running=max_running, rate_limit=rate, rate_period=per_seconds, store=ctx.store())
+    if clear:
+        click.echo(f"limits of {type} removed")
+    else:
+        parts = [f"max {max_running} running" if max_running else "", f"{rate} per {per_seconds:g}s" if rate else ""]
+        click.echo(f"limits of {type}: {', '.join(p for p in parts if p)}")
+
+
+@main.command("controls")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@handle_errors
+def list_controls_command(ctx: CommandContext, as_json: bool) -> None:
+    """Pauses and limits in force, with the running count of each limited type."""
+    from .. import controls
+
+    rows = [c.to_dict() for c in controls.list_controls(store=ctx.store())]
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    elif not rows:
+        click.echo("nothing paused or limited")
+    else:
+        print_table(rows, ["scope", "name", "paused", "max_running", "running", "rate_limit", "rate_period_seconds"])

@@ -1,0 +1,156 @@
+"""Commands that look after the database: migrate, doctor, prune, tables, the embedded PostgreSQL and the
+Supabase set-up."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+import psycopg
+
+from .. import embedded
+from .. import migrate as migrations
+from .app import EXIT_CONFIG, EXIT_DOCTOR_FAILED, EXIT_SCHEMA, CommandContext, fail, handle_errors, main, pass_ctx
+from .output import print_table
+
+
+@main.command()
+@click.option("--status", "show_status", is_flag=True, help="Show applied and pending migrations; change nothing.")
+@pass_ctx
+@handle_errors
+def migrate(ctx: CommandContext, show_status: bool) -> None:
+    """Install or upgrade the supaworker schema (safe to run from many processes at once)."""
+    schema = ctx.settings.schema_name
+    if show_status:
+        with psycopg.connect(ctx.profile.conninfo, prepare_threshold=None) as conn:
+            state = migrations.status(conn, schema)
+        click.echo(
+            f"schema {schema}: at {state.current}, latest {state.latest_known}, pending {state.pending or 'none'}"
+        )
+        return
+    applied = migrations.migrate(ctx.profile.conninfo, schema)
+    if applied:
+        click.echo(f"schema {schema}: applied migrations {', '.join(f'{v:04d}' for v in applied)}")
+    else:
+        click.echo(f"schema {schema}: up to date")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
+@pass_ctx
+@handle_errors
+def doctor(ctx: CommandContext, as_json: bool) -> None:
+    """Check the connection type, LISTEN, migrations, RLS, clock and table bloat; explain each fix."""
+    from .. import doctor as checks
+
+    findings = checks.run_checks(ctx.profile, ctx.settings.schema_name)
+    if as_json:
+        click.echo(json.dumps(checks.as_dicts(findings), indent=2))
+    else:
+        for f in findings:
+            click.echo(f"{f.status.upper():4}  {f.check:<10}  {f.detail}")
+            if f.fix:
+                click.echo(f"{'':4}  {'':<10}  fix: {f.fix}")
+    if any(f.status == checks.FAIL for f in findings):
+        sys.exit(EXIT_DOCTOR_FAILED)
+
+
+@main.command()
+@click.option("--completed-after", type=click.FloatRange(min=0), help="Seconds to keep completed jobs.")
+@click.option("--failed-after", type=click.FloatRange(min=0), help="Seconds to keep failed jobs.")
+@click.option("--cancelled-after", type=click.FloatRange(min=0), help="Seconds to keep cancelled jobs.")
+@pass_ctx
+@handle_errors
+def prune(
+    ctx: CommandContext, completed_after: float | None, failed_after: float | None, cancelled_after: float | None
+) -> None:
+    """Delete finished jobs past their retention now (the workers' leader also does this every 30 s)."""
+    from ..maintenance import Pruner, PrunerConfig
+
+    s = ctx.settings
+    config = PrunerConfig(
+        completed_retention_seconds=completed_after if completed_after is not None else s.prune_completed_after_seconds,
+        failed_retention_seconds=failed_after if failed_after is not None else s.prune_failed_after_seconds,
+        cancelled_retention_seconds=cancelled_after if cancelled_after is not None else s.prune_cancelled_after_seconds,
+    )
+    counts = Pruner(ctx.store(), config).run_once()
+    click.echo("pruned " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@handle_errors
+def tables(ctx: CommandContext, as_json: bool) -> None:
+    """Health of supaworker's tables: dead tuples, vacuum times, sizes, invalid indexes."""
+    rows = ctx.store().table_health()
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    print_table(
+        rows,
+        ["table_name", "live_tuples", "dead_tuples", "dead_pct", "last_autovacuum", "total_bytes", "invalid_indexes"],
+    )
+
+
+@main.group("embedded")
+def embedded_group() -> None:
+    """The embedded PostgreSQL, used when no DATABASE_URL is set (SUPAWORKER_EMBEDDED_DATA_DIR)."""
+
+
+@embedded_group.command("status")
+@pass_ctx
+@handle_errors
+def embedded_status(ctx: CommandContext) -> None:
+    """Say whether the embedded PostgreSQL is running."""
+    path = embedded.data_dir(ctx.settings)
+    click.echo(f"embedded PostgreSQL in {path}: {'running' if embedded.is_running(path) else 'not running'}")
+
+
+@embedded_group.command("stop")
+@pass_ctx
+@handle_errors
+def embedded_stop(ctx: CommandContext) -> None:
+    """Stop the embedded PostgreSQL (its data stays; the next command without DATABASE_URL starts it again)."""
+    path = embedded.data_dir(ctx.settings)
+    if embedded.stop(path):
+        click.echo(f"stopped the embedded PostgreSQL in {path}")
+    else:
+        click.echo(f"the embedded PostgreSQL in {path} is not running")
+
+
+@main.group()
+def supabase() -> None:
+    """Supabase-specific setup of the schema."""
+
+
+@supabase.command("expose-briefs")
+@click.option("--off", is_flag=True, help="Take end users' read access back (the default state).")
+@pass_ctx
+@handle_errors
+def supabase_expose_briefs(ctx: CommandContext, off: bool) -> None:
+    """Let signed-in users read their own briefs and their steps' status, progress and results.
+
+    Grants the `authenticated` role SELECT under row-level security: a JWT whose `sub` is a brief's user_id
+    sees that brief (views user_briefs and user_brief_steps; tables briefs and jobs without payloads), and
+    nothing else. anon gets nothing; only the service role writes. Asks PostgREST to reload its schema.
+    """
+    from ..sql import queries_for
+
+    schema = ctx.settings.schema_name
+    try:
+        with psycopg.connect(ctx.profile.conninfo, autocommit=True, prepare_threshold=None) as conn:
+            conn.execute(queries_for(schema).expose_briefs, {"enabled": not off})
+            conn.execute("NOTIFY pgrst, 'reload schema'")
+    except (psycopg.errors.UndefinedObject, psycopg.errors.FeatureNotSupported) as exc:
+        fail(str(exc).splitlines()[0], EXIT_CONFIG)
+    except psycopg.errors.UndefinedFunction:
+        fail(f"schema {schema} has no expose_briefs(): run `supaworker migrate` first", EXIT_SCHEMA)
+    if off:
+        click.echo(f"schema {schema}: end users can no longer read briefs")
+    else:
+        click.echo(
+            f"schema {schema}: signed-in users can read their own briefs ({schema}.user_briefs) and their steps "
+            f"({schema}.user_brief_steps) with the anon key and their session; add {schema} to the exposed schemas"
+        )

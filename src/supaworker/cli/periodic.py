@@ -1,0 +1,84 @@
+"""`supaworker periodic ...`: the cron schedules that enqueue jobs (list, add, remove)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from .app import EXIT_NOT_FOUND, CommandContext, fail, handle_errors, main, parse_payload, pass_ctx
+from .output import print_table
+
+
+@main.group()
+def periodic() -> None:
+    """Periodic (cron) jobs: list, add, remove. Cron is in UTC; 5 fields, or 6 with seconds last."""
+
+
+@periodic.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@pass_ctx
+@handle_errors
+def periodic_list(ctx: CommandContext, as_json: bool) -> None:
+    """Every schedule with its last and next tick."""
+    from ..periodic import list_periodic_jobs
+
+    rows = list_periodic_jobs(store=ctx.store())
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    elif not rows:
+        click.echo("no periodic jobs")
+    else:
+        print_table(rows, ["name", "cron", "type", "queue", "catch_up", "source", "last_tick_at", "next_tick_at"])
+
+
+@periodic.command("add")
+@click.argument("name")
+@click.argument("cron")
+@click.option("--type", "job_type", required=True, help="Job type to enqueue at each tick.")
+@click.option("--payload", help="Job payload as JSON.")
+@click.option("--queue", default="default", show_default=True)
+@click.option("--priority", type=int, default=0, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--catch-up/--no-catch-up", default=True, show_default=True, help="After downtime, run missed once.")
+@pass_ctx
+@handle_errors
+def periodic_add(
+    ctx: CommandContext,
+    name: str,
+    cron: str,
+    job_type: str,
+    payload: str | None,
+    queue: str,
+    priority: int,
+    max_attempts: int,
+    catch_up: bool,
+) -> None:
+    """Create or replace the schedule NAME: enqueue a TYPE job at every tick of CRON."""
+    from ..periodic import add_periodic_job, validate_periodic
+
+    fields = {
+        "type": job_type,
+        "payload": parse_payload(payload),
+        "name": name,
+        "queue": queue,
+        "priority": priority,
+        "max_attempts": max_attempts,
+        "catch_up": catch_up,
+    }
+    validate_periodic(cron, **fields)  # reject bad input before touching the database
+    row = add_periodic_job(cron, store=ctx.store(), **fields)
+    click.echo(f"periodic job {row['name']}: {row['cron']} -> {row['type']}")
+
+
+@periodic.command("remove")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def periodic_remove(ctx: CommandContext, name: str) -> None:
+    """Delete the schedule NAME (one declared in code returns when a worker with that code starts)."""
+    from ..periodic import remove_periodic_job
+
+    if not remove_periodic_job(name, store=ctx.store()):
+        fail(f"no periodic job named {name!r}", EXIT_NOT_FOUND)
+    click.echo(f"periodic job {name} removed")

@@ -1,0 +1,228 @@
+"""Commands that run the system: `worker` (one process, or N supervised ones) and `up` (everything).
+
+A supervised worker is the hidden `worker-process` command, given the WorkerSpec its parent resolved as JSON.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+import click
+import psycopg
+
+from .. import migrate as migrations
+from ..config import Settings
+from ..db import ConnectionProfile
+from ..registry import default_registry
+from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, pass_ctx
+
+log = logging.getLogger("supaworker.worker")
+
+
+def _import_modules(modules: Sequence[str]) -> None:
+    if "" not in sys.path:
+        sys.path.insert(0, "")
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            fail(f"cannot import handler module {name!r}: {exc}", EXIT_BAD_INPUT)
+
+
+def _register_handlers(imports: Sequence[str], builtins: bool, types: Sequence[str], settings: Settings) -> None:
+    """Imports the handler modules, then the built-in types they leave unhandled; exits 2 when a type in
+    `types` has no handler, or no handler is registered at all."""
+    _import_modules(imports)
+    if builtins:
+        # After the imports, and only for the types they left unregistered: the application's handlers win.
+        from ..builtins import register_builtins
+
+        register_builtins(default_registry, settings.artifacts_dir)
+    unknown = [t for t in types if t not in default_registry]
+    if unknown:
+        fail(f"no handler registered for type(s) {', '.join(unknown)}; add --import MODULE", EXIT_BAD_INPUT)
+    if not len(default_registry):
+        fail(
+            "no handlers registered; pass --import MODULE with @supaworker.handler functions (or drop --no-builtins)",
+            EXIT_BAD_INPUT,
+        )
+
+
+def _check_migrated(profile: ConnectionProfile, settings: Settings) -> None:
+    """Raises MigrationError (exit 4) unless the schema is at the version this code expects."""
+    with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
+        migrations.check_current(conn, settings.schema_name)
+
+
+@main.command()
+@click.option(
+    "--import",
+    "imports",
+    multiple=True,
+    metavar="MODULE",
+    help="Module that registers handlers (repeatable).",
+)
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Max concurrent jobs per process.")
+@click.option(
+    "--processes",
+    "-p",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Worker processes to run and supervise.",
+)
+@click.option("--type", "types", multiple=True, help="Only these job types (default: every registered type).")
+@click.option(
+    "--queue",
+    "queues",
+    multiple=True,
+    metavar="NAME[=N]",
+    help="Only these queues (default: all); NAME=N gives the queue N slots of its own.",
+)
+@click.option("--poll-interval-ms", type=click.IntRange(min=10), help="Fallback poll interval.")
+@click.option("--job-timeout-ms", type=click.IntRange(min=1), help="Default per-attempt timeout.")
+@click.option("--lease-seconds", type=click.FloatRange(min=0.1), help="Lease length; heartbeat every third of it.")
+@click.option("--shutdown-grace", type=click.FloatRange(min=0), help="Seconds running jobs get on shutdown.")
+@click.option("--prefetch", type=click.IntRange(min=0), help="Jobs claimed ahead of free slots (default: concurrency).")
+@click.option(
+    "--no-builtins",
+    "no_builtins",
+    is_flag=True,
+    help="Do not run the built-in job types (analysis, render, ...) that the --import modules leave unhandled.",
+)
+@pass_ctx
+@handle_errors
+def worker(
+    ctx: CommandContext,
+    imports: tuple[str, ...],
+    concurrency: int | None,
+    processes: int,
+    types: tuple[str, ...],
+    queues: tuple[str, ...],
+    poll_interval_ms: int | None,
+    job_timeout_ms: int | None,
+    lease_seconds: float | None,
+    shutdown_grace: float | None,
+    prefetch: int | None,
+    no_builtins: bool,
+) -> None:
+    """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
+    from ..worker.main import run_worker
+    from ..worker.options import WorkerOptions, WorkerSpec
+
+    settings = ctx.settings
+    queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
+    _register_handlers(imports, not no_builtins, types, settings)
+    options = WorkerOptions.from_settings(
+        settings,
+        queue_concurrency=queue_concurrency,
+        concurrency=concurrency,
+        poll_interval_seconds=poll_interval_ms / 1000 if poll_interval_ms else None,
+        job_timeout_seconds=job_timeout_ms / 1000 if job_timeout_ms else None,
+        lease_seconds=lease_seconds,
+        shutdown_grace_seconds=shutdown_grace,
+        prefetch=prefetch,
+        types=list(types) or None,
+        queues=queue_names or None,
+    )
+    if settings.uses_http:
+        # No DATABASE_URL but a Supabase URL and service key: work through PostgREST (see postgrest.py).
+        if processes > 1:
+            fail("--processes needs DATABASE_URL; over HTTP run several `supaworker worker` instead", EXIT_BAD_INPUT)
+        from ..postgrest import worker_store_from_settings
+
+        sys.exit(run_worker(None, settings, default_registry, options, store=worker_store_from_settings(settings)))
+    profile = ctx.profile
+    _check_migrated(profile, settings)
+    if processes > 1:
+        from ..worker.supervisor import run_supervisor
+
+        spec = WorkerSpec(options, imports=imports, builtins=not no_builtins)
+        sys.exit(run_supervisor(spec, processes, profile.conninfo, settings))
+    sys.exit(run_worker(profile, settings, default_registry, options))
+
+
+@main.command("worker-process", hidden=True)
+@click.option("--options-json", required=True, help="The WorkerSpec the supervisor resolved, as JSON.")
+@pass_ctx
+@handle_errors
+def worker_process(ctx: CommandContext, options_json: str) -> None:
+    """Run one worker of `worker --processes N` with the options its supervisor resolved."""
+    from ..worker.main import run_worker
+    from ..worker.options import WorkerSpec
+
+    settings = ctx.settings
+    try:
+        spec = WorkerSpec.from_json(options_json)
+    except ValueError as exc:
+        fail(f"--options-json: {exc}", EXIT_BAD_INPUT)
+    _register_handlers(spec.imports, spec.builtins, spec.options.types or (), settings)
+    profile = ctx.profile
+    _check_migrated(profile, settings)
+    # The supervisor logs only pids; this line says what each child really runs with.
+    log.info(
+        "worker process options",
+        extra={**spec.options.to_dict(), "imports": list(spec.imports), "builtins": spec.builtins},
+    )
+    sys.exit(run_worker(profile, settings, default_registry, spec.options))
+
+
+def _parse_queues(specs: Sequence[str], default_slots: int) -> tuple[list[str], dict[str, int] | None]:
+    """`--queue a --queue b=2`: the queue names, and each queue's own slots when any N was given."""
+    names: list[str] = []
+    slots: dict[str, int] = {}
+    for spec in specs:
+        name, sep, count = spec.partition("=")
+        name = name.strip()
+        if not name:
+            fail(f"--queue {spec!r}: the queue needs a name", EXIT_BAD_INPUT)
+        if sep:
+            if not count.strip().isdigit() or int(count) < 1:
+                fail(f"--queue {spec!r}: N must be a whole number >= 1", EXIT_BAD_INPUT)
+            slots[name] = int(count)
+        if name not in names:
+            names.append(name)
+    if not slots:
+        return names, None
+    return names, {name: slots.get(name, default_slots) for name in names}
+
+
+@main.command()
+@click.option("--host", default=None, help="Address for the API, dashboard and health endpoint [default: 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="API and dashboard port [default: 3000].")
+@click.option("--health-port", type=click.IntRange(0, 65535), default=None, help="Health port [default: 3001].")
+@click.option("--processes", "-p", type=click.IntRange(min=1), default=1, show_default=True, help="Worker processes.")
+@click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Max concurrent jobs per worker process.")
+@click.option("--import", "imports", multiple=True, metavar="MODULE", help="Module with your handlers (repeatable).")
+@click.option("--demo", is_flag=True, help="Create a few briefs of each media type to watch them run.")
+@pass_ctx
+@handle_errors
+def up(
+    ctx: CommandContext,
+    host: str | None,
+    port: int | None,
+    health_port: int | None,
+    processes: int,
+    concurrency: int | None,
+    imports: tuple[str, ...],
+    demo: bool,
+) -> None:
+    """Run everything: migrate, API and dashboard (:3000), workers, health (:3001). Ctrl-C stops it all."""
+    from ..api.settings import get_api_settings
+    from ..up import UpOptions, run_up
+
+    settings = ctx.settings
+    api_settings = get_api_settings()
+    options = UpOptions(
+        host=host or api_settings.host,
+        port=api_settings.port if port is None else port,
+        health_port=settings.health_check_port if health_port is None else health_port,
+        processes=processes,
+        concurrency=concurrency,
+        imports=list(imports),
+        demo=demo,
+    )
+    sys.exit(run_up(options, settings, api_settings, click.echo))
