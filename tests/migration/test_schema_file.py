@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
 import pytest
 
 from supaworker.sql import render, schema_file
 
-from ..conftest import SCHEMA, admin_url
+from ..conftest import SCHEMA, admin_url, run_cli
 from ..servers import ensure_supabase_roles
 
 
@@ -39,3 +41,18 @@ def test_placeholders_undo_render() -> None:
     rendered = render(text, schema_file.PLACEHOLDER_SCHEMA)
     assert rendered != text
     assert schema_file.to_placeholders(rendered, schema_file.PLACEHOLDER_SCHEMA) == text
+
+
+def test_schema_dump_command_checks_and_rewrites_a_stale_file(empty_db: str, tmp_path: Path) -> None:
+    ensure_supabase_roles(admin_url())
+    stale = tmp_path / "schema.sql"
+    stale.write_text("-- stale\n", encoding="utf-8")
+    checked = run_cli(empty_db, "schema", "dump", "--check", "--output", str(stale))
+    assert checked.returncode == 9, checked.stderr
+    assert "+-- stale" not in checked.stdout and "--- " in checked.stdout and "out of date" in checked.stderr
+    assert stale.read_text(encoding="utf-8") == "-- stale\n"  # --check changes nothing
+    written = run_cli(empty_db, "schema", "dump", "--output", str(stale))
+    assert written.returncode == 0 and "rewritten" in written.stdout, written.stderr
+    assert stale.read_text(encoding="utf-8").startswith("--") and "CREATE TABLE {{schema}}.jobs" in stale.read_text()
+    again = run_cli(empty_db, "schema", "dump", "--check", "--output", str(stale))
+    assert again.returncode == 0 and "up to date" in again.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import click
 import psycopg
@@ -154,3 +155,33 @@ def supabase_expose_briefs(ctx: CommandContext, off: bool) -> None:
             f"schema {schema}: signed-in users can read their own briefs ({schema}.user_briefs) and their steps "
             f"({schema}.user_brief_steps) with the anon key and their session; add {schema} to the exposed schemas"
         )
+
+
+@main.group()
+def schema() -> None:
+    """The readable current schema, src/supaworker/sql/schema.sql."""
+
+
+@schema.command("dump")
+@click.option("--check", is_flag=True, help="Change nothing; print a diff and exit 9 if the file is stale.")
+@click.option("--create-roles", is_flag=True, help="Create Supabase's anon, authenticated, service_role if absent.")
+@click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead.")
+@pass_ctx
+@handle_errors
+def schema_dump(ctx: CommandContext, check: bool, create_roles: bool, output: Path | None) -> None:
+    """Regenerate schema.sql from the migrations, on a scratch database of DATABASE_URL's server."""
+    from ..sql import schema_file
+
+    conninfo = ctx.profile.conninfo
+    if create_roles:
+        for role in schema_file.create_roles(conninfo):
+            click.echo(f"created role {role} (NOLOGIN)", err=True)
+    path = output or schema_file.SCHEMA_FILE
+    diff = schema_file.regenerate(conninfo, path, check=check)
+    if not diff:
+        click.echo(f"{path}: up to date")
+    elif check:
+        click.echo(diff, nl=False)
+        fail(f"{path} is out of date: regenerate it with `supaworker schema dump`", EXIT_DOCTOR_FAILED)
+    else:
+        click.echo(f"{path}: rewritten ({diff.count(chr(10))} diff lines); review it with git diff")
