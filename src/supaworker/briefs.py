@@ -20,10 +20,11 @@ from uuid import UUID
 import psycopg
 
 from . import pipelines, rpc
-from .client import DEFAULT_MAX_ATTEMPTS, MAX_REASON_LENGTH, _store_for, insert_dependencies, validate_job
+from .client import MAX_REASON_LENGTH, _store_for, insert_dependencies
 from .config import get_settings
 from .errors import BriefNotFound, InvalidBrief, InvalidJob, InvalidTransition
 from .job import JobRecord
+from .new_job import DEFAULT_MAX_ATTEMPTS, NewJob
 from .store import Store
 from .validation import check_json, check_text
 
@@ -185,7 +186,7 @@ def create_brief_with_job(
             raise InvalidBrief(str(exc), field="options") from None
     try:
         # Checks the job fields (and that options are JSON) before anything is written.
-        validate_job(row["pipeline"][0], step_payload(UUID(int=0), row, options), priority=priority,
+        NewJob.build(row["pipeline"][0], step_payload(UUID(int=0), row, options), priority=priority,
                      max_attempts=max_attempts, queue=queue)  # fmt: skip
     except InvalidJob as exc:
         raise InvalidBrief(str(exc)) from None
@@ -196,12 +197,10 @@ def create_brief_with_job(
         brief_id = s.insert_brief(row, c)
         payload = step_payload(brief_id, row, options)
         jobs = [
-            validate_job(step, payload, priority=priority, max_attempts=max_attempts, queue=queue, brief_id=brief_id)
+            NewJob.build(step, payload, priority=priority, max_attempts=max_attempts, queue=queue, brief_id=brief_id)
             for step in row["pipeline"]
         ]
-        for later in jobs[1:]:
-            later["status"] = "waiting"
-        ids = s.insert_jobs(jobs, c)
+        ids = s.insert_jobs([jobs[0], *(later.with_status("waiting") for later in jobs[1:])], c)
         insert_dependencies(s, list(zip(ids[1:], ids[:-1], strict=True)), c)
         brief = _load(s, brief_id, c)
     assert brief is not None and brief.job is not None

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import datetime
-from typing import Any, Literal, overload
+from typing import Any, Literal, Unpack, overload
 from uuid import UUID
 
 import psycopg
@@ -23,11 +22,9 @@ from .db import probe, resolve_conninfo
 from .dependencies import MAX_KEY_LENGTH, check_depends_on, check_parents, topological_order
 from .errors import InvalidJob, InvalidTransition, JobNotFound
 from .job import JobRecord
+from .new_job import JOB_OPTIONS, JobOptions, NewJob
 from .store import Store
 
-DEFAULT_MAX_ATTEMPTS = 3
-MAX_TYPE_LENGTH = 128
-MAX_UNIQUE_KEY_LENGTH = 512
 MAX_REASON_LENGTH = 1000
 
 _lock = threading.Lock()
@@ -63,94 +60,16 @@ def _store_for(conn: psycopg.Connection | None, store: Store | None) -> Store:
     return get_store()
 
 
-def validate_job(
-    type: str,
-    payload: Any = None,
-    *,
-    priority: int = 0,
-    run_at: datetime | None = None,
-    delay: float | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    timeout: float | None = None,
-    brief_id: UUID | str | None = None,
-    queue: str = "default",
-    unique_key: str | None = None,
-    unique_for: float | None = None,
-    depends_on: Iterable[int] | None = None,
-) -> dict[str, Any]:
-    """Checks a job's fields and returns the row to insert; raises InvalidJob naming the bad field.
-
-    The limits are those of `supaworker.validation`, shared with the REST API and the CLI.
-    """
-    validation.check_text("type", type, max_length=MAX_TYPE_LENGTH)
-    validation.check_text("queue", queue, max_length=MAX_TYPE_LENGTH)
-    payload = {} if payload is None else payload
-    # Kept: the bulk path writes this text as is instead of encoding the payload a second time.
-    payload_json = validation.check_json("payload", payload)
-    if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) <= priority < 2**31:
-        raise InvalidJob("priority must be a 32-bit integer (lower runs first)", field="priority")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts < 2**31:
-        raise InvalidJob("max_attempts must be an integer >= 1", field="max_attempts")
-    if timeout is not None:
-        timeout = validation.check_seconds("timeout", timeout, maximum=validation.MAX_TIMEOUT_SECONDS, positive=True)
-    if run_at is not None and delay is not None:
-        raise InvalidJob("give run_at or delay, not both", field="delay")
-    if run_at is not None:
-        validation.check_run_at(run_at)
-    if delay is not None:
-        delay = validation.check_seconds("delay", delay, maximum=validation.MAX_DELAY_SECONDS, positive=False)
-    if unique_key is not None:
-        validation.check_text("unique_key", unique_key, max_length=MAX_UNIQUE_KEY_LENGTH, allow_blank=True)
-        if not unique_key:
-            raise InvalidJob(f"unique_key must be a non-empty string of at most {MAX_UNIQUE_KEY_LENGTH} characters")
-    if unique_for is not None:
-        if unique_key is None:
-            raise InvalidJob("unique_for needs a unique_key")
-        unique_for = validation.check_seconds(
-            "unique_for", unique_for, maximum=validation.MAX_HOLD_SECONDS, positive=True
-        )
-    if brief_id is not None:
-        try:
-            brief_id = brief_id if isinstance(brief_id, UUID) else UUID(str(brief_id))
-        except ValueError:
-            raise InvalidJob(f"brief_id must be a UUID, not {brief_id!r}", field="brief_id") from None
-    parents = check_depends_on(depends_on)
-    return {
-        "type": type,
-        "queue": queue,
-        "priority": priority,
-        "payload": payload,
-        "payload_json": payload_json,
-        "max_attempts": max_attempts,
-        "run_at": run_at,
-        "delay": float(delay or 0),
-        "timeout_seconds": float(timeout) if timeout is not None else None,
-        "brief_id": brief_id,
-        "unique_key": unique_key,
-        "unique_for": float(unique_for) if unique_for is not None else None,
-        "depends_on": parents,
-        "status": "waiting" if parents else "pending",
-    }
-
-
 def create_job(
     type: str,
     payload: Any = None,
     *,
-    priority: int = 0,
-    run_at: datetime | None = None,
-    delay: float | None = None,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    timeout: float | None = None,
-    brief_id: UUID | str | None = None,
-    queue: str = "default",
-    unique_key: str | None = None,
-    unique_for: float | None = None,
-    depends_on: Iterable[int] | None = None,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
+    **options: Unpack[JobOptions],
 ) -> JobRecord:
-    """Enqueues one job and returns its row.
+    """Enqueues one job and returns its row. `options` are those of `JobOptions`: priority, run_at or delay,
+    max_attempts, timeout, brief_id, queue, unique_key and unique_for, depends_on.
 
     With `unique_key`, the database keeps one live job per key: while a job holding the key is waiting,
     pending, processing or completed (until pruned), a second create_job returns that job with
@@ -161,39 +80,30 @@ def create_job(
     completes the last of them; if one fails for good it is cancelled with the reason. Unknown ids, and
     parents that already failed or were cancelled, are rejected (InvalidJob) before anything is written.
     """
-    row = validate_job(
-        type,
-        payload,
-        priority=priority,
-        run_at=run_at,
-        delay=delay,
-        max_attempts=max_attempts,
-        timeout=timeout,
-        brief_id=brief_id,
-        queue=queue,
-        unique_key=unique_key,
-        unique_for=unique_for,
-        depends_on=depends_on,
-    )
+    return enqueue(NewJob.build(type, payload, **options), conn=conn, store=store)
+
+
+def enqueue(job: NewJob, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> JobRecord:
+    """Writes one checked job (see `create_job`)."""
     if conn is None and store is None:
         settings = get_settings()
         if settings.uses_http:
-            return rpc.rpc_client_for(settings).create_job(row)
+            return rpc.rpc_client_for(settings).create_job(job)
     s = _store_for(conn, store)
-    check_briefs_exist(s, [row["brief_id"]], conn)
-    if unique_key is not None:
-        if row["depends_on"]:
+    check_briefs_exist(s, [job.brief_id], conn)
+    if job.unique_key is not None:
+        if job.depends_on:
             raise InvalidJob("unique_key cannot be combined with depends_on (yet): give one or the other")
-        return s.insert_unique_job(row, conn)
-    if not row["depends_on"]:
-        return s.insert_job(row, conn)
-    parents: list[int] = row["depends_on"]
+        return s.insert_unique_job(job, conn)
+    if not job.depends_on:
+        return s.insert_job(job, conn)
+    parents = list(job.depends_on)
     with s.transaction(conn) as c:
-        row["status"] = check_parents("the job", parents, s.lock_parent_jobs(parents, c))
-        job = s.insert_job(row, c)
-        insert_dependencies(s, [(job.id, p) for p in parents], c)
-    job.extra["depends_on"] = sorted(parents)
-    return job
+        job = job.with_status(check_parents("the job", parents, s.lock_parent_jobs(parents, c)))
+        record = s.insert_job(job, c)
+        insert_dependencies(s, [(record.id, p) for p in parents], c)
+    record.extra["depends_on"] = sorted(parents)
+    return record
 
 
 def check_briefs_exist(s: Store, brief_ids: Iterable[UUID | None], conn: psycopg.Connection | None) -> None:
@@ -266,7 +176,7 @@ def _create_jobs(jobs: Iterable[Mapping[str, Any]], conn: psycopg.Connection | N
         # so still nothing is written. (A caller's open transaction is validated first instead, below, so a
         # bad job never leaves that transaction aborted.)
         return s.insert_jobs((_bulk_row(index, job)[0] for index, job in enumerate(items)), conn, count=len(items))
-    rows: list[dict[str, Any]] = []
+    rows: list[NewJob] = []
     keys: list[str | None] = []
     seen_keys: set[str] = set()
     refs: list[list[int | str]] = []
@@ -279,7 +189,7 @@ def _create_jobs(jobs: Iterable[Mapping[str, Any]], conn: psycopg.Connection | N
         rows.append(row)
         keys.append(key)
         refs.append(job_refs)
-    check_briefs_exist(s, [row["brief_id"] for row in rows], conn)
+    check_briefs_exist(s, [row.brief_id for row in rows], conn)
     if not any(refs):
         return s.insert_jobs(rows, conn)
 
@@ -299,7 +209,7 @@ def _create_jobs(jobs: Iterable[Mapping[str, Any]], conn: psycopg.Connection | N
             if job_refs:
                 ids = [ref for ref in job_refs if isinstance(ref, int)]
                 status = check_parents(f"job #{i}", ids, statuses)
-                rows[i]["status"] = "waiting" if i in edges else status
+                rows[i] = rows[i].with_status("waiting" if i in edges else status)
         ids_in_order = s.insert_jobs([rows[i] for i in order], c)
         id_of = dict(zip(order, ids_in_order, strict=True))
         pairs = [
@@ -311,19 +221,12 @@ def _create_jobs(jobs: Iterable[Mapping[str, Any]], conn: psycopg.Connection | N
     return [id_of[i] for i in range(len(rows))]
 
 
-# What an item of create_jobs may hold: create_job's keyword arguments and the item's batch key.
-BULK_JOB_FIELDS = frozenset(
-    {"type", "payload", "priority", "run_at", "delay", "max_attempts", "timeout", "brief_id", "queue"}
-    | {"unique_key", "unique_for", "depends_on", "key"}
-)
-
-
-def _bulk_row(index: int, job: Any) -> tuple[dict[str, Any], str | None, list[int | str]]:
-    """One item of create_jobs, validated: (row to insert, its batch key, its depends_on references)."""
+def _bulk_row(index: int, job: Any) -> tuple[NewJob, str | None, list[int | str]]:
+    """One item of create_jobs, validated: (the job, its batch key, its depends_on references)."""
     if not isinstance(job, Mapping) or "type" not in job:
         raise InvalidJob(f"job #{index}: each job must be a mapping with a 'type'")
     fields = dict(job)
-    unknown = sorted(str(name) for name in fields if name not in BULK_JOB_FIELDS)
+    unknown = sorted(str(name) for name in fields if name not in JOB_OPTIONS | {"type", "payload", "key"})
     if unknown:
         raise InvalidJob(f"job #{index}: unknown field {unknown[0]!r}")
     key = fields.pop("key", None)
@@ -331,17 +234,17 @@ def _bulk_row(index: int, job: Any) -> tuple[dict[str, Any], str | None, list[in
         if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH):
             raise InvalidJob(f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
         job_refs = check_depends_on(fields.pop("depends_on", None), allow_keys=True)
-        row = validate_job(**fields)
+        new = NewJob.build(**fields)
     except TypeError as exc:
         raise InvalidJob(f"job #{index}: {exc}") from None
     except InvalidJob as exc:
         raise InvalidJob(f"job #{index}: {exc}") from None
-    if row["delay"]:
+    if new.delay:
         raise InvalidJob(f"job #{index}: bulk jobs take run_at, not delay")
-    if row["unique_key"] is not None:
+    if new.unique_key is not None:
         # COPY cannot return the existing job for a duplicate key; create_job can.
         raise InvalidJob(f"job #{index}: bulk jobs take no unique_key; use create_job for unique jobs")
-    return row, key, job_refs
+    return new, key, job_refs
 
 
 def get_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> JobRecord:

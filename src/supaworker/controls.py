@@ -19,8 +19,9 @@ from typing import Any
 
 import psycopg
 
-from .client import MAX_TYPE_LENGTH, _store_for
+from .client import _store_for
 from .errors import InvalidJob
+from .new_job import MAX_TYPE_LENGTH
 from .store import Store
 from .validation import check_text
 

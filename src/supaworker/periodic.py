@@ -14,66 +14,84 @@ cron do.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import psycopg
 from croniter import croniter
 
-from .client import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH, _store_for
+from .client import _store_for
 from .errors import InvalidJob
+from .new_job import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH, NewJob
 from .registry import HandlerFunc, Registry, default_registry
 from .store import Store
-from .validation import check_json, check_text
+from .validation import check_text
 
 # A tick the scheduler finds later than this was missed (all workers down), not merely handled late.
 # Longer than a leader failover (maintenance.LEADER_TTL_SECONDS), so a change of leader misses nothing.
 MISSED_TICK_GRACE_SECONDS = 60.0
 
 
+class ScheduleOptions(TypedDict, total=False):
+    """A schedule's settings besides its cron and job type (the keyword arguments of `periodic`)."""
+
+    payload: Any  # the payload of every job it enqueues
+    name: str | None  # default: the job type
+    queue: str
+    priority: int
+    max_attempts: int
+    catch_up: bool  # after downtime, enqueue the missed ticks once (default True)
+
+
+SCHEDULE_OPTIONS = frozenset(ScheduleOptions.__annotations__)
+
+
 @dataclass(frozen=True)
 class PeriodicJob:
-    """A schedule: enqueue a job of `type` with `payload` at every tick of `cron` (UTC)."""
+    """A schedule: enqueue `job` at every tick of `cron` (UTC)."""
 
     name: str
     cron: str
-    type: str
-    payload: Any = field(default_factory=dict)
-    queue: str = "default"
-    priority: int = 0
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    job: NewJob
     catch_up: bool = True
 
     def row(self, source: str) -> dict[str, Any]:
-        return {**asdict(self), "source": source}
+        job = self.job
+        return {
+            "name": self.name,
+            "cron": self.cron,
+            "type": job.type,
+            "payload": job.payload_json,
+            "queue": job.queue,
+            "priority": job.priority,
+            "max_attempts": job.max_attempts,
+            "catch_up": self.catch_up,
+            "source": source,
+        }
 
 
-def validate_periodic(
-    cron: str,
-    *,
-    type: str,
-    payload: Any = None,
-    name: str | None = None,
-    queue: str = "default",
-    priority: int = 0,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    catch_up: bool = True,
-) -> PeriodicJob:
-    """Checks a schedule's fields; raises InvalidJob naming the bad one."""
+def validate_periodic(cron: str, *, type: str, **options: Unpack[ScheduleOptions]) -> PeriodicJob:
+    """Checks a schedule's fields; raises InvalidJob naming the bad one (TypeError for an unknown keyword)."""
+    unknown = sorted(set(options) - SCHEDULE_OPTIONS)
+    if unknown:
+        raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
     if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron.split()) not in (5, 6):
         raise InvalidJob(f"cron must be a cron expression of 5 fields (or 6, seconds last), not {cron!r}")
-    for what, value in (("type", type), ("queue", queue), ("name", name if name is not None else type)):
-        check_text(what, value, max_length=MAX_TYPE_LENGTH)
-    payload = {} if payload is None else payload
-    check_json("payload", payload)
-    if isinstance(priority, bool) or not isinstance(priority, int) or not -(2**31) <= priority < 2**31:
-        raise InvalidJob("priority must be a 32-bit integer (lower runs first)")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts < 2**31:
-        raise InvalidJob("max_attempts must be an integer >= 1")
+    job = NewJob.build(
+        type,
+        options.get("payload"),
+        queue=options.get("queue", "default"),
+        priority=options.get("priority", 0),
+        max_attempts=options.get("max_attempts", DEFAULT_MAX_ATTEMPTS),
+    )
+    name = options.get("name")
+    name = type if name is None else name
+    check_text("name", name, max_length=MAX_TYPE_LENGTH)
+    catch_up = options.get("catch_up", True)
     if not isinstance(catch_up, bool):
         raise InvalidJob("catch_up must be True or False")
-    return PeriodicJob(name or type, cron, type, payload, queue, priority, max_attempts, catch_up)
+    return PeriodicJob(name, cron, job, catch_up)
 
 
 @dataclass(frozen=True)
@@ -134,30 +152,17 @@ def periodic(
     cron: str,
     *,
     type: str,
-    payload: Any = None,
-    name: str | None = None,
-    queue: str = "default",
-    priority: int = 0,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    catch_up: bool = True,
     registry: PeriodicRegistry | None = None,
     handlers: Registry | None = None,
+    **options: Unpack[ScheduleOptions],
 ) -> Callable[[HandlerFunc], HandlerFunc]:
     """Declares a schedule (at once); used as a decorator it also registers the function as `type`'s handler.
+    `options`: payload, name, queue, priority, max_attempts, catch_up (see `ScheduleOptions`).
 
     @supaworker.periodic("*/5 * * * *", type="cleanup")
     def cleanup(job): ...
     """
-    schedule = validate_periodic(
-        cron,
-        type=type,
-        payload=payload,
-        name=name,
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        catch_up=catch_up,
-    )
+    schedule = validate_periodic(cron, type=type, **options)
     (default_periodic_registry if registry is None else registry).add(schedule)
 
     def decorate(func: HandlerFunc) -> HandlerFunc:
@@ -179,26 +184,12 @@ def add_periodic_job(
     cron: str,
     *,
     type: str,
-    payload: Any = None,
-    name: str | None = None,
-    queue: str = "default",
-    priority: int = 0,
-    max_attempts: int = DEFAULT_MAX_ATTEMPTS,
-    catch_up: bool = True,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
+    **options: Unpack[ScheduleOptions],
 ) -> dict[str, Any]:
     """Creates or replaces a schedule without code (CLI, API); returns its row."""
-    schedule = validate_periodic(
-        cron,
-        type=type,
-        payload=payload,
-        name=name,
-        queue=queue,
-        priority=priority,
-        max_attempts=max_attempts,
-        catch_up=catch_up,
-    )
+    schedule = validate_periodic(cron, type=type, **options)
     return _store_for(conn, store).upsert_periodic_job(schedule.row("api"), conn)
 
 

@@ -19,6 +19,7 @@ import httpx
 from .config import Settings
 from .errors import ConfigError, DatabaseUnavailable, InvalidBrief, InvalidJob, MigrationError, SupaworkerError
 from .job import JobRecord
+from .new_job import NewJob
 from .postgrest import TRANSIENT_STATUSES, check_service_key
 
 REQUEST_TIMEOUT_SECONDS = 30.0
@@ -103,26 +104,9 @@ class RpcClient:
                               "service_role key in SUPABASE_SERVICE_ROLE_KEY")  # fmt: skip
         raise SupaworkerError(f"{where} failed ({response.status_code} {code}): {message}")
 
-    def create_job(self, row: dict[str, Any]) -> JobRecord:
-        """Enqueues a job validated by `client.validate_job` (its row) through the SQL function create_job."""
-        args: dict[str, Any] = {
-            "type": row["type"],
-            "payload": row["payload"],
-            "priority": row["priority"],
-            "max_attempts": row["max_attempts"],
-            "queue": row["queue"],
-        }
-        if row["run_at"] is not None:
-            args["run_at"] = row["run_at"].isoformat()
-        if row["delay"]:
-            args["delay"] = row["delay"]
-        optional = {"timeout": row["timeout_seconds"], "unique_key": row["unique_key"], "unique_for": row["unique_for"]}
-        args.update({name: value for name, value in optional.items() if value is not None})
-        if row["brief_id"] is not None:
-            args["brief_id"] = str(row["brief_id"])
-        if row["depends_on"]:
-            args["depends_on"] = list(row["depends_on"])
-        return job_from_document(self.call("create_job", args))
+    def create_job(self, job: NewJob) -> JobRecord:
+        """Enqueues a checked job through the SQL function create_job."""
+        return job_from_document(self.call("create_job", job.rpc_arguments()))
 
     def create_brief_with_job(self, args: dict[str, Any]) -> dict[str, Any]:
         """The SQL function create_brief_with_job: {"brief": ..., "job": ...} as JSON."""

@@ -12,6 +12,7 @@ import pytest
 from psycopg_pool import ConnectionPool
 
 from supaworker.db import probe
+from supaworker.new_job import NewJob
 from supaworker.store import Store
 from tests.conftest import SCHEMA, admin_url
 from tests.servers import PgBouncer
@@ -33,8 +34,7 @@ def test_probe_detects_pgbouncer_in_transaction_mode(db: str, bouncer: PgBouncer
 
 def _hammer(store: Store, rounds: int) -> None:
     for i in range(rounds):
-        store.insert_job({"type": "t", "queue": "default", "priority": i % 3, "payload": {"i": i}, "max_attempts": 3,
-                          "run_at": None, "delay": 0, "timeout_seconds": None, "brief_id": None})  # fmt: skip
+        store.insert_job(NewJob.build("t", {"i": i}, priority=i % 3))
         store.job_stats()
         store.list_jobs(limit=5)
 

@@ -7,9 +7,10 @@ import logging
 
 import pytest
 
-from supaworker import client, sql
+from supaworker import sql
 from supaworker.errors import InvalidJob
 from supaworker.log import JsonFormatter, TextFormatter
+from supaworker.new_job import NewJob
 from supaworker.registry import Registry
 from supaworker.worker.executor import describe_error
 
@@ -66,10 +67,12 @@ def test_log_lines_carry_the_job_fields_as_text_or_json() -> None:
     assert (data["msg"], data["level"], data["job_id"], data["attempt"]) == ("job completed", "info", 7, 2)
 
 
-def test_validate_job_fills_defaults_and_rejects_booleans_as_numbers() -> None:
-    row = client.validate_job("t")
-    assert (row["payload"], row["priority"], row["max_attempts"], row["queue"]) == ({}, 0, 3, "default")
+def test_new_job_fills_defaults_encodes_once_and_rejects_booleans_as_numbers() -> None:
+    job = NewJob.build("t")
+    assert (job.payload, job.payload_json, job.priority, job.max_attempts, job.queue) == ({}, "{}", 0, 3, "default")
     with pytest.raises(InvalidJob, match="priority"):
-        client.validate_job("t", priority=True)
+        NewJob.build("t", priority=True)
     with pytest.raises(InvalidJob, match="delay"):
-        client.validate_job("t", delay=-1)
+        NewJob.build("t", delay=-1)
+    with pytest.raises(TypeError, match="'prio'"):
+        NewJob.build("t", prio=1)  # type: ignore[call-arg]

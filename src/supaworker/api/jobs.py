@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Reques
 from fastapi.encoders import jsonable_encoder
 
 from .. import client
-from ..errors import BriefNotFound, InvalidJob
+from ..errors import BriefNotFound
 from ..states import JobStatus
 from ..store import Store
 from ..validation import MAX_BIGINT
@@ -97,13 +97,7 @@ def jobs_action(
     "", status_code=201, dependencies=[Depends(require_write)], summary="Create a job", responses=error_responses(413)
 )
 def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
-    fields = body.model_dump()
-    metadata = fields.pop("metadata")
-    if "metadata" in body.model_fields_set:
-        if "payload" in body.model_fields_set:
-            raise InvalidJob("give payload or metadata (its old name), not both", field="metadata")
-        fields["payload"] = metadata
-    job = client.create_job(fields.pop("type"), fields.pop("payload"), store=store_of(request), **fields)
+    job = client.enqueue(body.new_job(), store=store_of(request))
     poke_feed(request)
     return {"job": jsonable_encoder(job.to_dict())}
 

@@ -21,7 +21,9 @@ from pydantic import (
 )
 
 from .. import briefs, pipelines, validation
-from ..client import DEFAULT_MAX_ATTEMPTS, MAX_REASON_LENGTH, MAX_TYPE_LENGTH
+from ..client import MAX_REASON_LENGTH
+from ..errors import InvalidJob
+from ..new_job import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH, NewJob
 
 
 def _storable_text(value: str) -> str:
@@ -92,6 +94,16 @@ class JobCreate(BaseModel):
     def _storable_json(cls, value: Any, info: ValidationInfo) -> Any:
         validation.check_json(str(info.field_name), value)
         return value
+
+    def new_job(self) -> NewJob:
+        """The job this body asks for (InvalidJob when `payload` and its old name `metadata` are both given)."""
+        fields = dict(self)
+        metadata = fields.pop("metadata")
+        if "metadata" in self.model_fields_set:
+            if "payload" in self.model_fields_set:
+                raise InvalidJob("give payload or metadata (its old name), not both", field="metadata")
+            fields["payload"] = metadata
+        return NewJob.build(**fields)
 
 
 class BriefCreate(BaseModel):

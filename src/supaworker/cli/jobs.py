@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .. import briefs, client
+from ..new_job import NewJob
 from ..states import JobStatus
 from .app import (
     EXIT_BAD_INPUT,
@@ -63,29 +64,38 @@ def enqueue(
     if unique_key is not None or unique_for is not None:
         if count != 1 or depends_on:
             fail("--unique-key enqueues one job on its own; drop --count and --depends-on", EXIT_BAD_INPUT)
-        fields = {"payload": data, "priority": priority, "max_attempts": max_attempts, "timeout": timeout}
-        unique = {"unique_key": unique_key, "unique_for": unique_for}
-        client.validate_job(type, delay=delay, queue=queue, **fields, **unique)
-        job = client.create_job(type, delay=delay, queue=queue, store=ctx.store(), **fields, **unique)
+        unique = NewJob.build(
+            type,
+            data,
+            priority=priority,
+            max_attempts=max_attempts,
+            timeout=timeout,
+            delay=delay,
+            queue=queue,
+            unique_key=unique_key,
+            unique_for=unique_for,
+        )
+        job = client.enqueue(unique, store=ctx.store())
         click.echo(job.id)
         if job.duplicate:
             click.echo(f"duplicate: job {job.id} ({job.status}) already holds key {unique_key!r}", err=True)
         return
-    fields: dict[str, Any] = {
-        "payload": data,
-        "priority": priority,
-        "max_attempts": max_attempts,
-        "timeout": timeout,
-        "queue": queue,
-    }
-    if depends_on:
-        fields["depends_on"] = list(depends_on)
-    client.validate_job(type, delay=delay, **fields)  # reject bad input before touching the database
+    # Checked before the database is touched; one value, written `count` times.
+    new = NewJob.build(
+        type,
+        data,
+        priority=priority,
+        max_attempts=max_attempts,
+        timeout=timeout,
+        delay=delay,
+        queue=queue,
+        depends_on=list(depends_on) or None,
+    )
     store = ctx.store()
-    if count == 1 or delay:
-        ids = [client.create_job(type, delay=delay, store=store, **fields).id for _ in range(count)]
+    if count == 1 or delay or depends_on:
+        ids = [client.enqueue(new, store=store).id for _ in range(count)]
     else:
-        ids = client.create_jobs([{"type": type, **fields}] * count, store=store)
+        ids = store.insert_jobs([new] * count)
     if count <= 20:
         click.echo(" ".join(str(i) for i in ids))
     else:

@@ -55,19 +55,20 @@ def periodic_add(
     catch_up: bool,
 ) -> None:
     """Create or replace the schedule NAME: enqueue a TYPE job at every tick of CRON."""
-    from ..periodic import add_periodic_job, validate_periodic
+    from ..periodic import validate_periodic
 
-    fields = {
-        "type": job_type,
-        "payload": parse_payload(payload),
-        "name": name,
-        "queue": queue,
-        "priority": priority,
-        "max_attempts": max_attempts,
-        "catch_up": catch_up,
-    }
-    validate_periodic(cron, **fields)  # reject bad input before touching the database
-    row = add_periodic_job(cron, store=ctx.store(), **fields)
+    # Checked before the database is touched.
+    schedule = validate_periodic(
+        cron,
+        type=job_type,
+        payload=parse_payload(payload),
+        name=name,
+        queue=queue,
+        priority=priority,
+        max_attempts=max_attempts,
+        catch_up=catch_up,
+    )
+    row = ctx.store().upsert_periodic_job(schedule.row("api"))
     click.echo(f"periodic job {row['name']}: {row['cron']} -> {row['type']}")
 
 

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from ..job import JobRecord
+from ..new_job import NewJob
 from .base import StoreBase, reading_cursor
 
 # COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
@@ -18,17 +17,16 @@ _NOW = "now"
 
 
 class JobQueries(StoreBase):
-    def insert_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
-        params = {**job, "payload": Jsonb(job["payload"]), "status": job.get("status", "pending")}
+    def insert_job(self, job: NewJob, conn: psycopg.Connection | None = None) -> JobRecord:
         # One statement is atomic on its own: no BEGIN/COMMIT round trips around it.
         with self.connection(conn) as c, c.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.q.insert_job, params)
+            cur.execute(self.q.insert_job, job.params())
             row = cur.fetchone()
             assert row is not None
             return JobRecord.from_row(row)
 
     def insert_jobs(
-        self, jobs: Iterable[dict[str, Any]], conn: psycopg.Connection | None = None, *, count: int | None = None
+        self, jobs: Iterable[NewJob], conn: psycopg.Connection | None = None, *, count: int | None = None
     ) -> list[int]:
         """Bulk insert with COPY; ids are allocated first so the caller still learns them. `jobs` may be a
         generator when `count` is given: rows are then produced (and checked) while the COPY streams."""
@@ -45,24 +43,23 @@ class JobQueries(StoreBase):
                     copy.write_row(
                         (
                             job_id,
-                            job["type"],
-                            job["queue"],
-                            job.get("status", "pending"),
-                            job["priority"],
-                            job.get("payload_json") or json.dumps(job["payload"]),
-                            job["max_attempts"],
-                            job["run_at"] or _NOW,
-                            job["timeout_seconds"],
-                            job["brief_id"],
+                            job.type,
+                            job.queue,
+                            job.status,
+                            job.priority,
+                            job.payload_json,
+                            job.max_attempts,
+                            job.run_at or _NOW,
+                            job.timeout_seconds,
+                            job.brief_id,
                         )
                     )
             return ids
 
-    def insert_unique_job(self, job: dict[str, Any], conn: psycopg.Connection | None = None) -> JobRecord:
+    def insert_unique_job(self, job: NewJob, conn: psycopg.Connection | None = None) -> JobRecord:
         """Inserts a job with a unique_key, or returns the live job holding that key (`.duplicate` set)."""
-        params = {**job, "payload": Jsonb(job["payload"])}
         with self.transaction(conn) as c, reading_cursor(c, dict_row) as cur:
-            cur.execute(self.q.insert_unique_job, params)
+            cur.execute(self.q.insert_unique_job, job.params())
             row = cur.fetchone()
             assert row is not None
             return JobRecord.from_row(row)

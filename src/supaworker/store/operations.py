@@ -6,7 +6,6 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg.types.json import Jsonb
 
 from .base import StoreBase
 
@@ -54,9 +53,9 @@ class OperationQueries(StoreBase):
         return int(self._value(self.q.prune_finished_jobs, params, None) or 0)
 
     def upsert_periodic_job(self, schedule: dict[str, Any], conn: psycopg.Connection | None = None) -> dict[str, Any]:
-        params = {**schedule, "payload": Jsonb(schedule["payload"])}
+        """`schedule` is `PeriodicJob.row()`: its payload is JSON text already."""
         with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.q.upsert_periodic_job, params)
+            cur.execute(self.q.upsert_periodic_job, schedule)
             row = cur.fetchone()
             assert row is not None
             return row

@@ -1,6 +1,6 @@
 -- Creates or updates a schedule; a new one starts counting ticks from now (database clock).
 INSERT INTO {{schema}}.periodic_jobs AS p (name, cron, type, queue, payload, priority, max_attempts, catch_up, source)
-VALUES (%(name)s, %(cron)s, %(type)s, %(queue)s, %(payload)s, %(priority)s, %(max_attempts)s, %(catch_up)s, %(source)s)
+VALUES (%(name)s, %(cron)s, %(type)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s, %(catch_up)s, %(source)s)
 ON CONFLICT (name) DO UPDATE
    SET cron = excluded.cron, type = excluded.type, queue = excluded.queue, payload = excluded.payload,
        priority = excluded.priority, max_attempts = excluded.max_attempts, catch_up = excluded.catch_up,
