@@ -70,7 +70,7 @@ class Brief:
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any], steps: list[JobRecord] | None = None) -> Brief:
-        fields = {name: row[name] for name in cls.__slots__ if name != "steps"}  # type: ignore[attr-defined]
+        fields = {name: row[name] for name in cls.__slots__ if name != "steps"}
         fields["status"] = BriefStatus(fields["status"])
         fields["pipeline"] = list(fields["pipeline"])
         return cls(**fields, steps=steps or [])
@@ -81,7 +81,7 @@ class Brief:
         return self.steps[0] if self.steps else None
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__ if name != "steps"}  # type: ignore[attr-defined]
+        data = {name: getattr(self, name) for name in self.__slots__ if name != "steps"}
         data["status"] = str(self.status)
         data["steps"] = [step.to_dict() for step in self.steps]
         return data

@@ -51,8 +51,7 @@ def _target(type: str | None, queue: str | None) -> tuple[str, str]:
     if (type is None) == (queue is None):
         raise InvalidJob("name exactly one of type= or queue=")
     scope, name = ("type", type) if type is not None else ("queue", queue)
-    check_text(scope, name, max_length=MAX_TYPE_LENGTH)
-    return scope, name
+    return scope, check_text(scope, name, max_length=MAX_TYPE_LENGTH)
 
 
 def pause(

@@ -159,7 +159,7 @@ def check_rls(profile: ConnectionProfile, schema: str) -> Finding:
         if not listed:
             return Finding("rls", FAIL, f"schema {schema!r} predates migration 0009", "run `supaworker migrate`")
         open_tables = [r[0] for r in conn.execute(queries.doctor_open_tables, {"schema": schema})]
-        role_usage = dict(conn.execute(queries.doctor_supabase_roles, {"schema": schema}).fetchall())
+        role_usage: dict[str, bool] = dict(conn.execute(queries.doctor_supabase_roles, {"schema": schema}).fetchall())
         roles = set(role_usage)
         leaks = []
         for role in sorted(roles & {"anon", "authenticated"}):

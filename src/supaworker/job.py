@@ -84,7 +84,8 @@ class Job:
         # sql/queries/claim_jobs.sql selects the fields from `id` to `started_at` in declaration order, then
         # has_parents, handler_started, claim_seq and record_start_first.
         *fields, has_parents, started, seq, first = row
-        job = cls(*fields, worker_id, bool(has_parents))
+        # Twelve columns, then the two below: mypy cannot count what a starred row holds.
+        job = cls(*fields, worker_id, bool(has_parents))  # type: ignore[call-arg]
         job._start_recorded, job._claim_seq, job._record_start_first = bool(started), seq or 0, bool(first)
         return job
 
@@ -116,7 +117,7 @@ class JobRecord:
 
     @classmethod
     def from_row(cls, row: dict[str, Any]) -> JobRecord:
-        known = {name: row[name] for name in cls.__slots__ if name in row and name != "extra"}  # type: ignore[attr-defined]
+        known = {name: row[name] for name in cls.__slots__ if name in row and name != "extra"}
         known["status"] = JobStatus(known["status"])
         extra = {k: v for k, v in row.items() if k not in known}
         return cls(**known, extra=extra)
@@ -135,7 +136,7 @@ class JobRecord:
         return self.extra.get("progress_message")
 
     def to_dict(self) -> dict[str, Any]:
-        data = {name: getattr(self, name) for name in self.__slots__ if name != "extra"}  # type: ignore[attr-defined]
+        data = {name: getattr(self, name) for name in self.__slots__ if name != "extra"}
         data["status"] = str(self.status)
         data.update(self.extra)
         return data

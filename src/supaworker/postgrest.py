@@ -190,13 +190,35 @@ class PostgrestWorkerStore:
                 "p_seq_base": seq_base,
             },
         )
-        return sorted((job_from_row(row, worker_id) for row in rows or []), key=lambda job: job._claim_seq)
+        jobs = sorted((job_from_row(row, worker_id) for row in rows or []), key=lambda job: job._claim_seq)
+        if jobs:
+            # The rows do not say which jobs have parents whose results they need: one more call per batch.
+            with_parents = set(await self.rpc("jobs_with_parents", {"p_ids": [job.id for job in jobs]}) or [])
+            for job in jobs:
+                job.has_parents = job.id in with_parents
+        return jobs
 
     async def record_job_starts(self, worker_id: str, through: int) -> None:
         await self.rpc("record_job_starts", {"p_worker_id": worker_id, "p_through": through})
 
     async def forget_job_starts(self, worker_id: str) -> None:
         await self.rpc("forget_job_starts", {"p_worker_id": worker_id})
+
+    async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
+        rows = await self.rpc("upstream_results", {"p_job_id": job_id})
+        return [(row["id"], row["type"], row["result"], row["depth"]) for row in rows or []]
+
+    async def update_job_progress(
+        self,
+        worker_id: str,
+        ids: list[int],
+        attempts: list[int],
+        percents: list[float],
+        messages: list[str | None],
+    ) -> set[int]:
+        args = {"p_worker_id": worker_id, "p_ids": ids, "p_attempts": attempts, "p_percents": percents}
+        rows = await self.rpc("update_job_progress", {**args, "p_messages": messages})
+        return {int(row) for row in rows or []}
 
     async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
         done = await self.rpc(

@@ -12,6 +12,7 @@ import jwt
 import psycopg
 import pytest
 
+import supaworker
 from supaworker.errors import ConfigError
 from supaworker.migrate import migrate
 from supaworker.postgrest import PostgrestWorkerStore
@@ -88,6 +89,26 @@ def test_jobs_complete_through_postgrest(supa: tuple[str, PostgREST], fleet: Fle
     assert "listen=False" in w.log_text() or '"listen": false' in w.log_text()
 
 
+def test_pipeline_steps_get_their_parents_results_and_progress_is_written_through_postgrest(
+    supa: tuple[str, PostgREST], fleet: Fleet
+) -> None:
+    url, server = supa
+    with psycopg.connect(url, autocommit=True) as conn:
+        parent = supaworker.create_job("echo_upstream", {"step": 1}, conn=conn)
+        child = supaworker.create_job("echo_upstream", {"step": 2}, depends_on=[parent.id], conn=conn)
+        progress = supaworker.create_job("reports_progress", conn=conn)
+    w = fleet.start(http_env(url, server))
+    wait_until(lambda: status_counts(url)["completed"] == 3, f"3 jobs completed over HTTP\n{fleet.logs()}")
+    assert w.stop() == 0, w.log_text()  # no side task of the worker failed on the way
+    with psycopg.connect(url) as conn:
+        rows = dict(conn.execute("SELECT id, result FROM supaworker.jobs").fetchall())
+        reported = conn.execute(
+            "SELECT progress, progress_message FROM supaworker.jobs WHERE id = %s", (progress.id,)
+        ).fetchone()
+    assert rows[child.id] == {"payload": {"step": 2}, "upstream": {str(parent.id): rows[parent.id]}}
+    assert reported == (40.0, "almost there")
+
+
 def test_anon_key_is_refused_by_the_worker_before_it_starts(supa: tuple[str, PostgREST], fleet: Fleet) -> None:
     url, server = supa
     enqueue_effects(url, 3)
@@ -106,6 +127,12 @@ def test_anon_key_is_refused_by_the_worker_before_it_starts(supa: tuple[str, Pos
         ("heartbeat_jobs", {"p_worker_id": "t", "p_ids": [1]}),
         ("rescue_expired_jobs", {}),
         ("cancel_job", {"p_job_id": 1}),
+        ("upstream_results", {"p_job_id": 1}),
+        ("jobs_with_parents", {"p_ids": [1]}),
+        (
+            "update_job_progress",
+            {"p_worker_id": "t", "p_ids": [1], "p_attempts": [1], "p_percents": [1], "p_messages": ["x"]},
+        ),
     ],
 )
 def test_postgrest_refuses_an_anon_jwt_for_every_worker_function(

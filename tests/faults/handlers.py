@@ -122,3 +122,17 @@ def suicide(job: Job) -> None:
 async def jitter(job: Job) -> None:
     """Finishes after 0-3 ms at random, so jobs complete in another order than they were claimed in."""
     await asyncio.sleep(random.random() * 0.003)
+
+
+@supaworker.handler("echo_upstream")
+def echo_upstream(job: Job) -> dict[str, object]:
+    """Returns its payload with the results of the jobs before it (a pipeline step's view of its parents)."""
+    return {"payload": job.payload, "upstream": {str(k): v for k, v in job.upstream_by_id.items()}}
+
+
+@supaworker.handler("reports_progress")
+def reports_progress(job: Job) -> str:
+    """Reports progress, then stays running long enough for the report to be written."""
+    job.progress(40, "almost there")
+    time.sleep(0.8)
+    return "done"

@@ -10,10 +10,9 @@ from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, pass
 from .output import print_table
 
 
-def _one_target(job_type: str | None, queue: str | None) -> dict[str, str | None]:
+def _one_target(job_type: str | None, queue: str | None) -> None:
     if (job_type is None) == (queue is None):
         fail("give exactly one of --type or --queue", EXIT_BAD_INPUT)
-    return {"type": job_type, "queue": queue}
 
 
 @main.command()
@@ -25,8 +24,8 @@ def pause(ctx: CommandContext, job_type: str | None, queue: str | None) -> None:
     """Stop every worker from starting jobs of a type or queue (running jobs finish)."""
     from .. import controls
 
-    target = _one_target(job_type, queue)
-    controls.pause(**target, store=ctx.store())
+    _one_target(job_type, queue)
+    controls.pause(type=job_type, queue=queue, store=ctx.store())
     click.echo(f"paused {'type ' + job_type if job_type else 'queue ' + str(queue)}")
 
 
@@ -39,8 +38,8 @@ def resume(ctx: CommandContext, job_type: str | None, queue: str | None) -> None
     """Let workers start jobs of a paused type or queue again."""
     from .. import controls
 
-    target = _one_target(job_type, queue)
-    controls.resume(**target, store=ctx.store())
+    _one_target(job_type, queue)
+    controls.resume(type=job_type, queue=queue, store=ctx.store())
     click.echo(f"resumed {'type ' + job_type if job_type else 'queue ' + str(queue)}")
 
 

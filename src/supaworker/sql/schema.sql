@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0009_owned_objects) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0011_worker_reads_as_functions) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -1524,6 +1524,15 @@ AS $function$
   SELECT started_through FROM {{schema}}.worker_starts WHERE worker_id = p_worker_id
 $function$;
 
+CREATE OR REPLACE FUNCTION {{schema}}.jobs_with_parents(p_ids bigint[])
+ RETURNS SETOF bigint
+ LANGUAGE sql
+ STABLE
+ SET jit TO 'off'
+AS $function$
+  SELECT DISTINCT d.job_id FROM {{schema}}.job_dependencies d WHERE d.job_id = ANY (p_ids)
+$function$;
+
 CREATE OR REPLACE FUNCTION {{schema}}.json_type_name(p_value jsonb)
  RETURNS text
  LANGUAGE sql
@@ -1984,6 +1993,24 @@ AS $function$
   RETURNING j.id
 $function$;
 
+CREATE OR REPLACE FUNCTION {{schema}}.upstream_results(p_job_id bigint)
+ RETURNS TABLE(id bigint, type text, result jsonb, depth integer)
+ LANGUAGE sql
+ STABLE
+ SET jit TO 'off'
+AS $function$
+  WITH RECURSIVE ancestors(id, depth) AS (
+    SELECT d.depends_on, 1 FROM {{schema}}.job_dependencies d WHERE d.job_id = p_job_id
+    UNION
+    SELECT d.depends_on, a.depth + 1 FROM {{schema}}.job_dependencies d JOIN ancestors a ON d.job_id = a.id
+  )
+  SELECT j.id, j.type, j.result, min(a.depth)::integer AS depth
+    FROM ancestors a JOIN {{schema}}.jobs j ON j.id = a.id
+   WHERE j.status = 'completed'
+   GROUP BY j.id
+   ORDER BY depth DESC, j.id
+$function$;
+
 -- -- triggers, by table -------------------------------------------------------------------------------------------
 
 CREATE TRIGGER job_dependencies_check AFTER INSERT ON {{schema}}.job_dependencies REFERENCING NEW TABLE AS new_deps FOR EACH STATEMENT EXECUTE FUNCTION {{schema}}.check_job_dependencies();
@@ -2081,6 +2108,7 @@ GRANT EXECUTE ON FUNCTION {{schema}}.job_field_integer(jsonb,text,bigint,text) T
 GRANT EXECUTE ON FUNCTION {{schema}}.job_field_seconds(jsonb,text,boolean) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.job_field_text(jsonb,text,text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.job_starts_of(text) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.jobs_with_parents(bigint[]) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.json_type_name(jsonb) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.list_briefs(text,text,timestamp with time zone,integer) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.notify_jobs_inserted() TO service_role;
@@ -2100,3 +2128,4 @@ GRANT EXECUTE ON FUNCTION {{schema}}.set_job_limits(text,integer,integer,double 
 GRANT EXECUTE ON FUNCTION {{schema}}.set_job_paused(text,text,boolean) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.unblock_dependents(bigint[]) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.update_job_progress(text,bigint[],integer[],real[],text[]) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.upstream_results(bigint) TO service_role;

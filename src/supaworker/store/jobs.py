@@ -36,7 +36,9 @@ class JobQueries(StoreBase):
         if not count:
             return []
         with self.transaction(conn) as c:
-            first, last, scattered = c.execute(self.q.allocate_job_ids, {"count": count}).fetchone()
+            allocated = c.execute(self.q.allocate_job_ids, {"count": count}).fetchone()
+            assert allocated is not None
+            first, last, scattered = allocated
             ids = list(range(first, last + 1)) if scattered is None else scattered
             with c.cursor().copy(self.q.copy_jobs) as copy:
                 for job_id, job in zip(ids, jobs, strict=True):

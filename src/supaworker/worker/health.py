@@ -37,8 +37,8 @@ def build_app(source: HealthSource) -> Starlette:
             body["children"] = source.children()
         try:
             ping = asyncio.ensure_future(source.ping(PING_TIMEOUT_SECONDS))
-            done, _ = await asyncio.wait({ping}, timeout=PING_TIMEOUT_SECONDS + 0.5)
-            if not done:
+            finished, _still = await asyncio.wait({ping}, timeout=PING_TIMEOUT_SECONDS + 0.5)
+            if not finished:
                 # Behind a pooler that holds the query, psycopg waits seconds for a cancelled query to stop:
                 # answer now and let the cancellation finish in the background.
                 ping.cancel()

@@ -13,7 +13,7 @@ import logging
 
 from ..job import Job
 from ..retry import TRANSIENT_ERRORS
-from ..store import WorkerStore
+from .protocol import WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -21,7 +21,7 @@ PROGRESS_FLUSH_INTERVAL_SECONDS = 0.25
 
 
 class ProgressWriter:
-    def __init__(self, store: WorkerStore, worker_id: str) -> None:
+    def __init__(self, store: WorkerQueries, worker_id: str) -> None:
         self.store = store
         self.worker_id = worker_id
         self._pending: dict[int, tuple[int, float, str | None]] = {}

@@ -43,6 +43,19 @@ class WorkerQueries(Protocol):
 
     async def forget_job_starts(self, worker_id: str) -> None: ...
 
+    async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
+        """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
+
+    async def update_job_progress(
+        self,
+        worker_id: str,
+        ids: list[int],
+        attempts: list[int],
+        percents: list[float],
+        messages: list[str | None],
+    ) -> set[int]:
+        """Writes the latest progress of running jobs this worker owns; returns the ids updated."""
+
     async def complete_jobs(
         self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]
     ) -> set[int]: ...
