@@ -33,7 +33,7 @@ class Workers:
     def start(self, *args: str, **env: str) -> subprocess.Popen[bytes]:
         log = open(self.logs / f"worker-{len(self.procs)}.log", "wb")  # noqa: SIM115 - kept open for the process
         full_env = subprocess_env(self.db, SIDE_EFFECT_FILE=str(self.side_effects), **env)
-        cmd = [sys.executable, "-m", "supaworker", "worker", "--import", "tests.acceptance.handlers", *args]
+        cmd = [sys.executable, "-m", "supaworker", "worker", "--import", "tests.support.handlers.basic", *args]
         proc = subprocess.Popen(cmd, env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         self.procs.append(proc)
         return proc

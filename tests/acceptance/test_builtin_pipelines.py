@@ -13,9 +13,10 @@ import supaworker
 from supaworker import BriefStatus
 from supaworker.pipelines import PIPELINES
 from supaworker.store import Store
+from tests.support.waiting import wait_until
 
 from ..conftest import run_cli, subprocess_env
-from .pipeline_support import WorkerProcess, reap_workers, wait_until
+from .pipeline_support import WorkerProcess, reap_workers
 
 pytestmark = [pytest.mark.acceptance]
 
@@ -68,7 +69,7 @@ def test_application_handler_replaces_the_builtin_of_its_type(db: str, store: St
     brief_id = supaworker.create_brief_with_job(
         user_id="u", query="a jingle about bicycles", media_type="audio", use_pipeline=True, store=store
     ).brief.id
-    worker = WorkerProcess(db, tmp_path / "worker.log", "--import", "tests.acceptance.override_handlers",
+    worker = WorkerProcess(db, tmp_path / "worker.log", "--import", "tests.support.handlers.overrides",
                            SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"))  # fmt: skip
     try:
         brief = wait_until(lambda: finished(store, brief_id), timeout=120, what="brief")

@@ -17,7 +17,8 @@ from supaworker.pipelines import PIPELINES
 from supaworker.store import Store
 from tests.acceptance.pipeline_support import WorkerProcess
 from tests.conftest import REPO
-from tests.integration.api_support import AUTH, KEY, claim, complete, fail, make_app, serve, wait_until
+from tests.support.api import AUTH, KEY, claim, complete, fail, make_app, serve
+from tests.support.waiting import wait_until
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -135,7 +136,7 @@ def test_briefs_run_by_a_real_worker_show_their_steps_completing_live_and_a_fail
         db,
         tmp_path / "worker.log",
         "--import",
-        "tests.acceptance.flaky_render",
+        "tests.support.handlers.flaky_render",
         SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
         FAIL_RENDER_FLAG=str(flag),
     )

@@ -17,8 +17,9 @@ from supaworker.errors import ConfigError
 from supaworker.migrate import migrate
 from supaworker.postgrest import PostgrestWorkerStore
 from tests.conftest import PREFIX, SCHEMA, admin_url, create_database, drop_database
-from tests.faults.harness import Fleet, enqueue_effects, prepare_effects, status_counts, tally, wait_until, worker_env
+from tests.faults.harness import Fleet, enqueue_effects, prepare_effects, status_counts, tally, worker_env
 from tests.servers import PostgREST, ensure_supabase_roles
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.acceptance
 

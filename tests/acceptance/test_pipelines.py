@@ -17,9 +17,10 @@ import supaworker
 from supaworker import Brief, BriefStatus
 from supaworker.pipelines import PIPELINES
 from supaworker.store import Store
+from tests.support.waiting import wait_until
 
 from ..conftest import run_cli
-from .pipeline_support import WorkerProcess, reap_workers, wait_until
+from .pipeline_support import WorkerProcess, reap_workers
 
 pytestmark = [pytest.mark.acceptance]
 
@@ -30,7 +31,7 @@ def _no_leftover_workers() -> Iterator[None]:
     reap_workers()
 
 
-HANDLERS = "tests.acceptance.pipeline_handlers"
+HANDLERS = "tests.support.handlers.pipeline"
 
 
 def start_worker(db: str, tmp_path: Path, name: str = "worker", *args: str) -> WorkerProcess:

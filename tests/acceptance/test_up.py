@@ -23,7 +23,8 @@ import pytest
 from supaworker.pipelines import PIPELINES
 from supaworker.up import DEMO_BRIEFS
 from tests.conftest import REPO, subprocess_env
-from tests.integration.api_support import free_port, wait_until
+from tests.support.api import free_port
+from tests.support.waiting import wait_until
 
 KEY = "up-test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -127,7 +128,7 @@ def check_demo(briefs: list[dict[str, Any]]) -> None:
 def test_up_runs_api_dashboard_workers_and_demo_briefs_and_ctrl_c_stops_everything(db: str, tmp_path: Path) -> None:
     env = subprocess_env(db, SUPAWORKER_API_KEY=KEY, SUPAWORKER_API_PUBLIC_READS="true",
                          SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"))  # fmt: skip
-    up = Up(env, tmp_path / "up.log", "--processes", "2", "--import", "tests.acceptance.up_handlers", "--demo")
+    up = Up(env, tmp_path / "up.log", "--processes", "2", "--import", "tests.support.handlers.up", "--demo")
     try:
         up.wait_up()
         job = up.api.post("/api/jobs", json={"type": "echo", "payload": {"hi": 1}}, headers=AUTH)

@@ -185,7 +185,7 @@ def test_supervised_children_run_with_exactly_the_options_their_parent_resolved(
         "rescue_interval_seconds": 4.0,
         "retry_base_seconds": 0.25,
         "retry_cap_seconds": 9.0,
-        "imports": ["tests.acceptance.handlers"],
+        "imports": ["tests.support.handlers.basic"],
         **resolved,
     }
     told = [

@@ -11,9 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,24 +19,8 @@ from typing import Any
 import psycopg
 
 from tests.conftest import REPO, subprocess_env
-from tests.faults.handlers import EFFECTS_TABLE, STARTS_TABLE
-
-WAIT_TIMEOUT_SECONDS = 90.0
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT_TIMEOUT_SECONDS) -> Any:
-    """Polls `predicate` until it returns something truthy; fails the test naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            value = predicate()
-        except psycopg.OperationalError:
-            value = None  # the database itself may be what is being broken
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:g}s waiting for: {what}")
-        time.sleep(0.05)
+from tests.support.handlers.faults import EFFECTS_TABLE, STARTS_TABLE
+from tests.support.waiting import wait_until
 
 
 def worker_env(db_url: str | None, effects_url: str, **extra: str) -> dict[str, str]:
@@ -100,7 +82,7 @@ class Fleet:
         name = name or f"w{len(self.workers)}"
         log_path = self.tmp / f"{name}.log"
         log = log_path.open("wb")
-        cmd = [sys.executable, "-m", "supaworker", "worker", "--import", "tests.faults.handlers", *args]
+        cmd = [sys.executable, "-m", "supaworker", "worker", "--import", "tests.support.handlers.faults", *args]
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
         worker = WorkerProcess(proc, log_path, name)
         self.workers.append(worker)

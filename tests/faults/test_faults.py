@@ -20,8 +20,9 @@ import pytest
 
 from tests.conftest import REPO
 from tests.faults.conftest import FAST_ENV
-from tests.faults.harness import Fleet, enqueue_effects, report, status_counts, tally, wait_until, worker_env
+from tests.faults.harness import Fleet, enqueue_effects, report, status_counts, tally, worker_env
 from tests.servers import PrivateCluster
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 

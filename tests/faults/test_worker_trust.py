@@ -18,9 +18,10 @@ import psycopg
 import pytest
 
 from tests.faults.conftest import FAST_ENV
-from tests.faults.harness import Fleet, WorkerProcess, enqueue_effects, report, status_counts, wait_until, worker_env
+from tests.faults.harness import Fleet, WorkerProcess, enqueue_effects, report, status_counts, worker_env
 from tests.faults.proxy import FreezableProxy
 from tests.servers import PrivateCluster
+from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 

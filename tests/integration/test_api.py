@@ -11,7 +11,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from supaworker.store import Store
-from tests.integration.api_support import AUTH, KEY, claim, complete, count_jobs, fail, make_app, serve, wait_until
+from tests.support.api import AUTH, KEY, claim, complete, count_jobs, fail, make_app, serve
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

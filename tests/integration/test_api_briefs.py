@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from supaworker.pipelines import PIPELINES
 from supaworker.sql import Queries
 from supaworker.store import Store
-from tests.integration.api_support import AUTH, claim, complete, fail, make_app
+from tests.support.api import AUTH, claim, complete, fail, make_app
 
 VIDEO = {
     "user_id": "user-1",

@@ -21,7 +21,7 @@ from schemathesis.specs.openapi.checks import (
 
 from supaworker.store import Store
 from tests.conftest import SCHEMA
-from tests.integration.api_support import AUTH, make_app
+from tests.support.api import AUTH, make_app
 
 # Bounded so the whole run takes a minute or two on a small machine: examples per operation and mode.
 EXAMPLES_PER_OPERATION = 40

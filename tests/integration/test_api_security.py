@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from supaworker.api.auth import is_loopback_host_header
 from supaworker.store import Store
-from tests.integration.api_support import AUTH, make_app
+from tests.support.api import AUTH, make_app
 
 READS = ["/api/jobs?action=stats", "/api/jobs?action=list", "/api/jobs/1", "/metrics", "/test-worker/panels"]
 

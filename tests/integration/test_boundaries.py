@@ -16,7 +16,7 @@ from supaworker.errors import InvalidBrief, InvalidJob
 from supaworker.store import Store
 from supaworker.validation import MAX_PAYLOAD_DEPTH
 from tests.conftest import run_cli
-from tests.integration.api_support import AUTH, make_app
+from tests.support.api import AUTH, make_app
 
 NUL = "\u0000"
 TOO_BIG_ID = 2**63

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from supaworker.api.auth import verify_session_jwt
 from supaworker.briefs import create_brief_with_job
 from supaworker.store import Store
-from tests.integration.api_support import AUTH, claim, complete, make_app
+from tests.support.api import AUTH, claim, complete, make_app
 
 SECRET = "project-jwt-secret-for-the-events-tests-0123"
 

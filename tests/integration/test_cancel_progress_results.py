@@ -13,7 +13,8 @@ import supaworker
 from supaworker import JobFailed, JobNotFound, WaitTimeout
 from supaworker.registry import Registry
 from supaworker.store import Store
-from tests.integration.test_worker import job_row, make_worker, running, status_is, wait_until
+from tests.support.waiting import wait_until_async
+from tests.support.worker import job_row, make_worker, running, status_is
 
 
 async def test_cancel_stops_a_running_async_handler_at_once_and_is_never_retried(db: str, store: Store) -> None:
@@ -36,7 +37,7 @@ async def test_cancel_stops_a_running_async_handler_at_once_and_is_never_retried
         await asyncio.wait_for(started.wait(), 20)
         assert await asyncio.to_thread(supaworker.cancel_job, j.id, "user asked", store=store) == "cancelled"
         await asyncio.wait_for(stopped.wait(), 20)
-        await wait_until(lambda: worker.active_jobs == 0)
+        await wait_until_async(lambda: worker.active_jobs == 0)
     row = job_row(db, j.id)
     assert (row["status"], row["attempts"], row["last_error"], row["errors"]) == ("cancelled", 1, "user asked", [])
 
@@ -59,10 +60,10 @@ async def test_sync_handler_is_told_through_the_job_and_its_outcome_is_dropped(
     j = supaworker.create_job("crunch", max_attempts=5, store=store)
     worker = make_worker(db, registry, listen=listen, lease_seconds=300 if listen else 0.6)
     async with running(worker):
-        await wait_until(started.is_set)
+        await wait_until_async(started.is_set)
         await asyncio.to_thread(supaworker.cancel_job, j.id, store=store)
-        await wait_until(saw_cancel.is_set)
-        await wait_until(lambda: worker.active_jobs == 0)
+        await wait_until_async(saw_cancel.is_set)
+        await wait_until_async(lambda: worker.active_jobs == 0)
     row = job_row(db, j.id)
     assert (row["status"], row["attempts"], row["errors"]) == ("cancelled", 1, [])
     assert worker.retried == 0 and worker.failed == 0
@@ -80,11 +81,11 @@ async def test_cancelling_one_of_several_running_jobs_leaves_the_others(db: str,
     ids = supaworker.create_jobs([{"type": "w"}] * 3, store=store)
     workers = [make_worker(db, registry, concurrency=2) for _ in range(2)]
     async with running(workers[0]), running(workers[1]):
-        await wait_until(lambda: all(status_is(db, i, "processing")() for i in ids))
+        await wait_until_async(lambda: all(status_is(db, i, "processing")() for i in ids))
         await asyncio.to_thread(supaworker.cancel_job, ids[1], store=store)  # the workers' loop keeps running
-        await wait_until(lambda: sum(w.active_jobs for w in workers) == 2)
+        await wait_until_async(lambda: sum(w.active_jobs for w in workers) == 2)
         release.set()
-        await wait_until(lambda: status_is(db, ids[0], "completed")() and status_is(db, ids[2], "completed")())
+        await wait_until_async(lambda: status_is(db, ids[0], "completed")() and status_is(db, ids[2], "completed")())
     assert job_row(db, ids[1])["status"] == "cancelled"
 
 
@@ -102,13 +103,13 @@ async def test_progress_reported_by_a_handler_is_visible_while_it_runs(db: str, 
     registry.register("steps", steps)
     j = supaworker.create_job("steps", store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(lambda: job_row(db, j.id)["progress"] == 50)
+        await wait_until_async(lambda: job_row(db, j.id)["progress"] == 50)
         seen = supaworker.get_job(j.id, store=store)
         assert (seen.progress, seen.progress_message) == (50, "step 50")
         active = store.active_jobs()
         assert [(a["id"], a["progress"], a["progress_message"]) for a in active] == [(j.id, 50, "step 50")]
         release.set()
-        await wait_until(status_is(db, j.id, "completed"))
+        await wait_until_async(status_is(db, j.id, "completed"))
 
 
 def test_progress_rejects_values_outside_0_to_100() -> None:
@@ -190,10 +191,10 @@ async def test_slots_of_cancelled_and_timed_out_jobs_go_on_with_full_concurrency
         cancelled = supaworker.create_job("forever", store=store)
         await asyncio.wait_for(started.wait(), 20)
         timed_out = supaworker.create_job("stuck", max_attempts=1, store=store)
-        await wait_until(status_is(db, timed_out.id, "failed"))
+        await wait_until_async(status_is(db, timed_out.id, "failed"))
         await asyncio.to_thread(supaworker.cancel_job, cancelled.id, store=store)
-        await wait_until(lambda: worker.active_jobs == 0)
+        await wait_until_async(lambda: worker.active_jobs == 0)
         ids = supaworker.create_jobs([{"type": "gate"}] * 12, store=store)
-        await wait_until(lambda: len(done) == 12)
+        await wait_until_async(lambda: len(done) == 12)
     assert sorted(done) == ids and peak == 2
     assert job_row(db, cancelled.id)["status"] == "cancelled"

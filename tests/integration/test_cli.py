@@ -67,7 +67,7 @@ def test_retry_and_cancel_change_the_job_and_report_the_status(db: str) -> None:
         (["retry", "999999"], 5, "no job with id 999999"),
         (["cancel", "abc"], 2, "'abc' is not a valid integer"),
         (["worker", "--import", "no_such_module_here"], 2, "cannot import handler module"),
-        (["worker", "--import", "tests.acceptance.handlers", "--type", "nope"], 2, "no handler registered"),
+        (["worker", "--import", "tests.support.handlers.basic", "--type", "nope"], 2, "no handler registered"),
     ],
 )
 def test_bad_input_gets_one_line_error_exit_code_and_writes_nothing(

@@ -12,7 +12,8 @@ import supaworker
 from supaworker import InvalidJob
 from supaworker.registry import Registry
 from supaworker.store import Store
-from tests.integration.test_worker import make_worker, running, status_is, wait_until
+from tests.support.waiting import wait_until_async
+from tests.support.worker import make_worker, running, status_is
 
 
 def claim_concurrently(db: str, claimers: int, limit: int, rounds: int = 1) -> list[int]:
@@ -125,7 +126,7 @@ async def test_workers_never_run_more_than_the_global_limit(db: str, store: Stor
     ids = supaworker.create_jobs([{"type": "render"}] * 16, store=store)
     workers = [make_worker(db, registry, concurrency=5) for _ in range(3)]
     async with running(workers[0]), running(workers[1]), running(workers[2]):
-        await wait_until(lambda: all(status_is(db, i, "completed")() for i in ids), timeout=60)
+        await wait_until_async(lambda: all(status_is(db, i, "completed")() for i in ids), timeout=60)
     assert peak == 2
     assert sum(w.completer.completed for w in workers) == 16
 
@@ -138,9 +139,9 @@ async def test_rate_limited_type_starts_only_its_quota_while_others_run(db: str,
     analysis = supaworker.create_jobs([{"type": "analysis"}] * 10, store=store)
     workers = [make_worker(db, registry) for _ in range(2)]
     async with running(workers[0]), running(workers[1]):
-        await wait_until(lambda: sum(status_is(db, i, "completed")() for i in analysis) == 3)
+        await wait_until_async(lambda: sum(status_is(db, i, "completed")() for i in analysis) == 3)
         other = supaworker.create_job("other", store=store)  # claimed after the analysis quota ran out
-        await wait_until(status_is(db, other.id, "completed"))
+        await wait_until_async(status_is(db, other.id, "completed"))
     assert sum(status_is(db, i, "completed")() for i in analysis) == 3
 
 
@@ -153,8 +154,8 @@ async def test_pause_stops_all_workers_and_resume_wakes_them(db: str, store: Sto
     workers = [make_worker(db, registry, poll_interval_seconds=120) for _ in range(2)]
     async with running(workers[0]), running(workers[1]):
         other = supaworker.create_job("other", store=store)
-        await wait_until(status_is(db, other.id, "completed"))
+        await wait_until_async(status_is(db, other.id, "completed"))
         assert status_is(db, render.id, "pending")()
         # Workers poll every 120 s here: only resume's NOTIFY can bring the job out within the bound.
         supaworker.resume(type="render", store=store)
-        await wait_until(status_is(db, render.id, "completed"))
+        await wait_until_async(status_is(db, render.id, "completed"))

@@ -14,8 +14,7 @@ from fastapi.testclient import TestClient
 
 from supaworker.api.stats import JobStatsReader
 from supaworker.store import Store
-
-from .api_support import AUTH, make_app
+from tests.support.api import AUTH, make_app
 
 # Rows per status, each status over many types; finished ones ran 1-10 s.
 ROWS_SQL = """

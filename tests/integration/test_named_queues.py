@@ -10,7 +10,8 @@ import supaworker
 from supaworker.registry import Registry
 from supaworker.store import Store
 from supaworker.worker.options import WorkerOptions
-from tests.integration.test_worker import FAST, make_worker, running, status_is, wait_until
+from tests.support.waiting import wait_until_async
+from tests.support.worker import FAST, make_worker, running, status_is
 
 
 async def test_each_queue_runs_at_most_its_own_concurrency_and_a_full_queue_blocks_no_other(
@@ -36,10 +37,10 @@ async def test_each_queue_runs_at_most_its_own_concurrency_and_a_full_queue_bloc
     worker = make_worker(db, registry, queue_concurrency={"images": 1, "default": 3})
     async with running(worker):
         # The images queue's one slot is taken by a job that waits; the default queue drains regardless.
-        await wait_until(lambda: all(status_is(db, i, "completed")() for i in default))
+        await wait_until_async(lambda: all(status_is(db, i, "completed")() for i in default))
         assert sum(status_is(db, i, "processing")() for i in images) == 1
         release.set()
-        await wait_until(lambda: all(status_is(db, i, "completed")() for i in images))
+        await wait_until_async(lambda: all(status_is(db, i, "completed")() for i in images))
     assert peak == {"images": 1, "default": 3}
 
 

@@ -14,7 +14,8 @@ from supaworker.maintenance import MaintenanceConfig, MaintenanceService, Period
 from supaworker.periodic import PeriodicRegistry, periodic, sync_periodic_jobs
 from supaworker.registry import Registry
 from supaworker.store import Store
-from tests.integration.test_worker import make_worker, running, wait_until
+from tests.support.waiting import wait_until_async
+from tests.support.worker import make_worker, running
 
 
 def periodic_jobs(conn: psycopg.Connection, type: str = "report") -> list[str]:
@@ -98,7 +99,7 @@ async def test_several_workers_with_maintenance_enqueue_every_second_once(db: st
 
     try:
         async with running(workers[0]), running(workers[1]), running(workers[2]):
-            await wait_until(lambda: completed() >= 4, timeout=30)
+            await wait_until_async(lambda: completed() >= 4, timeout=30)
     finally:
         for pool in pools:
             pool.close()

@@ -10,9 +10,9 @@ from supaworker.api import ApiSettings
 from supaworker.db import ConnectionProfile
 from supaworker.server import ApiServer
 from supaworker.store import WorkerStore
+from tests.support.api import free_port
 
 from ..conftest import SCHEMA
-from .api_support import free_port
 
 REQUESTS = 12
 

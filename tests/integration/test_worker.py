@@ -4,67 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
 
 import psycopg
 import pytest
 
 import supaworker
-from supaworker.db import ConnectionProfile
 from supaworker.registry import Registry
 from supaworker.store import Store
-from supaworker.worker.options import WorkerOptions
-from supaworker.worker.runner import Worker
-
-FAST = {
-    "concurrency": 5,
-    "poll_interval_seconds": 0.05,
-    "job_timeout_seconds": 30.0,
-    "lease_seconds": 30.0,
-    "rescue_interval_seconds": 0.2,
-    "retry_base_seconds": 0.05,
-    "retry_cap_seconds": 0.2,
-    "shutdown_grace_seconds": 5.0,
-}
-
-
-def make_worker(db: str, registry: Registry, *, listen: bool = True, **options: Any) -> Worker:
-    return Worker(
-        ConnectionProfile(db, transaction_pooler=not listen),
-        "supaworker",
-        registry,
-        WorkerOptions(**{**FAST, **options}),
-    )
-
-
-@asynccontextmanager
-async def running(worker: Worker) -> AsyncIterator[Worker]:
-    task = asyncio.create_task(worker.run())
-    try:
-        yield worker
-    finally:
-        worker.request_stop()
-        await asyncio.wait_for(task, 30)
-
-
-def job_row(db: str, job_id: int) -> dict[str, Any]:
-    with psycopg.connect(db) as c, c.cursor(row_factory=psycopg.rows.dict_row) as cur:
-        return cur.execute("SELECT * FROM supaworker.jobs WHERE id = %s", (job_id,)).fetchone()
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 20) -> None:
-    """Polls a condition; the bound only stops a broken test from hanging, it is not a speed assertion."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
-
-
-def status_is(db: str, job_id: int, *statuses: str) -> Callable[[], bool]:
-    return lambda: job_row(db, job_id)["status"] in statuses
+from tests.support.waiting import wait_until_async
+from tests.support.worker import job_row, make_worker, running, status_is
 
 
 async def test_worker_completes_async_and_sync_jobs_with_results(db: str, store: Store) -> None:
@@ -78,8 +26,8 @@ async def test_worker_completes_async_and_sync_jobs_with_results(db: str, store:
     a = supaworker.create_job("double", {"n": 21}, store=store)
     b = supaworker.create_job("shout", {"text": "hi"}, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, b.id, "completed"))
-        await wait_until(status_is(db, a.id, "completed"))
+        await wait_until_async(status_is(db, b.id, "completed"))
+        await wait_until_async(status_is(db, a.id, "completed"))
     assert job_row(db, a.id)["result"] == {"value": 42}
     assert job_row(db, b.id)["result"] == "HI"
 
@@ -95,7 +43,7 @@ async def test_failing_job_is_retried_then_failed_permanently(db: str, store: St
     registry.register("explode", explode)
     j = supaworker.create_job("explode", store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, j.id, "failed"))
+        await wait_until_async(status_is(db, j.id, "failed"))
     row = job_row(db, j.id)
     assert calls == [1, 2, 3]
     assert row["attempts"] == 3 and row["last_error"].startswith("RuntimeError: attempt 3 failed")
@@ -114,7 +62,7 @@ async def test_job_that_recovers_on_retry_completes(db: str, store: Store) -> No
     registry.register("flaky", flaky)
     j = supaworker.create_job("flaky", store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, j.id, "completed"))
+        await wait_until_async(status_is(db, j.id, "completed"))
     row = job_row(db, j.id)
     assert (row["attempts"], row["result"], len(row["errors"])) == (2, "ok", 1)
 
@@ -128,7 +76,7 @@ async def test_unrecoverable_error_skips_remaining_attempts(db: str, store: Stor
     registry.register("bad", bad)
     j = supaworker.create_job("bad", max_attempts=5, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, j.id, "failed"))
+        await wait_until_async(status_is(db, j.id, "failed"))
     assert job_row(db, j.id)["attempts"] == 1
 
 
@@ -141,7 +89,7 @@ async def test_attempt_over_its_timeout_fails_with_timeout_error(db: str, store:
     registry.register("slow", slow, timeout=0.2)
     per_job = supaworker.create_job("slow", timeout=0.1, max_attempts=2, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, per_job.id, "failed"))
+        await wait_until_async(status_is(db, per_job.id, "failed"))
     row = job_row(db, per_job.id)
     assert row["attempts"] == 2
     assert row["last_error"] == "TimeoutError: job timed out after 0.1s"
@@ -156,7 +104,7 @@ async def test_handler_timeout_applies_when_job_has_none(db: str, store: Store) 
     registry.register("sleepy", sleepy, timeout=0.2)
     j = supaworker.create_job("sleepy", max_attempts=1, store=store)
     async with running(make_worker(db, registry, shutdown_grace_seconds=0)):
-        await wait_until(status_is(db, j.id, "failed"))
+        await wait_until_async(status_is(db, j.id, "failed"))
     assert job_row(db, j.id)["last_error"] == "TimeoutError: job timed out after 0.2s"
 
 
@@ -175,12 +123,12 @@ async def test_a_job_due_sooner_times_out_while_a_longer_one_runs(db: str, store
     registry.register("short", short, timeout=0.2)
     first = supaworker.create_job("long", store=store)
     async with running(make_worker(db, registry)) as worker:
-        await wait_until(lambda: worker.active_jobs == 1)
+        await wait_until_async(lambda: worker.active_jobs == 1)
         second = supaworker.create_job("short", max_attempts=1, store=store)
-        await wait_until(status_is(db, second.id, "failed"))
+        await wait_until_async(status_is(db, second.id, "failed"))
         assert job_row(db, first.id)["status"] == "processing"
         short_failed.set()
-        await wait_until(status_is(db, first.id, "completed"))
+        await wait_until_async(status_is(db, first.id, "completed"))
     assert job_row(db, second.id)["last_error"] == "TimeoutError: job timed out after 0.2s"
 
 
@@ -197,7 +145,7 @@ async def test_a_timeout_is_a_failure_even_if_the_handler_swallows_the_cancellat
     registry.register("stubborn", stubborn, timeout=0.2)
     j = supaworker.create_job("stubborn", max_attempts=1, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, j.id, "failed"))
+        await wait_until_async(status_is(db, j.id, "failed"))
     row = job_row(db, j.id)
     assert (row["last_error"], row["result"]) == ("TimeoutError: job timed out after 0.2s", None)
 
@@ -211,7 +159,7 @@ async def test_a_handlers_own_timeout_error_is_its_error_not_the_jobs_timeout(db
     registry.register("calls_out", calls_out)
     j = supaworker.create_job("calls_out", max_attempts=1, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, j.id, "failed"))
+        await wait_until_async(status_is(db, j.id, "failed"))
     assert job_row(db, j.id)["last_error"].startswith("TimeoutError: upstream API did not answer\n")
 
 
@@ -227,8 +175,8 @@ async def test_a_sync_handler_past_its_timeout_is_told_to_stop(db: str, store: S
     registry.register("polite", polite, timeout=0.2)
     j = supaworker.create_job("polite", max_attempts=1, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, j.id, "failed"))
-        await wait_until(lambda: saw_cancel == [j.id])
+        await wait_until_async(status_is(db, j.id, "failed"))
+        await wait_until_async(lambda: saw_cancel == [j.id])
     assert job_row(db, j.id)["last_error"] == "TimeoutError: job timed out after 0.2s"
 
 
@@ -238,7 +186,7 @@ async def test_busy_sync_handler_does_not_stop_the_heartbeat(db: str, store: Sto
     j = supaworker.create_job("cpu", store=store)
     # Lease of 0.9 s: without heartbeats the rescuer (every 0.2 s) would take the job back mid-run.
     async with running(make_worker(db, registry, lease_seconds=0.9)):
-        await wait_until(status_is(db, j.id, "completed"))
+        await wait_until_async(status_is(db, j.id, "completed"))
     row = job_row(db, j.id)
     assert (row["attempts"], row["errors"]) == (1, [])
 
@@ -255,14 +203,14 @@ async def test_late_completion_from_worker_that_lost_the_job_is_rejected(db: str
     j = supaworker.create_job("waits", store=store)
     worker = make_worker(db, registry)
     async with running(worker):
-        await wait_until(status_is(db, j.id, "processing"))
+        await wait_until_async(status_is(db, j.id, "processing"))
         with psycopg.connect(db, autocommit=True) as c:  # another worker took it over after a rescue
             c.execute(
                 "UPDATE supaworker.jobs SET worker_id = 'worker-other', attempts = 2, max_attempts = 3 WHERE id = %s",
                 (j.id,),
             )
         release.set()
-        await wait_until(lambda: worker.completer.rejected == 1)
+        await wait_until_async(lambda: worker.completer.rejected == 1)
     row = job_row(db, j.id)
     assert (row["status"], row["worker_id"], row["result"]) == ("processing", "worker-other", None)
 
@@ -287,7 +235,7 @@ async def test_cancelled_running_job_is_stopped_at_next_heartbeat(db: str, store
         await asyncio.wait_for(started.wait(), 10)
         supaworker.cancel_job(j.id, store=store)
         await asyncio.wait_for(cancelled.wait(), 10)
-        await wait_until(lambda: worker.active_jobs == 0)
+        await wait_until_async(lambda: worker.active_jobs == 0)
     assert job_row(db, j.id)["status"] == "cancelled"
 
 
@@ -303,7 +251,7 @@ async def test_graceful_stop_lets_short_jobs_finish_and_releases_long_ones(db: s
     long = supaworker.create_job("sleep", {"seconds": 60}, store=store)
     worker = make_worker(db, registry, shutdown_grace_seconds=1.0)
     task = asyncio.create_task(worker.run())
-    await wait_until(lambda: worker.active_jobs == 2)
+    await wait_until_async(lambda: worker.active_jobs == 2)
     worker.request_stop()
     await asyncio.wait_for(task, 20)
     assert job_row(db, short.id)["status"] == "completed"
@@ -318,8 +266,8 @@ async def test_idle_worker_wakes_on_notify_long_before_its_poll(db: str, store: 
         await asyncio.sleep(0.5)  # idle and listening
         j = supaworker.create_job("ping", store=store)
         # Without NOTIFY the next claim would come in 120 s; the 20 s bound would fail.
-        await wait_until(status_is(db, j.id, "completed"))
-        await wait_until(lambda: worker.completer.completed == 1)
+        await wait_until_async(status_is(db, j.id, "completed"))
+        await wait_until_async(lambda: worker.completer.completed == 1)
 
 
 async def test_worker_without_listen_still_finds_jobs_by_polling(db: str, store: Store) -> None:
@@ -328,7 +276,7 @@ async def test_worker_without_listen_still_finds_jobs_by_polling(db: str, store:
     async with running(make_worker(db, registry, listen=False, poll_interval_seconds=0.1)):
         await asyncio.sleep(0.3)
         j = supaworker.create_job("ping", store=store)
-        await wait_until(status_is(db, j.id, "completed"))
+        await wait_until_async(status_is(db, j.id, "completed"))
 
 
 async def test_worker_claims_only_types_it_has_handlers_for(db: str, store: Store) -> None:
@@ -337,7 +285,7 @@ async def test_worker_claims_only_types_it_has_handlers_for(db: str, store: Stor
     mine = supaworker.create_job("mine", store=store)
     theirs = supaworker.create_job("theirs", store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, mine.id, "completed"))
+        await wait_until_async(status_is(db, mine.id, "completed"))
         await asyncio.sleep(0.3)
     assert job_row(db, theirs.id)["status"] == "pending"
 
@@ -347,7 +295,7 @@ async def test_result_that_is_not_json_fails_the_attempt(db: str, store: Store) 
     registry.register("weird", lambda job: {"when": object()})
     j = supaworker.create_job("weird", max_attempts=1, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, j.id, "failed"))
+        await wait_until_async(status_is(db, j.id, "failed"))
     assert "must be JSON-serialisable" in job_row(db, j.id)["last_error"]
 
 
@@ -362,7 +310,7 @@ async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Sto
         c.execute("UPDATE supaworker.jobs SET status = 'waiting' WHERE id = %s", (child,))
         c.execute("INSERT INTO supaworker.job_dependencies VALUES (%s, %s)", (child, parent))
     async with running(make_worker(db, registry, poll_interval_seconds=60)):
-        await wait_until(status_is(db, child, "completed"))
+        await wait_until_async(status_is(db, child, "completed"))
     assert order == ["first", "second"]
 
 
@@ -381,6 +329,6 @@ async def test_worker_never_runs_more_than_its_concurrency(db: str, store: Store
     registry.register("track", track)
     ids = supaworker.create_jobs([{"type": "track"}] * 60, store=store)
     async with running(make_worker(db, registry, concurrency=concurrency)):
-        await wait_until(status_is(db, ids[-1], "completed"))
-        await wait_until(lambda: all(job_row(db, i)["status"] == "completed" for i in ids))
+        await wait_until_async(status_is(db, ids[-1], "completed"))
+        await wait_until_async(lambda: all(job_row(db, i)["status"] == "completed" for i in ids))
     assert peak == concurrency

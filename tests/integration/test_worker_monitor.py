@@ -12,7 +12,8 @@ import pytest
 import supaworker
 from supaworker.registry import Registry
 from supaworker.store import Store
-from tests.integration.test_worker import job_row, make_worker, wait_until
+from tests.support.waiting import wait_until_async
+from tests.support.worker import job_row, make_worker
 
 STOP_BOUND_SECONDS = 20  # only bounds a broken test; the worker stops as soon as it notices
 
@@ -72,7 +73,7 @@ async def test_a_stop_that_was_asked_for_is_not_a_failure(
     job = supaworker.create_job("slow", store=store)
     worker = make_worker(db, registry)
     task = asyncio.create_task(worker.run())
-    await wait_until(lambda: job_row(db, job.id)["status"] == "completed")
+    await wait_until_async(lambda: job_row(db, job.id)["status"] == "completed")
     worker.request_stop()
     await asyncio.wait_for(task, STOP_BOUND_SECONDS)
     assert worker.failure is None

@@ -14,8 +14,8 @@ import psycopg
 import supaworker
 from supaworker.registry import Registry
 from supaworker.store import Store
-
-from .test_worker import job_row, make_worker, running, status_is, wait_until
+from tests.support.waiting import wait_until_async
+from tests.support.worker import job_row, make_worker, running, status_is
 
 
 async def test_a_result_postgres_cannot_store_fails_only_its_own_job(db: str, store: Store) -> None:
@@ -28,7 +28,7 @@ async def test_a_result_postgres_cannot_store_fails_only_its_own_job(db: str, st
     good = [supaworker.create_job("good", store=store) for _ in range(5)]
     async with running(make_worker(db, registry)):
         for job in (bad, lone, *good):
-            await wait_until(status_is(db, job.id, "completed", "failed"))
+            await wait_until_async(status_is(db, job.id, "completed", "failed"))
     assert job_row(db, bad.id)["status"] == "failed"
     assert "cannot be stored" in job_row(db, bad.id)["last_error"]
     assert "NUL" in job_row(db, bad.id)["last_error"]
@@ -45,7 +45,7 @@ async def test_an_error_text_with_nul_is_stored_visibly(db: str, store: Store) -
     registry.register("explode", explode)
     job = supaworker.create_job("explode", max_attempts=1, store=store)
     async with running(make_worker(db, registry)):
-        await wait_until(status_is(db, job.id, "failed"))
+        await wait_until_async(status_is(db, job.id, "failed"))
     error = job_row(db, job.id)["last_error"]
     assert error.startswith("ValueError: bad\\x00byte ? here"), error
 
@@ -139,7 +139,7 @@ async def test_a_job_handed_back_once_runs_only_after_its_start_is_recorded(db: 
         c.execute("UPDATE supaworker.jobs SET handed_back = 1")
     async with running(make_worker(db, registry, concurrency=2, prefetch=30)) as worker:
         for job_id in ids:
-            await wait_until(status_is(db, job_id, "completed"))
+            await wait_until_async(status_is(db, job_id, "completed"))
         writes = worker.starter.writes
     assert seen == [True] * 40
     assert writes < 40  # the claimed-ahead ones were recorded in shared writes, or with the claims
@@ -165,10 +165,10 @@ async def test_a_prefetching_worker_records_how_far_it_started(db: str, store: S
                     " FROM supaworker.jobs WHERE status = 'processing'"
                 ).fetchall()
 
-            await wait_until(lambda: marked() == [(2, 10)])  # two went straight to slots, eight claimed ahead
+            await wait_until_async(lambda: marked() == [(2, 10)])  # two went straight to slots, eight claimed ahead
             assert c.execute("SELECT count(*) FROM supaworker.worker_starts").fetchone() == (0,)
             release.set()
-            await wait_until(lambda: c.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'")
+            await wait_until_async(lambda: c.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'")
                              .fetchone() == (10,))  # fmt: skip
 
 

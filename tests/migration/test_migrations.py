@@ -65,7 +65,7 @@ def test_worker_refuses_a_newer_schema_only_after_a_breaking_migration(db: str) 
         c.execute("INSERT INTO supaworker.migrations (version, name, breaking) VALUES (9999, 'breaks_it', true)")
         with pytest.raises(MigrationError, match=r"migration\(s\) \[9999\]"):
             check_current(c, "supaworker")
-    worker = run_cli(db, "worker", "--import", "tests.acceptance.handlers")
+    worker = run_cli(db, "worker", "--import", "tests.support.handlers.basic")
     assert worker.returncode == 4 and "newer" in worker.stderr and "[9999]" in worker.stderr
 
 
@@ -77,7 +77,7 @@ def test_migrations_record_whether_they_break_the_previous_release(db: str) -> N
 
 
 def test_worker_refuses_an_unmigrated_database_with_a_hint(empty_db: str) -> None:
-    result = run_cli(empty_db, "worker", "--import", "tests.acceptance.handlers")
+    result = run_cli(empty_db, "worker", "--import", "tests.support.handlers.basic")
     assert result.returncode == 4
     assert "run `supaworker migrate`" in result.stderr
     with psycopg.connect(empty_db) as c, pytest.raises(MigrationError, match="missing migrations"):

@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tarfile
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,9 +29,10 @@ from supaworker import sql
 from supaworker.migrate import migrate
 
 from ..conftest import REPO, SCHEMA, run_cli, subprocess_env
+from ..support.waiting import wait_until
 
 PREVIOUS_RELEASE_FILE = Path(__file__).with_name("previous_release")
-HANDLERS = "tests.migration.rolling_handlers"
+HANDLERS = "tests.support.handlers.rolling"
 JOB_TYPE = "rolling_record"
 HANDLER_SLEEP_SECONDS = 0.05
 DRAIN_TIMEOUT_SECONDS = 120.0
@@ -40,8 +40,8 @@ STOP_TIMEOUT_SECONDS = 30.0
 # A worker that has not exited by then has started (a refusal exits at once).
 STARTUP_SECONDS = 10.0
 LOG_TAIL_LINES = 30
-# Where the handlers of rolling_handlers.py record each run (that module is not imported here: importing it
-# would register its handler in this process).
+# Where the handlers of tests/support/handlers/rolling.py record each run (that module is not imported here:
+# importing it would register its handler in this process).
 RUNS_TABLE = """
 CREATE TABLE public.rolling_runs (
   job_id      bigint NOT NULL,
@@ -155,18 +155,19 @@ def enqueue_current(db: str, count: int, queue: str) -> None:
             )
 
 
-def wait_until(db: str, query: str, what: str, running: list[Worker]) -> None:
+def wait_for_query(db: str, query: str, what: str, running: list[Worker]) -> None:
     """Polls `query` until it returns true; fails as soon as one of the workers exits, with its log's end."""
-    deadline = time.monotonic() + DRAIN_TIMEOUT_SECONDS
-    with psycopg.connect(db, autocommit=True) as conn:
-        while not conn.execute(query).fetchone()[0]:  # type: ignore[index]
-            for worker in running:
-                if worker.proc.poll() is not None:
-                    tail = worker.log().splitlines()[-LOG_TAIL_LINES:]
-                    pytest.fail(f"a worker exited ({worker.proc.returncode}) before {what}; its log ends:\n"
-                                + "\n".join(tail))  # fmt: skip
-            assert time.monotonic() < deadline, f"not {what} within {DRAIN_TIMEOUT_SECONDS:g}s"
-            time.sleep(0.1)
+
+    def done() -> bool:
+        for worker in running:
+            if worker.proc.poll() is not None:
+                tail = worker.log().splitlines()[-LOG_TAIL_LINES:]
+                pytest.fail(f"a worker exited ({worker.proc.returncode}) before {what}; its log ends:\n"
+                            + "\n".join(tail))  # fmt: skip
+        with psycopg.connect(db, autocommit=True) as conn:
+            return bool(conn.execute(query).fetchone()[0])  # type: ignore[index]
+
+    wait_until(done, what, timeout=DRAIN_TIMEOUT_SECONDS, interval=0.1)
 
 
 def problems(log: str) -> list[str]:
@@ -189,7 +190,7 @@ def test_previous_release_worker_drains_jobs_across_the_upgrade(
     enqueue_previous(old_env, 20, "default")
     enqueue_previous(old_env, 5, "previous_lane")
     old = workers(old_env, "previous_lane")
-    wait_until(empty_db, "SELECT count(*) > 0 FROM public.rolling_runs", "the old worker ran a job", [old])
+    wait_for_query(empty_db, "SELECT count(*) > 0 FROM public.rolling_runs", "the old worker ran a job", [old])
 
     # The deploy: this release migrates while the old worker is draining.
     applied = migrate(empty_db, SCHEMA)
@@ -203,7 +204,7 @@ def test_previous_release_worker_drains_jobs_across_the_upgrade(
     enqueue_previous(old_env, 5, "default")
     enqueue_previous(old_env, 5, "previous_lane")
     new = workers(new_env, "current_lane")
-    wait_until(
+    wait_for_query(
         empty_db,
         f"SELECT NOT EXISTS (SELECT 1 FROM {SCHEMA}.jobs WHERE status NOT IN ('completed', 'failed', 'cancelled'))",
         "every job finished",

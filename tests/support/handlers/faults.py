@@ -1,4 +1,4 @@
-"""Handlers for the fault and pooler tests (`--import tests.faults.handlers`).
+"""Handlers for the fault and pooler tests (`--import tests.support.handlers.faults`).
 
 `effect` records every execution in `public.test_effects` on the database named by SW_EFFECTS_URL, so a
 test can count how often each job really ran, not just how it ended. Its payload may ask it to sleep

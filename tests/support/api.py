@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 import psycopg
 import uvicorn
@@ -16,12 +15,10 @@ from fastapi import FastAPI
 from supaworker.api import ApiSettings, create_app
 from supaworker.dashboard import add_dashboard
 from supaworker.store import Store
+from tests.support.waiting import wait_until
 
 KEY = "test-key-0123456789"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-WAIT_SECONDS = 20.0
-
-T = TypeVar("T")
 
 
 def make_app(store: Store, db: str | None = None, **settings: Any) -> FastAPI:
@@ -52,18 +49,6 @@ def serve(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
-
-
-def wait_until(check: Callable[[], T], what: str, timeout: float = WAIT_SECONDS) -> T:
-    """Polls `check` until it returns something truthy; fails naming `what` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.05)
 
 
 def count_jobs(conn: psycopg.Connection) -> int:

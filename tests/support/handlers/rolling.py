@@ -1,5 +1,5 @@
 """Handlers that the previous release's worker and this release's both load, `--import
-tests.migration.rolling_handlers` (tests/migration/test_rolling_upgrade.py).
+tests.support.handlers.rolling` (tests/migration/test_rolling_upgrade.py).
 
 They use only what the previous release already had (`supaworker.handler`; a Job's `id`, `attempt`,
 `worker_id` and `payload`). Each run inserts a row into `public.rolling_runs` (made by the test) in a

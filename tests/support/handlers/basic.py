@@ -1,4 +1,4 @@
-"""Handlers the acceptance tests load into real worker processes with `--import tests.acceptance.handlers`.
+"""Handlers the acceptance tests load into real worker processes with `--import tests.support.handlers.basic`.
 
 Each run appends `job_id attempt worker_id` to $SIDE_EFFECT_FILE: an append of one short line is atomic, so
 the file counts executions across processes, including those whose completion never reached the database.

@@ -1,0 +1,1 @@
+"""Handler modules for worker subprocesses (`supaworker worker --import tests.support.handlers.<module>`)."""
