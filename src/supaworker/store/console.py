@@ -4,6 +4,7 @@ served by an index, so the pages stay cheap on a big jobs table."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -56,3 +57,34 @@ class ConsoleQueries(StoreBase):
 
     def delete_jobs(self, ids: list[int], conn: psycopg.Connection | None = None) -> int:
         return int(self._value(self.q.delete_jobs, {"ids": ids}, conn) or 0)
+
+    # -- pages ---------------------------------------------------------------------------------------
+    def console_job(self, params: dict[str, Any], conn: psycopg.Connection | None = None) -> dict[str, Any] | None:
+        rows = self._rows(self.q.console_job, params, conn)
+        return rows[0] if rows else None
+
+    def job_relatives(self, job_id: int, limit: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.job_relatives, {"id": job_id, "limit": limit}, conn)
+
+    def console_brief_steps(
+        self, params: dict[str, Any], conn: psycopg.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        return self._rows(self.q.console_brief_steps, params, conn)
+
+    def console_briefs(self, params: dict[str, Any], conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.console_briefs, params, conn)
+
+    def sample_finished_jobs(
+        self, now: datetime, slices: int, width_seconds: float, per_slice: int, conn: psycopg.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"now": now, "slices": slices, "width": width_seconds, "per_slice": per_slice}
+        return self._rows(self.q.sample_finished_jobs, params, conn)
+
+    def queue_backlog(self, cap: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.queue_backlog, {"cap": cap}, conn)
+
+    def list_workers(
+        self, lease_seconds: float, cap: int, limit: int, conn: psycopg.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        params = {"lease_seconds": lease_seconds, "cap": cap, "limit": limit}
+        return self._rows(self.q.list_workers, params, conn)
