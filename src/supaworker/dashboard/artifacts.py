@@ -10,6 +10,7 @@ the brief page (itself fetched with the key) links each file with a signature th
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -127,10 +128,8 @@ def _inline(path: Path, kind: str) -> Markup:
         # Raw HTML in the file is not rendered (html=False): it shows as text.
         return Markup('<div class="markdown">{}</div>{}').format(Markup(_markdown.render(text)), cut)
     if kind == "json":
-        try:
+        with contextlib.suppress(ValueError, RecursionError):
             text = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
-        except (ValueError, RecursionError):
-            pass
     return Markup('<pre class="json">{}</pre>{}').format(text, cut)
 
 
