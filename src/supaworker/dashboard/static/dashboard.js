@@ -387,6 +387,10 @@
   setClock(body.dataset.dbNow);
   tick();
   setInterval(tick, 1000);
-  if (body.dataset.public !== "true" && key) scheduleRefresh();
-  stream();
+  if (body.dataset.public === "true" || key) {
+    if (body.dataset.public !== "true") scheduleRefresh();
+    stream();
+  } else {
+    setLive(false, "needs key"); // nothing to ask the server for until the key is entered
+  }
 })();
