@@ -95,7 +95,8 @@ def seed(conn: psycopg.Connection) -> dict[str, Any]:
     fail_attempt(conn, failed, "TimeoutError: job timed out after 30s\n" + HOSTILE, False)
     running = claim(conn, WORKER)
     conn.execute(
-        "SELECT supaworker.update_job_progress(%s, ARRAY[%s]::bigint[], ARRAY[1], ARRAY[35]::real[], ARRAY['encoding'])",
+        "SELECT supaworker.update_job_progress(%s, ARRAY[%s]::bigint[], ARRAY[1], ARRAY[35]::real[],"
+        " ARRAY['encoding'])",
         (WORKER, running),
     )
     odd = conn.execute(
