@@ -32,10 +32,11 @@ from .store import Store
 from .validation import MAX_BIGINT, text_problem
 
 SEARCH_WINDOW = 10_000  # candidate jobs examined per page at most
+FIRST_CHUNK = 250  # candidates examined first; each further chunk is four times larger
 PAGE_LIMIT = 50
 PAGE_LIMIT_MAX = 200
 TEXT_CHARS = 240  # payload and error text cut to this in lists (the job page shows them whole)
-USER_BRIEFS_LIMIT = 1_000  # a user's newest briefs searched
+USER_BRIEFS_LIMIT = 100  # a user's newest briefs searched
 BULK_BATCH = 500  # ids per statement of a bulk action
 BULK_MAX_JOBS = 10_000  # jobs one bulk request acts on at most
 BULK_SCAN_ROWS = 100_000  # candidate jobs one bulk request examines at most
@@ -155,15 +156,29 @@ class JobSearch:
 
     def page(self, flt: JobFilter, *, before_id: int | None = None, limit: int = PAGE_LIMIT) -> SearchPage:
         before = before_id if before_id is not None else MAX_BIGINT
+        rows: list[dict[str, Any]] = []
+        examined, chunk, cursor = 0, FIRST_CHUNK, before
         with self.store.connection() as conn:
             brief_ids = self._brief_ids(flt, conn)
-            ids, exhausted, scope = self._candidates(flt, before, brief_ids, conn)
-            rows = self.store.search_jobs(self._params(flt, brief_ids, ids, before, limit + 1, TEXT_CHARS), conn)
-        if len(rows) > limit:
-            return SearchPage(rows[:limit], rows[limit - 1]["id"], None, scope)
-        if exhausted or not ids:
-            return SearchPage(rows, None, None, scope)
-        return SearchPage(rows, ids[-1], ids[-1], scope)
+            # Candidates are read and examined in growing chunks: a filter that matches often fills the page
+            # from the first few hundred, and only a rare one pays for the whole window.
+            while True:
+                scan = min(chunk, self.window - examined)
+                ids, exhausted, scope = self._candidates(flt, cursor, brief_ids, conn, scan)
+                start, part_size = 0, FIRST_CHUNK
+                while start < len(ids) and len(rows) <= limit:
+                    part = ids[start : start + part_size]
+                    params = self._params(flt, brief_ids, part, cursor, limit + 1 - len(rows), TEXT_CHARS)
+                    rows += self.store.search_jobs(params, conn)
+                    cursor, start, part_size = part[-1], start + len(part), part_size * 4
+                examined += len(ids)
+                if len(rows) > limit:
+                    return SearchPage(rows[:limit], rows[limit - 1]["id"], None, scope)
+                if exhausted or not ids:
+                    return SearchPage(rows, None, None, scope)
+                if examined >= self.window:
+                    return SearchPage(rows, cursor, cursor, scope)
+                chunk *= 4
 
     def bulk(
         self,
@@ -223,9 +238,16 @@ class JobSearch:
         return None
 
     def _candidates(
-        self, flt: JobFilter, before: int, brief_ids: list[UUID] | None, conn: psycopg.Connection
+        self,
+        flt: JobFilter,
+        before: int,
+        brief_ids: list[UUID] | None,
+        conn: psycopg.Connection,
+        scan: int | None = None,
     ) -> tuple[list[int], bool, str]:
-        """Ids to examine below `before`, newest first; whether they are all there is; the scope in words."""
+        """Ids to examine below `before`, newest first (at most `scan` of them from an index in id order, all
+        of a set no bigger than the window); whether they are all there is below `before`; the scope in words."""
+        scan = scan or self.window
         if brief_ids is not None:
             found = self.store.search_job_ids_of_briefs(brief_ids, self.window, conn)
             if len(found) <= self.window:
@@ -233,16 +255,16 @@ class JobSearch:
                 return sorted((i for i in found if i < before), reverse=True), True, f"every job of {who}"
         elif flt.status in _ID_ORDERED or flt.status == "waiting":
             if flt.status == "waiting":
-                ids = self.store.search_job_ids_waiting(before, self.window, conn)
+                ids = self.store.search_job_ids_waiting(before, scan, conn)
             else:
-                ids = self.store.search_job_ids_unsuccessful(flt.status, before, self.window, conn)
-            return ids, len(ids) < self.window, f"every {flt.status} job"
+                ids = self.store.search_job_ids_unsuccessful(flt.status, before, scan, conn)
+            return ids, len(ids) < scan, f"every {flt.status} job"
         elif flt.status is not None:
             found = self.store.search_job_ids_in_status(flt.status, self.window, conn)
             if len(found) <= self.window:
                 return sorted((i for i in found if i < before), reverse=True), True, f"every {flt.status} job"
-        ids = self.store.search_job_ids_recent(before, self.window, conn)
-        return ids, len(ids) < self.window, f"the {self.window:,} newest jobs at a time"
+        ids = self.store.search_job_ids_recent(before, scan, conn)
+        return ids, len(ids) < scan, f"the {self.window:,} newest jobs at a time"
 
     @staticmethod
     def _params(

@@ -22,7 +22,7 @@ from ..store import Store
 
 SLICES = 24
 SLICE_SECONDS = 3600.0
-PER_SLICE = 400
+PER_SLICE = 200
 MAX_AGE_SECONDS = 10.0
 
 

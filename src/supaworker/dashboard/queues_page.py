@@ -15,7 +15,7 @@ from .chart import sparkline
 from .pages import Page, Section
 from .queue_stats import PER_SLICE, SLICES, QueueStatsReader
 
-BACKLOG_CAP = 10_000
+BACKLOG_CAP = 1_000  # runnable jobs read, in claim order, for each type's and queue's oldest wait
 
 
 def _reader(request: Request) -> QueueStatsReader:
@@ -52,7 +52,7 @@ def context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     types = [
         {
             "name": name,
-            "pending": counts.get("pending", {}).get(name, 0),
+            "pending": counts.get("pending", {}).get(name, 0),  # the change feed's capped count
             "waiting": counts.get("waiting", {}).get(name, 0),
             "failed": counts.get("failed", {}).get(name, 0),
             **per_type.get(name, {"runnable": 0, "running": 0, "oldest_run_at": None}),
