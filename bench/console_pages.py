@@ -55,16 +55,22 @@ SELECT t.type, t.queue, t.status::supaworker.job_status, i %% 3,
             WHEN t.status = 'cancelled' THEN 1 ELSE 0 END,
        3,
        t.created + CASE WHEN t.status = 'pending' AND i %% 3 = 0 THEN interval '3 days' ELSE interval '0' END,
-       CASE WHEN t.status = 'failed' THEN 'TimeoutError: job timed out after 30s' || E'\\nTraceback (most recent call last):\\n  File "handler.py", line ' || i
+       CASE WHEN t.status = 'failed'
+            THEN 'TimeoutError: job timed out after 30s' || E'\\nTraceback (most recent call last):\\n  line ' || i
             WHEN t.status = 'cancelled' THEN 'cancelled by request' END,
-       CASE WHEN t.status = 'failed' THEN jsonb_build_array(jsonb_build_object('attempt', 1, 'error', 'TimeoutError', 'at', t.created, 'worker_id', 'worker-1-1'))
+       CASE WHEN t.status = 'failed'
+            THEN jsonb_build_array(jsonb_build_object('attempt', 1, 'error', 'TimeoutError', 'at', t.created,
+                                                      'worker_id', 'worker-1-1'))
             ELSE '[]'::jsonb END,
-       CASE WHEN t.status IN ('processing', 'completed', 'failed') THEN 'worker-' || (100 + i %% 4) || '-1753344000000' END,
+       CASE WHEN t.status IN ('processing', 'completed', 'failed')
+            THEN 'worker-' || (100 + i %% 4) || '-1753344000000' END,
        CASE WHEN t.status = 'processing' THEN now() + interval '25 seconds' END,
        CASE WHEN i %% 5 = 0 THEN md5('brief' || (i / 5))::uuid END,
        t.created,
-       CASE WHEN t.status IN ('processing', 'completed', 'failed', 'cancelled') THEN t.created + interval '2 seconds' END,
-       CASE WHEN t.status IN ('completed', 'failed', 'cancelled') THEN t.created + make_interval(secs => 2 + i %% 17) END,
+       CASE WHEN t.status IN ('processing', 'completed', 'failed', 'cancelled')
+            THEN t.created + interval '2 seconds' END,
+       CASE WHEN t.status IN ('completed', 'failed', 'cancelled')
+            THEN t.created + make_interval(secs => 2 + i %% 17) END,
        CASE WHEN t.status = 'processing' THEN i %% 100 END
   FROM generate_series(1, %(n)s) i
  CROSS JOIN LATERAL (
@@ -77,7 +83,8 @@ SELECT t.type, t.queue, t.status::supaworker.job_status, i %% 3,
           now() - make_interval(secs => 172800.0 * (%(n)s - i) / %(n)s) - interval '20 seconds' AS created
  ) t;
 
-INSERT INTO supaworker.periodic_jobs (name, cron, type) VALUES ('nightly', '0 3 * * *', 'render'), ('hourly', '0 * * * *', 'email');
+INSERT INTO supaworker.periodic_jobs (name, cron, type)
+VALUES ('nightly', '0 3 * * *', 'render'), ('hourly', '0 * * * *', 'email');
 """
 
 
