@@ -13,7 +13,7 @@ from ..briefs import BriefStatus
 from ..errors import InvalidJob
 from ..validation import text_problem
 from .artifacts import artifacts_of
-from .jobs_page import _int_arg
+from .jobs_page import int_arg
 from .pages import NotFound, Page, Section
 from .render import seconds_between
 
@@ -43,7 +43,7 @@ def list_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     if user is not None and (text_problem(user) or len(user) > 255):
         raise InvalidJob("user_id must be text of at most 255 characters without NUL", field="user_id")
     before_at, before_id = _cursor(args.get("before"))
-    limit = _int_arg(args, "limit", 1, 100, BRIEFS_PAGE) or BRIEFS_PAGE
+    limit = int_arg(args, "limit", 1, 100, BRIEFS_PAGE) or BRIEFS_PAGE
     store = request.app.state.store
     params = {
         "user_id": user,

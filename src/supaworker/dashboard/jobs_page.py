@@ -21,7 +21,7 @@ ATTEMPTS_SHOWN = 100  # the newest entries of a job's attempt history
 RELATIVES_LIMIT = 50  # parents and children drawn, each
 
 
-def _int_arg(args: dict[str, str], name: str, low: int, high: int, default: int | None) -> int | None:
+def int_arg(args: dict[str, str], name: str, low: int, high: int, default: int | None) -> int | None:
     raw = args.get(name)
     if raw is None or raw == "":
         return default
@@ -36,8 +36,8 @@ def _int_arg(args: dict[str, str], name: str, low: int, high: int, default: int 
 
 def list_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     flt = JobFilter.parse(args)
-    before = _int_arg(args, "before", 1, MAX_BIGINT, None)
-    limit = _int_arg(args, "limit", 1, PAGE_LIMIT_MAX, PAGE_LIMIT) or PAGE_LIMIT
+    before = int_arg(args, "before", 1, MAX_BIGINT, None)
+    limit = int_arg(args, "limit", 1, PAGE_LIMIT_MAX, PAGE_LIMIT) or PAGE_LIMIT
     store = request.app.state.store
     page = JobSearch(store).page(flt, before_id=before, limit=limit)
     query = flt.to_query()
@@ -116,7 +116,7 @@ def timeline_of(job: dict[str, Any], attempts: list[dict[str, Any]]) -> list[dic
 
 
 def detail_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
-    job_id = _int_arg(args, "job_id", 1, MAX_BIGINT, None)
+    job_id = int_arg(args, "job_id", 1, MAX_BIGINT, None)
     store = request.app.state.store
     params = {"id": job_id, "text_chars": DETAIL_TEXT_CHARS, "tree_bytes": TREE_BYTES, "attempts": ATTEMPTS_SHOWN}
     with store.connection() as conn:
