@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
 import psycopg
-from croniter import croniter
+from croniter import CroniterError, croniter
 
 from .client import _store_for
 from .errors import InvalidJob
@@ -31,6 +31,7 @@ from .validation import check_text
 # A tick the scheduler finds later than this was missed (all workers down), not merely handled late.
 # Longer than a leader failover (maintenance.LEADER_TTL_SECONDS), so a change of leader misses nothing.
 MISSED_TICK_GRACE_SECONDS = 60.0
+SCHEDULES_LIMIT = 500  # schedules the console and the API list at most
 
 
 class ScheduleOptions(TypedDict, total=False):
@@ -199,9 +200,38 @@ def remove_periodic_job(name: str, *, conn: psycopg.Connection | None = None, st
     return _store_for(conn, store).delete_periodic_job(name, conn)
 
 
+def set_periodic_enabled(
+    name: str, enabled: bool, *, conn: psycopg.Connection | None = None, store: Store | None = None
+) -> dict[str, Any] | None:
+    """Switches a schedule on or off; its row, or None when there is no such schedule. A disabled schedule
+    enqueues nothing; enabled again, it counts ticks from then on (what fell due meanwhile is not caught up).
+    A worker that starts with the schedule declared in its code leaves the switch as it is."""
+    check_text("name", name, max_length=MAX_TYPE_LENGTH)
+    return _store_for(conn, store).set_periodic_job_enabled(name, enabled, conn)
+
+
 def list_periodic_jobs(*, conn: psycopg.Connection | None = None, store: Store | None = None) -> list[dict[str, Any]]:
     """Every schedule with its last tick and, computed here, its next one."""
     rows = _store_for(conn, store).list_periodic_jobs(conn)
     for row in rows:
-        row["next_tick_at"] = croniter(row["cron"], row["last_tick_at"].astimezone(UTC)).get_next(datetime)
+        row["next_tick_at"] = next_tick(row["cron"], row["last_tick_at"])
+    return rows
+
+
+def next_tick(cron: str, last_tick: datetime) -> datetime | None:
+    """The tick after `last_tick`; None when a schedule stored by plain SQL has no readable one (a cron
+    croniter refuses, a last tick beyond Python's datetime)."""
+    try:
+        return croniter(cron, last_tick.astimezone(UTC)).get_next(datetime)
+    except (ValueError, KeyError, OverflowError, TypeError, CroniterError):
+        return None
+
+
+def list_periodic_schedules(
+    limit: int = SCHEDULES_LIMIT, *, conn: psycopg.Connection | None = None, store: Store | None = None
+) -> list[dict[str, Any]]:
+    """At most `limit` schedules by name, with their next tick and the status of the last job each enqueued."""
+    rows = _store_for(conn, store).list_periodic_schedules(limit, conn)
+    for row in rows:
+        row["next_tick_at"] = next_tick(row["cron"], row["last_tick_at"])
     return rows

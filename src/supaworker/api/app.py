@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import errors
 from ..feed import ChangeFeed, JobMetrics
 from ..store import Store
-from . import briefs, jobs
+from . import briefs, console, jobs
 from .auth import require_read
 from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
 from .docs import add_offline_docs
@@ -83,6 +83,7 @@ def create_app(
     app.add_middleware(SecurityHeaders)
     app.include_router(jobs.router)
     app.include_router(briefs.router)
+    app.include_router(console.router)
     _add_error_handlers(app)
 
     @app.get(

@@ -31,7 +31,7 @@ class ErrorBody(BaseModel):
 _WHY = {
     400: "Bad query: unknown action, status or id.",
     401: "No key, or not one of the configured keys (writes always need one; reads unless they are open).",
-    404: "No such job or brief.",
+    404: "No such job, brief or schedule.",
     409: "The job's or brief's state does not allow the action.",
     413: "Request body too large.",
     422: "Invalid body or parameter; `detail` names each field. Nothing was written.",

@@ -36,6 +36,10 @@ class ApiSettings(BaseSettings):
     jwt_secret: str | None = Field(None, validation_alias=AliasChoices("SUPABASE_JWT_SECRET"))
     max_body_bytes: int = Field(MAX_BODY_BYTES, ge=1, validation_alias=AliasChoices("SUPAWORKER_API_MAX_BODY_BYTES"))
     count_cap: int = Field(COUNT_CAP, ge=100, validation_alias=AliasChoices("SUPAWORKER_DASHBOARD_COUNT_CAP"))
+    # Where the built-in steps write their files: the console previews only files inside it.
+    artifacts_dir: str = Field("artifacts", validation_alias=AliasChoices("SUPAWORKER_ARTIFACTS_DIR", "ARTIFACTS_DIR"))
+    # The workers' lease: the console dates a worker's last renewal from its newest lease.
+    lease_seconds: float = Field(30.0, gt=0, validation_alias=AliasChoices("SUPAWORKER_LEASE_SECONDS"))
 
     @field_validator("service_role_key", "api_keys", "jwt_secret")
     @classmethod

@@ -66,3 +66,38 @@ def throughput_chart(series: list[Bucket]) -> Chart:
             points.append(f"{i * slot + slot / 2:.1f},{y:.1f}")
     chart.latency_points = " ".join(points)
     return chart
+
+
+SPARK_WIDTH = 120
+SPARK_HEIGHT = 24
+
+
+@dataclass
+class SparkBar:
+    x: float
+    ok_y: float
+    ok_h: float
+    fail_y: float
+    fail_h: float
+
+
+@dataclass
+class Sparkline:
+    bars: list[SparkBar]
+    peak: float
+    width: int = SPARK_WIDTH
+    height: int = SPARK_HEIGHT
+    bar_width: float = 0.0
+
+
+def sparkline(values: list[tuple[float, float]]) -> Sparkline:
+    """Small stacked bars of (completed, failed) per slot, scaled to the busiest slot."""
+    peak = max((ok + bad for ok, bad in values), default=0.0) or 1.0
+    slot = SPARK_WIDTH / max(len(values), 1)
+    bars = []
+    for i, (ok, bad) in enumerate(values):
+        ok_h = SPARK_HEIGHT * ok / peak
+        fail_h = SPARK_HEIGHT * bad / peak
+        bars.append(SparkBar(round(i * slot, 1), round(SPARK_HEIGHT - ok_h, 1), round(ok_h, 1),
+                             round(SPARK_HEIGHT - ok_h - fail_h, 1), round(fail_h, 1)))  # fmt: skip
+    return Sparkline(bars, peak, bar_width=round(max(slot - 1, 0.5), 1))

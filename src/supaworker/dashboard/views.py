@@ -1,24 +1,19 @@
-"""The dashboard at `/test-worker` (and `/`): server-rendered panels that update live over SSE.
+"""The console's routes, and its overview at `/test-worker` (and `/`): server-rendered panels, live over SSE.
 
-Every panel is rendered on the server from the change feed's latest sample (one sample serves every
-viewer) plus two bounded reads: the filtered job list and the recent briefs. Jinja2 escapes everything it
-prints, so a payload or error holding HTML or a script shows as text. The page's small script only swaps
-in re-rendered panels when an event says something changed, and sends retry/cancel with the key.
+The overview is rendered from the change feed's latest sample (one sample serves every viewer) plus two
+bounded reads: the filtered job list and the recent briefs. The other pages (jobs, one job, briefs, queues
+and types, periodic schedules, workers) live in their own modules and are served by `pages.add_pages`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-from datetime import UTC, datetime
-from pathlib import Path
+import contextlib
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from markupsafe import Markup
 
 from ..api.auth import reads_are_open, require_read
 from ..api.models import StorableText
@@ -27,50 +22,14 @@ from ..feed import ChangeFeed, Snapshot
 from ..job import JobRecord
 from ..states import JobStatus
 from ..store import Store
+from . import artifacts, briefs_page, jobs_page, ops_page, queues_page
 from .chart import throughput_chart
+from .pages import NO_STORE, add_pages
+from .render import HERE, env, epoch, trusted
 
-log = logging.getLogger("supaworker.dashboard")
-
-HERE = Path(__file__).parent
 JOBS_LIMIT = 25
 BRIEFS_LIMIT = 8
-PREVIEW_CHARS = 120
 PANELS = ("summary", "chart", "pending", "active", "stats", "failures", "workers", "briefs", "jobs")
-
-_env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
-
-
-def _preview(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
-    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = max(seconds, 0.0)
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 120:
-        return f"{seconds:.1f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _first_line(text: str) -> str:
-    """An error's first line (the exception and its message); the traceback stays in the tooltip."""
-    return text.strip().split("\n", 1)[0]
-
-
-def _since(moment: datetime | None, now: datetime) -> str:
-    return "-" if moment is None else _duration((now - moment).total_seconds())
-
-
-_env.filters["preview"] = _preview
-_env.filters["duration"] = _duration
-_env.filters["first_line"] = _first_line
-_env.globals["STATUSES"] = [s.value for s in JobStatus]
 
 
 def _filters(type: str | None, status: str | None) -> dict[str, str | None]:
@@ -98,29 +57,30 @@ def _context(request: Request, filters: dict[str, str | None]) -> dict[str, Any]
     series = feed.series()
     recent = series[-12:]  # the last minute
     finished_last_minute = sum(b.completed + b.failed for b in recent)
+    # The oldest runnable job's age as an instant, so the page keeps it ticking between samples.
+    oldest = None
+    if snapshot.oldest_pending_age_seconds is not None:
+        with contextlib.suppress(OverflowError, ValueError):  # an odd created_at stored by plain SQL
+            oldest = snapshot.taken_at - timedelta(seconds=snapshot.oldest_pending_age_seconds)
     return {
         "snap": snapshot,
         "now": snapshot.taken_at,
-        "since": lambda moment: _since(moment, snapshot.taken_at),
         "totals": snapshot.totals,
         "types": snapshot.types,
         "throughput": finished_last_minute / 60,
         "chart_data": throughput_chart(series),
         "job_rows": [j.to_dict() for j in jobs],
         "brief_list": _recent_briefs(store),
+        "oldest_pending_at": oldest,
         "filters": filters,
         "seq": feed.seq,
     }
 
 
-def render_panels(request: Request, filters: dict[str, str | None]) -> dict[str, str]:
-    module = _env.get_template("panels.html").make_module(_context(request, filters))
-    return {name: str(getattr(module, name)()) for name in PANELS}
-
-
-def _trusted(panels: dict[str, str]) -> dict[str, Markup]:
-    # Rendered by our own autoescaping templates: mark them safe so the page does not escape them twice.
-    return {name: Markup(html) for name, html in panels.items()}
+def render_panels(request: Request, filters: dict[str, str | None]) -> tuple[dict[str, str], datetime]:
+    context = _context(request, filters)
+    module = env.get_template("panels.html").make_module(context)
+    return {name: str(getattr(module, name)()) for name in PANELS}, context["now"]
 
 
 router = APIRouter(include_in_schema=False)
@@ -133,23 +93,33 @@ def dashboard(request: Request, type: TypeFilter = None, status: str | None = Qu
     settings = request.app.state.settings
     filters = _filters(type, status)
     public = reads_are_open(request)
-    panels = _trusted(render_panels(request, filters)) if public else {}
-    page = _env.get_template("dashboard.html").render(
-        panels=panels, public=public, filters=filters, has_keys=bool(settings.keys)
+    panels, now = render_panels(request, filters) if public else ({}, None)
+    query = request.url.query
+    page = env.get_template("dashboard.html").render(
+        title="Overview",
+        page_name="overview",
+        panels=trusted(panels),
+        public=public,
+        filters=filters,
+        has_keys=bool(settings.keys),
+        panels_url="/test-worker/panels" + (f"?{query}" if query else ""),
+        db_now=epoch(now),
     )
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page, headers=NO_STORE)
 
 
 @router.get("/test-worker/panels", dependencies=[Depends(require_read)])
 def panels(request: Request, type: TypeFilter = None, status: str | None = Query(None)) -> JSONResponse:
-    """Every panel re-rendered, as {panel: html}; the page swaps them in when an event arrives."""
-    return JSONResponse(
-        {"seq": request.app.state.feed.seq, "panels": render_panels(request, _filters(type, status))},
-        headers={"Cache-Control": "no-store"},
-    )
+    """Every panel re-rendered, as {panel: html}; the page patches them in when an event arrives."""
+    rendered, now = render_panels(request, _filters(type, status))
+    return JSONResponse({"seq": request.app.state.feed.seq, "db_now": epoch(now), "panels": rendered}, headers=NO_STORE)
 
 
 def add_dashboard(app: Any) -> None:
-    """Mounts the dashboard pages and their static files on the API app."""
+    """Mounts the console's pages, its artifact previews and its static files on the API app."""
     app.include_router(router)
+    pages = APIRouter(include_in_schema=False)
+    add_pages(pages, [*jobs_page.PAGES, *briefs_page.PAGES, *queues_page.PAGES, *ops_page.PAGES])
+    app.include_router(pages)
+    app.include_router(artifacts.router)
     app.mount("/test-worker/static", StaticFiles(directory=HERE / "static"), name="dashboard-static")

@@ -91,7 +91,7 @@ class Snapshot:
     def fingerprint(self) -> tuple[Any, ...]:
         return (
             tuple(sorted((s, t, n) for s, by_type in self.counts.items() for t, n in by_type.items())),
-            tuple((r["id"], r["attempts"]) for r in self.running),
+            tuple((r["id"], r["attempts"], r.get("progress"), r.get("progress_message")) for r in self.running),
             tuple((r["id"], r["completed_at"]) for r in self.failures),
             tuple(r["id"] for r in self.pending_head),
             tuple(w["worker_id"] for w in self.workers),
@@ -326,6 +326,12 @@ class ChangeFeed:
             "jobs": jobs[:EVENT_JOBS_LIMIT],
             "truncated": len(jobs) > EVENT_JOBS_LIMIT,
             "briefs": briefs,
+            # Where each running job stands, so open pages move their progress bars without a re-render.
+            "progress": [
+                {"id": r["id"], "progress": r.get("progress"), "message": r.get("progress_message")}
+                for r in snapshot.running
+                if r.get("progress") is not None
+            ],
         }
 
     def _add_to_series(self, row: dict[str, Any]) -> None:

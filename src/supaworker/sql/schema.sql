@@ -199,6 +199,7 @@ CREATE INDEX jobs_completed_at_idx ON {{schema}}.jobs USING btree (completed_at)
 CREATE INDEX jobs_finished_idx ON {{schema}}.jobs USING btree (status, completed_at) WHERE status = ANY (ARRAY['completed'::{{schema}}.job_status, 'failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
 CREATE INDEX jobs_lease_idx ON {{schema}}.jobs USING btree (lease_expires_at) WHERE status = 'processing'::{{schema}}.job_status;
 CREATE UNIQUE INDEX jobs_unique_key_idx ON {{schema}}.jobs USING btree (unique_key) WHERE unique_key IS NOT NULL;
+CREATE INDEX jobs_unsuccessful_id_idx ON {{schema}}.jobs USING btree (status, id) WHERE status = ANY (ARRAY['failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
 CREATE INDEX jobs_unsuccessful_idx ON {{schema}}.jobs USING btree (completed_at DESC) WHERE status = ANY (ARRAY['failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
 CREATE INDEX jobs_waiting_idx ON {{schema}}.jobs USING btree (id) WHERE status = 'waiting'::{{schema}}.job_status;
 
@@ -1320,7 +1321,8 @@ BEGIN
          completed_at = CASE WHEN p_retryable AND j.attempts < j.max_attempts THEN NULL ELSE now() END,
          last_error = p_error,
          errors = j.errors || jsonb_build_object(
-           'attempt', j.attempts, 'error', p_error, 'at', now(), 'worker_id', p_worker_id),
+           'attempt', j.attempts, 'error', p_error, 'at', now(), 'worker_id', p_worker_id,
+           'started_at', j.started_at),
          lease_expires_at = NULL
    WHERE j.id = p_job_id AND j.worker_id = p_worker_id AND j.status::text = 'processing'
      AND j.attempts = coalesce(p_attempt, j.attempts)
@@ -1734,7 +1736,7 @@ BEGIN
                          THEN j.errors || jsonb_build_object(
                            'attempt', j.attempts,
                            'error', format('worker %s died while running the job (lease expired)', j.worker_id),
-                           'at', now(), 'worker_id', j.worker_id)
+                           'at', now(), 'worker_id', j.worker_id, 'started_at', j.started_at)
                          ELSE j.errors END,
            worker_id = CASE WHEN e.handler_started THEN j.worker_id END,
            started_at = CASE WHEN e.handler_started THEN j.started_at END,

@@ -5,13 +5,14 @@ owns the queries of one area.
 
 from .base import StoreBase, reading_cursor
 from .briefs import BriefQueries
+from .console import ConsoleQueries
 from .jobs import JobQueries
 from .monitoring import MonitoringQueries
 from .operations import OperationQueries
 from .worker import OPEN_TIMEOUT_SECONDS, WorkerStore
 
 
-class Store(JobQueries, BriefQueries, MonitoringQueries, OperationQueries, StoreBase):
+class Store(JobQueries, BriefQueries, MonitoringQueries, OperationQueries, ConsoleQueries, StoreBase):
     """Synchronous access to every query but the worker's: each call borrows a connection from the pool, or
     uses the caller's `conn` (and then runs inside the caller's transaction, committing nothing itself)."""
 

@@ -64,6 +64,16 @@ class OperationQueries(StoreBase):
         with self.transaction(conn) as c:
             return c.execute(self.q.delete_periodic_job, {"name": name}).fetchone() is not None
 
+    def set_periodic_job_enabled(
+        self, name: str, enabled: bool, conn: psycopg.Connection | None = None
+    ) -> dict[str, Any] | None:
+        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.q.set_periodic_job_enabled, {"name": name, "enabled": enabled})
+            return cur.fetchone()
+
+    def list_periodic_schedules(self, limit: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_periodic_schedules, {"limit": limit}, conn)
+
     def list_periodic_jobs(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.list_periodic_jobs, {}, conn)
 

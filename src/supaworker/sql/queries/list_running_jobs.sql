@@ -1,5 +1,6 @@
--- Running jobs, longest running first (served by the partial index on processing rows).
+-- Running jobs, longest running first (served by the partial index on processing rows), with their progress.
 SELECT id, type, queue, brief_id, worker_id, attempts, max_attempts, payload, started_at, lease_expires_at,
+       progress, left(progress_message, 200) AS progress_message,
        extract(epoch FROM now() - started_at)::float8 AS running_seconds
   FROM {{schema}}.jobs
  WHERE status = 'processing'

@@ -1,8 +1,11 @@
--- Creates or updates a schedule; a new one starts counting ticks from now (database clock).
+-- Creates or updates a schedule; a new one starts counting ticks from now (database clock). A schedule
+-- declared in code keeps an operator's enabled or disabled when a worker writes it again at start; adding
+-- one from the CLI or API enables it.
 INSERT INTO {{schema}}.periodic_jobs AS p (name, cron, type, queue, payload, priority, max_attempts, catch_up, source)
 VALUES (%(name)s, %(cron)s, %(type)s, %(queue)s, %(payload)s::jsonb, %(priority)s, %(max_attempts)s, %(catch_up)s, %(source)s)
 ON CONFLICT (name) DO UPDATE
    SET cron = excluded.cron, type = excluded.type, queue = excluded.queue, payload = excluded.payload,
        priority = excluded.priority, max_attempts = excluded.max_attempts, catch_up = excluded.catch_up,
-       source = excluded.source, enabled = true, updated_at = now()
+       source = excluded.source, updated_at = now(),
+       enabled = CASE WHEN excluded.source = 'code' THEN p.enabled ELSE true END
 RETURNING *

@@ -1,0 +1,264 @@
+"""The operator's console in a real browser (Debian's Chromium driven by Playwright): every page at 390, 1024
+and 1440 px wide without horizontal overflow, console errors or serious accessibility violations (axe-core,
+bundled with axe-playwright-python: nothing is fetched); a running job's clock and progress bar moving
+without a reload; a bulk retry of 100 failed jobs from the page; each attempt's error on the job page.
+Screenshots go to test-artifacts/ (gitignored)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from supaworker.store import Store
+from tests.conftest import REPO
+from tests.support.api import KEY, claim, make_app, serve
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+WIDTHS = (390, 1024, 1440)
+HOSTILE = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+WORKER = "worker-4242-1753344000000"
+
+pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
+
+playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+axe_base = pytest.importorskip("axe_playwright_python.base", reason="axe-playwright-python is not installed")
+if not Path(CHROMIUM).exists() and not shutil.which("chromium"):
+    pytest.skip("chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+class Browser:
+    """One Chromium; each context gets axe-core injected by the browser itself, which the pages' CSP allows
+    (a script evaluated by the test would be refused as eval)."""
+
+    def __init__(self, browser: Any) -> None:
+        self.browser = browser
+
+    def page(self, width: int, height: int = 900) -> tuple[Any, list[str]]:
+        context = self.browser.new_context(viewport={"width": width, "height": height})
+        context.add_init_script(script=axe_base.AXE_SCRIPT)
+        page = context.new_page()
+        problems: list[str] = []
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        return page, problems
+
+
+@pytest.fixture
+def chromium() -> Iterator[Browser]:
+    with playwright_sync.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            yield Browser(browser)
+        finally:
+            browser.close()
+
+
+def screenshot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def fail_attempt(conn: psycopg.Connection, job_id: int, error: str, retry: bool) -> None:
+    conn.execute("SELECT supaworker.fail_job(%s, %s, %s, NULL, 0, 0, %s)", (job_id, WORKER, error, retry))
+
+
+def seed(conn: psycopg.Connection) -> dict[str, Any]:
+    """A little of everything a console shows, odd rows and hostile text included."""
+    brief = conn.execute(
+        "INSERT INTO supaworker.briefs (user_id, title, query, media_type, pipeline)"
+        " VALUES ('user-with-a-rather-long-identifier-0123456789', %s, 'Make a video about Lisbon trams', 'video',"
+        " '{analysis,render}') RETURNING id",
+        (HOSTILE,),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO supaworker.jobs (type, queue, payload, brief_id, priority)"
+        " SELECT CASE WHEN i %% 4 = 0 THEN 'video_generation_with_a_long_type_name' ELSE 'analysis' END,"
+        "        CASE WHEN i %% 3 = 0 THEN 'media' ELSE 'default' END,"
+        "        jsonb_build_object('i', i, 'note', %s::text, 'text', repeat('a long payload value ', 40)),"
+        "        CASE WHEN i <= 2 THEN %s::uuid END, i %% 3"
+        "   FROM generate_series(1, 40) i",
+        (HOSTILE, brief),
+    )
+    failed = claim(conn, WORKER)
+    fail_attempt(conn, failed, "ValueError: first " + "x" * 300 + "\nTraceback (most recent call last):\n  ...", True)
+    failed = claim(conn, WORKER)
+    fail_attempt(conn, failed, "TimeoutError: job timed out after 30s\n" + HOSTILE, False)
+    running = claim(conn, WORKER)
+    conn.execute(
+        "SELECT supaworker.update_job_progress(%s, ARRAY[%s]::bigint[], ARRAY[1], ARRAY[35]::real[],"
+        " ARRAY['encoding'])",
+        (WORKER, running),
+    )
+    odd = conn.execute(
+        "INSERT INTO supaworker.jobs (type, status, created_at, run_at, completed_at, payload, result, errors)"
+        " VALUES ('odd', 'failed', 'infinity', '-infinity', 'infinity', (repeat('[', 300) || repeat(']', 300))::jsonb,"
+        ' \'"text result"\', \'[1, {"attempt": "x", "at": "never"}]\') RETURNING id'
+    ).fetchone()[0]
+    conn.execute("INSERT INTO supaworker.job_dependencies (job_id, depends_on) VALUES (2, 1)")
+    conn.execute(
+        "INSERT INTO supaworker.periodic_jobs (name, cron, type) VALUES ('nightly-report', '0 3 * * *', 'report'),"
+        " ('broken', 'not a cron', 'x')"
+    )
+    conn.execute("INSERT INTO supaworker.job_controls (scope, name, paused) VALUES ('queue', 'media', true)")
+    return {"brief": brief, "failed": failed, "running": running, "odd": odd}
+
+
+def test_every_page_fits_each_width_without_console_errors_or_serious_accessibility_violations(
+    store: Store, conn: psycopg.Connection, chromium: Browser
+) -> None:
+    ids = seed(conn)
+    pages = {
+        "overview": "/test-worker",
+        "jobs": "/test-worker/jobs",
+        "jobs-failed": "/test-worker/jobs?status=failed",
+        "job": f"/test-worker/jobs/{ids['failed']}",
+        "job-odd": f"/test-worker/jobs/{ids['odd']}",
+        "job-running": f"/test-worker/jobs/{ids['running']}",
+        "briefs": "/test-worker/briefs",
+        "brief": f"/test-worker/briefs/{ids['brief']}",
+        "queues": "/test-worker/queues",
+        "periodic": "/test-worker/periodic",
+        "workers": "/test-worker/workers",
+    }
+    app = make_app(store, public_reads=True)
+    found: list[str] = []
+    with serve(app) as base:
+        for width in WIDTHS:
+            page, problems = chromium.page(width)
+            for name, path in pages.items():
+                page.goto(base + path)
+                page.locator("main .panel").first.wait_for()
+                page.wait_for_timeout(300)
+                scroll_width, inner = page.evaluate("() => [document.documentElement.scrollWidth, innerWidth]")
+                if scroll_width > inner:
+                    found.append(f"{name} at {width} px: page {scroll_width} px wide")
+                violations = page.evaluate(
+                    "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+                    ".filter(v => v.impact === 'serious' || v.impact === 'critical')"
+                    ".map(v => v.id + ' ' + v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ')))"
+                )
+                found += [f"{name} at {width} px: {v}" for v in violations]
+                found += [f"{name} at {width} px: console: {p}" for p in problems]
+                problems.clear()
+                assert page.evaluate("() => window.pwned") is None, name
+                screenshot(page, f"console-{name}-{width}.png")
+            page.context.close()
+    assert found == []
+
+
+def test_a_running_jobs_clock_and_progress_bar_move_without_a_reload(
+    store: Store, db: str, conn: psycopg.Connection, chromium: Browser
+) -> None:
+    conn.execute("INSERT INTO supaworker.jobs (type, payload) VALUES ('encode', '{\"file\": \"a.mov\"}')")
+    job = claim(conn, WORKER)
+    app = make_app(store, db)  # reads closed: the page fetches its panels with the key
+    with serve(app) as base:
+        page, problems = chromium.page(1024)
+        page.goto(f"{base}/test-worker/jobs/{job}")
+        page.fill("#key", KEY)
+        page.click("#key-form button")
+        clock = page.locator(".running-for time")
+        clock.wait_for()
+        page.locator("#live.on").wait_for()
+        page.evaluate("() => { window.notReloaded = true; }")
+        first = clock.inner_text()
+        page.wait_for_function("(t) => document.querySelector('.running-for time').textContent !== t", arg=first)
+        bar = f'progress[data-progress-job="{job}"]'
+        for percent in (20, 70):
+            conn.execute(
+                "SELECT supaworker.update_job_progress(%s, ARRAY[%s]::bigint[], ARRAY[1], ARRAY[%s]::real[],"
+                " ARRAY['step ' || %s::text])",
+                (WORKER, job, percent, percent),
+            )
+            page.wait_for_function(
+                "([sel, p]) => document.querySelector(sel) && document.querySelector(sel).value === p",
+                arg=[bar, percent],
+            )
+            assert f"{percent}% · step {percent}" in page.inner_text(f'[data-progress-text="{job}"]')
+        assert page.evaluate("() => window.notReloaded") is True
+        assert problems == []
+        screenshot(page, "console-job-running-live.png")
+
+
+def test_bulk_retry_of_100_failed_jobs_from_the_page_retries_exactly_those(
+    store: Store, db: str, conn: psycopg.Connection, chromium: Browser
+) -> None:
+    conn.execute(
+        "INSERT INTO supaworker.jobs (type, status, attempts, completed_at, last_error)"
+        " SELECT CASE WHEN i <= 100 THEN 'render' ELSE 'analysis' END, 'failed', 3, now(), 'boom ' || i"
+        "   FROM generate_series(1, 120) i"
+    )
+    conn.execute("INSERT INTO supaworker.jobs (type) SELECT 'render' FROM generate_series(1, 30)")
+    render_failed = {
+        r[0] for r in conn.execute("SELECT id FROM supaworker.jobs WHERE type = 'render' AND status = 'failed'")
+    }
+    assert len(render_failed) == 100
+    app = make_app(store, db)
+    with serve(app) as base:
+        page, problems = chromium.page(1440)
+        page.goto(f"{base}/test-worker/jobs?status=failed&type=render")
+        page.fill("#key", KEY)
+        page.click("#key-form button")
+        page.locator("table.jobs tbody tr").first.wait_for()
+        page.check("#bulk-all")
+        page.click('button.bulk-go[data-action="retry"]')
+        page.locator("#bulk-preview", has_text="retry 100 jobs?").wait_for()
+        screenshot(page, "console-bulk-preview.png")
+        assert conn.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'failed'").fetchone()[0] == 120
+        page.click("#bulk-run")
+        page.locator("#bulk-result", has_text="retry: 100 jobs done").wait_for()
+        rows = conn.execute("SELECT id, type, status::text FROM supaworker.jobs").fetchall()
+        retried = {i for i, t, s in rows if s == "pending" and i in render_failed}
+        assert retried == render_failed
+        assert sorted(s for _, t, s in rows if t == "analysis") == ["failed"] * 20
+        assert sum(1 for i, t, s in rows if t == "render" and i not in render_failed and s == "pending") == 30
+        # Chosen rows: two of the 20 analysis failures, by their checkboxes.
+        page.goto(f"{base}/test-worker/jobs?status=failed")
+        page.locator("input.pick").first.wait_for()
+        picked = [int(page.locator("input.pick").nth(i).get_attribute("data-id")) for i in range(2)]
+        for i in range(2):
+            page.locator("input.pick").nth(i).check()
+        page.click('button.bulk-go[data-action="delete"]')
+        page.locator("#bulk-preview", has_text="delete 2 jobs?").wait_for()
+        page.click("#bulk-run")
+        page.locator("#bulk-result", has_text="delete: 2 jobs done").wait_for()
+        left = {r[0] for r in conn.execute("SELECT id FROM supaworker.jobs WHERE type = 'analysis'")}
+        assert len(left) == 18 and not set(picked) & left
+        assert problems == []
+        screenshot(page, "console-bulk-done.png")
+
+
+def test_the_job_page_shows_every_attempts_error_as_text(
+    store: Store, db: str, conn: psycopg.Connection, chromium: Browser
+) -> None:
+    conn.execute("INSERT INTO supaworker.jobs (type, max_attempts) VALUES ('flaky', 3)")
+    errors = ["ConnectionError: refused", "KeyError: 'frame'\n" + HOSTILE, "RuntimeError: out of memory"]
+    for number, error in enumerate(errors, start=1):
+        job = claim(conn, WORKER)
+        fail_attempt(conn, job, error, number < 3)
+    app = make_app(store, db, public_reads=True)
+    with serve(app) as base:
+        page, problems = chromium.page(1024)
+        page.goto(f"{base}/test-worker/jobs/{job}")
+        attempts = page.locator("li.attempt")
+        attempts.first.wait_for()
+        assert attempts.count() == 3
+        for number, error in enumerate(errors, start=1):
+            item = page.locator(f'li.attempt[data-attempt="{number}"]')
+            assert error.split("\n")[0] in item.locator("summary").inner_text()
+            assert WORKER in item.inner_text() and "took" in item.inner_text()
+            item.locator("summary").click()
+            assert item.locator("pre.error").inner_text() == error
+        assert page.evaluate("() => window.pwned") is None
+        assert problems == []
+        screenshot(page, "console-job-attempts.png")
