@@ -66,6 +66,11 @@ def test_periodic_prune_and_tables_commands(db: str) -> None:
     assert run_cli(db, "periodic", "add", "nightly", "0 3 * * *", "--type", "report").returncode == 0
     [row] = json.loads(run_cli(db, "periodic", "list", "--json").stdout)
     assert (row["name"], row["type"], row["source"]) == ("nightly", "report", "api")
+    assert run_cli(db, "periodic", "disable", "nightly").returncode == 0
+    assert [r["enabled"] for r in json.loads(run_cli(db, "periodic", "list", "--json").stdout)] == [False]
+    assert run_cli(db, "periodic", "enable", "nightly").returncode == 0
+    assert [r["enabled"] for r in json.loads(run_cli(db, "periodic", "list", "--json").stdout)] == [True]
+    assert run_cli(db, "periodic", "disable", "no-such").returncode == 5
     assert run_cli(db, "periodic", "remove", "nightly").returncode == 0
     assert run_cli(db, "periodic", "remove", "nightly").returncode == 5
     assert "pruned 0 completed, 0 failed, 0 cancelled" in run_cli(db, "prune").stdout

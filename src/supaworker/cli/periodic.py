@@ -83,3 +83,30 @@ def periodic_remove(ctx: CommandContext, name: str) -> None:
     if not remove_periodic_job(name, store=ctx.store()):
         fail(f"no periodic job named {name!r}", EXIT_NOT_FOUND)
     click.echo(f"periodic job {name} removed")
+
+
+@periodic.command("enable")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def periodic_enable(ctx: CommandContext, name: str) -> None:
+    """Switch the schedule NAME on again (it counts ticks from now: what fell due meanwhile is not caught up)."""
+    _switch(ctx, name, True)
+
+
+@periodic.command("disable")
+@click.argument("name")
+@pass_ctx
+@handle_errors
+def periodic_disable(ctx: CommandContext, name: str) -> None:
+    """Switch the schedule NAME off: it enqueues nothing until enabled (a worker starting with it in its code
+    leaves it off)."""
+    _switch(ctx, name, False)
+
+
+def _switch(ctx: CommandContext, name: str, enabled: bool) -> None:
+    from ..periodic import set_periodic_enabled
+
+    if set_periodic_enabled(name, enabled, store=ctx.store()) is None:
+        fail(f"no periodic job named {name!r}", EXIT_NOT_FOUND)
+    click.echo(f"periodic job {name} {'enabled' if enabled else 'disabled'}")
