@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from supaworker.maintenance import PeriodicScheduler
-from supaworker.periodic import PeriodicJob, PeriodicRegistry, sync_periodic_jobs
+from supaworker.periodic import PeriodicRegistry, sync_periodic_jobs, validate_periodic
 from supaworker.store import Store
 from tests.support.api import AUTH, make_app
 
@@ -132,7 +132,7 @@ def test_a_disabled_schedule_enqueues_nothing_and_a_worker_start_keeps_it_off(
     api: TestClient, store: Store, conn: psycopg.Connection
 ) -> None:
     registry = PeriodicRegistry()
-    registry.add(PeriodicJob("report", "* * * * * *", "report"))
+    registry.add(validate_periodic("* * * * * *", type="report"))
     sync_periodic_jobs(store, registry)
     assert api.post("/api/periodic/enabled", json={"name": "nope", "enabled": False}, headers=AUTH).status_code == 404
     off = api.post("/api/periodic/enabled", json={"name": "report", "enabled": False}, headers=AUTH)
