@@ -35,12 +35,18 @@ async def noop(job: supaworker.Job) -> None:
     return None
 
 
+@supaworker.handler("noop_def", inline=bool(os.environ.get("BENCH_INLINE")))
+def noop_def(job: supaworker.Job) -> None:
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=100_000)
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--prefetch", type=int, help="default: the worker's own")
+    ap.add_argument("--handler", choices=("async", "def"), default="async", help="the no-op handler's kind")
     ap.add_argument(
         "--limit", type=int, help="a global max_running for the type (the claim then takes its limits path)"
     )
@@ -61,9 +67,10 @@ def main() -> None:
     }
     subprocess.run([sys.executable, "-m", "supaworker", "migrate"], env=env, check=True, capture_output=True)
     os.environ["DATABASE_URL"] = dsn
-    supaworker.create_jobs([{"type": "noop"}] * a.jobs)
+    job_type = "noop" if a.handler == "async" else "noop_def"
+    supaworker.create_jobs([{"type": job_type}] * a.jobs)
     if a.limit:
-        supaworker.set_limits("noop", max_running=a.limit)
+        supaworker.set_limits(job_type, max_running=a.limit)
 
     worker = [sys.executable, "-m", "supaworker", "worker", "--no-builtins", "--import", "worker_cost"]
     worker += ["--concurrency", str(a.concurrency)] + (["--prefetch", str(a.prefetch)] if a.prefetch else [])
@@ -92,7 +99,7 @@ def main() -> None:
             server.close()
     per_job = 1e6 / a.jobs
     print(
-        f"{a.jobs:,} jobs, {a.processes} x concurrency {a.concurrency}, prefetch {a.prefetch or 'default'}"
+        f"{a.jobs:,} {a.handler} jobs, {a.processes} x concurrency {a.concurrency}, prefetch {a.prefetch or 'default'}"
         f"{f', limit {a.limit}' if a.limit else ''}: "
         f"{rate:,.0f} jobs/s, worker CPU {worker_ticks / os.sysconf('SC_CLK_TCK') * per_job:.1f} us/job, "
         f"server CPU {server_s * per_job:.1f} us/job, extra attempts {extra}"

@@ -332,3 +332,34 @@ async def test_worker_never_runs_more_than_its_concurrency(db: str, store: Store
         await wait_until_async(status_is(db, ids[-1], "completed"))
         await wait_until_async(lambda: all(job_row(db, i)["status"] == "completed" for i in ids))
     assert peak == concurrency
+
+
+async def test_default_prefetch_claims_big_batches_of_short_jobs_and_few_long_ones(db: str, store: Store) -> None:
+    registry = Registry()
+
+    async def quick(job: supaworker.Job) -> None:
+        return None
+
+    async def slow(job: supaworker.Job) -> None:
+        await asyncio.sleep(0.3)
+
+    registry.register("quick", quick)
+    registry.register("slow", slow)
+    supaworker.create_jobs([{"type": "quick"}] * 3000, store=store)
+    held = "SELECT count(*) FROM supaworker.jobs WHERE status = 'processing'"
+    most = 0
+    with psycopg.connect(db, autocommit=True) as conn:
+        async with running(make_worker(db, registry, concurrency=5, types=["quick"])):
+            while conn.execute("SELECT count(*) < 3000 FROM supaworker.jobs WHERE status = 'completed'").fetchone()[0]:
+                most = max(most, conn.execute(held).fetchone()[0])
+                await asyncio.sleep(0.005)
+        assert most > 50  # claimed far ahead of its 5 slots
+        supaworker.create_jobs([{"type": "slow"}] * 40, store=store)
+        async with running(make_worker(db, registry, concurrency=5, types=["slow"])) as worker:
+            await wait_until_async(lambda: worker.prefetch.value == 1, "the worker to time the slow jobs")
+            await asyncio.sleep(0.5)  # what it had claimed before it knew runs out
+            most = 0
+            for _ in range(40):
+                most = max(most, conn.execute(held).fetchone()[0])
+                await asyncio.sleep(0.02)
+        assert most <= 5 + 1  # its slots, and one job at hand

@@ -12,6 +12,7 @@ from ..retry import retry_transient
 from .completer import Completer
 from .executor import Executor, Outcome
 from .options import WorkerOptions
+from .prefetch import Prefetch
 from .progress import ProgressWriter
 from .protocol import WorkerQueries
 from .slots import RunningJob
@@ -33,6 +34,7 @@ class AttemptRunner:
         completer: Completer,
         progress: ProgressWriter,
         watchdog: Watchdog,
+        prefetch: Prefetch,
         on_trouble: Callable[[], None],
     ) -> None:
         self.store = store
@@ -43,6 +45,7 @@ class AttemptRunner:
         self.completer = completer
         self.progress = progress
         self.watchdog = watchdog
+        self.prefetch = prefetch
         self._on_trouble = on_trouble
         self.failed = 0
         self.retried = 0
@@ -72,6 +75,7 @@ class AttemptRunner:
         elif running.timed_out:
             # The watchdog's own cancellation (even if the handler swallowed it): recorded as a failed attempt.
             outcome = Outcome(False, timeout, error=f"TimeoutError: job timed out after {timeout:g}s")
+        self.prefetch.observe(outcome.duration_seconds)
         if outcome.ok:
             self.completer.add(job, outcome.result, outcome.duration_seconds)
         else:

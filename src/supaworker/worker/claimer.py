@@ -20,6 +20,7 @@ from ..retry import TRANSIENT_ERRORS, Backoff
 from .completer import Completer
 from .lease import LeaseKeeper
 from .options import WorkerOptions
+from .prefetch import Prefetch
 from .protocol import WorkerQueries
 from .slots import Slots
 from .starter import StartRecorder
@@ -36,6 +37,7 @@ class Claimer:
         options: WorkerOptions,
         *,
         slots: Slots,
+        prefetch: Prefetch,
         completer: Completer,
         starter: StartRecorder,
         leases: LeaseKeeper,
@@ -50,6 +52,7 @@ class Claimer:
         self.types = types
         self.options = options
         self.slots = slots
+        self.prefetch = prefetch
         self.completer = completer
         self.starter = starter
         self.leases = leases
@@ -60,7 +63,6 @@ class Claimer:
         self._on_trouble = on_trouble
         self.claim_seq = 0  # places in this worker's claim sequence given out so far
         self.to_release: list[Job] = []  # claimed, never started, dropped while fenced: handed back after
-        self._batch_floor = max(1, (options.capacity - options.concurrency) // 2)
 
     async def run(self) -> None:
         """Claims until the worker stops."""
@@ -112,8 +114,9 @@ class Claimer:
         """How many jobs to claim now: the free capacity, but nothing while the local queue still has work
         and less than a useful batch is free (rather than claiming one job at a time)."""
         queued = len(self.slots.queued)
-        want = self.options.capacity - len(self.slots.running) - queued - self._held()
-        return 0 if want <= 0 or (want < self._batch_floor and queued) else want
+        ahead = self.prefetch.value
+        want = self.options.concurrency + ahead - len(self.slots.running) - queued - self._held()
+        return 0 if want <= 0 or (want < max(1, ahead // 2) and queued) else want
 
     async def _claim(self, want: int, queues: Sequence[str] | None) -> list[Job]:
         """Claims up to `want` jobs, carrying the buffered completions in the same round trip. The jobs that

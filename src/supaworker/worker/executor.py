@@ -3,9 +3,7 @@ the database; the runner records the outcome and its watchdog enforces the timeo
 
 from __future__ import annotations
 
-import asyncio
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from time import perf_counter
 from typing import Any
@@ -14,6 +12,7 @@ from ..errors import InvalidJob, UnrecoverableError
 from ..job import Job
 from ..registry import Registry
 from ..validation import check_json, storable_text
+from .threads import HandlerThreads
 
 MAX_ERROR_CHARS = 8000
 
@@ -38,7 +37,7 @@ class Executor:
     def __init__(self, registry: Registry, default_timeout_seconds: float, threads: int) -> None:
         self.registry = registry
         self.default_timeout_seconds = default_timeout_seconds
-        self.threads = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="supaworker-job")
+        self.threads = HandlerThreads(threads)
 
     def timeout_for(self, job: Job) -> float:
         handler = self.registry.get(job.type)
@@ -55,7 +54,7 @@ class Executor:
             elif handler.inline:
                 result = handler.func(job)
             else:
-                result = await asyncio.get_running_loop().run_in_executor(self.threads, handler.func, job)
+                result = await self.threads.run(handler.func, job)
         except UnrecoverableError as exc:
             return Outcome(False, perf_counter() - started, error=describe_error(exc), retryable=False)
         except Exception as exc:
@@ -71,7 +70,7 @@ class Executor:
         return Outcome(True, duration, result=result)
 
     def busy_threads(self) -> int:
-        return sum(1 for t in self.threads._threads if t.is_alive()) if self.threads._threads else 0
+        return self.threads.busy()
 
     def shutdown(self) -> None:
-        self.threads.shutdown(wait=False, cancel_futures=True)
+        self.threads.shutdown()

@@ -25,7 +25,8 @@ class WorkerOptions:
     queues: Sequence[str] | None = None
     types: Sequence[str] | None = None  # default: every type with a handler
     # Jobs claimed ahead of free slots, so claims come in batches. They hold a lease like running jobs (the
-    # heartbeat renews it), so a crash strands them only until the lease runs out. None: same as concurrency.
+    # heartbeat renews it), so a crash strands them only until the lease runs out, and they go back uncharged.
+    # None: about 0.1 s of work at this worker's pace (see worker/prefetch.py).
     prefetch: int | None = None
     # Named queues with slots of their own (Oban's and River's per-queue limits): each queue is claimed for
     # separately, so a busy queue never takes the slots of another. Overrides queues and concurrency, and
@@ -40,10 +41,6 @@ class WorkerOptions:
             self.queues = list(self.queue_concurrency)
             self.concurrency = sum(self.queue_concurrency.values())
             self.prefetch = 0
-
-    @property
-    def capacity(self) -> int:
-        return self.concurrency + (self.concurrency if self.prefetch is None else self.prefetch)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> WorkerOptions:

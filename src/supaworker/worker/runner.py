@@ -37,6 +37,7 @@ from .executor import Executor
 from .lease import LeaseKeeper
 from .monitor import TaskMonitor
 from .options import WorkerOptions
+from .prefetch import Prefetch
 from .progress import ProgressWriter
 from .protocol import WorkerQueries
 from .slots import Slots
@@ -111,6 +112,7 @@ class Worker:
         self.progress = ProgressWriter(self.store, self.worker_id)
         self.starter = StartRecorder(self.store, self.worker_id)
         self.watchdog = Watchdog(lambda: self.slots.running.values())
+        self.prefetch = Prefetch(options.concurrency, options.prefetch)
         self.attempts = AttemptRunner(
             self.store,
             self.worker_id,
@@ -120,6 +122,7 @@ class Worker:
             completer=self.completer,
             progress=self.progress,
             watchdog=self.watchdog,
+            prefetch=self.prefetch,
             on_trouble=self._trouble,
         )
         self.slots = Slots(options.concurrency, self.attempts.run, self._slot_done, self._interruptible)
@@ -153,6 +156,7 @@ class Worker:
             self.types,
             options,
             slots=self.slots,
+            prefetch=self.prefetch,
             completer=self.completer,
             starter=self.starter,
             leases=self.leases,
