@@ -86,7 +86,11 @@ def _check_migrated(profile: ConnectionProfile, settings: Settings) -> None:
 @click.option("--job-timeout-ms", type=click.IntRange(min=1), help="Default per-attempt timeout.")
 @click.option("--lease-seconds", type=click.FloatRange(min=0.1), help="Lease length; heartbeat every third of it.")
 @click.option("--shutdown-grace", type=click.FloatRange(min=0), help="Seconds running jobs get on shutdown.")
-@click.option("--prefetch", type=click.IntRange(min=0), help="Jobs claimed ahead of free slots (default: about 0.1 s of work, up to 500).")
+@click.option(
+    "--prefetch",
+    type=click.IntRange(min=0),
+    help="Jobs claimed ahead of free slots (default: about 0.1 s of work, up to 500).",
+)
 @click.option(
     "--no-builtins",
     "no_builtins",
