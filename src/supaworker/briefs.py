@@ -19,7 +19,7 @@ from uuid import UUID
 
 import psycopg
 
-from . import pipelines, rpc
+from . import pipelines
 from .client import MAX_REASON_LENGTH, _store_for, insert_dependencies
 from .config import get_settings
 from .errors import BriefNotFound, InvalidBrief, InvalidJob, InvalidTransition
@@ -226,6 +226,8 @@ def _create_over_rpc(
         args["steps"] = list(steps)
     if options is not None:
         args["options"] = dict(options)
+    from . import rpc  # HTTP only: httpx stays out of processes that never use it
+
     made = rpc.rpc_client_for(get_settings()).create_brief_with_job(args)
     jobs = [rpc.job_from_document(step) for step in made["brief"]["steps"]]
     return BriefWithJob(Brief.from_row(rpc.brief_row_from_document(made["brief"]), jobs), jobs[0])

@@ -12,17 +12,14 @@ completed ancestors, by type, from `job.upstream`) and its own artifacts directo
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from .errors import UnrecoverableError
-from .handlers import BUILTIN_HANDLERS, PayloadError, StepContext
+from .handlers import BUILTIN_HANDLERS, PayloadError, StepContext, StepFunc
 from .job import Job
 from .registry import HandlerFunc, Registry
-
-StepFunc = Callable[[StepContext], dict[str, Any]]
 
 
 def artifacts_dir_for(root: Path, job: Job) -> Path:
@@ -55,11 +52,21 @@ def as_handler(func: StepFunc, artifacts_root: Path | str) -> HandlerFunc:
     return run
 
 
+def _step(job_type: str) -> StepFunc:
+    """The built-in step of `job_type`, imported when its first job runs."""
+
+    def step(ctx: StepContext) -> dict[str, Any]:
+        return BUILTIN_HANDLERS[job_type](ctx)
+
+    step.__name__ = job_type
+    return step
+
+
 def register_builtins(registry: Registry, artifacts_dir: Path | str) -> list[str]:
     """Registers each built-in job type the registry has no handler for yet; returns the types registered."""
     added = []
-    for job_type, func in BUILTIN_HANDLERS.items():
+    for job_type in BUILTIN_HANDLERS:
         if job_type not in registry:
-            registry.register(job_type, as_handler(func, artifacts_dir))
+            registry.register(job_type, as_handler(_step(job_type), artifacts_dir))
             added.append(job_type)
     return added

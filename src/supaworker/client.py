@@ -16,7 +16,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import ConnectionPool
 
-from . import rpc, validation
+from . import validation
 from .config import Settings, get_settings
 from .db import probe, resolve_conninfo
 from .dependencies import MAX_KEY_LENGTH, check_depends_on, check_parents, topological_order
@@ -88,6 +88,8 @@ def enqueue(job: NewJob, *, conn: psycopg.Connection | None = None, store: Store
     if conn is None and store is None:
         settings = get_settings()
         if settings.uses_http:
+            from . import rpc  # HTTP only: httpx stays out of processes that never use it
+
             return rpc.rpc_client_for(settings).create_job(job)
     s = _store_for(conn, store)
     check_briefs_exist(s, [job.brief_id], conn)

@@ -15,26 +15,40 @@ Brief pipelines (:data:`supaworker.handlers.base.PIPELINES`):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from importlib import import_module
 from typing import Any
 
-from .analysis import analyse
-from .asset_prep import prepare_assets
 from .base import PayloadError, StepContext
-from .image_processing import process_images
-from .render import render
-from .storyboard import build_storyboard
-from .text_analysis import analyse_text
-from .video_generation import generate_video
 
-BUILTIN_HANDLERS: dict[str, Callable[[StepContext], dict[str, Any]]] = {
-    "analysis": analyse,
-    "asset_prep": prepare_assets,
-    "storyboard": build_storyboard,
-    "render": render,
-    "video_generation": generate_video,
-    "image_processing": process_images,
-    "text_analysis": analyse_text,
+StepFunc = Callable[[StepContext], dict[str, Any]]
+
+# Job type -> the module and function that do it. Imported on first use: the media steps load Pillow, which a
+# worker that never runs them should not wait for at start-up.
+_STEPS = {
+    "analysis": ("analysis", "analyse"),
+    "asset_prep": ("asset_prep", "prepare_assets"),
+    "storyboard": ("storyboard", "build_storyboard"),
+    "render": ("render", "render"),
+    "video_generation": ("video_generation", "generate_video"),
+    "image_processing": ("image_processing", "process_images"),
+    "text_analysis": ("text_analysis", "analyse_text"),
 }
 
-__all__ = ["BUILTIN_HANDLERS", "PayloadError", "StepContext"]
+
+class _Steps(Mapping[str, StepFunc]):
+    def __getitem__(self, job_type: str) -> StepFunc:
+        module, name = _STEPS[job_type]
+        func: StepFunc = getattr(import_module(f".{module}", __name__), name)
+        return func
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_STEPS)
+
+    def __len__(self) -> int:
+        return len(_STEPS)
+
+
+BUILTIN_HANDLERS: Mapping[str, StepFunc] = _Steps()
+
+__all__ = ["BUILTIN_HANDLERS", "PayloadError", "StepContext", "StepFunc"]

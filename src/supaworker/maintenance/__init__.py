@@ -1,13 +1,40 @@
-"""Maintenance services: leader election, the periodic-job scheduler and the pruner.
+"""Maintenance services: leader election, the periodic-job scheduler, the pruner, the vacuumer and the rescuer.
 
 Each is a small class whose `run_once()` does one pass and returns counts (tests call it directly);
-`MaintenanceService` is the worker's hook that runs them on intervals, the last two on the leader only.
+`MaintenanceService` is the worker's hook that runs the first four on intervals, all but the election on the
+elected leader only. Every worker runs its own rescuer (`worker/runner.py`).
+
+Imported on first use, so that a worker's start-up does not wait for what it needs only later.
 """
 
-from .leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS, LeaderElector
-from .pruner import PRUNE_BATCH_SIZE, Pruner, PrunerConfig
-from .scheduler import PeriodicScheduler
-from .service import MaintenanceConfig, MaintenanceService
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS, LeaderElector
+    from .pruner import PRUNE_BATCH_SIZE, Pruner, PrunerConfig
+    from .scheduler import PeriodicScheduler
+    from .service import MaintenanceConfig, MaintenanceService
+
+_WHERE = {
+    "LEADER_RENEW_SECONDS": "leader",
+    "LEADER_TTL_SECONDS": "leader",
+    "LeaderElector": "leader",
+    "PRUNE_BATCH_SIZE": "pruner",
+    "Pruner": "pruner",
+    "PrunerConfig": "pruner",
+    "PeriodicScheduler": "scheduler",
+    "MaintenanceConfig": "service",
+    "MaintenanceService": "service",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "LEADER_RENEW_SECONDS",

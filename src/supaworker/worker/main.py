@@ -14,7 +14,6 @@ from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import Registry
 from ..store import Store
-from . import health
 from .options import WorkerOptions
 from .protocol import WorkerQueries
 from .runner import Worker, WorkerService, new_worker_id
@@ -49,6 +48,7 @@ async def _run(worker: Worker, settings: Settings) -> None:
 
     health_task = None
     if settings.enable_health_check:
+        from . import health  # starlette and uvicorn: only when the endpoint is served
 
         async def active_jobs() -> int:
             return worker.active_jobs
