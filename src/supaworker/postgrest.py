@@ -204,6 +204,12 @@ class PostgrestWorkerStore:
     async def forget_job_starts(self, worker_id: str) -> None:
         await self.rpc("forget_job_starts", {"p_worker_id": worker_id})
 
+    async def wait_for_jobs(self, worker_id: str, seconds: float) -> None:
+        await self.rpc("wait_for_jobs", {"p_worker_id": worker_id, "p_seconds": seconds})
+
+    async def stop_waiting_for_jobs(self, worker_id: str) -> None:
+        await self.rpc("stop_waiting_for_jobs", {"p_worker_id": worker_id})
+
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         rows = await self.rpc("upstream_results", {"p_job_id": job_id})
         return [(row["id"], row["type"], row["result"], row["depth"]) for row in rows or []]

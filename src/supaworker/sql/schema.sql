@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0011_worker_reads_as_functions) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0012_notify_only_waiting_workers) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -177,6 +177,14 @@ CREATE TABLE {{schema}}.periodic_jobs (
   CONSTRAINT periodic_jobs_source_valid CHECK (source = ANY (ARRAY['code'::text, 'api'::text])),
   CONSTRAINT periodic_jobs_type_valid CHECK (length(btrim(type)) > 0 AND length(type) <= 128)
 );
+
+CREATE UNLOGGED TABLE {{schema}}.waiting_workers (
+  worker_id text NOT NULL,
+  until     timestamp with time zone NOT NULL,
+
+  CONSTRAINT waiting_workers_pkey PRIMARY KEY (worker_id)
+) WITH (fillfactor = 50);
+COMMENT ON TABLE {{schema}}.waiting_workers IS 'workers blocked on an empty queue until a NOTIFY: an insert into jobs notifies only while one is here';
 
 CREATE TABLE {{schema}}.worker_starts (
   worker_id       text NOT NULL,
@@ -1576,9 +1584,12 @@ END $function$;
 CREATE OR REPLACE FUNCTION {{schema}}.notify_jobs_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
+ SECURITY DEFINER
 AS $function$
 BEGIN
-  PERFORM pg_notify({{channel}}, '');
+  IF EXISTS (SELECT 1 FROM {{schema}}.waiting_workers w WHERE w.until OPERATOR(pg_catalog.>) pg_catalog.now()) THEN
+    PERFORM pg_catalog.pg_notify({{channel}}, '');
+  END IF;
   RETURN NULL;
 END $function$;
 
@@ -1951,6 +1962,16 @@ BEGIN
   RETURN p_paused;
 END $function$;
 
+CREATE OR REPLACE FUNCTION {{schema}}.stop_waiting_for_jobs(p_worker_id text)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+  DELETE FROM {{schema}}.waiting_workers WHERE worker_id = p_worker_id
+$function$;
+
 CREATE OR REPLACE FUNCTION {{schema}}.unblock_dependents(p_parent_ids bigint[])
  RETURNS integer
  LANGUAGE plpgsql
@@ -2013,6 +2034,18 @@ AS $function$
    ORDER BY depth DESC, j.id
 $function$;
 
+CREATE OR REPLACE FUNCTION {{schema}}.wait_for_jobs(p_worker_id text, p_seconds double precision)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+  INSERT INTO {{schema}}.waiting_workers AS w (worker_id, until)
+  VALUES (p_worker_id, now() + make_interval(secs => p_seconds))
+  ON CONFLICT (worker_id) DO UPDATE SET until = excluded.until
+$function$;
+
 -- -- triggers, by table -------------------------------------------------------------------------------------------
 
 CREATE TRIGGER job_dependencies_check AFTER INSERT ON {{schema}}.job_dependencies REFERENCING NEW TABLE AS new_deps FOR EACH STATEMENT EXECUTE FUNCTION {{schema}}.check_job_dependencies();
@@ -2046,6 +2079,9 @@ CREATE POLICY service_role_all ON {{schema}}.owned_objects TO service_role USING
 ALTER TABLE {{schema}}.periodic_jobs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY service_role_all ON {{schema}}.periodic_jobs TO service_role USING (true) WITH CHECK (true);
 
+ALTER TABLE {{schema}}.waiting_workers ENABLE ROW LEVEL SECURITY;
+CREATE POLICY service_role_all ON {{schema}}.waiting_workers TO service_role USING (true) WITH CHECK (true);
+
 ALTER TABLE {{schema}}.worker_starts ENABLE ROW LEVEL SECURITY;
 CREATE POLICY service_role_all ON {{schema}}.worker_starts TO service_role USING (true) WITH CHECK (true);
 
@@ -2067,6 +2103,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.migrations TO service_r
 GRANT SELECT ON TABLE {{schema}}.owned_objects TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.pending_jobs_queue TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.periodic_jobs TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.waiting_workers TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.worker_starts TO service_role;
 
 GRANT SELECT, USAGE ON SEQUENCE {{schema}}.jobs_id_seq TO service_role;
@@ -2128,6 +2165,8 @@ GRANT EXECUTE ON FUNCTION {{schema}}.retry_delay(integer,double precision,double
 GRANT EXECUTE ON FUNCTION {{schema}}.retry_job(bigint) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.set_job_limits(text,integer,integer,double precision) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.set_job_paused(text,text,boolean) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.stop_waiting_for_jobs(text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.unblock_dependents(bigint[]) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.update_job_progress(text,bigint[],integer[],real[],text[]) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.upstream_results(bigint) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.wait_for_jobs(text,double precision) TO service_role;

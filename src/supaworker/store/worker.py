@@ -93,6 +93,14 @@ class WorkerStore:
         async with self.pool.connection() as conn:
             await conn.execute(self.q.forget_job_starts, {"worker_id": worker_id})
 
+    async def wait_for_jobs(self, worker_id: str, seconds: float) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self.q.wait_for_jobs, {"worker_id": worker_id, "seconds": seconds})
+
+    async def stop_waiting_for_jobs(self, worker_id: str) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(self.q.stop_waiting_for_jobs, {"worker_id": worker_id})
+
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
         async with self.pool.connection() as conn:

@@ -27,6 +27,14 @@ from .starter import StartRecorder
 
 log = logging.getLogger("supaworker.worker")
 
+# A claim that found at least this many jobs, but fewer than it wanted, shows a flow of them: the worker looks
+# again this soon by itself, and nobody notifies a worker that does not wait.
+FLOW_JOBS = 2
+ACTIVE_POLL_SECONDS = 0.002
+# How long a worker's "I wait" holds, in poll intervals (renewed at each), plus a margin for a slow round trip.
+WAITING_FOR_POLLS = 2
+WAITING_MARGIN_SECONDS = 1.0
+
 
 class Claimer:
     def __init__(
@@ -46,6 +54,7 @@ class Claimer:
         slot_freed: asyncio.Event,
         release: Callable[[list[Job]], Awaitable[None]],
         on_trouble: Callable[[], None],
+        listen: bool,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -61,6 +70,9 @@ class Claimer:
         self._slot_freed = slot_freed  # set when capacity came free
         self._release = release
         self._on_trouble = on_trouble
+        self.listen = listen  # NOTIFY reaches this worker (else it polls)
+        self.waiting = False  # said it waits for a NOTIFY (see _ran_short)
+        self._renew_waiting_at = 0.0
         self.claim_seq = 0  # places in this worker's claim sequence given out so far
         self.to_release: list[Job] = []  # claimed, never started, dropped while fenced: handed back after
 
@@ -84,22 +96,48 @@ class Claimer:
                 await self._slot_freed.wait()
                 continue
             self._wakeup.clear()
-            short = False
+            short, claimed = False, 0
             try:
                 for queues, want in targets:
                     jobs = await self._claim(want, queues)
                     if jobs:
                         self.slots.add(jobs)
-                    short = short or len(jobs) < want
+                    short, claimed = short or len(jobs) < want, claimed + len(jobs)
                 backoff.reset()
+                if short:
+                    await self._ran_short(claimed)
+                elif self.waiting:
+                    await self.stop_waiting()  # it has all it can take: no enqueue needs to notify it
             except TRANSIENT_ERRORS as exc:
                 self._on_trouble()
                 delay = backoff.next()
                 log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
                 await self._sleep_unless_stopping(delay)
-                continue
-            if short:
-                await self._wait_for_work()
+
+    async def _ran_short(self, claimed: int) -> None:
+        """The queue had less than this worker wanted: how to wait for more.
+
+        Enqueues NOTIFY only workers that said they wait (see `wait_for_jobs` in sql/schema.sql). A claim that
+        found several jobs shows a flow of them: the worker takes back its word and looks again soon by itself,
+        so that busy producers skip the NOTIFY (and the commit-time lock it takes). One that found none or one
+        says it waits, claims once more (a job inserted just before that was said drew no NOTIFY) and then
+        sleeps until a NOTIFY or the poll interval, renewing what it said once per interval."""
+        poll = self.options.poll_interval_seconds
+        if not self.listen:
+            await self._wait_for_work(poll)  # behind a transaction pooler polling is all there is
+        elif claimed >= FLOW_JOBS:
+            if self.waiting:
+                await self.stop_waiting()
+            await self._wait_for_work(min(poll, ACTIVE_POLL_SECONDS))
+        elif time.monotonic() >= self._renew_waiting_at:
+            await self.store.wait_for_jobs(self.worker_id, WAITING_FOR_POLLS * poll + WAITING_MARGIN_SECONDS)
+            self.waiting, self._renew_waiting_at = True, time.monotonic() + poll
+        else:
+            await self._wait_for_work(poll)
+
+    async def stop_waiting(self) -> None:
+        await self.store.stop_waiting_for_jobs(self.worker_id)
+        self.waiting, self._renew_waiting_at = False, 0.0
 
     def slot_done(self) -> None:
         """A slot came free: wake the claim loop if that makes a claim worth its round trip."""
@@ -181,9 +219,9 @@ class Claimer:
         wait.cancel()
         stop.cancel()
 
-    async def _wait_for_work(self) -> None:
+    async def _wait_for_work(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.options.poll_interval_seconds):
+            async with asyncio.timeout(seconds):
                 await self._wakeup.wait()
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:

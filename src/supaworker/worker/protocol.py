@@ -43,6 +43,12 @@ class WorkerQueries(Protocol):
 
     async def forget_job_starts(self, worker_id: str) -> None: ...
 
+    async def wait_for_jobs(self, worker_id: str, seconds: float) -> None:
+        """The worker's claim came back empty: enqueues NOTIFY it for the next `seconds` (a LISTENing worker)."""
+
+    async def stop_waiting_for_jobs(self, worker_id: str) -> None:
+        """The worker found work (or stops): enqueues need not NOTIFY for it."""
+
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
 

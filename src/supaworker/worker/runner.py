@@ -165,6 +165,7 @@ class Worker:
             slot_freed=self._slot_freed,
             release=self._release,
             on_trouble=self._trouble,
+            listen=self.can_listen,
         )
 
     # -- public ---------------------------------------------------------------------------------------
@@ -347,6 +348,8 @@ class Worker:
                 await self.completer.drain()
         with contextlib.suppress(*TRANSIENT_ERRORS):
             await self.store.forget_job_starts(self.worker_id)
+            if self.claimer.waiting:
+                await self.claimer.stop_waiting()
 
     async def _release(self, jobs: list[Job]) -> None:
         if not jobs:
