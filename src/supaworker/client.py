@@ -285,7 +285,7 @@ def cancel_job(
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
 ) -> str:
-    """Cancels a job that has not finished (and its waiting dependents)."""
+    """Cancels a job that has not finished, and every unfinished job that depends on it (directly or not)."""
     validation.check_job_id(job_id)
     validation.check_text("reason", reason, max_length=MAX_REASON_LENGTH)
     s = _store_for(conn, store)

@@ -6,10 +6,14 @@ from enum import StrEnum
 
 
 class JobStatus(StrEnum):
+    """cancel_job() (or a parent that failed for good) takes a job out of waiting, pending or processing."""
+
     WAITING = "waiting"  # blocked on dependencies; complete_jobs() releases it when its parents complete
-    PENDING = "pending"  # runnable from run_at on; a worker's claim_jobs() takes it
-    PROCESSING = "processing"  # its worker completes, fails or releases it; the rescuer if the lease runs out
-    COMPLETED = "completed"  # final
+    PENDING = "pending"  # runnable from run_at on; a worker's claim_jobs_v2() takes it
+    # Its worker completes, fails or releases it; rescue_expired_jobs_v2() if the lease runs out (charging an
+    # attempt only when the handler had started).
+    PROCESSING = "processing"
+    COMPLETED = "completed"  # final (until pruned)
     FAILED = "failed"  # final until retry_job()
     CANCELLED = "cancelled"  # final until retry_job()
 

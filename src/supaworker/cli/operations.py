@@ -137,13 +137,12 @@ def supabase_expose_briefs(ctx: CommandContext, off: bool) -> None:
     sees that brief (views user_briefs and user_brief_steps; tables briefs and jobs without payloads), and
     nothing else. anon gets nothing; only the service role writes. Asks PostgREST to reload its schema.
     """
-    from ..sql import queries_for
+    from ..store import Store
 
     schema = ctx.settings.schema_name
     try:
         with psycopg.connect(ctx.profile.conninfo, autocommit=True, prepare_threshold=None) as conn:
-            conn.execute(queries_for(schema).expose_briefs, {"enabled": not off})
-            conn.execute("NOTIFY pgrst, 'reload schema'")
+            Store(None, schema).expose_briefs(not off, conn)
     except (psycopg.errors.UndefinedObject, psycopg.errors.FeatureNotSupported) as exc:
         fail(str(exc).splitlines()[0], EXIT_CONFIG)
     except psycopg.errors.UndefinedFunction:

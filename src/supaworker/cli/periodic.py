@@ -1,4 +1,4 @@
-"""`supaworker periodic ...`: the cron schedules that enqueue jobs (list, add, remove)."""
+"""`supaworker periodic ...`: the cron schedules that enqueue jobs (list, add, remove, enable, disable)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .output import print_table
 
 @main.group()
 def periodic() -> None:
-    """Periodic (cron) jobs: list, add, remove. Cron is in UTC; 5 fields, or 6 with seconds last."""
+    """Periodic (cron) jobs: list, add, remove, enable, disable. Cron is in UTC; 5 fields, or 6 with seconds last."""
 
 
 @periodic.command("list")

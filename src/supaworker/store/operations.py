@@ -88,3 +88,9 @@ class OperationQueries(StoreBase):
         """VACUUM (ANALYZE) of the jobs table; needs an autocommit connection (the pool's)."""
         with self.connection() as c:
             c.execute(self.q.vacuum_jobs)
+
+    def expose_briefs(self, enabled: bool, conn: psycopg.Connection | None = None) -> None:
+        """Turns end users' reads of their own briefs on or off, and asks PostgREST to reload its schema."""
+        with self.connection(conn) as c:
+            c.execute(self.q.expose_briefs, {"enabled": enabled})
+            c.execute(self.q.reload_postgrest_schema)

@@ -2,7 +2,9 @@
 gracefully. The rest lives in rooms of its own, which this module wires together:
 
 - `slots`: the local queue and the long-lived tasks that run jobs from it;
-- `completer` / `starter` / `progress`: buffered writes that ride along with the next claim;
+- `claimer`: the claim loop, with `prefetch` (how far ahead) and the buffered `completer` and `starter` writes
+  riding along with each claim; `progress`: job.progress() reports, written on a timer of their own;
+- `attempt`: one attempt of one job; `executor` and `threads`: the handler itself (plain `def` in threads);
 - `lease`: the heartbeat that keeps the leases alive, and the fence when it cannot;
 - `watchdog`: per-job timeouts; `maintenance.rescuer`: jobs of dead workers;
 - `listener`: NOTIFY wake-ups and cancels (polling is the fallback; behind a transaction pooler, the only way);

@@ -30,7 +30,7 @@ class RunningJob:
     job: Job
     slot: asyncio.Task[None]  # the slot task running the job: cancelling it stops the job
     deadline: float = math.inf  # loop time; armed when the handler starts
-    started: bool = False  # its start is recorded and its handler runs (or ran)
+    started: bool = False  # its handler runs (or ran); the start is recorded with the next round trip
     timed_out: bool = False
     fenced: bool = False  # stopped because the worker lost the database for most of a lease
     cancels: int = 0  # cancellations sent to the slot for this job, taken back when the job ends
