@@ -54,7 +54,8 @@ class Executor:
             elif handler.inline:
                 result = handler.func(job)
             else:
-                result = await self.threads.run(handler.func, job)
+                result, ran = await self.threads.run(handler.func, job)
+                started = perf_counter() - ran  # its own time, not its wait for a thread
         except UnrecoverableError as exc:
             return Outcome(False, perf_counter() - started, error=describe_error(exc), retryable=False)
         except Exception as exc:

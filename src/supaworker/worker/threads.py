@@ -35,7 +35,8 @@ _Work = tuple["asyncio.Future[Any]", Callable[[Job], Any], Job]
 
 
 class HandlerThreads:
-    """`run(func, job)` calls `func(job)` in one of at most `size` threads; returns a future of its result."""
+    """`run(func, job)` calls `func(job)` in one of at most `size` threads; returns a future of its result and
+    how long the call took (the handler's own time, not the wait for a thread)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -120,7 +121,8 @@ class HandlerThreads:
                     self._add_thread()
                 began = self._calls[number] = time.monotonic()
             try:
-                outcome = (True, func(job))
+                value = func(job)
+                outcome: tuple[bool, Any] = (True, (value, time.monotonic() - began))
             except BaseException as exc:  # the loop side decides what an exception means
                 outcome = (False, exc)
             with self._lock:
