@@ -35,7 +35,7 @@ async def noop(job: supaworker.Job) -> None:
     return None
 
 
-@supaworker.handler("noop_def", inline=bool(os.environ.get("BENCH_INLINE")))
+@supaworker.handler("noop_def")
 def noop_def(job: supaworker.Job) -> None:
     return None
 
