@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     )
     from .client import cancel_job, create_job, create_jobs, get_job, retry_job
     from .controls import JobControl, clear_limits, list_controls, pause, resume, set_limits
+    from .fairness import list_fairness_weights, remove_fairness_weight, set_fairness_weight
     from .periodic import add_periodic_job, list_periodic_jobs, periodic, remove_periodic_job
     from .results import wait_for
 
@@ -52,6 +53,7 @@ _LAZY = {
     **dict.fromkeys(("cancel_job", "create_job", "create_jobs", "get_job", "retry_job"), "client"),
     **dict.fromkeys(("JobControl", "clear_limits", "list_controls", "pause", "resume", "set_limits"), "controls"),
     **dict.fromkeys(("add_periodic_job", "list_periodic_jobs", "periodic", "remove_periodic_job"), "periodic"),
+    **dict.fromkeys(("list_fairness_weights", "remove_fairness_weight", "set_fairness_weight"), "fairness"),
     "wait_for": "results",
 }
 
@@ -98,13 +100,16 @@ __all__ = [
     "handler",
     "list_briefs",
     "list_controls",
+    "list_fairness_weights",
     "list_periodic_jobs",
     "pause",
     "periodic",
+    "remove_fairness_weight",
     "remove_periodic_job",
     "resume",
     "retry_brief",
     "retry_job",
+    "set_fairness_weight",
     "set_limits",
     "wait_for",
 ]

@@ -158,10 +158,12 @@ def create_brief_with_job(
     priority: int = 0,
     max_attempts: int = DEFAULT_MAX_ATTEMPTS,
     queue: str = "default",
+    fairness_key: str | None = None,
     conn: psycopg.Connection | None = None,
     store: Store | None = None,
 ) -> BriefWithJob:
-    """Creates a brief and its jobs in one transaction and returns both.
+    """Creates a brief and its jobs in one transaction and returns both. Its steps share the workers as the
+    tenant `fairness_key`, by default the brief's `user_id` (see Fair shares in the README).
 
     Without `use_pipeline` the brief runs one `analysis` job; with it, the steps of
     `pipelines.PIPELINES[media_type]`, each depending on the one before. `steps` runs an application's own
@@ -187,17 +189,26 @@ def create_brief_with_job(
     try:
         # Checks the job fields (and that options are JSON) before anything is written.
         NewJob.build(row["pipeline"][0], step_payload(UUID(int=0), row, options), priority=priority,
-                     max_attempts=max_attempts, queue=queue)  # fmt: skip
+                     max_attempts=max_attempts, queue=queue, fairness_key=fairness_key)  # fmt: skip
     except InvalidJob as exc:
         raise InvalidBrief(str(exc)) from None
+    tenant = row["user_id"] if fairness_key is None else fairness_key
     if conn is None and store is None and get_settings().uses_http:
-        return _create_over_rpc(row, steps, options, priority, max_attempts, queue)
+        return _create_over_rpc(row, steps, options, priority, max_attempts, queue, fairness_key)
     s = _store_for(conn, store)
     with s.transaction(conn) as c:
         brief_id = s.insert_brief(row, c)
         payload = step_payload(brief_id, row, options)
         jobs = [
-            NewJob.build(step, payload, priority=priority, max_attempts=max_attempts, queue=queue, brief_id=brief_id)
+            NewJob.build(
+                step,
+                payload,
+                priority=priority,
+                max_attempts=max_attempts,
+                queue=queue,
+                brief_id=brief_id,
+                fairness_key=tenant,
+            )
             for step in row["pipeline"]
         ]
         ids = s.insert_jobs([jobs[0], *(later.with_status("waiting") for later in jobs[1:])], c)
@@ -214,6 +225,7 @@ def _create_over_rpc(
     priority: int,
     max_attempts: int,
     queue: str,
+    fairness_key: str | None,
 ) -> BriefWithJob:
     """create_brief_with_job through PostgREST: the SQL function of the same name, in one transaction."""
     args: dict[str, Any] = {
@@ -226,6 +238,8 @@ def _create_over_rpc(
         args["steps"] = list(steps)
     if options is not None:
         args["options"] = dict(options)
+    if fairness_key is not None:
+        args["fairness_key"] = fairness_key
     from . import rpc  # HTTP only: httpx stays out of processes that never use it
 
     made = rpc.rpc_client_for(get_settings()).create_brief_with_job(args)

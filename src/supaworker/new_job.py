@@ -21,6 +21,7 @@ from .errors import InvalidJob
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_TYPE_LENGTH = 128
 MAX_UNIQUE_KEY_LENGTH = 512
+MAX_FAIRNESS_KEY_LENGTH = 256
 MAX_INT32 = 2**31
 
 
@@ -37,6 +38,7 @@ class JobOptions(TypedDict, total=False):
     unique_key: str | None  # one live job per key
     unique_for: float | None  # seconds the key is held
     depends_on: Iterable[int] | None  # ids of existing jobs that must complete first
+    fairness_key: str | None  # the tenant whose share of the workers it uses ('' or None: the default tenant)
 
 
 JOB_OPTIONS = frozenset(JobOptions.__annotations__)
@@ -57,6 +59,7 @@ class NewJob:
     unique_key: str | None = None
     unique_for: float | None = None
     depends_on: tuple[int, ...] = ()
+    fairness_key: str = ""
     status: str = "pending"  # "waiting" once it has unfinished parents (see dependencies.check_parents)
 
     @classmethod
@@ -105,6 +108,9 @@ class NewJob:
                 brief_id = UUID(str(brief_id))
             except ValueError:
                 raise InvalidJob(f"brief_id must be a UUID, not {brief_id!r}", field="brief_id") from None
+        fairness_key = options.get("fairness_key")
+        if fairness_key is not None:
+            validation.check_text("fairness_key", fairness_key, max_length=MAX_FAIRNESS_KEY_LENGTH, allow_blank=True)
         parents = tuple(int(p) for p in check_depends_on(options.get("depends_on")))
         return cls(
             type=type,
@@ -120,6 +126,7 @@ class NewJob:
             unique_key=unique_key,
             unique_for=float(unique_for) if unique_for is not None else None,
             depends_on=parents,
+            fairness_key=fairness_key or "",
             status="waiting" if parents else "pending",
         )
 
@@ -144,6 +151,7 @@ class NewJob:
             "brief_id": self.brief_id,
             "unique_key": self.unique_key,
             "unique_for": self.unique_for,
+            "fairness_key": self.fairness_key,
         }
 
     def rpc_arguments(self) -> dict[str, Any]:
@@ -165,4 +173,6 @@ class NewJob:
             args["brief_id"] = str(self.brief_id)
         if self.depends_on:
             args["depends_on"] = list(self.depends_on)
+        if self.fairness_key:
+            args["fairness_key"] = self.fairness_key
         return args

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import psycopg
 import pytest
 
 import supaworker
@@ -77,3 +78,22 @@ def test_periodic_prune_and_tables_commands(db: str) -> None:
     tables = {t["table_name"] for t in json.loads(run_cli(db, "tables", "--json").stdout)}
     assert {"jobs", "job_controls", "periodic_jobs", "leaders"} <= tables
     assert "jobs table:" in run_cli(db, "stats").stdout
+
+
+def test_fairness_weights_and_tenant_keys_from_the_command_line(db: str) -> None:
+    assert run_cli(db, "fairness", "set", "tenant-a", "--weight", "3").returncode == 0
+    assert json.loads(run_cli(db, "fairness", "list", "--json").stdout)[0] | {"updated_at": None} == {
+        "key": "tenant-a",
+        "weight": 3,
+        "updated_at": None,
+    }
+    bad = run_cli(db, "fairness", "set", "tenant-a", "--weight", "0")
+    assert bad.returncode == 2 and "weight must be a whole number from 1 to 10000" in bad.stderr
+    assert run_cli(db, "fairness", "remove", "tenant-a").returncode == 0
+    assert run_cli(db, "fairness", "remove", "tenant-a").returncode == 5
+    enqueued = run_cli(db, "enqueue", "t", "--count", "3", "--fairness-key", "tenant-b")
+    assert enqueued.returncode == 0, enqueued.stderr
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT fairness_key, count(*) FROM supaworker.jobs GROUP BY 1").fetchall() == [
+            ("tenant-b", 3)
+        ]

@@ -25,7 +25,7 @@ export interface Job {
   run_at: string;
   timeout_seconds: number | null;
   last_error: string | null;
-  errors: { attempt: number; error: string; at: string; worker_id: string }[];
+  errors: { attempt: number; error: string; at: string; worker_id: string; started_at?: string | null }[];
   worker_id: string | null;
   lease_expires_at: string | null;
   brief_id: string | null;
@@ -37,6 +37,8 @@ export interface Job {
   progress: number | null;
   progress_message: string | null;
   progress_at: string | null;
+  /** The tenant whose share of the workers it uses ("" for the default tenant). */
+  fairness_key: string;
   /** The ids of the jobs this one waits for. */
   depends_on: number[];
   /** createJob with a unique_key: true when a live job already held the key and is returned instead. */
@@ -91,6 +93,8 @@ export interface CreateJobInput {
   unique_for?: number;
   /** Ids of existing jobs this one waits for. */
   depends_on?: number[];
+  /** The tenant whose share of the workers the job uses (fair shares; omitted: the default tenant). */
+  fairness_key?: string;
 }
 
 /** An item of createJobs: createJob's fields (no delay, no unique_key), a batch `key`, and `depends_on`
@@ -116,6 +120,8 @@ export interface CreateBriefInput {
   priority?: number;
   max_attempts?: number;
   queue?: string;
+  /** The tenant whose share of the workers the steps use (omitted: the brief's user_id). */
+  fairness_key?: string;
 }
 
 export interface BriefWithJob {

@@ -124,6 +124,7 @@ const SIGNATURES = {
     unique_key: "text",
     unique_for: "float8",
     depends_on: "bigint[]",
+    fairness_key: "text",
   },
   create_jobs: { jobs: "jsonb" },
   create_brief_with_job: {
@@ -138,6 +139,7 @@ const SIGNATURES = {
     priority: "bigint",
     max_attempts: "bigint",
     queue: "text",
+    fairness_key: "text",
   },
   get_job: { job_id: "bigint" },
   get_brief: { brief_id: "uuid" },

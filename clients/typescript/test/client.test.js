@@ -90,6 +90,17 @@ for (const transport of TRANSPORTS) {
       assert.deepEqual([first.duplicate, again.duplicate, again.id], [false, true, first.id]);
     });
 
+    test("createJob and createBriefWithJob name the tenant whose share of the workers a job uses", async () => {
+      const job = await sw.createJob({ type: "t", fairness_key: "tenant-a" });
+      assert.equal(job.fairness_key, "tenant-a");
+      assert.equal((await sw.createJob({ type: "t" })).fairness_key, "");
+      const user = uniqueUser();
+      const { brief } = await sw.createBriefWithJob({ user_id: user, query: "q", media_type: "text", use_pipeline: true });
+      assert.deepEqual(new Set(brief.steps.map((s) => s.fairness_key)), new Set([user]));
+      const team = await sw.createBriefWithJob({ user_id: user, query: "q", media_type: "text", fairness_key: "team" });
+      assert.equal(team.job.fairness_key, "team");
+    });
+
     test("createJob rejects what the Python API rejects, naming the field", async () => {
       const cases = [
         [{ type: "" }, "type", "type must be a non-empty string"],

@@ -23,7 +23,7 @@ from pydantic import (
 from .. import briefs, pipelines, validation
 from ..client import MAX_REASON_LENGTH
 from ..errors import InvalidJob
-from ..new_job import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH, NewJob
+from ..new_job import DEFAULT_MAX_ATTEMPTS, MAX_FAIRNESS_KEY_LENGTH, MAX_TYPE_LENGTH, NewJob
 
 
 def _storable_text(value: str) -> str:
@@ -83,6 +83,11 @@ class JobCreate(BaseModel):
     )
     brief_id: UUID | None = Field(None, description="An existing brief the job belongs to.")
     queue: StorableText = Field("default", min_length=1, max_length=MAX_TYPE_LENGTH)
+    fairness_key: StorableText | None = Field(
+        None,
+        max_length=MAX_FAIRNESS_KEY_LENGTH,
+        description="The tenant whose share of the workers the job uses (omitted: the default tenant).",
+    )
     metadata: Any = Field(
         None,
         description="The old system's name for `payload` (`createJob({ brief_id, type, metadata })`): give one "
@@ -120,6 +125,11 @@ class BriefCreate(BaseModel):
     query: StorableText = Field(min_length=1, max_length=briefs.MAX_TEXT_LENGTH, description="What to make.")
     media_type: str = Field(description=f"One of {', '.join(pipelines.MEDIA_TYPES)}.")
     use_pipeline: StrictBool = Field(False, description="Run the media type's whole pipeline, not only analysis.")
+    fairness_key: StorableText | None = Field(
+        None,
+        max_length=MAX_FAIRNESS_KEY_LENGTH,
+        description="The tenant whose share of the workers the brief's steps use (omitted: its user_id).",
+    )
 
     @field_validator("user_id", "query")
     @classmethod

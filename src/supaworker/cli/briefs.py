@@ -47,6 +47,7 @@ def _print_brief(b: briefs.Brief, as_json: bool) -> None:
               help="Run the media type's whole pipeline, or the analysis step only.")  # fmt: skip
 @click.option("--step", "steps", multiple=True, metavar="TYPE", help="Run these job types in order instead.")
 @click.option("--options", "options", help="Extra payload fields for every step, as a JSON object.")
+@click.option("--fairness-key", help="The tenant whose share of the workers its steps use (default: the user).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @pass_ctx
 @handle_errors
@@ -60,6 +61,7 @@ def brief_create(
     use_pipeline: bool,
     steps: tuple[str, ...],
     options: str | None,
+    fairness_key: str | None,
     as_json: bool,
 ) -> None:
     """Create a brief and its jobs; print the brief id and its job ids."""
@@ -76,7 +78,7 @@ def brief_create(
         "steps": list(steps) or None,
     }
     briefs.validate_brief(**fields)  # reject bad input before touching the database
-    created = briefs.create_brief_with_job(**fields, options=extra, store=ctx.store())
+    created = briefs.create_brief_with_job(**fields, options=extra, fairness_key=fairness_key, store=ctx.store())
     if as_json:
         click.echo(json.dumps(created.brief.to_dict(), default=str, indent=2))
     else:

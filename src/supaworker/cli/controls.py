@@ -1,4 +1,4 @@
-"""Commands that steer the workers from outside: pause, resume, limit, and the controls in force."""
+"""Commands that steer the workers from outside: pause, resume, limit, the controls in force, fair-share weights."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import click
 
-from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, pass_ctx
+from .app import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandContext, fail, handle_errors, main, pass_ctx
 from .output import print_table
 
 
@@ -82,3 +82,49 @@ def list_controls_command(ctx: CommandContext, as_json: bool) -> None:
         click.echo("nothing paused or limited")
     else:
         print_table(rows, ["scope", "name", "paused", "max_running", "running", "rate_limit", "rate_period_seconds"])
+
+
+@main.group()
+def fairness() -> None:
+    """Fair shares across tenants: the weights by which claims share the workers between fairness keys."""
+
+
+@fairness.command("set")
+@click.argument("key")
+@click.option("--weight", type=int, required=True, help="Shares of the workers (1 to 10000; a tenant not set has 1).")
+@pass_ctx
+@handle_errors
+def fairness_set(ctx: CommandContext, key: str, weight: int) -> None:
+    """Give tenant KEY a weight: while tenants wait, claims share the workers in proportion to weights."""
+    from ..fairness import set_fairness_weight
+
+    row = set_fairness_weight(key, weight, store=ctx.store())
+    click.echo(f"tenant {row['key']!r}: weight {row['weight']}")
+
+
+@fairness.command("remove")
+@click.argument("key")
+@pass_ctx
+@handle_errors
+def fairness_remove(ctx: CommandContext, key: str) -> None:
+    """Give tenant KEY the default weight of 1 again."""
+    from ..fairness import remove_fairness_weight
+
+    if not remove_fairness_weight(key, store=ctx.store()):
+        fail(f"tenant {key!r} has no weight of its own", EXIT_NOT_FOUND)
+    click.echo(f"tenant {key!r}: weight 1 (default)")
+
+
+@fairness.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@pass_ctx
+@handle_errors
+def fairness_list(ctx: CommandContext, as_json: bool) -> None:
+    """The tenants with a weight of their own."""
+    from ..fairness import list_fairness_weights
+
+    rows = list_fairness_weights(store=ctx.store())
+    if as_json:
+        click.echo(json.dumps(rows, default=str))
+    else:
+        print_table(rows, ["key", "weight", "updated_at"])

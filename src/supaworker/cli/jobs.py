@@ -43,6 +43,7 @@ from .output import cell, print_table
     metavar="JOB_ID",
     help="Run only after this job completed (repeatable: after all of them).",
 )
+@click.option("--fairness-key", help="The tenant whose share of the workers the jobs use (see `fairness`).")
 @pass_ctx
 @handle_errors
 def enqueue(
@@ -58,6 +59,7 @@ def enqueue(
     unique_key: str | None,
     unique_for: float | None,
     depends_on: tuple[int, ...],
+    fairness_key: str | None,
 ) -> None:
     """Add COUNT jobs of TYPE to the queue and print their ids."""
     data = parse_payload(payload)
@@ -74,6 +76,7 @@ def enqueue(
             queue=queue,
             unique_key=unique_key,
             unique_for=unique_for,
+            fairness_key=fairness_key,
         )
         job = client.enqueue(unique, store=ctx.store())
         click.echo(job.id)
@@ -90,6 +93,7 @@ def enqueue(
         delay=delay,
         queue=queue,
         depends_on=list(depends_on) or None,
+        fairness_key=fairness_key,
     )
     store = ctx.store()
     if count == 1 or delay or depends_on:

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0012_notify_only_waiting_workers) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0013_fair_shares) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -46,6 +46,16 @@ CREATE TABLE {{schema}}.briefs (
   CONSTRAINT briefs_user_id_valid CHECK (length(btrim(user_id)) > 0 AND length(user_id) <= 255)
 );
 COMMENT ON TABLE {{schema}}.briefs IS 'supaworker briefs: status and result are derived in briefs_with_status';
+
+CREATE TABLE {{schema}}.fairness_weights (
+  key        text NOT NULL,
+  weight     integer NOT NULL,
+  updated_at timestamp with time zone NOT NULL DEFAULT now(),
+
+  CONSTRAINT fairness_weights_pkey PRIMARY KEY (key),
+  CONSTRAINT fairness_weights_weight_check CHECK (weight >= 1 AND weight <= 10000)
+);
+COMMENT ON TABLE {{schema}}.fairness_weights IS 'weight of a tenant (fairness_key) in the claim''s shares; a tenant not listed weighs 1';
 
 CREATE TABLE {{schema}}.job_controls (
   scope               text NOT NULL,
@@ -105,10 +115,12 @@ CREATE TABLE {{schema}}.jobs (
   handler_started  boolean NOT NULL DEFAULT false,
   claim_seq        bigint,
   handed_back      integer NOT NULL DEFAULT 0,
+  fairness_key     text NOT NULL DEFAULT ''::text,
 
   CONSTRAINT jobs_pkey PRIMARY KEY (id),
   CONSTRAINT jobs_attempts_within_max CHECK (attempts >= 0 AND attempts <= max_attempts),
   CONSTRAINT jobs_errors_is_array CHECK (jsonb_typeof(errors) = 'array'::text),
+  CONSTRAINT jobs_fairness_key_valid CHECK (length(fairness_key) <= 256),
   CONSTRAINT jobs_final_has_completed_at CHECK ((status <> ALL (ARRAY['completed'::{{schema}}.job_status, 'failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status])) OR completed_at IS NOT NULL),
   CONSTRAINT jobs_max_attempts_positive CHECK (max_attempts >= 1),
   CONSTRAINT jobs_processing_is_owned CHECK (status <> 'processing'::{{schema}}.job_status OR worker_id IS NOT NULL AND lease_expires_at IS NOT NULL AND started_at IS NOT NULL AND attempts >= 1),
@@ -128,6 +140,7 @@ COMMENT ON TABLE {{schema}}.jobs IS 'supaworker job queue';
 COMMENT ON COLUMN {{schema}}.jobs.handler_started IS 'processing only: the claim sent this attempt straight to a free slot (see also claim_seq)';
 COMMENT ON COLUMN {{schema}}.jobs.claim_seq IS 'processing only: place in its worker''s claim sequence; begun if <= worker_starts.started_through';
 COMMENT ON COLUMN {{schema}}.jobs.handed_back IS 'times a dead worker''s job was handed back uncharged, as not begun; then its start is recorded before it runs';
+COMMENT ON COLUMN {{schema}}.jobs.fairness_key IS 'the tenant whose share of the workers this job uses (see claim_jobs_v2); the empty key is the default tenant';
 
 CREATE TABLE {{schema}}.leaders (
   name       text NOT NULL,
@@ -204,6 +217,7 @@ CREATE INDEX job_dependencies_depends_on_idx ON {{schema}}.job_dependencies USIN
 CREATE INDEX jobs_brief_idx ON {{schema}}.jobs USING btree (brief_id) WHERE brief_id IS NOT NULL;
 CREATE INDEX jobs_claim_idx ON {{schema}}.jobs USING btree (priority, run_at, id) WHERE status = 'pending'::{{schema}}.job_status;
 CREATE INDEX jobs_completed_at_idx ON {{schema}}.jobs USING btree (completed_at) WHERE completed_at IS NOT NULL;
+CREATE INDEX jobs_fair_claim_idx ON {{schema}}.jobs USING btree (fairness_key, priority, run_at, id) WHERE status = 'pending'::{{schema}}.job_status;
 CREATE INDEX jobs_finished_idx ON {{schema}}.jobs USING btree (status, completed_at) WHERE status = ANY (ARRAY['completed'::{{schema}}.job_status, 'failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
 CREATE INDEX jobs_lease_idx ON {{schema}}.jobs USING btree (lease_expires_at) WHERE status = 'processing'::{{schema}}.job_status;
 CREATE UNIQUE INDEX jobs_unique_key_idx ON {{schema}}.jobs USING btree (unique_key) WHERE unique_key IS NOT NULL;
@@ -697,26 +711,57 @@ CREATE OR REPLACE FUNCTION {{schema}}.claim_jobs_v2(p_worker_id text, p_types te
 AS $function$
 DECLARE
   v_ids bigint[];
-  v_paused_types text[];
-  v_paused_queues text[];
-  v_limited text[];
-  v_allowed integer[];
-  v_any_free boolean;
+  v_paused_types text[] := '{}';
+  v_paused_queues text[] := '{}';
+  v_limited text[] := '{}';
+  v_allowed integer[] := '{}';
+  v_any_free boolean := true;
+  v_controls boolean;
+  v_first text;
+  v_last text;
+  v_keys text[];
 BEGIN
-  IF NOT EXISTS (
-       SELECT 1 FROM {{schema}}.job_controls k
-        WHERE (k.scope = 'type' AND (p_types IS NULL OR k.name = ANY (p_types)))
-           OR (k.scope = 'queue' AND (p_queues IS NULL OR k.name = ANY (p_queues)))) THEN
-    v_ids := ARRAY(
-      SELECT c.id FROM {{schema}}.jobs c
-       WHERE c.status = 'pending'
-         AND c.run_at <= now()
-         AND (p_types IS NULL OR c.type = ANY (p_types))
-         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-       ORDER BY c.priority, c.run_at, c.id
-       LIMIT p_limit
-         FOR UPDATE SKIP LOCKED);
-  ELSE
+  v_controls := EXISTS (
+    SELECT 1 FROM {{schema}}.job_controls k
+     WHERE (k.scope = 'type' AND (p_types IS NULL OR k.name = ANY (p_types)))
+        OR (k.scope = 'queue' AND (p_queues IS NULL OR k.name = ANY (p_queues))));
+
+  -- Tenants with jobs queued: two probes tell one from several (the common case stays the plain path).
+  SELECT c.fairness_key INTO v_first FROM {{schema}}.jobs c
+   WHERE c.status = 'pending' ORDER BY c.fairness_key LIMIT 1;
+  IF FOUND THEN
+    SELECT c.fairness_key INTO v_last FROM {{schema}}.jobs c
+     WHERE c.status = 'pending' ORDER BY c.fairness_key DESC LIMIT 1;
+  END IF;
+  IF v_first IS DISTINCT FROM v_last THEN
+    v_keys := ARRAY(
+      WITH RECURSIVE k(key) AS (
+        SELECT v_first
+        UNION ALL
+        SELECT (SELECT c.fairness_key FROM {{schema}}.jobs c
+                 WHERE c.status = 'pending' AND c.fairness_key > k.key ORDER BY c.fairness_key LIMIT 1)
+          FROM k WHERE k.key IS NOT NULL)
+      SELECT k.key FROM k WHERE k.key IS NOT NULL LIMIT 1001);
+    IF cardinality(v_keys) > 1000 THEN
+      -- More tenants than one claim looks at: 1000 of them from a random point of the key order onwards (and
+      -- round to its start), so that over many claims each is looked at.
+      v_keys := ARRAY(
+        WITH RECURSIVE k(key, n) AS (
+          SELECT coalesce(
+                   (SELECT c.fairness_key FROM {{schema}}.jobs c
+                     WHERE c.status = 'pending' AND c.fairness_key >= md5(random()::text)
+                     ORDER BY c.fairness_key LIMIT 1), v_first), 1
+          UNION ALL
+          SELECT coalesce(
+                   (SELECT c.fairness_key FROM {{schema}}.jobs c
+                     WHERE c.status = 'pending' AND c.fairness_key > k.key ORDER BY c.fairness_key LIMIT 1),
+                   v_first), k.n + 1
+            FROM k WHERE k.n < 1000)
+        SELECT DISTINCT k.key FROM k);
+    END IF;
+  END IF;
+
+  IF v_controls THEN
     SELECT coalesce(array_agg(k.name) FILTER (WHERE k.scope = 'type' AND k.paused), '{}'),
            coalesce(array_agg(k.name) FILTER (WHERE k.scope = 'queue' AND k.paused), '{}')
       INTO v_paused_types, v_paused_queues
@@ -746,7 +791,19 @@ BEGIN
     -- rather than walk every pending job of those types (a drain with a limit set ran at a quarter speed).
     v_any_free := p_types IS NULL
       OR EXISTS (SELECT 1 FROM unnest(p_types) t WHERE t <> ALL (v_limited) AND t <> ALL (v_paused_types));
+  END IF;
 
+  IF v_keys IS NULL AND NOT v_controls THEN
+    v_ids := ARRAY(
+      SELECT c.id FROM {{schema}}.jobs c
+       WHERE c.status = 'pending'
+         AND c.run_at <= now()
+         AND (p_types IS NULL OR c.type = ANY (p_types))
+         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+       ORDER BY c.priority, c.run_at, c.id
+       LIMIT p_limit
+         FOR UPDATE SKIP LOCKED);
+  ELSIF v_keys IS NULL THEN
     v_ids := ARRAY(
       WITH free AS (
         SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
@@ -777,7 +834,71 @@ BEGIN
       SELECT u.id FROM (SELECT * FROM free UNION ALL SELECT * FROM limited) u
        ORDER BY u.priority, u.run_at, u.id
        LIMIT p_limit);
+  ELSE
+    -- The shares: each tenant's, in a random order weighted by weight; only as many tenants as the batch needs.
+    v_ids := ARRAY(
+      WITH tenant AS (
+        SELECT k.key, coalesce(w.weight, 1) AS weight, -ln(1.0 - random()) / coalesce(w.weight, 1) AS draw
+          FROM unnest(v_keys) AS k(key)
+          LEFT JOIN {{schema}}.fairness_weights w ON w.key = k.key
+      ), share AS (
+        SELECT t.key, t.draw, ceil(p_limit::numeric * t.weight / sum(t.weight) OVER ())::integer AS quota
+          FROM tenant t
+      ), turn AS (
+        SELECT s.key, s.draw, s.quota, sum(s.quota) OVER (ORDER BY s.draw) - s.quota AS before
+          FROM share s
+      )
+      SELECT p.id FROM turn t
+       CROSS JOIN LATERAL (
+             SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+              WHERE c.status = 'pending'
+                AND c.fairness_key = t.key
+                AND c.run_at <= now()
+                AND (p_types IS NULL OR c.type = ANY (p_types))
+                AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+                AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types)
+                AND c.queue <> ALL (v_paused_queues)
+              ORDER BY c.priority, c.run_at, c.id
+              LIMIT t.quota
+                FOR UPDATE SKIP LOCKED) p
+       WHERE t.before < p_limit AND v_any_free
+       ORDER BY t.draw, p.priority, p.run_at, p.id
+       LIMIT p_limit);
+    -- What the shares left: in plain claim order (work-conserving), then the limited types within their limits.
+    IF cardinality(v_ids) < p_limit AND v_any_free THEN
+      v_ids := v_ids || ARRAY(
+        SELECT c.id FROM {{schema}}.jobs c
+         WHERE c.status = 'pending'
+           AND c.run_at <= now()
+           AND (p_types IS NULL OR c.type = ANY (p_types))
+           AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+           AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types) AND c.queue <> ALL (v_paused_queues)
+           AND c.id <> ALL (v_ids)
+         ORDER BY c.priority, c.run_at, c.id
+         LIMIT p_limit - cardinality(v_ids)
+           FOR UPDATE SKIP LOCKED);
+    END IF;
+    IF cardinality(v_ids) < p_limit AND cardinality(v_limited) > 0 THEN
+      v_ids := v_ids || ARRAY(
+        SELECT l.id
+          FROM unnest(v_limited, v_allowed) AS a(type, allowed)
+         CROSS JOIN LATERAL (
+               SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+                WHERE c.status = 'pending'
+                  AND c.run_at <= now()
+                  AND c.type = a.type
+                  AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+                  AND c.queue <> ALL (v_paused_queues)
+                ORDER BY c.priority, c.run_at, c.id
+                LIMIT a.allowed
+                  FOR UPDATE SKIP LOCKED) l
+         WHERE a.allowed > 0
+         ORDER BY l.priority, l.run_at, l.id
+         LIMIT p_limit - cardinality(v_ids));
+    END IF;
+  END IF;
 
+  IF v_controls THEN
     -- Rate windows: a claim after the window ran out opens a new one (BullMQ's fixed-window limiter).
     UPDATE {{schema}}.job_controls k
        SET window_started_at = CASE WHEN k.window_started_at IS NULL
@@ -845,7 +966,7 @@ BEGIN
   END IF;
 END $function$;
 
-CREATE OR REPLACE FUNCTION {{schema}}.create_brief_with_job(user_id text DEFAULT NULL::text, title text DEFAULT ''::text, description text DEFAULT ''::text, query text DEFAULT NULL::text, media_type text DEFAULT NULL::text, use_pipeline boolean DEFAULT false, steps text[] DEFAULT NULL::text[], options jsonb DEFAULT NULL::jsonb, priority bigint DEFAULT 0, max_attempts bigint DEFAULT 3, queue text DEFAULT 'default'::text)
+CREATE OR REPLACE FUNCTION {{schema}}.create_brief_with_job(user_id text DEFAULT NULL::text, title text DEFAULT ''::text, description text DEFAULT ''::text, query text DEFAULT NULL::text, media_type text DEFAULT NULL::text, use_pipeline boolean DEFAULT false, steps text[] DEFAULT NULL::text[], options jsonb DEFAULT NULL::jsonb, priority bigint DEFAULT 0, max_attempts bigint DEFAULT 3, queue text DEFAULT 'default'::text, fairness_key text DEFAULT NULL::text)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
@@ -885,6 +1006,9 @@ BEGIN
     END LOOP;
     v_plan := create_brief_with_job.steps;
   END IF;
+  IF create_brief_with_job.fairness_key IS NOT NULL THEN
+    PERFORM {{schema}}.check_text('fairness_key', create_brief_with_job.fairness_key, 256, true);
+  END IF;
   IF create_brief_with_job.options IS NOT NULL THEN
     IF jsonb_typeof(create_brief_with_job.options) <> 'object' THEN
       PERFORM {{schema}}.raise_invalid('options must be a mapping of extra payload fields');
@@ -909,10 +1033,11 @@ BEGIN
     'brief_id', v_brief_id, 'title', create_brief_with_job.title, 'description', create_brief_with_job.description,
     'query', create_brief_with_job.query, 'media_type', create_brief_with_job.media_type);
   WITH inserted AS (
-    INSERT INTO {{schema}}.jobs AS j (type, queue, status, priority, payload, max_attempts, brief_id)
+    INSERT INTO {{schema}}.jobs AS j (type, queue, status, priority, payload, max_attempts, brief_id, fairness_key)
     SELECT s.step, create_brief_with_job.queue,
            CASE WHEN s.n = 1 THEN 'pending' ELSE 'waiting' END::{{schema}}.job_status,
-           create_brief_with_job.priority, v_payload, create_brief_with_job.max_attempts, v_brief_id
+           create_brief_with_job.priority, v_payload, create_brief_with_job.max_attempts, v_brief_id,
+           coalesce(create_brief_with_job.fairness_key, create_brief_with_job.user_id)
       FROM unnest(v_plan) WITH ORDINALITY AS s(step, n)
      ORDER BY s.n
     RETURNING j.id
@@ -926,7 +1051,7 @@ BEGIN
                             'job', (SELECT {{schema}}.job_document(j) FROM {{schema}}.jobs j WHERE j.id = v_ids[1]));
 END $function$;
 
-CREATE OR REPLACE FUNCTION {{schema}}.create_job(type text, payload jsonb DEFAULT '{}'::jsonb, priority bigint DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, delay double precision DEFAULT NULL::double precision, max_attempts bigint DEFAULT 3, timeout double precision DEFAULT NULL::double precision, brief_id uuid DEFAULT NULL::uuid, queue text DEFAULT 'default'::text, unique_key text DEFAULT NULL::text, unique_for double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[])
+CREATE OR REPLACE FUNCTION {{schema}}.create_job(type text, payload jsonb DEFAULT '{}'::jsonb, priority bigint DEFAULT 0, run_at timestamp with time zone DEFAULT NULL::timestamp with time zone, delay double precision DEFAULT NULL::double precision, max_attempts bigint DEFAULT 3, timeout double precision DEFAULT NULL::double precision, brief_id uuid DEFAULT NULL::uuid, queue text DEFAULT 'default'::text, unique_key text DEFAULT NULL::text, unique_for double precision DEFAULT NULL::double precision, depends_on bigint[] DEFAULT NULL::bigint[], fairness_key text DEFAULT NULL::text)
  RETURNS jsonb
  LANGUAGE plpgsql
 AS $function$
@@ -940,6 +1065,9 @@ BEGIN
   PERFORM {{schema}}.check_job(create_job.type, create_job.payload, create_job.priority, create_job.run_at,
                                create_job.delay, create_job.max_attempts, create_job.timeout, create_job.queue,
                                create_job.unique_key, create_job.unique_for, create_job.depends_on);
+  IF create_job.fairness_key IS NOT NULL THEN
+    PERFORM {{schema}}.check_text('fairness_key', create_job.fairness_key, 256, true);
+  END IF;
   -- The common call (no brief, no parents) skips the statements it does not need: each costs a plan run.
   IF create_job.brief_id IS NOT NULL THEN
     PERFORM {{schema}}.check_briefs_exist(ARRAY[create_job.brief_id]);
@@ -955,19 +1083,20 @@ BEGIN
       PERFORM {{schema}}.raise_invalid('unique_key cannot be combined with depends_on (yet): give one or the other');
     END IF;
     SELECT u.duplicate, u.job INTO v_unique
-      FROM {{schema}}.insert_unique_job(create_job.type, create_job.queue, create_job.priority::integer,
-                                        coalesce(create_job.payload, '{}'), create_job.max_attempts::integer,
-                                        v_run_at, create_job.timeout, create_job.brief_id, create_job.unique_key,
-                                        create_job.unique_for) u;
+      FROM {{schema}}.insert_unique_job_v2(create_job.type, create_job.queue, create_job.priority::integer,
+                                           coalesce(create_job.payload, '{}'), create_job.max_attempts::integer,
+                                           v_run_at, create_job.timeout, create_job.brief_id, create_job.unique_key,
+                                           create_job.unique_for, coalesce(create_job.fairness_key, '')) u;
     RETURN {{schema}}.job_document(v_unique.job) || jsonb_build_object('duplicate', v_unique.duplicate);
   END IF;
   IF v_parents IS NOT NULL THEN
     v_status := {{schema}}.check_parents('the job', v_parents);
   END IF;
   INSERT INTO {{schema}}.jobs AS j (type, queue, status, priority, payload, max_attempts, run_at, timeout_seconds,
-                                    brief_id)
+                                    brief_id, fairness_key)
   VALUES (create_job.type, create_job.queue, v_status, create_job.priority, coalesce(create_job.payload, '{}'),
-          create_job.max_attempts, v_run_at, create_job.timeout, create_job.brief_id)
+          create_job.max_attempts, v_run_at, create_job.timeout, create_job.brief_id,
+          coalesce(create_job.fairness_key, ''))
   RETURNING j.* INTO v_row;
   IF v_parents IS NULL THEN
     RETURN to_jsonb(v_row) || '{"depends_on": [], "duplicate": false}'::jsonb;
@@ -1000,6 +1129,7 @@ DECLARE
   v_run_at timestamptz[] := '{}';
   v_timeout double precision[] := '{}';
   v_brief uuid[] := '{}';
+  v_fairness text[] := '{}';
   v_status {{schema}}.job_status[] := '{}';
   v_refs jsonb[] := '{}';       -- each item's depends_on: distinct, in the order given
   v_ids bigint[];
@@ -1032,7 +1162,7 @@ BEGIN
     END IF;
     SELECT k INTO v_name FROM jsonb_object_keys(v_item) k
      WHERE k NOT IN ('type', 'payload', 'priority', 'run_at', 'delay', 'max_attempts', 'timeout', 'brief_id',
-                     'queue', 'unique_key', 'unique_for', 'depends_on', 'key')
+                     'queue', 'unique_key', 'unique_for', 'depends_on', 'key', 'fairness_key')
      ORDER BY k COLLATE "C" LIMIT 1;
     IF v_name IS NOT NULL THEN
       PERFORM {{schema}}.raise_invalid(format('job #%s: unknown field %s', v_i, {{schema}}.repr(v_name)));
@@ -1104,6 +1234,8 @@ BEGIN
       PERFORM {{schema}}.check_job(v_type[v_i + 1], v_payload[v_i + 1], v_priority[v_i + 1], v_this_run_at, v_delay,
                                    v_max_attempts[v_i + 1], v_timeout[v_i + 1], v_queue[v_i + 1], v_unique_key,
                                    v_unique_for, NULL);
+      v_fairness := v_fairness || coalesce({{schema}}.job_field_text(v_item, 'fairness_key', NULL), '');
+      PERFORM {{schema}}.check_text('fairness_key', v_fairness[v_i + 1], 256, true);
       v_brief_id := NULL;
       v_brief_text := {{schema}}.job_field_text(v_item, 'brief_id', NULL);
       IF v_brief_text IS NOT NULL THEN
@@ -1206,10 +1338,10 @@ BEGIN
     SELECT x.i, x.place FROM unnest(v_ids) WITH ORDINALITY AS x(place, i)
   ), inserted AS (
     INSERT INTO {{schema}}.jobs AS j (id, type, queue, status, priority, payload, max_attempts, run_at,
-                                      timeout_seconds, brief_id)
+                                      timeout_seconds, brief_id, fairness_key)
     SELECT nextval(pg_get_serial_sequence('{{schema}}.jobs', 'id')), v_type[o.i], v_queue[o.i], v_status[o.i],
            v_priority[o.i], v_payload[o.i], v_max_attempts[o.i], coalesce(v_run_at[o.i], now()), v_timeout[o.i],
-           v_brief[o.i]
+           v_brief[o.i], v_fairness[o.i]
       FROM (SELECT * FROM ordered ORDER BY place) o
     RETURNING j.id
   )
@@ -1436,6 +1568,41 @@ BEGIN
                                       brief_id, unique_key, unique_until)
     VALUES (p_type, p_queue, p_priority, p_payload, p_max_attempts, coalesce(p_run_at, now()), p_timeout_seconds,
             p_brief_id, p_unique_key, now() + make_interval(secs => p_unique_for_seconds))
+    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+    RETURNING j.* INTO v_row;
+    IF FOUND THEN
+      RETURN QUERY SELECT false, v_row;
+      RETURN;
+    END IF;
+    SELECT * INTO v_row FROM {{schema}}.jobs WHERE unique_key = p_unique_key FOR UPDATE;
+    CONTINUE WHEN NOT FOUND;  -- the holder was pruned or released meanwhile
+    IF v_row.status IN ('failed', 'cancelled') OR v_row.unique_until <= now() THEN
+      UPDATE {{schema}}.jobs SET unique_key = NULL WHERE id = v_row.id;
+      CONTINUE;
+    END IF;
+    RETURN QUERY SELECT true, v_row;
+    RETURN;
+  END LOOP;
+  RAISE EXCEPTION 'could not insert job with unique key % (contended; retry)', p_unique_key
+    USING ERRCODE = 'serialization_failure';
+END $function$;
+
+CREATE OR REPLACE FUNCTION {{schema}}.insert_unique_job_v2(p_type text, p_queue text, p_priority integer, p_payload jsonb, p_max_attempts integer, p_run_at timestamp with time zone, p_timeout_seconds double precision, p_brief_id uuid, p_unique_key text, p_unique_for_seconds double precision DEFAULT NULL::double precision, p_fairness_key text DEFAULT ''::text)
+ RETURNS TABLE(duplicate boolean, job {{schema}}.jobs)
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  v_row {{schema}}.jobs;
+BEGIN
+  IF p_unique_key IS NULL THEN
+    RAISE EXCEPTION 'insert_unique_job needs a unique key' USING ERRCODE = 'invalid_parameter_value';
+  END IF;
+  -- Three rounds at most: each lost round means another transaction released or took the key meanwhile.
+  FOR v_round IN 1..3 LOOP
+    INSERT INTO {{schema}}.jobs AS j (type, queue, priority, payload, max_attempts, run_at, timeout_seconds,
+                                      brief_id, unique_key, unique_until, fairness_key)
+    VALUES (p_type, p_queue, p_priority, p_payload, p_max_attempts, coalesce(p_run_at, now()), p_timeout_seconds,
+            p_brief_id, p_unique_key, now() + make_interval(secs => p_unique_for_seconds), p_fairness_key)
     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
     RETURNING j.* INTO v_row;
     IF FOUND THEN
@@ -2057,6 +2224,9 @@ CREATE TRIGGER jobs_notify_inserted AFTER INSERT ON {{schema}}.jobs FOR EACH STA
 ALTER TABLE {{schema}}.briefs ENABLE ROW LEVEL SECURITY;
 CREATE POLICY service_role_all ON {{schema}}.briefs TO service_role USING (true) WITH CHECK (true);
 
+ALTER TABLE {{schema}}.fairness_weights ENABLE ROW LEVEL SECURITY;
+CREATE POLICY service_role_all ON {{schema}}.fairness_weights TO service_role USING (true) WITH CHECK (true);
+
 ALTER TABLE {{schema}}.job_controls ENABLE ROW LEVEL SECURITY;
 CREATE POLICY service_role_all ON {{schema}}.job_controls TO service_role USING (true) WITH CHECK (true);
 
@@ -2094,6 +2264,7 @@ GRANT USAGE ON TYPE {{schema}}.job_status TO PUBLIC;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.active_jobs TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.briefs TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.briefs_with_status TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.fairness_weights TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.job_controls TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.job_dependencies TO service_role;
 GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE {{schema}}.job_stats TO service_role;
@@ -2127,8 +2298,8 @@ GRANT EXECUTE ON FUNCTION {{schema}}.claim_jobs(text,text[],integer,double preci
 GRANT EXECUTE ON FUNCTION {{schema}}.claim_jobs_v2(text,text[],integer,double precision,text[],integer,bigint) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.complete_job(bigint,text,jsonb,integer) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.complete_jobs(text,bigint[],integer[],jsonb[]) TO service_role;
-GRANT EXECUTE ON FUNCTION {{schema}}.create_brief_with_job(text,text,text,text,text,boolean,text[],jsonb,bigint,bigint,text) TO service_role;
-GRANT EXECUTE ON FUNCTION {{schema}}.create_job(text,jsonb,bigint,timestamp with time zone,double precision,bigint,double precision,uuid,text,text,double precision,bigint[]) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.create_brief_with_job(text,text,text,text,text,boolean,text[],jsonb,bigint,bigint,text,text) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.create_job(text,jsonb,bigint,timestamp with time zone,double precision,bigint,double precision,uuid,text,text,double precision,bigint[],text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.create_jobs(jsonb) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.drop_empty_job_control(text,text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.elect_leader(text,text,double precision) TO service_role;
@@ -2141,6 +2312,7 @@ GRANT EXECUTE ON FUNCTION {{schema}}.get_brief(uuid) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.get_job(bigint) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.heartbeat_jobs(text,bigint[],double precision) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.insert_unique_job(text,text,integer,jsonb,integer,timestamp with time zone,double precision,uuid,text,double precision) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.insert_unique_job_v2(text,text,integer,jsonb,integer,timestamp with time zone,double precision,uuid,text,double precision,text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.is_blank(text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.job_document({{schema}}.jobs) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.job_field_integer(jsonb,text,bigint,text) TO service_role;

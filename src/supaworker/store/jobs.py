@@ -54,6 +54,7 @@ class JobQueries(StoreBase):
                             job.run_at or _NOW,
                             job.timeout_seconds,
                             job.brief_id,
+                            job.fairness_key,
                         )
                     )
             return ids

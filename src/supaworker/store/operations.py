@@ -94,3 +94,17 @@ class OperationQueries(StoreBase):
         with self.connection(conn) as c:
             c.execute(self.q.expose_briefs, {"enabled": enabled})
             c.execute(self.q.reload_postgrest_schema)
+
+    def set_fairness_weight(self, key: str, weight: int, conn: psycopg.Connection | None = None) -> dict[str, Any]:
+        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(self.q.set_fairness_weight, {"key": key, "weight": weight})
+            row = cur.fetchone()
+            assert row is not None
+            return row
+
+    def delete_fairness_weight(self, key: str, conn: psycopg.Connection | None = None) -> bool:
+        with self.transaction(conn) as c:
+            return c.execute(self.q.delete_fairness_weight, {"key": key}).fetchone() is not None
+
+    def list_fairness_weights(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.list_fairness_weights, {}, conn)
