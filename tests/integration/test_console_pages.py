@@ -139,6 +139,26 @@ def test_a_failed_job_page_lists_each_attempt_with_its_error(store: Store, conn:
     assert "worker-test-1" in attempts and "took" in attempts
 
 
+def test_the_queues_page_shows_each_tenants_backlog_weight_and_oldest_wait(
+    store: Store, conn: psycopg.Connection
+) -> None:
+    conn.execute(
+        "INSERT INTO supaworker.jobs (type, fairness_key, run_at) SELECT 't', 'big', now() - interval '1 hour'"
+        " FROM generate_series(1, 1500)"
+    )
+    conn.execute(
+        "INSERT INTO supaworker.jobs (type, fairness_key) SELECT 't', '<b>small</b>' FROM generate_series(1, 7)"
+    )
+    conn.execute("INSERT INTO supaworker.fairness_weights (key, weight) VALUES ('big', 3)")
+    with TestClient(make_app(store, public_reads=True)) as client:
+        tenants = client.get("/test-worker/panels/queues").json()["panels"]["tenants"]
+    big, small = tenants.index('data-key="tenant-big"'), tenants.index("&lt;b&gt;small&lt;/b&gt;")
+    assert big < small  # the biggest backlog first
+    assert "<td>3</td><td>1000+</td>" in tenants  # weight 3, backlog counted up to its cap
+    assert "<td>1</td><td>7</td>" in tenants
+    assert "60.0 min" in tenants  # big's oldest job has waited an hour
+
+
 def test_busy_hours_are_estimated_from_their_samples_rate() -> None:
     now = datetime(2030, 1, 1, 12, tzinfo=UTC)
     # Hour 0 is busy: its sample of PER_SLICE jobs covers its last 6 minutes, so it stands for ten times as many.

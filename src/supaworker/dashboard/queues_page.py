@@ -16,6 +16,9 @@ from .pages import Page, Section
 from .queue_stats import PER_SLICE, SLICES, QueueStatsReader
 
 BACKLOG_CAP = 1_000  # runnable jobs read, in claim order, for each type's and queue's oldest wait
+TENANTS_SCANNED = 1_000  # fair-share tenants looked at (the claim looks at as many)
+TENANTS_SHOWN = 50
+TENANT_BACKLOG_CAP = 1_000  # runnable jobs counted per tenant
 
 
 def _reader(request: Request) -> QueueStatsReader:
@@ -34,6 +37,7 @@ def context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     with store.connection() as conn:
         backlog = store.queue_backlog(BACKLOG_CAP, conn)
         controls = store.list_job_controls(conn)
+        tenants = store.list_tenant_backlogs(TENANTS_SCANNED, TENANT_BACKLOG_CAP, TENANTS_SHOWN, conn)
         now = store.database_now(conn)
     runnable_total = sum(r["count"] for r in backlog if r["kind"] == "runnable")
     per_type: dict[str, dict[str, Any]] = {}
@@ -78,6 +82,8 @@ def context(request: Request, args: dict[str, str]) -> dict[str, Any]:
         "now": now,
         "type_rows": types,
         "queue_rows": queues,
+        "tenant_rows": tenants,
+        "tenants_shown": TENANTS_SHOWN,
         "controls": controls,
         "stats": stats,
         "capped": runnable_total >= BACKLOG_CAP,
@@ -96,6 +102,7 @@ PAGES = [
         sections=(
             Section("types", "Types", wide=True),
             Section("queues", "Queues", wide=True),
+            Section("tenants", "Tenants (fair shares)", wide=True),
             Section("limits", "Limits and pauses", wide=True),
         ),
         context=context,

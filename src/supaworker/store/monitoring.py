@@ -61,3 +61,9 @@ class MonitoringQueries(StoreBase):
         with self.connection(conn) as c:
             row = c.execute(self.q.jobs_tuple_counts).fetchone()
             return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def list_tenant_backlogs(
+        self, keys: int, cap: int, limit: int, conn: psycopg.Connection | None = None
+    ) -> list[dict[str, Any]]:
+        """Fair-share tenants with jobs queued, biggest backlogs first (see list_tenant_backlogs.sql)."""
+        return self._rows(self.q.list_tenant_backlogs, {"keys": keys, "cap": cap, "limit": limit}, conn)
