@@ -3,7 +3,7 @@
     .venv/bin/python bench/chaos.py [--jobs 20000] [--workers 4] [--seconds 300] [--out chaos]
 
 On a private PostgreSQL cluster of its own (it is crashed with `pg_ctl stop -m immediate`), 4 workers
-(`supaworker worker -c 10`, default prefetch, lease 5 s) drain `tracked` jobs (tests/faults/handlers.py: each
+(`supaworker worker -c 10`, default prefetch, lease 5 s) drain `tracked` jobs (tests/support/handlers/faults.py: each
 records when its handler began and when it finished). Every 2-5 s one worker, chosen at random, is SIGKILLed
 and started again 1 s later; once half the jobs are done the server is crashed and started again.
 
