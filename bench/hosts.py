@@ -52,6 +52,7 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -639,13 +640,15 @@ def report(result: dict[str, Any]) -> str:
         + ", ".join(f"{k} {v}" for k, v in env["postgres"].items())
         + f", {env['pgbouncer']}.",
     ]
-    rows = result["drains"]
+    rows = summarise(result["drains"])
     if rows:
+        repeats = rows[0]["repetitions"]
         lines += [
             "",
-            f"Drains of {rows[0]['jobs']:,} queued jobs. jobs/s: completed / (last completion - first claim), and "
-            "over the middle 80 % of completions; CPU per job over the drain; connections: server backends per "
-            "host with the workers waiting (idle) and the most seen during the drain (busy).",
+            f"Drains of {rows[0]['jobs']:,} queued jobs, {repeats} repetition(s) interleaved (repetition, host count, "
+            "path); medians, with the range of jobs/s. jobs/s: completed / (last completion - first claim), and over "
+            "the middle 80 % of completions; CPU per job over the drain; connections: server backends per host with "
+            "the workers waiting (idle) and the most seen during the drain (busy), the most of any repetition.",
             "",
             "| path | hosts | processes | jobs/s | jobs/s, middle 80 % | server CPU ms/job | server cores busy "
             "| worker CPU ms/job | pgbouncer CPU ms/job | machine busy | jobs per claim "
@@ -658,11 +661,12 @@ def report(result: dict[str, Any]) -> str:
         path = f"pgbouncer (pool {r['pgbouncer_pool_size']})" if pooled else r["path"]
         clients = f"{r['pgbouncer_clients_per_host_idle']} / {r['pgbouncer_clients_per_host_busy']}" if pooled else "-"
         lines.append(
-            f"| {path} | {r['hosts']} | {r['processes']} | {r['jobs_per_s']:,} | {r['jobs_per_s_steady']:,} | "
+            f"| {path} | {r['hosts']} | {r['processes']} | {r['jobs_per_s']:,.0f}{jobs_range(r)} | "
+            f"{r['jobs_per_s_steady']:,.0f} | "
             f"{r['server_cpu_ms_per_job']:.4f} | {r['server_cores_busy']} | {r['worker_cpu_ms_per_job']:.4f} | "
             f"{r['pgbouncer_cpu_ms_per_job'] if pooled else '-'} | {r['machine_busy_pct']}% | {r['jobs_per_claim']} | "
             f"{r['server_connections_per_host_idle']} / {r['server_connections_per_host_busy']} | "
-            f"{r['server_connections_total_busy']} | {clients} | {r['loadavg_1m']} |"
+            f"{r['server_connections_total_busy']} | {clients} | {' / '.join(r['loadavg_1m'])} |"
         )
     direct = [r for r in rows if r["path"] == "direct"]
     if direct:
@@ -691,6 +695,38 @@ def report(result: dict[str, Any]) -> str:
             *(f"| {key.replace('_', ' ')} | " + " | ".join(str(x[key]) for x in faults) + " |" for key in shown),
         ]
     return "\n".join(lines) + "\n"
+
+
+# Reported as medians over the repetitions, with these many decimals.
+MEDIAN_KEYS = {
+    "jobs_per_s": 0, "jobs_per_s_steady": 0, "drain_s": 2, "server_cpu_ms_per_job": 4, "server_cores_busy": 2,
+    "worker_cpu_ms_per_job": 4, "pgbouncer_cpu_ms_per_job": 4, "machine_busy_pct": 1, "jobs_per_claim": 1,
+}  # fmt: skip
+MAX_KEYS = (
+    "server_connections_per_host_idle", "server_connections_per_host_busy", "server_connections_total_busy",
+    "pgbouncer_clients_per_host_idle", "pgbouncer_clients_per_host_busy", "server_connections_from_pgbouncer_busy",
+)  # fmt: skip
+
+
+def summarise(drains: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per path and host count: medians over the repetitions, the most connections any of them saw."""
+    groups: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for d in drains:
+        groups.setdefault((d["path"], d["hosts"]), []).append(d)
+    rows = []
+    for _, runs in sorted(groups.items(), key=lambda g: (g[0][0] != "direct", g[0][1])):
+        busiest = max(runs, key=lambda d: d["server_connections_per_host_busy"])
+        row = {**busiest, "repetitions": len(runs), "loadavg_1m": [d["loadavg_1m"] for d in runs]}
+        row |= {k: round(statistics.median(d[k] for d in runs), digits) for k, digits in MEDIAN_KEYS.items()}
+        row |= {k: max(d[k] for d in runs) for k in MAX_KEYS if k in busiest}
+        row["jobs_per_s_range"] = [min(d["jobs_per_s"] for d in runs), max(d["jobs_per_s"] for d in runs)]
+        rows.append(row)
+    return rows
+
+
+def jobs_range(row: dict[str, Any]) -> str:
+    low, high = row["jobs_per_s_range"]
+    return f" ({low:,}-{high:,})" if row["repetitions"] > 1 else ""
 
 
 def environment(cluster: Cluster) -> dict[str, Any]:
@@ -749,6 +785,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=200_000, help="no-op jobs per drain")
     ap.add_argument("--pool-size", type=int, default=8, help="PgBouncer's default_pool_size")
     ap.add_argument("--paths", default="direct,pgbouncer", help="direct, pgbouncer or both")
+    ap.add_argument("--repeat", type=int, default=1, help="repetitions of every drain (medians are reported)")
     ap.add_argument("--fault-hosts", type=int, default=4, help="hosts in the fault run (0: no fault run)")
     ap.add_argument("--fault-jobs", type=int, default=25_000)
     ap.add_argument("--fault-sleep", type=float, default=0.1, help="seconds each fault-run job sleeps")
@@ -789,10 +826,13 @@ def main() -> None:
                 "environment": environment(cluster),
                 "drains": [],
             }
-            for path in paths:
+            # Interleaved, so that a slow drift of a shared machine touches every figure alike.
+            for repetition in range(a.repeat):
                 for n in counts:
-                    via = bouncer if path == "pgbouncer" else None
-                    result["drains"].append(drain(cluster, net, fleet, n, a.jobs, via))
+                    for path in paths:
+                        via = bouncer if path == "pgbouncer" else None
+                        result["drains"].append(drain(cluster, net, fleet, n, a.jobs, via) | {"repetition": repetition})
+            result["summary"] = summarise(result["drains"])
             if a.fault_hosts:
                 fault = (cluster, net, fleet, a.fault_hosts, a.fault_jobs, a.fault_sleep, a.cut_seconds)
                 result["faults"] = [fault_run(*fault)]
