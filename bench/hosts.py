@@ -102,6 +102,7 @@ SERVER_LIVENESS = {
     "tcp_user_timeout": 10_000,
 }
 FAULT_HEADER_KEYS = (
+    "timeline",
     "server",
     "hosts",
     "processes",
@@ -465,6 +466,12 @@ def fault_run(
         supaworker.create_jobs([{"type": "effect", "payload": {"sleep": sleep}, "max_attempts": 5}] * jobs, conn=conn)
         fleet.start(hosts, cluster.url(DB, SERVER_ADDR), "--lease-seconds", str(FAULT_LEASE_SECONDS))
         backends_q = "SELECT array_agg(pid) FROM pg_stat_activity WHERE client_addr = %s::inet AND datname = %s"
+        # What the cut host's old backends do: idle, or inside a transaction (a pipeline whose Sync never came,
+        # a result it could not send), holding its row locks until the server gives up on the client.
+        states_q = (
+            "SELECT state || coalesce('/' || wait_event, '') || CASE WHEN xact_start IS NULL THEN '' ELSE"
+            " ' (in a transaction)' END, count(*)::int FROM pg_stat_activity WHERE pid = ANY(%s) GROUP BY 1"
+        )
         held_q = "SELECT count(*) FROM supaworker.jobs WHERE status = 'processing' AND worker_id LIKE ANY(%s)"
         try:
 
@@ -477,17 +484,35 @@ def fault_run(
             wait_for(lambda: completed() >= jobs // 10, "a tenth of the jobs to complete", fleet, READY_TIMEOUT_SECONDS)
             prefixes = [f"worker-{pid}-%" for pid in fleet.worker_pids(0)]
             completed_before, old_backends = completed(), backends()
+            timeline: list[dict[str, Any]] = []
+            in_transaction_most = 0
+
+            def look(n: int) -> None:
+                """Every 0.5 s: jobs the cut host holds, what its old backends do."""
+                nonlocal in_transaction_most
+                if n % 5:
+                    return
+                held = conn.execute(held_q, (prefixes,)).fetchone()[0]  # type: ignore[index]
+                states = dict(conn.execute(states_q, (list(old_backends),)).fetchall())
+                in_transaction_most = max(
+                    in_transaction_most, sum(v for k, v in states.items() if k.endswith("transaction)"))
+                )
+                timeline.append({"t": round(time.monotonic() - t0, 1), "held": held, "old_backends": states})
+
             t0 = time.monotonic()
             net.cut(0)
             held_at_cut = conn.execute(held_q, (prefixes,)).fetchone()[0]  # type: ignore[index]
             released_after: float | None = None
             gone_after: float | None = None
+            n = 0
             while time.monotonic() - t0 < cut_seconds:
                 fleet.check_alive()
                 if released_after is None and conn.execute(held_q, (prefixes,)).fetchone() == (0,):
                     released_after = round(time.monotonic() - t0, 2)
                 if gone_after is None and not old_backends & backends():
                     gone_after = round(time.monotonic() - t0, 2)
+                look(n)
+                n += 1
                 time.sleep(SAMPLE_SECONDS)
             completed_at_restore, left_at_restore = completed(), len(old_backends & backends())
             net.restore(0)
@@ -502,6 +527,8 @@ def fault_run(
                     gone_after = round(time.monotonic() - t0, 2)
                 if time.monotonic() > deadline:
                     raise RuntimeError("the queue did not drain after the cut")
+                look(n)
+                n += 1
                 time.sleep(SAMPLE_SECONDS)
             drained_after = round(time.monotonic() - t0, 2)
             left_at_end, new_backends = len(old_backends & backends()), len(backends() - old_backends)
@@ -530,6 +557,7 @@ def fault_run(
         "cut_host_said_lost_the_database": "lost the database"
         in (fleet.logs / "host0.log").read_text(errors="replace"),
         "cut_host_backends_before_cut": len(old_backends),
+        "of_them_in_a_transaction_most": in_transaction_most,
         "of_them_left_at_restore": left_at_restore,
         "of_them_all_gone_after_cut_s": gone_after,
         "of_them_left_at_end": left_at_end,
@@ -538,6 +566,7 @@ def fault_run(
         "all_hosts_alive_at_end": alive,
         "cut_host_worker_processes_at_end": workers_of_cut_host,
         **counts,
+        "timeline": timeline,
     }
     ok = (
         result["lost"] == 0
@@ -547,7 +576,7 @@ def fault_run(
         and result["rows"] == jobs
     )
     result["verdict"] = "nothing lost" if ok else "FAILED"
-    print("fault run:", json.dumps(result, default=str), flush=True)
+    print("fault run:", json.dumps({k: v for k, v in result.items() if k != "timeline"}, default=str), flush=True)
     return result
 
 
