@@ -1,5 +1,6 @@
 """Real servers the Supabase and fault tests run against, all on loopback: a private PostgreSQL cluster
-(restartable without disturbing anyone), PgBouncer in transaction mode, PostgREST, and Supabase's roles.
+(restartable without disturbing anyone) and its streaming replica, PgBouncer in transaction mode, PostgREST,
+and Supabase's roles.
 
 Each helper skips the calling test with a message naming what is missing and how to get it.
 """
@@ -123,6 +124,18 @@ class PrivateCluster:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{name}"')
         return self.url_for(name)
+
+    def replica(self) -> PrivateCluster:
+        """A hot standby streaming from this cluster (`pg_basebackup -R`), started on a free port of its own.
+        The default `wal_level` (replica) and the replication lines initdb writes into pg_hba.conf suffice."""
+        standby = PrivateCluster(self.max_connections)
+        self._run(_pg_bin("pg_basebackup"), "-D", str(standby.data), "-h", "127.0.0.1", "-p", str(self.port),
+                  "-U", "postgres", "-R", "-X", "stream", "-c", "fast", "--no-sync")  # fmt: skip
+        # The copied postgresql.conf names this cluster's port and socket directory: the last line wins.
+        with open(standby.data / "postgresql.conf", "a") as conf:
+            conf.write(f"\nport = {standby.port}\nunix_socket_directories = '{standby.dir}'\n")
+        standby.start()
+        return standby
 
 
 # -- PgBouncer --------------------------------------------------------------------------------------------

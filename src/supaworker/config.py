@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     )
 
     database_url: str | None = Field(None, validation_alias=_env("DATABASE_URL", "SUPABASE_DB_URL"))
+    # A streaming replica of that database: the API's and dashboard's reads go there, writes and LISTEN never do.
+    read_url: str | None = Field(None, validation_alias=_env("SUPAWORKER_READ_URL"))
     schema_name: str = Field(DEFAULT_SCHEMA, validation_alias=_env("SUPAWORKER_SCHEMA"))
     log_level: str = Field("info", validation_alias=_env("LOG_LEVEL"))
     log_format: str = Field("text", validation_alias=_env("LOG_FORMAT", "SUPAWORKER_LOG_FORMAT"))
@@ -127,6 +129,11 @@ class Settings(BaseSettings):
         if mode not in ("auto", "transaction", "session", "none"):
             raise ValueError(f"SUPAWORKER_POOLER_MODE must be auto, transaction, session or none, not {value!r}")
         return mode
+
+    @field_validator("read_url")
+    @classmethod
+    def _blank_read_url(cls, value: str | None) -> str | None:
+        return value.strip() if value and value.strip() else None
 
     @field_validator("supabase_url", "postgrest_url")
     @classmethod

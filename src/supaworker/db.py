@@ -48,6 +48,17 @@ def resolve_conninfo(settings: Settings, *, allow_embedded: bool = False) -> str
     return embedded.start(settings.embedded_data_dir)
 
 
+def resolve_read_conninfo(settings: Settings) -> str | None:
+    """SUPAWORKER_READ_URL, the replica the API and dashboard read from; None when reads go to the primary."""
+    if settings.read_url is None:
+        return None
+    try:
+        conninfo_to_dict(settings.read_url)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"SUPAWORKER_READ_URL is not a valid connection string: {exc}") from None
+    return settings.read_url
+
+
 @dataclass(frozen=True)
 class ConnectionProfile:
     """What the connection path allows: decided once per process."""

@@ -29,21 +29,28 @@ class _Server(uvicorn.Server):
 
 
 class ApiServer:
-    """The API and dashboard on their own pool; `start()` returns once the port listens."""
+    """The API and dashboard on a pool of their own; `start()` returns once the port listens.
 
-    def __init__(self, profile: ConnectionProfile, schema: str, settings: ApiSettings) -> None:
-        self.pool = ConnectionPool(
-            profile.conninfo,
-            min_size=1,
-            max_size=POOL_MAX_SIZE,
-            kwargs={**profile.connect_kwargs, "application_name": "supaworker:api"},
-            # A connection the server closed (a restart, pg_terminate_backend, a pooler recycling it) is
-            # replaced when it is handed out, instead of failing the request that gets it.
-            check=ConnectionPool.check_connection,
-            open=False,
-        )
+    With `read_profile` (SUPAWORKER_READ_URL, a streaming replica) a second pool serves what the API and the
+    dashboard only show; writes, reads of a client's own writes, the workers' sessions and LISTEN stay on
+    `profile`. Without it both are the one pool. `create_app` says which route reads where.
+    """
+
+    def __init__(
+        self,
+        profile: ConnectionProfile,
+        schema: str,
+        settings: ApiSettings,
+        read_profile: ConnectionProfile | None = None,
+    ) -> None:
+        self.pool = _pool(profile, "supaworker:api")
+        self.read_pool = _pool(read_profile, "supaworker:api-read") if read_profile is not None else None
+        store = Store(self.pool, schema)
         self.app: FastAPI = create_app(
-            Store(self.pool, schema), settings, listen_conninfo=profile.conninfo if profile.can_listen else None
+            store,
+            settings,
+            read_store=Store(self.read_pool, schema) if self.read_pool is not None else store,
+            listen_conninfo=profile.conninfo if profile.can_listen else None,
         )
         add_dashboard(self.app)
         config = uvicorn.Config(
@@ -58,8 +65,9 @@ class ApiServer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, timeout: float) -> None:
-        """Opens the pool and starts serving; raises OSError when the port cannot be bound."""
-        await asyncio.to_thread(self.pool.open, True, timeout)
+        """Opens the pools and starts serving; raises OSError when the port cannot be bound."""
+        for pool in self._pools():
+            await asyncio.to_thread(pool.open, True, timeout)
         self._task = asyncio.create_task(self._serve(), name="api-server")
         async with asyncio.timeout(timeout):
             while not self.server.started:
@@ -80,4 +88,21 @@ class ApiServer:
         if self._task is not None:
             with contextlib.suppress(Exception, SystemExit):
                 await self._task
-        await asyncio.to_thread(self.pool.close)
+        for pool in self._pools():
+            await asyncio.to_thread(pool.close)
+
+    def _pools(self) -> list[ConnectionPool]:
+        return [self.pool] if self.read_pool is None else [self.pool, self.read_pool]
+
+
+def _pool(profile: ConnectionProfile, application_name: str) -> ConnectionPool:
+    return ConnectionPool(
+        profile.conninfo,
+        min_size=1,
+        max_size=POOL_MAX_SIZE,
+        kwargs={**profile.connect_kwargs, "application_name": application_name},
+        # A connection the server closed (a restart, pg_terminate_backend, a pooler recycling it) is
+        # replaced when it is handed out, instead of failing the request that gets it.
+        check=ConnectionPool.check_connection,
+        open=False,
+    )

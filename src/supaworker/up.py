@@ -33,8 +33,8 @@ from . import migrate as migrations
 from .api.settings import ApiSettings, is_loopback
 from .briefs import create_brief_with_job, list_briefs
 from .config import Settings
-from .db import ConnectionProfile, probe, resolve_conninfo
-from .errors import SupaworkerError
+from .db import ConnectionProfile, probe, resolve_conninfo, resolve_read_conninfo
+from .errors import DatabaseUnavailable, SupaworkerError
 from .server import ApiServer
 from .store import Store
 
@@ -96,6 +96,9 @@ def run_up(options: UpOptions, settings: Settings, api_settings: ApiSettings, ec
     profile = probe(resolve_conninfo(settings, allow_embedded=True), settings.pooler_mode)
     where = "embedded PostgreSQL in " + str(embedded_dir) if embedded_dir else _redact(profile.conninfo)
     echo(f"  ok: {where}")
+    read_profile = _probe_replica(settings)
+    if read_profile is not None:
+        echo(f"  reads of the API and dashboard: {_redact(read_profile.conninfo)} (SUPAWORKER_READ_URL)")
     try:
         echo("• migrating …")
         applied = migrations.migrate(profile.conninfo, settings.schema_name)
@@ -104,7 +107,7 @@ def run_up(options: UpOptions, settings: Settings, api_settings: ApiSettings, ec
         if generated:
             api_settings = api_settings.model_copy(update={"api_keys": secrets.token_urlsafe(24)})
         api_settings = api_settings.model_copy(update={"host": options.host, "port": options.port})
-        return asyncio.run(_run(options, settings, api_settings, profile, generated, echo))
+        return asyncio.run(_run(options, settings, api_settings, profile, read_profile, generated, echo))
     finally:
         if embedded_dir is not None and not was_running:
             _stop_embedded(embedded_dir, echo)
@@ -115,6 +118,7 @@ async def _run(
     settings: Settings,
     api_settings: ApiSettings,
     profile: ConnectionProfile,
+    read_profile: ConnectionProfile | None,
     generated_key: bool,
     echo: Echo,
 ) -> int:
@@ -145,7 +149,7 @@ async def _run(
     except PortInUse as exc:
         echo(f"error: {exc}")
         return EXIT_PORT_IN_USE
-    api = ApiServer(profile, settings.schema_name, api_settings)
+    api = ApiServer(profile, settings.schema_name, api_settings, read_profile)
     try:
         echo(f"• API and dashboard on {options.host}:{options.port} …")
         await api.start(READY_TIMEOUT_SECONDS)
@@ -182,6 +186,17 @@ async def _run(
         await api.stop()
         echo("stopped.")
     return code
+
+
+def _probe_replica(settings: Settings) -> ConnectionProfile | None:
+    """The replica of SUPAWORKER_READ_URL, checked once like the database (None when it is unset)."""
+    conninfo = resolve_read_conninfo(settings)
+    if conninfo is None:
+        return None
+    try:
+        return probe(conninfo, settings.pooler_mode)
+    except DatabaseUnavailable as exc:
+        raise DatabaseUnavailable(f"SUPAWORKER_READ_URL: {exc}") from None
 
 
 async def _spawn_workers(options: UpOptions, profile: ConnectionProfile) -> asyncio.subprocess.Process:

@@ -11,7 +11,7 @@ import pytest
 import supaworker
 from supaworker import client
 from supaworker.config import Settings, get_settings
-from supaworker.db import resolve_conninfo
+from supaworker.db import resolve_conninfo, resolve_read_conninfo
 from supaworker.errors import ConfigError
 
 
@@ -53,3 +53,14 @@ def test_a_database_url_is_used_as_given_and_the_embedded_one_only_when_allowed(
     assert resolve_conninfo(Settings(DATABASE_URL=url), allow_embedded=True) == url
     with pytest.raises(ConfigError, match="not a valid connection string"):
         resolve_conninfo(Settings(DATABASE_URL="host=x port"))
+
+
+def test_read_url_is_optional_and_checked_like_the_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_read_conninfo(Settings()) is None
+    monkeypatch.setenv("SUPAWORKER_READ_URL", "  ")
+    assert resolve_read_conninfo(Settings()) is None  # blank: reads stay on the primary
+    replica = "postgresql://u@replica.example.com:5432/app"
+    monkeypatch.setenv("SUPAWORKER_READ_URL", replica)
+    assert resolve_read_conninfo(Settings()) == replica
+    with pytest.raises(ConfigError, match="SUPAWORKER_READ_URL is not a valid connection string"):
+        resolve_read_conninfo(Settings(SUPAWORKER_READ_URL="host=x port"))

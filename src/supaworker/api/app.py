@@ -49,14 +49,22 @@ def create_app(
     store: Store,
     settings: ApiSettings,
     *,
+    read_store: Store | None = None,
     listen_conninfo: str | None = None,
     feed: ChangeFeed | None = None,
 ) -> FastAPI:
-    """The API (and, mounted by the caller, the dashboard) on one Store.
+    """The API (and, mounted by the caller, the dashboard) on one Store, or on two.
 
-    The change feed starts with the app; `listen_conninfo` lets it LISTEN for new jobs (None: poll only).
+    `store` is the primary: every write, the reads right after a client's own write (one job or brief by
+    id, the answer to a write), the workers' sessions, and LISTEN (`listen_conninfo`; None: poll only).
+    `read_store` (a streaming replica, SUPAWORKER_READ_URL; default `store`) serves everything else that
+    is only shown: the lists and stats of the API, the dashboard's pages and panels, the change feed's
+    samples and so `/metrics`. Routes take theirs with `store_of(request)` or `read_store_of(request)`.
     """
-    feed = feed or ChangeFeed(store, listen_conninfo=listen_conninfo, count_cap=settings.count_cap)
+    read_store = read_store or store
+    feed = feed or ChangeFeed(
+        read_store, listen_conninfo=listen_conninfo, count_cap=settings.count_cap, sessions_store=store
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -76,6 +84,7 @@ def create_app(
     )
     add_offline_docs(app)
     app.state.store = store
+    app.state.read_store = read_store
     app.state.settings = settings
     app.state.feed = feed
     app.state.metrics = JobMetrics(feed)

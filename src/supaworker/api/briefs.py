@@ -17,7 +17,7 @@ from .. import briefs
 from ..errors import BriefNotFound, InvalidBrief
 from .auth import require_read, require_write, session_user
 from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
-from .jobs import poke_feed, store_of
+from .jobs import poke_feed, read_store_of, store_of
 from .models import BriefCreate, CancelRequest, DateTimeText, StorableText
 
 router = APIRouter(prefix="/api/briefs", tags=["briefs"])
@@ -85,7 +85,9 @@ def list_briefs(
 ) -> dict[str, Any]:
     """Briefs (without their steps; `GET /api/briefs/{id}` has them), optionally of one user or status."""
     try:
-        found = briefs.list_briefs(user_id=user_id, status=status, before=before, limit=limit, store=store_of(request))
+        found = briefs.list_briefs(
+            user_id=user_id, status=status, before=before, limit=limit, store=read_store_of(request)
+        )
     except InvalidBrief as exc:
         raise HTTPException(400, str(exc)) from None
     next_before = found[-1].created_at if len(found) == limit else None
@@ -99,6 +101,7 @@ def list_briefs(
     responses=error_responses(404),
 )
 def get_brief(request: Request, brief_id: str) -> dict[str, Any]:
+    """Read from the primary even with a replica: a client that just created the brief gets it, not a 404."""
     return {"brief": brief_view(briefs.get_brief(brief_id, store=store_of(request)))}
 
 
@@ -132,7 +135,8 @@ def cancel_brief(
 
 def _readable_brief(request: Request, brief_id: str, user: str | None) -> briefs.Brief:
     """The brief, if this reader may see it: every brief for a key, only their own for a signed-in user (another
-    user's brief is answered as missing, as row-level security answers it)."""
+    user's brief is answered as missing, as row-level security answers it). From the primary, as `GET
+    /api/briefs/{id}`: the stream follows a brief its reader has usually just created."""
     brief = briefs.get_brief(brief_id, store=store_of(request))
     if user is not None and brief.user_id != user:
         raise BriefNotFound(f"no brief with id {brief_id}")

@@ -18,10 +18,11 @@ from ..job_search import JobFilter
 from ..new_job import MAX_TYPE_LENGTH
 from ..periodic import list_periodic_schedules, set_periodic_enabled
 from ..states import JobStatus
+from ..store import Store
 from ..validation import MAX_BIGINT
 from .auth import require_read, require_write
 from .contract import error_responses
-from .jobs import poke_feed, store_of
+from .jobs import poke_feed, read_store_of, store_of
 from .models import DateTimeText, StorableText
 
 router = APIRouter(prefix="/api", tags=["console"])
@@ -87,6 +88,7 @@ class BulkAnswer(BaseModel):
 
 
 def _bulk(request: Request, body: BulkRequest, preview: bool) -> dict[str, Any]:
+    # The preview counts on the primary too: it is the first half of a write, and its through_id must hold there.
     outcome = bulk_action(
         store_of(request),
         body.action,
@@ -152,13 +154,13 @@ class LimitsRequest(BaseModel):
     )
 
 
-def _controls(request: Request) -> dict[str, Any]:
-    return {"controls": jsonable_encoder([c.to_dict() for c in controls.list_controls(store=store_of(request))])}
+def _controls(store: Store) -> dict[str, Any]:
+    return {"controls": jsonable_encoder([c.to_dict() for c in controls.list_controls(store=store)])}
 
 
 @router.get("/controls", dependencies=[Depends(require_read)], summary="Pauses and limits", responses=error_responses())
 def list_controls(request: Request) -> dict[str, Any]:
-    return _controls(request)
+    return _controls(read_store_of(request))
 
 
 @router.post(
@@ -169,7 +171,7 @@ def list_controls(request: Request) -> dict[str, Any]:
 )
 def pause(request: Request, body: ControlTarget) -> dict[str, Any]:
     controls.pause(type=body.type, queue=body.queue, store=store_of(request))
-    return _controls(request)
+    return _controls(store_of(request))
 
 
 @router.post(
@@ -180,7 +182,7 @@ def pause(request: Request, body: ControlTarget) -> dict[str, Any]:
 )
 def resume(request: Request, body: ControlTarget) -> dict[str, Any]:
     controls.resume(type=body.type, queue=body.queue, store=store_of(request))
-    return _controls(request)
+    return _controls(store_of(request))
 
 
 @router.post(
@@ -197,7 +199,7 @@ def set_limits(request: Request, body: LimitsRequest) -> dict[str, Any]:
         rate_period=float(body.rate_period),
         store=store_of(request),
     )
-    return _controls(request)
+    return _controls(store_of(request))
 
 
 class PeriodicSwitch(BaseModel):
@@ -214,7 +216,7 @@ class PeriodicSwitch(BaseModel):
     responses=error_responses(),
 )
 def list_periodic(request: Request) -> dict[str, Any]:
-    return {"periodic": jsonable_encoder(list_periodic_schedules(store=store_of(request)))}
+    return {"periodic": jsonable_encoder(list_periodic_schedules(store=read_store_of(request)))}
 
 
 @router.post(

@@ -29,8 +29,13 @@ JobId = Annotated[int, Path(ge=1, le=MAX_BIGINT, description="A job id.")]
 
 
 def store_of(request: Request) -> Store:
-    """The Store the app was created with."""
+    """The primary: for writes, and for reads a client expects to show its own write at once."""
     return request.app.state.store
+
+
+def read_store_of(request: Request) -> Store:
+    """Where what is only shown is read: the replica of SUPAWORKER_READ_URL, else the primary."""
+    return request.app.state.read_store
 
 
 def poke_feed(request: Request) -> None:
@@ -60,7 +65,7 @@ def jobs_action(
     if action not in ACTIONS:
         named = "missing action" if action is None else f"unknown action {action!r}"
         raise HTTPException(400, f"{named}: use action={', '.join(ACTIONS)}")
-    store = store_of(request)
+    store = read_store_of(request)
     if action == "pending":
         rows = store.pending_jobs(QUEUE_LIMIT)
         return {"action": action, "count": len(rows), "jobs": jsonable_encoder(rows)}
@@ -104,6 +109,7 @@ def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
 
 @router.get("/{job_id}", dependencies=[Depends(require_read)], summary="One job", responses=error_responses(404))
 def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
+    """Read from the primary even with a replica: a client that just created the job gets it, not a 404."""
     return {"job": jsonable_encoder(client.get_job(job_id, store=store_of(request)).to_dict())}
 
 

@@ -84,5 +84,5 @@ def job_stats_answer(request: Request) -> dict[str, Any]:
         with _create_lock:
             reader = getattr(state, "job_stats_reader", None)
             if reader is None:
-                reader = state.job_stats_reader = JobStatsReader(state.store, state.settings.count_cap)
+                reader = state.job_stats_reader = JobStatsReader(state.read_store, state.settings.count_cap)
     return reader.answer()

@@ -152,7 +152,7 @@ def artifact(request: Request, job_id: str, index: str) -> Response:
         )
         if not valid:
             check_key(request, request.app.state.settings)
-    outcome = request.app.state.store.get_job_outcome(job)
+    outcome = request.app.state.read_store.get_job_outcome(job)
     paths = paths_in(outcome[1]) if outcome else []
     if number >= len(paths):
         return _denied("no such artifact")

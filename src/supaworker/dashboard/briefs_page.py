@@ -44,7 +44,7 @@ def list_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
         raise InvalidJob("user_id must be text of at most 255 characters without NUL", field="user_id")
     before_at, before_id = _cursor(args.get("before"))
     limit = int_arg(args, "limit", 1, 100, BRIEFS_PAGE) or BRIEFS_PAGE
-    store = request.app.state.store
+    store = request.app.state.read_store
     params = {
         "user_id": user,
         "status": status,
@@ -70,7 +70,7 @@ def detail_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
         brief_id = UUID(args.get("brief_id", ""))
     except ValueError:
         raise NotFound(f"no brief with id {args.get('brief_id')!r}") from None
-    store = request.app.state.store
+    store = request.app.state.read_store
     with store.connection() as conn:
         brief = store.get_brief(brief_id, conn)
         if brief is None:

@@ -38,7 +38,7 @@ def list_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     flt = JobFilter.parse(args)
     before = int_arg(args, "before", 1, MAX_BIGINT, None)
     limit = int_arg(args, "limit", 1, PAGE_LIMIT_MAX, PAGE_LIMIT) or PAGE_LIMIT
-    store = request.app.state.store
+    store = request.app.state.read_store
     page = JobSearch(store).page(flt, before_id=before, limit=limit)
     query = flt.to_query()
     return {
@@ -117,7 +117,7 @@ def timeline_of(job: dict[str, Any], attempts: list[dict[str, Any]]) -> list[dic
 
 def detail_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     job_id = int_arg(args, "job_id", 1, MAX_BIGINT, None)
-    store = request.app.state.store
+    store = request.app.state.read_store
     params = {"id": job_id, "text_chars": DETAIL_TEXT_CHARS, "tree_bytes": TREE_BYTES, "attempts": ATTEMPTS_SHOWN}
     with store.connection() as conn:
         job = store.console_job(params, conn)

@@ -18,8 +18,8 @@ _WORKER_ID = re.compile(r"^worker-(\d+)-(\d{10,16})$")
 
 
 def periodic_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
-    rows = list_periodic_schedules(SCHEDULES_LIMIT, store=request.app.state.store)
-    now = rows[0]["db_now"] if rows else request.app.state.store.database_now()
+    rows = list_periodic_schedules(SCHEDULES_LIMIT, store=request.app.state.read_store)
+    now = rows[0]["db_now"] if rows else request.app.state.read_store.database_now()
     return {"now": now, "schedule_rows": rows, "limit": SCHEDULES_LIMIT}
 
 
@@ -36,6 +36,8 @@ def worker_identity(worker_id: str) -> tuple[int | None, datetime | None]:
 
 def workers_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     state = request.app.state
+    # From the primary even with a replica: a worker is known by its sessions there (a replica's
+    # pg_stat_activity lists its own), and the jobs it holds are read in the same statement.
     rows = state.store.list_workers(state.settings.lease_seconds, HELD_CAP, WORKERS_LIMIT)
     now = rows[0]["db_now"] if rows else state.store.database_now()
     for row in rows:

@@ -25,13 +25,13 @@ def _reader(request: Request) -> QueueStatsReader:
     state = request.app.state
     reader = getattr(state, "queue_stats_reader", None)
     if reader is None:
-        reader = state.queue_stats_reader = QueueStatsReader(state.store)
+        reader = state.queue_stats_reader = QueueStatsReader(state.read_store)
     return reader
 
 
 def context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     state = request.app.state
-    store = state.store
+    store = state.read_store
     snapshot: Snapshot | None = state.feed.snapshot
     stats = _reader(request).stats()
     with store.connection() as conn:

@@ -52,7 +52,7 @@ def _recent_briefs(store: Store) -> list[Brief]:
 def _context(request: Request, filters: dict[str, str | None]) -> dict[str, Any]:
     feed: ChangeFeed = request.app.state.feed
     snapshot = feed.snapshot or Snapshot(taken_at=datetime.now(UTC))
-    store = request.app.state.store
+    store = request.app.state.read_store
     jobs = store.list_jobs(status=filters["status"], type=filters["type"], limit=JOBS_LIMIT)
     series = feed.series()
     recent = series[-12:]  # the last minute

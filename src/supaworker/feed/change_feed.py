@@ -116,8 +116,12 @@ class ChangeFeed:
         listen_conninfo: str | None,
         count_cap: int,
         poll_interval_seconds: float = POLL_INTERVAL_SECONDS,
+        sessions_store: Store | None = None,
     ) -> None:
+        """`store` takes the samples (a replica will do); `sessions_store` (default `store`) lists the live
+        workers from the server's sessions, which only the server the workers connect to knows of."""
         self.store = store
+        self.sessions_store = sessions_store or store
         self.listen_conninfo = listen_conninfo
         self.count_cap = count_cap
         self.poll_interval_seconds = poll_interval_seconds
@@ -253,7 +257,7 @@ class ChangeFeed:
             capped = frozenset(s for s, by_type in counts.items() if sum(by_type.values()) >= self.count_cap)
             head = self.store.list_pending_head(PENDING_HEAD, self.count_cap, conn)
             running = self.store.list_running_jobs(RUNNING_LIMIT, conn)
-            workers = _merge_workers(self.store.list_live_workers(conn), running)
+            workers = _merge_workers(self._live_workers(conn), running)
             snapshot = Snapshot(
                 taken_at=now,
                 counts=counts,
@@ -268,6 +272,12 @@ class ChangeFeed:
             if self._watermark is None:
                 self._watermark = max([now, *(r["completed_at"] for r in backfill)])
             return _Sample(snapshot, finished, backfill)
+
+    def _live_workers(self, conn: psycopg.Connection) -> list[dict[str, Any]]:
+        # A replica's pg_stat_activity lists the replica's own sessions, not the workers'.
+        if self.sessions_store is self.store:
+            return self.store.list_live_workers(conn)
+        return self.sessions_store.list_live_workers()
 
     def _read_finished(self, since: datetime, conn: psycopg.Connection) -> list[dict[str, Any]]:
         """Rows finished after `since` that this feed has not seen yet, in finishing order."""
