@@ -92,6 +92,18 @@ def liveness_kwargs(deadline_seconds: float) -> dict[str, Any]:
     }
 
 
+def server_liveness_statement(deadline_seconds: float) -> str:
+    """SET statements under which the server drops one of our connections within about `deadline_seconds` of
+    the link dying: keepalive probes sent by the server. Without them a backend that had received part of a
+    pipeline (a claim, completions) waits for the rest, holding row locks, until the kernel gives up on the
+    socket, two hours by default; the jobs it locked could not be rescued meanwhile."""
+    third = max(1, int(deadline_seconds / 3))
+    return (
+        f"SET tcp_keepalives_idle = {third}; SET tcp_keepalives_interval = {max(1, third // 3)};"
+        f" SET tcp_keepalives_count = 3; SET tcp_user_timeout = {max(1000, int(deadline_seconds * 500))}"
+    )
+
+
 def _connected_port(conninfo: str) -> int | None:
     params = conninfo_to_dict(conninfo)
     port = params.get("port")

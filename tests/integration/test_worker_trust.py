@@ -186,3 +186,20 @@ def test_a_job_handed_back_uncharged_is_marked_to_record_its_start_first(
     params = {"worker_id": "w2", "types": None, "limit": 2, "lease_seconds": 30, "queues": None, "start": 0}
     claimed = conn.execute(queries_for("supaworker").claim_jobs, {**params, "seq_base": 0}).fetchall()
     assert sorted((row[0], row[-1]) for row in claimed) == [(ids[0], False), (ids[1], True)]
+
+
+async def test_the_server_drops_a_worker_connection_within_about_a_lease_of_a_dead_link(db: str) -> None:
+    # A backend that had received part of a pipeline waits for the rest, holding row locks, until the server
+    # notices its client is gone: with the server's keepalives that is within about a lease, not two hours.
+    worker = make_worker(db, Registry(), lease_seconds=9.0)
+    await worker.store.open()
+    try:
+        async with worker.pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT current_setting('tcp_keepalives_idle'), current_setting('tcp_keepalives_interval'),"
+                " current_setting('tcp_keepalives_count'), current_setting('tcp_user_timeout')"
+            )
+            assert await cur.fetchone() == ("3", "1", "3", "4500")
+            assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    finally:
+        await worker.store.close()

@@ -20,11 +20,12 @@ import math
 import os
 import time
 from collections.abc import Awaitable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
+import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from ..db import ConnectionProfile, liveness_kwargs
+from ..db import ConnectionProfile, liveness_kwargs, server_liveness_statement
 from ..job import Job
 from ..listener import Listener
 from ..maintenance.rescuer import Rescuer, RescuerConfig
@@ -99,6 +100,8 @@ class Worker:
                 min_size=2,
                 max_size=6,
                 kwargs=connect_kwargs,
+                # Behind a transaction pooler a SET would land on whichever server connection is lent out.
+                configure=None if profile.transaction_pooler else self._configure_connection,
                 open=False,
                 name=f"supaworker-{self.worker_id}",
             )
@@ -169,6 +172,10 @@ class Worker:
             on_trouble=self._trouble,
             listen=self.can_listen,
         )
+
+    async def _configure_connection(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """The server side of a partition: it drops our connection within about a lease (see db.py)."""
+        await conn.execute(server_liveness_statement(self.options.lease_seconds))
 
     # -- public ---------------------------------------------------------------------------------------
     @property
