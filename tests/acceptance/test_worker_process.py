@@ -107,6 +107,53 @@ def test_supervisor_restarts_a_crashed_child_and_stops_all_on_sigterm(db: str, s
     assert "worker process died, restarting" in workers.log_text(0)
 
 
+def _children(port: int) -> set[int]:
+    status, body = get_json(f"http://127.0.0.1:{port}/health")
+    return set(body.get("children", [])) if status == 200 else set()
+
+
+def _gone(pid: int) -> bool:
+    """Exited (a zombie whose new parent has not reaped it yet counts as exited)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return True
+    return state == "Z"
+
+
+def test_a_stop_sent_to_the_supervisor_and_its_workers_at_once_is_still_graceful(
+    db: str, store: Store, workers: Workers
+) -> None:
+    # systemd's default (KillMode=control-group) signals every process of the service; the supervisor passes
+    # the stop on as well. Each worker must take that for one stop, not for "a second signal: exit at once".
+    port = free_port()
+    supervisor = workers.start("--processes", "2", ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))
+    wait_for(lambda: len(_children(port)) == 2, timeout=60, what="two children")
+    children = _children(port)
+    ids = supaworker.create_jobs([{"type": "record", "payload": {"sleep": 1.5}}] * 4, store=store)
+    wait_for(lambda: len(workers.executions()) == 4, what="the four jobs to start")
+    for pid in (supervisor.pid, *children):
+        os.kill(pid, signal.SIGTERM)
+    assert supervisor.wait(timeout=30) == 0
+    wait_for(lambda: all(_gone(pid) for pid in children), what="the children to finish and exit")
+    log = workers.log_text(0)
+    assert "second signal" not in log, log
+    assert count_by_status(db) == {"completed": 4}  # they finished their jobs: a graceful stop
+    assert set(workers.executions()) == set(ids)
+
+
+def test_workers_whose_supervisor_died_stop_by_themselves(db: str, workers: Workers) -> None:
+    # In a process group of their own, a terminal's hang-up no longer reaches them: they watch their parent.
+    port = free_port()
+    supervisor = workers.start("--processes", "2", ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))
+    wait_for(lambda: len(_children(port)) == 2, timeout=60, what="two children")
+    children = _children(port)
+    supervisor.kill()
+    supervisor.wait(timeout=10)
+    wait_for(lambda: all(_gone(pid) for pid in children), timeout=30, what="the orphaned workers to stop")
+    assert workers.log_text(0).count("supervisor gone") == 2
+
+
 def test_health_endpoint_reports_healthy_then_503_when_database_goes(db: str, workers: Workers) -> None:
     port = free_port()
     workers.start(ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))

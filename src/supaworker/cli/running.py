@@ -151,9 +151,10 @@ def worker(
 
 @main.command("worker-process", hidden=True)
 @click.option("--options-json", required=True, help="The WorkerSpec the supervisor resolved, as JSON.")
+@click.option("--supervisor-pid", type=int, default=None, help="Stop gracefully once this process is gone.")
 @pass_ctx
 @handle_errors
-def worker_process(ctx: CommandContext, options_json: str) -> None:
+def worker_process(ctx: CommandContext, options_json: str, supervisor_pid: int | None) -> None:
     """Run one worker of `worker --processes N` with the options its supervisor resolved."""
     from ..worker.main import run_worker
     from ..worker.options import WorkerSpec
@@ -171,7 +172,7 @@ def worker_process(ctx: CommandContext, options_json: str) -> None:
         "worker process options",
         extra={**spec.options.to_dict(), "imports": list(spec.imports), "builtins": spec.builtins},
     )
-    sys.exit(run_worker(profile, settings, default_registry, spec.options))
+    sys.exit(run_worker(profile, settings, default_registry, spec.options, supervisor_pid=supervisor_pid))
 
 
 def _parse_queues(specs: Sequence[str], default_slots: int) -> tuple[list[str], dict[str, int] | None]:

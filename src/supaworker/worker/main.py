@@ -21,16 +21,32 @@ from .runner import Worker, WorkerService, new_worker_id
 log = logging.getLogger("supaworker.worker")
 
 EXIT_FORCED = 130
+# What a supervisor (`--processes N`) sends to stop a worker gracefully; never taken for a second signal.
+STOP_SIGNAL = signal.SIGUSR2
+SUPERVISOR_CHECK_SECONDS = 1.0
 # A task of the worker died (see worker/monitor.py): a supervisor should start it again.
 EXIT_FAILED = 1
 
 
-async def _run(worker: Worker, settings: Settings) -> None:
+async def _watch_supervisor(worker: Worker, supervisor_pid: int) -> None:
+    """A supervised worker runs in a process group of its own, so a terminal's hang-up does not reach it: it
+    stops by itself, gracefully, when its supervisor is gone. The pid comes from the supervisor: one that died
+    while this process was starting would otherwise leave it watching its new parent."""
+    while os.getppid() == supervisor_pid:  # noqa: ASYNC110 (nothing tells a process its parent died: look)
+        await asyncio.sleep(SUPERVISOR_CHECK_SECONDS)
+    log.warning("supervisor gone: finishing running jobs", extra={"supervisor_pid": supervisor_pid})
+    worker.request_stop()
+
+
+async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -> None:
     loop = asyncio.get_running_loop()
+    watch = asyncio.create_task(_watch_supervisor(worker, supervisor_pid)) if supervisor_pid else None
     signals_seen = 0
 
     def on_signal(signum: int) -> None:
         nonlocal signals_seen
+        if signum == STOP_SIGNAL and signals_seen:
+            return  # the supervisor passing on a stop this worker already had (both got it: systemd's cgroup kill)
         signals_seen += 1
         if signals_seen == 1:
             log.info(
@@ -43,7 +59,7 @@ async def _run(worker: Worker, settings: Settings) -> None:
             logging.shutdown()
             os._exit(EXIT_FORCED)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL):
         loop.add_signal_handler(signum, on_signal, signum)
 
     health_task = None
@@ -60,9 +76,10 @@ async def _run(worker: Worker, settings: Settings) -> None:
     try:
         await worker.run()
     finally:
-        if health_task is not None:
-            health_task.cancel()
-            await asyncio.gather(health_task, return_exceptions=True)
+        for task in (health_task, watch):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
 
 
 def run_worker(
@@ -71,9 +88,11 @@ def run_worker(
     registry: Registry,
     options: WorkerOptions,
     store: WorkerQueries | None = None,
+    supervisor_pid: int | None = None,
 ) -> int:
     """Runs one worker in this process until it is stopped; returns the exit code. `store` replaces the
-    Postgres connection (the HTTP worker passes its PostgREST store, and then runs no maintenance)."""
+    Postgres connection (the HTTP worker passes its PostgREST store, and then runs no maintenance);
+    `supervisor_pid`: of a child of `worker --processes N`, which also stops when its supervisor is gone."""
     worker_id = new_worker_id()
     services: list[WorkerService] = []
     maintenance_pool = None
@@ -95,7 +114,7 @@ def run_worker(
         profile, settings.schema_name, registry, options, worker_id=worker_id, store=store, services=services
     )
     try:
-        asyncio.run(_run(worker, settings))
+        asyncio.run(_run(worker, settings, supervisor_pid))
     finally:
         if maintenance_pool is not None:
             maintenance_pool.close()

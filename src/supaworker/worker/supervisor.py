@@ -1,7 +1,8 @@
 """`supaworker worker --processes N`: runs N worker processes, restarts any that crash, forwards
 SIGINT/SIGTERM to them, and serves one health endpoint for the group.
 
-Each child is `supaworker worker-process --options-json SPEC`: the WorkerSpec its parent resolved, as data.
+Each child is `supaworker worker-process --supervisor-pid PID --options-json SPEC`: the WorkerSpec its parent
+resolved, as data, in a process group of its own (it watches PID and stops gracefully once that is gone).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import psycopg
 from ..config import Settings
 from ..store import WorkerStore
 from . import health
+from .main import STOP_SIGNAL
 from .options import WorkerSpec
 
 log = logging.getLogger("supaworker.supervisor")
@@ -30,7 +32,7 @@ RESTART_DELAY_SECONDS = 1.0
 RESTART_DELAY_MAX_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 30.0
 # The hidden command that runs one supervised worker (see cli/running.py); the spec's JSON follows it.
-CHILD_COMMAND = ("-m", "supaworker", "worker-process", "--options-json")
+CHILD_COMMAND = ("-m", "supaworker", "worker-process")
 
 
 class Supervisor:
@@ -47,7 +49,18 @@ class Supervisor:
 
     async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
         env = {**os.environ, "DATABASE_URL": self.conninfo, "ENABLE_HEALTH_CHECK": "false"}
-        proc = await asyncio.create_subprocess_exec(sys.executable, *CHILD_COMMAND, self.spec.to_json(), env=env)
+        # A process group of its own: a terminal's Ctrl-C or `kill -- -PGID` reaches the supervisor only, which
+        # passes it on (see _forward).
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            *CHILD_COMMAND,
+            "--supervisor-pid",
+            str(os.getpid()),
+            "--options-json",
+            self.spec.to_json(),
+            env=env,
+            start_new_session=True,
+        )
         log.info("worker process started", extra={"slot": slot, "pid": proc.pid})
         return proc
 
@@ -76,12 +89,19 @@ class Supervisor:
             delay = min(delay * 2, RESTART_DELAY_MAX_SECONDS)
 
     def _forward(self, signum: int) -> None:
+        """The first signal asks the workers to stop gracefully (STOP_SIGNAL, which a worker never takes for a
+        second signal: under systemd's control-group kill it also gets the SIGTERM itself); a second one makes
+        them exit at once."""
         first = not self._stopping
         self._stopping = True
-        log.info("forwarding signal to workers", extra={"signal": signal.Signals(signum).name, "first": first})
+        sent = STOP_SIGNAL if first else signum
+        log.info(
+            "forwarding signal to workers",
+            extra={"signal": signal.Signals(signum).name, "sent": signal.Signals(sent).name, "first": first},
+        )
         for proc in self._children.values():
             if proc.returncode is None:
-                proc.send_signal(signum)
+                proc.send_signal(sent)
 
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
