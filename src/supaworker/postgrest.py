@@ -199,7 +199,7 @@ class PostgrestWorkerStore:
         return jobs
 
     async def record_job_starts(self, worker_id: str, through: int) -> None:
-        await self.rpc("record_job_starts", {"p_worker_id": worker_id, "p_through": through})
+        await self.rpc("record_job_starts_alone", {"p_worker_id": worker_id, "p_through": through})
 
     async def forget_job_starts(self, worker_id: str) -> None:
         await self.rpc("forget_job_starts", {"p_worker_id": worker_id})

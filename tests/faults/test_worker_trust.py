@@ -17,11 +17,13 @@ from typing import Any
 import psycopg
 import pytest
 
+from supaworker import Registry
 from tests.faults.conftest import FAST_ENV
 from tests.faults.harness import Fleet, WorkerProcess, enqueue_effects, report, status_counts, worker_env
 from tests.faults.proxy import FreezableProxy
 from tests.servers import PrivateCluster
 from tests.support.waiting import wait_until
+from tests.support.worker import make_worker
 
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
@@ -168,6 +170,36 @@ def proxy(cluster: PrivateCluster) -> Iterator[FreezableProxy]:
     p = FreezableProxy("127.0.0.1", cluster.port)
     yield p
     p.close()
+
+
+async def test_completions_sent_with_start_records_survive_a_server_crash(
+    cluster: PrivateCluster, fault_db: str
+) -> None:
+    # A worker writes its finished jobs' completions, its start records and its next claim in one transaction.
+    # The start record alone may commit without waiting for the disk; the completions may not: a crash right
+    # after the worker was told they were written must not lose them (the jobs would run again, charged).
+    # With the WAL writer slowed, an asynchronous commit is still only in shared memory when the server dies.
+    ids = enqueue_effects(fault_db, 3, job_type="noop")
+    with psycopg.connect(cluster.url, autocommit=True) as admin:
+        admin.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+        admin.execute("SELECT pg_reload_conf()")
+    worker = make_worker(fault_db, Registry(), lease_seconds=60)
+    try:
+        await worker.store.open()
+        claimed = await worker.store.claim_jobs("w1", None, 3, 60, None, 3, 0)
+        assert sorted(job.id for job in claimed) == ids
+        done, _ = await worker.store.write_and_claim_jobs(
+            "w1", (ids, [1, 1, 1], [None, None, None]), claimed[-1]._claim_seq, None, 1, 60
+        )
+        assert done == set(ids)
+        cluster.stop("immediate")
+    finally:
+        await worker.store.close()
+        cluster.start()
+        with psycopg.connect(cluster.url, autocommit=True) as admin:
+            admin.execute("ALTER SYSTEM RESET wal_writer_delay")
+            admin.execute("SELECT pg_reload_conf()")
+    assert status_counts(fault_db) == {"completed": 3}
 
 
 def test_a_cut_off_worker_stops_its_jobs_before_another_is_given_them(

@@ -196,8 +196,10 @@ def test_unknown_brief_is_404_for_every_endpoint(api: TestClient, brief_id: str)
 def test_list_briefs_newest_first_filtered_by_user_and_status_and_paged(
     api: TestClient, conn: psycopg.Connection
 ) -> None:
-    ids = [create_brief(api, user_id="ana" if i % 2 else "ben", title=f"b{i}")["brief"]["id"] for i in range(5)]
-    complete(conn, claim(conn))  # the first brief's analysis: it is processing now
+    ids = [create_brief(api, user_id="ben", title="b0")["brief"]["id"]]
+    # The first brief's analysis, claimed while it is the only job (a claim shares among users at random).
+    complete(conn, claim(conn))
+    ids += [create_brief(api, user_id="ana" if i % 2 else "ben", title=f"b{i}")["brief"]["id"] for i in range(1, 5)]
     everything = api.get("/api/briefs", headers=AUTH).json()
     assert [b["id"] for b in everything["briefs"]] == ids[::-1] and everything["count"] == 5
     assert everything["next_before"] is None

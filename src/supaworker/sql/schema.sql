@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0013_fair_shares) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0015_secure_without_table_locks) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -1395,6 +1395,8 @@ CREATE OR REPLACE FUNCTION {{schema}}.expose_briefs(p_enabled boolean DEFAULT tr
 AS $function$
 DECLARE
   v_schema text := (parse_ident('{{schema}}'))[1];
+  v_step_columns text := (SELECT string_agg(quote_ident(c), ', ') FROM unnest({{schema}}.brief_step_columns()) c);
+  v_current boolean;
 BEGIN
   IF p_enabled AND current_setting('server_version_num')::integer < 150000 THEN
     RAISE EXCEPTION 'exposing briefs to end users needs PostgreSQL 15 or later (security_invoker views)'
@@ -1407,10 +1409,28 @@ BEGIN
     END IF;
     RETURN false;
   END IF;
-  EXECUTE format('DROP POLICY IF EXISTS briefs_owner_select ON %I.briefs', v_schema);
-  EXECUTE format('DROP POLICY IF EXISTS jobs_brief_owner_select ON %I.jobs', v_schema);
-  EXECUTE format('DROP VIEW IF EXISTS %I.user_brief_steps', v_schema);
-  EXECUTE format('DROP VIEW IF EXISTS %I.user_briefs', v_schema);
+
+  -- Exposed as this release exposes them: both policies there, and both views with the columns they show.
+  v_current := p_enabled
+    AND EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = '{{schema}}.briefs'::regclass AND polname = 'briefs_owner_select')
+    AND EXISTS (SELECT 1 FROM pg_policy WHERE polrelid = '{{schema}}.jobs'::regclass AND polname = 'jobs_brief_owner_select')
+    AND to_regclass(format('%I.user_briefs', v_schema)) IS NOT NULL
+    AND to_regclass(format('%I.user_brief_steps', v_schema)) IS NOT NULL
+    AND ARRAY(SELECT a.attname::text FROM pg_attribute a
+               WHERE a.attrelid = to_regclass(format('%I.user_brief_steps', v_schema)) AND a.attnum > 0
+               ORDER BY a.attnum) = {{schema}}.brief_step_columns()::text[]
+    AND ARRAY(SELECT a.attname::text FROM pg_attribute a
+               WHERE a.attrelid = to_regclass(format('%I.user_briefs', v_schema)) AND a.attnum > 0
+               ORDER BY a.attnum)
+      = ARRAY(SELECT a.attname::text FROM pg_attribute a
+               WHERE a.attrelid = '{{schema}}.briefs_with_status'::regclass AND a.attnum > 0 AND NOT a.attisdropped
+               ORDER BY a.attnum);
+  IF NOT v_current THEN
+    EXECUTE format('DROP POLICY IF EXISTS briefs_owner_select ON %I.briefs', v_schema);
+    EXECUTE format('DROP POLICY IF EXISTS jobs_brief_owner_select ON %I.jobs', v_schema);
+    EXECUTE format('DROP VIEW IF EXISTS %I.user_brief_steps', v_schema);
+    EXECUTE format('DROP VIEW IF EXISTS %I.user_briefs', v_schema);
+  END IF;
   EXECUTE format('REVOKE ALL ON %I.briefs FROM authenticated', v_schema);
   EXECUTE format('REVOKE ALL ON %I.jobs FROM authenticated', v_schema);
   IF NOT p_enabled THEN
@@ -1418,23 +1438,23 @@ BEGIN
     EXECUTE format('REVOKE USAGE ON SCHEMA %I FROM authenticated', v_schema);
     RETURN false;
   END IF;
+
+  IF NOT v_current THEN
+    EXECUTE format('CREATE POLICY briefs_owner_select ON %I.briefs FOR SELECT TO authenticated '
+                   'USING (user_id = %I.request_user_id())', v_schema, v_schema);
+    -- The subquery on briefs runs under the reader's own policy on briefs: only their briefs' jobs.
+    EXECUTE format('CREATE POLICY jobs_brief_owner_select ON %I.jobs FOR SELECT TO authenticated '
+                   'USING (brief_id IN (SELECT b.id FROM %I.briefs b))', v_schema, v_schema);
+    -- The derived status reads all of a brief's jobs (payloads included), so this view runs as its owner, as
+    -- briefs_with_status does, and applies the policies' rule itself: only the reader's own briefs.
+    EXECUTE format('CREATE VIEW %I.user_briefs AS SELECT w.* FROM %I.briefs_with_status w '
+                   'WHERE w.user_id = %I.request_user_id()', v_schema, v_schema, v_schema);
+    EXECUTE format('CREATE VIEW %I.user_brief_steps WITH (security_invoker = true) AS SELECT %s FROM %I.jobs '
+                   'WHERE brief_id IS NOT NULL', v_schema, v_step_columns, v_schema);
+  END IF;
   EXECUTE format('GRANT USAGE ON SCHEMA %I TO authenticated', v_schema);
   EXECUTE format('GRANT SELECT ON %I.briefs TO authenticated', v_schema);
-  EXECUTE format('GRANT SELECT (%s) ON %I.jobs TO authenticated',
-                 (SELECT string_agg(quote_ident(c), ', ') FROM unnest({{schema}}.brief_step_columns()) c), v_schema);
-  EXECUTE format('CREATE POLICY briefs_owner_select ON %I.briefs FOR SELECT TO authenticated '
-                 'USING (user_id = %I.request_user_id())', v_schema, v_schema);
-  -- The subquery on briefs runs under the reader's own policy on briefs: only their briefs' jobs.
-  EXECUTE format('CREATE POLICY jobs_brief_owner_select ON %I.jobs FOR SELECT TO authenticated '
-                 'USING (brief_id IN (SELECT b.id FROM %I.briefs b))', v_schema, v_schema);
-  -- The derived status reads all of a brief's jobs (payloads included), so this view runs as its owner, as
-  -- briefs_with_status does, and applies the policies' rule itself: only the reader's own briefs.
-  EXECUTE format('CREATE VIEW %I.user_briefs AS SELECT w.* FROM %I.briefs_with_status w '
-                 'WHERE w.user_id = %I.request_user_id()', v_schema, v_schema, v_schema);
-  EXECUTE format('CREATE VIEW %I.user_brief_steps WITH (security_invoker = true) AS SELECT %s FROM %I.jobs '
-                 'WHERE brief_id IS NOT NULL',
-                 v_schema, (SELECT string_agg(quote_ident(c), ', ') FROM unnest({{schema}}.brief_step_columns()) c),
-                 v_schema);
+  EXECUTE format('GRANT SELECT (%s) ON %I.jobs TO authenticated', v_step_columns, v_schema);
   EXECUTE format('GRANT SELECT ON %I.user_briefs, %I.user_brief_steps TO authenticated', v_schema, v_schema);
   IF EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role') THEN
     EXECUTE format('GRANT SELECT ON %I.user_briefs, %I.user_brief_steps TO service_role', v_schema, v_schema);
@@ -1817,10 +1837,20 @@ CREATE OR REPLACE FUNCTION {{schema}}.record_job_starts(p_worker_id text, p_thro
  SET search_path TO 'pg_catalog', 'pg_temp'
  SET jit TO 'off'
 AS $function$
-  SELECT set_config('synchronous_commit', 'off', true);
   INSERT INTO {{schema}}.worker_starts AS w (worker_id, started_through) VALUES (p_worker_id, p_through)
   ON CONFLICT (worker_id) DO UPDATE
     SET started_through = greatest(w.started_through, excluded.started_through), updated_at = now()
+$function$;
+
+CREATE OR REPLACE FUNCTION {{schema}}.record_job_starts_alone(p_worker_id text, p_through bigint)
+ RETURNS void
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'pg_temp'
+ SET jit TO 'off'
+AS $function$
+  SELECT set_config('synchronous_commit', 'off', true);
+  SELECT {{schema}}.record_job_starts(p_worker_id, p_through)
 $function$;
 
 CREATE OR REPLACE FUNCTION {{schema}}.release_jobs(p_worker_id text, p_ids bigint[], p_attempts integer[])
@@ -2057,8 +2087,11 @@ BEGIN
       EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE %s TO service_role', v_relation);
     END IF;
     -- Tables only: views run as their owner and have no RLS of their own.
+    -- Only where it is off: ALTER TABLE takes an exclusive lock even when it changes nothing.
     IF v_kind IN ('r', 'p') THEN
-      EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_relation);
+      IF NOT (SELECT relrowsecurity FROM pg_class WHERE oid = v_relation) THEN
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', v_relation);
+      END IF;
       -- Supabase's service_role bypasses RLS; a policy keeps it working where a copy of the role does not.
       IF v_service AND NOT EXISTS (
            SELECT 1 FROM pg_policy WHERE polrelid = v_relation AND polname = 'service_role_all') THEN
@@ -2327,6 +2360,7 @@ GRANT EXECUTE ON FUNCTION {{schema}}.pipelines() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.prune_finished_jobs({{schema}}.job_status,double precision,integer) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.raise_invalid(text,text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.record_job_starts(text,bigint) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.record_job_starts_alone(text,bigint) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.release_jobs(text,bigint[],integer[]) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.repr(text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.request_user_id() TO service_role;

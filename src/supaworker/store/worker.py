@@ -87,7 +87,7 @@ class WorkerStore:
 
     async def record_job_starts(self, worker_id: str, through: int) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(self.q.record_job_starts, {"worker_id": worker_id, "through": through})
+            await conn.execute(self.q.record_job_starts_alone, {"worker_id": worker_id, "through": through})
 
     async def forget_job_starts(self, worker_id: str) -> None:
         async with self.pool.connection() as conn:
