@@ -165,6 +165,39 @@ def test_an_outage_longer_than_the_lease_charges_no_live_job(
     report("outage-3s-lease-2s", jobs=12, rescued=0, charged=0)
 
 
+def test_a_worker_that_dies_during_an_outage_is_still_rescued_soon_after(
+    cluster: PrivateCluster, fault_db: str, fleet: Fleet
+) -> None:
+    # The grace that spares live workers after an outage must not spare a dead one for long.
+    ids = enqueue_effects(fault_db, 4, max_attempts=3, job_type="slow_async", sleep=8)
+    env = worker_env(fault_db, fault_db, **FAST_ENV)
+    victim = fleet.start(env, "-c", "4", "--lease-seconds", "2", name="victim")
+    wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 4, "every job to start")
+    survivor = fleet.start(env, "-c", "4", "--lease-seconds", "2", name="survivor")
+    fleet.wait_started()
+    cluster.stop("immediate")
+    victim.signal(signal.SIGKILL)
+    victim.proc.wait(10)
+    time.sleep(3)
+    cluster.start()
+    back = time.monotonic()
+    started_by_survivor = "SELECT count(DISTINCT job_id) FROM public.test_starts WHERE pid = %s"
+    wait_until(
+        lambda: query(fault_db, started_by_survivor, (survivor.pid,))[0][0] == 4,
+        f"the survivor to run the dead worker's jobs\n{fleet.logs()}",
+        timeout=30,
+    )
+    took = time.monotonic() - back
+    # The leases ran out during the outage; what is left is the grace after it (one lease, 2 s), the survivor's
+    # reconnection, its rescue interval (0.5 s) and its claim: 2-2.5 s here, a few seconds of slack for a busy
+    # machine.
+    assert took < 10, (took, fleet.logs())
+    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=60)
+    rows = query(fault_db, "SELECT status::text, attempts FROM supaworker.jobs WHERE id = ANY (%s)", (ids,))
+    assert rows == [("completed", 2)] * 4, rows  # the attempt that died with its worker is charged
+    report("dead-in-outage-lease-2s", jobs=4, rescued_after_restart_s=round(took, 1))
+
+
 @pytest.fixture
 def proxy(cluster: PrivateCluster) -> Iterator[FreezableProxy]:
     p = FreezableProxy("127.0.0.1", cluster.port)
