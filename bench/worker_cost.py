@@ -1,18 +1,25 @@
 """What one no-op job costs supaworker: worker CPU and server CPU per job over a long drain.
 
     .venv/bin/python bench/worker_cost.py --jobs 100000 --prefetch 500 [--processes 1] [--concurrency 10]
+    .venv/bin/python bench/worker_cost.py --jobs 20000 --compare-limit 500 --repeat 3
+
 
 Queues `--jobs` no-op jobs with `create_jobs` on a fresh database (`bench_worker_cost`), starts the worker
 processes, and waits until every job is completed. Prints jobs/s (the database's clock: first start to last
 completion), the worker processes' CPU per job (start-up included) and the server CPU per job (backends of
 that database, as in the peer benchmark). Run it before and after a change to see what the change is worth;
 it is the figure the side-by-side benchmark cannot give, because it does not measure the clients' CPU.
+
+`--compare-limit N` drains the same queue with no limit and with a global max_running of N for the type, in
+one run, interleaved (`--repeat` times each), and prints the medians and their ratio (limited / unlimited;
+results also in bench/results/limit.md): what setting a limit costs a drain that stays under it.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -21,6 +28,7 @@ from pathlib import Path
 import psycopg
 
 import supaworker
+from supaworker import client as supaworker_client
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -50,9 +58,37 @@ def main() -> None:
     ap.add_argument(
         "--limit", type=int, help="a global max_running for the type (the claim then takes its limits path)"
     )
+    ap.add_argument("--compare-limit", type=int, metavar="N", help="drains without a limit and with max_running N")
+    ap.add_argument("--repeat", type=int, default=3, help="drains of each kind with --compare-limit")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database")
     a = ap.parse_args()
+    if not a.compare_limit:
+        print(describe(a, a.limit, drain(a, a.limit)))
+        return
 
+    rates: dict[int | None, list[float]] = {None: [], a.compare_limit: []}
+    for _ in range(a.repeat):
+        for limit in rates:
+            figures = drain(a, limit)
+            print(describe(a, limit, figures), flush=True)
+            rates[limit].append(figures["rate"])
+    plain, limited = statistics.median(rates[None]), statistics.median(rates[a.compare_limit])
+    summary = (
+        f"# A limit set, same run\n\n`bench/worker_cost.py --jobs {a.jobs} --compare-limit {a.compare_limit}"
+        f" --repeat {a.repeat}`: {a.jobs:,} no-op {a.handler} jobs, {a.processes} x concurrency {a.concurrency},"
+        f" prefetch {a.prefetch or 'default'}, drains interleaved; medians (all runs).\n\n"
+        "| drain | jobs/s |\n|---|---:|\n"
+        f"| no limit | {plain:,.0f} ({', '.join(f'{r:,.0f}' for r in rates[None])}) |\n"
+        f"| max_running {a.compare_limit} | {limited:,.0f} ({', '.join(f'{r:,.0f}' for r in rates[a.compare_limit])})"
+        f" |\n\nratio limited / no limit: **{limited / plain:.2f}**\n"
+    )
+    (HERE / "results" / "limit.md").write_text(summary)
+    print(summary)
+
+
+def drain(a: argparse.Namespace, limit: int | None) -> dict[str, float]:
+    """Queues the jobs on a fresh database, sets the limit, and drains them with new worker processes."""
+    supaworker_client.close()  # its pool's connections are to the database dropped below
     with psycopg.connect(a.pg + "postgres", autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {DB}")
@@ -69,8 +105,8 @@ def main() -> None:
     os.environ["DATABASE_URL"] = dsn
     job_type = "noop" if a.handler == "async" else "noop_def"
     supaworker.create_jobs([{"type": job_type}] * a.jobs)
-    if a.limit:
-        supaworker.set_limits(job_type, max_running=a.limit)
+    if limit:
+        supaworker.set_limits(job_type, max_running=limit)
 
     worker = [sys.executable, "-m", "supaworker", "worker", "--no-builtins", "--import", "worker_cost"]
     worker += ["--concurrency", str(a.concurrency)] + (["--prefetch", str(a.prefetch)] if a.prefetch else [])
@@ -98,11 +134,20 @@ def main() -> None:
                 p.wait()
             server.close()
     per_job = 1e6 / a.jobs
-    print(
+    return {
+        "rate": float(rate),
+        "worker_us": worker_ticks / os.sysconf("SC_CLK_TCK") * per_job,
+        "server_us": server_s * per_job,
+        "extra": float(extra),
+    }
+
+
+def describe(a: argparse.Namespace, limit: int | None, f: dict[str, float]) -> str:
+    return (
         f"{a.jobs:,} {a.handler} jobs, {a.processes} x concurrency {a.concurrency}, prefetch {a.prefetch or 'default'}"
-        f"{f', limit {a.limit}' if a.limit else ''}: "
-        f"{rate:,.0f} jobs/s, worker CPU {worker_ticks / os.sysconf('SC_CLK_TCK') * per_job:.1f} us/job, "
-        f"server CPU {server_s * per_job:.1f} us/job, extra attempts {extra}"
+        f"{f', limit {limit}' if limit else ''}: "
+        f"{f['rate']:,.0f} jobs/s, worker CPU {f['worker_us']:.1f} us/job, "
+        f"server CPU {f['server_us']:.1f} us/job, extra attempts {f['extra']:.0f}"
     )
 
 

@@ -77,6 +77,18 @@ def test_claim_with_a_limit_or_a_pause_never_jit_compiles(stale: psycopg.Connect
     assert not jitted, jitted[0]
 
 
+def test_claim_under_limits_without_a_rate_does_no_rate_bookkeeping(stale: psycopg.Connection) -> None:
+    # The rate windows' UPDATE (with its count of the claimed jobs by type) is for types with a rate limit.
+    stale.execute("SELECT supaworker.set_job_limits('t', 500, NULL, NULL)")
+    stale.execute("SELECT supaworker.set_job_paused('queue', 'elsewhere', true)")
+    plans, claimed = all_plans(stale, "SELECT id FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,))
+    assert len(claimed) == BATCH
+    assert not [plan for plan in plans if "Update on job_controls" in plan], plans
+    stale.execute("SELECT supaworker.set_job_limits('t', 1000, 10000, 60)")
+    plans, claimed = all_plans(stale, "SELECT id FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,))
+    assert len(claimed) == BATCH and [plan for plan in plans if "Update on job_controls" in plan]
+
+
 def test_hot_functions_pin_jit_off(conn: psycopg.Connection) -> None:
     rows = conn.execute(
         """SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace

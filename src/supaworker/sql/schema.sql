@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0015_secure_without_table_locks) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0016_claims_skip_idle_rate_windows) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -720,6 +720,7 @@ DECLARE
   v_first text;
   v_last text;
   v_keys text[];
+  v_rated boolean := false;
 BEGIN
   v_controls := EXISTS (
     SELECT 1 FROM {{schema}}.job_controls k
@@ -781,8 +782,9 @@ BEGIN
                                WHERE r.type = k.name AND r.status = 'processing'),
              CASE WHEN k.window_started_at IS NULL
                     OR k.window_started_at + make_interval(secs => k.rate_period_seconds) <= now()
-                  THEN k.rate_limit ELSE k.rate_limit - k.window_count END)) ORDER BY k.name), '{}')
-      INTO v_limited, v_allowed
+                  THEN k.rate_limit ELSE k.rate_limit - k.window_count END)) ORDER BY k.name), '{}'),
+           coalesce(bool_or(k.rate_limit IS NOT NULL), false)
+      INTO v_limited, v_allowed, v_rated
       FROM {{schema}}.job_controls k
      WHERE k.scope = 'type' AND NOT k.paused AND (k.max_running IS NOT NULL OR k.rate_limit IS NOT NULL)
        AND (p_types IS NULL OR k.name = ANY (p_types));
@@ -898,7 +900,7 @@ BEGIN
     END IF;
   END IF;
 
-  IF v_controls THEN
+  IF v_rated AND cardinality(v_ids) > 0 THEN
     -- Rate windows: a claim after the window ran out opens a new one (BullMQ's fixed-window limiter).
     UPDATE {{schema}}.job_controls k
        SET window_started_at = CASE WHEN k.window_started_at IS NULL
