@@ -159,3 +159,24 @@ async def test_pause_stops_all_workers_and_resume_wakes_them(db: str, store: Sto
         # Workers poll every 120 s here: only resume's NOTIFY can bring the job out within the bound.
         supaworker.resume(type="render", store=store)
         await wait_until_async(status_is(db, render.id, "completed"))
+
+
+async def test_a_worker_whose_own_claimed_jobs_fill_a_limit_claims_again_once_idle(db: str, store: Store) -> None:
+    # max_running counts this worker's claimed-ahead jobs too, so a claim can come back empty with jobs still
+    # queued. That is no empty queue: once its hands are empty the worker looks again at once, instead of
+    # sleeping its poll interval (a drain under a limit fell to a fifth of its rate, one run in three).
+    registry = Registry()
+    ran: list[int] = []
+
+    async def capped(job: supaworker.Job) -> None:
+        await asyncio.sleep(0.01)  # still running when the worker looks again 2 ms after a claim
+        ran.append(job.id)
+
+    registry.register("capped", capped)
+    supaworker.create_jobs([{"type": "capped"}] * 200, store=store)
+    supaworker.set_limits("capped", max_running=20, store=store)
+    # No NOTIFY comes (nothing is enqueued while it runs) and a poll would take a minute per 20 jobs.
+    worker = make_worker(db, registry, prefetch=50, poll_interval_seconds=60)
+    async with running(worker):
+        await wait_until_async(lambda: len(ran) == 200, "the 200 jobs to run 20 at a time", timeout=30)
+    assert sorted(ran) == sorted(set(ran))

@@ -147,6 +147,10 @@ class Claimer:
             self._wakeup.set()
         elif self.want():
             self._slot_freed.set()  # only then: waking the claim loop to find nothing to do costs more than the job
+            if not self.slots.running and not self.slots.queued:
+                # Idle: a claim that came back short may have met a limit that this worker's own jobs filled
+                # (max_running counts them), not an empty queue. One look now, not after the poll interval.
+                self._wakeup.set()
 
     def want(self) -> int:
         """How many jobs to claim now: the free capacity, but nothing while the local queue still has work
