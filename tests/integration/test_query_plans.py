@@ -5,6 +5,7 @@ The plans are read with auto_explain from inside the SQL functions, as the worke
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import psycopg
@@ -28,11 +29,15 @@ def explained(conn: psycopg.Connection, query: str, params: tuple[object, ...] =
     return update, rows
 
 
-def all_plans(conn: psycopg.Connection, query: str, params: tuple[object, ...] = ()) -> tuple[list[str], list[tuple]]:
-    """The plan of every statement `query` runs, nested ones included, and the rows it returns."""
+def all_plans(
+    conn: psycopg.Connection, query: str, params: tuple[object, ...] = (), *, analyze: bool = False
+) -> tuple[list[str], list[tuple]]:
+    """The plan of every statement `query` runs, nested ones included (with what each node did when
+    `analyze`), and the rows it returns."""
     found: list[str] = []
     conn.execute("LOAD 'auto_explain'")
     conn.execute("SET auto_explain.log_min_duration = 0")
+    conn.execute(f"SET auto_explain.log_analyze = {'on' if analyze else 'off'}")
     conn.execute("SET auto_explain.log_nested_statements = on")
     conn.execute("SET client_min_messages = log")
     conn.add_notice_handler(lambda d: found.append(d.message_primary or ""))
@@ -87,6 +92,24 @@ def test_claim_under_limits_without_a_rate_does_no_rate_bookkeeping(stale: psyco
     stale.execute("SELECT supaworker.set_job_limits('t', 1000, 10000, 60)")
     plans, claimed = all_plans(stale, "SELECT id FROM supaworker.claim_jobs('w', NULL, %s, 30)", (BATCH,))
     assert len(claimed) == BATCH and [plan for plan in plans if "Update on job_controls" in plan]
+
+
+@pytest.mark.parametrize("wanted", [["t", "u"], ["u", "t", "v"]])
+def test_a_limited_types_backlog_is_not_walked_to_claim_other_types(
+    stale: psycopg.Connection, wanted: list[str]
+) -> None:
+    # A worker of several types (a worker always names its types), one of them limited with a backlog: the
+    # claim found the others' jobs by walking every pending job of the limited type first (4-10 ms a claim
+    # with 20,000 queued).
+    stale.execute("SELECT supaworker.set_job_limits('t', 1, NULL, NULL)")
+    stale.execute("SELECT id FROM supaworker.claim_jobs('w0', ARRAY['t'], 1, 30)")  # the limit is reached
+    stale.execute("INSERT INTO supaworker.jobs (type) VALUES ('u')")  # behind 2,999 pending 't' jobs
+    plans, claimed = all_plans(
+        stale, "SELECT type FROM supaworker.claim_jobs('w', %s, %s, 30)", (wanted, BATCH), analyze=True
+    )
+    assert claimed == [("u",)]
+    removed = [int(n) for plan in plans for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
+    assert max(removed, default=0) < 100, plans
 
 
 def test_hot_functions_pin_jit_off(conn: psycopg.Connection) -> None:

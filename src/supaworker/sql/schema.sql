@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0016_claims_skip_idle_rate_windows) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0017_claims_by_type_under_limits) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -220,6 +220,7 @@ CREATE INDEX jobs_completed_at_idx ON {{schema}}.jobs USING btree (completed_at)
 CREATE INDEX jobs_fair_claim_idx ON {{schema}}.jobs USING btree (fairness_key, priority, run_at, id) WHERE status = 'pending'::{{schema}}.job_status;
 CREATE INDEX jobs_finished_idx ON {{schema}}.jobs USING btree (status, completed_at) WHERE status = ANY (ARRAY['completed'::{{schema}}.job_status, 'failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
 CREATE INDEX jobs_lease_idx ON {{schema}}.jobs USING btree (lease_expires_at) WHERE status = 'processing'::{{schema}}.job_status;
+CREATE INDEX jobs_type_claim_idx ON {{schema}}.jobs USING btree (type, priority, run_at, id) WHERE status = 'pending'::{{schema}}.job_status;
 CREATE UNIQUE INDEX jobs_unique_key_idx ON {{schema}}.jobs USING btree (unique_key) WHERE unique_key IS NOT NULL;
 CREATE INDEX jobs_unsuccessful_id_idx ON {{schema}}.jobs USING btree (status, id) WHERE status = ANY (ARRAY['failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
 CREATE INDEX jobs_unsuccessful_idx ON {{schema}}.jobs USING btree (completed_at DESC) WHERE status = ANY (ARRAY['failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
@@ -805,6 +806,44 @@ BEGIN
        ORDER BY c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
+  ELSIF v_keys IS NULL AND p_types IS NOT NULL THEN
+    -- The types asked for, each read from its own place in jobs_type_claim_idx: a limited or paused type's
+    -- backlog is never walked to find the others' jobs. The type is bounded on both sides rather than
+    -- compared with =, and the order names it: with = the planner drops the type from the order and, from
+    -- statistics that saw one type, prefers walking jobs_claim_idx, which is the walk this avoids.
+    v_ids := ARRAY(
+      WITH free AS (
+        SELECT f.id, f.priority, f.run_at
+          FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
+                 WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
+         CROSS JOIN LATERAL (
+               SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+                WHERE c.status = 'pending'
+                  AND c.type >= a.type AND c.type <= a.type
+                  AND c.run_at <= now()
+                  AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+                  AND c.queue <> ALL (v_paused_queues)
+                ORDER BY c.type, c.priority, c.run_at, c.id
+                LIMIT p_limit
+                  FOR UPDATE SKIP LOCKED) f
+      ), limited AS (
+        SELECT l.id, l.priority, l.run_at
+          FROM unnest(v_limited, v_allowed) AS a(type, allowed)
+         CROSS JOIN LATERAL (
+               SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+                WHERE c.status = 'pending'
+                  AND c.type >= a.type AND c.type <= a.type
+                  AND c.run_at <= now()
+                  AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+                  AND c.queue <> ALL (v_paused_queues)
+                ORDER BY c.type, c.priority, c.run_at, c.id
+                LIMIT a.allowed
+                  FOR UPDATE SKIP LOCKED) l
+         WHERE a.allowed > 0
+      )
+      SELECT u.id FROM (SELECT * FROM free UNION ALL SELECT * FROM limited) u
+       ORDER BY u.priority, u.run_at, u.id
+       LIMIT p_limit);
   ELSIF v_keys IS NULL THEN
     v_ids := ARRAY(
       WITH free AS (
