@@ -806,7 +806,8 @@ BEGIN
        ORDER BY c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND p_types IS NOT NULL THEN
+  ELSIF v_keys IS NULL AND p_types IS NOT NULL
+        AND (cardinality(v_limited) > 0 OR p_types && v_paused_types) THEN
     -- The types asked for, each read from its own place in jobs_type_claim_idx: a limited or paused type's
     -- backlog is never walked to find the others' jobs. The type is bounded on both sides rather than
     -- compared with =, and the order names it: with = the planner drops the type from the order and, from
