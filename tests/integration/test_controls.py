@@ -16,8 +16,11 @@ from tests.support.waiting import wait_until_async
 from tests.support.worker import make_worker, running, status_is
 
 
-def claim_concurrently(db: str, claimers: int, limit: int, rounds: int = 1) -> list[int]:
-    """Each claimer calls claim_jobs `rounds` times, all starting together; returns every claimed id."""
+def claim_concurrently(
+    db: str, claimers: int, limit: int, rounds: int = 1, types: list[str] | None = None
+) -> list[int]:
+    """Each claimer calls claim_jobs `rounds` times (for `types`, or every type), all starting together;
+    returns every claimed id."""
     barrier = threading.Barrier(claimers)
     claimed: list[int] = []
     lock = threading.Lock()
@@ -26,7 +29,7 @@ def claim_concurrently(db: str, claimers: int, limit: int, rounds: int = 1) -> l
         with psycopg.connect(db, autocommit=True) as c:
             barrier.wait()
             for _ in range(rounds):
-                rows = c.execute("SELECT id FROM supaworker.claim_jobs(%s, NULL, %s)", (f"w{n}", limit)).fetchall()
+                rows = c.execute("SELECT id FROM supaworker.claim_jobs(%s, %s, %s)", (f"w{n}", types, limit)).fetchall()
                 with lock:
                     claimed.extend(r[0] for r in rows)
 
@@ -45,6 +48,20 @@ def test_concurrency_limit_holds_across_concurrent_claimers(db: str, store: Stor
     assert len(claimed) == len(set(claimed))
     running = dict(conn.execute("SELECT type, count(*) FROM supaworker.jobs WHERE status = 'processing' GROUP BY type"))
     assert running == {"render": 3, "other": 10}
+
+
+def test_claimers_naming_their_types_hold_the_limit_and_take_each_job_once(
+    db: str, store: Store, conn: psycopg.Connection
+) -> None:
+    # Claims that name a limited type read type by type (0017); under contention each job still goes to one
+    # claimer, the limit holds, and the free types are drained in full.
+    supaworker.create_jobs([{"type": "render"}] * 60 + [{"type": "other"}] * 90 + [{"type": "third"}] * 90, store=store)
+    supaworker.set_limits("render", max_running=4, store=store)
+    claimed = claim_concurrently(db, claimers=8, limit=7, rounds=6, types=["render", "other", "third"])
+    assert len(claimed) == len(set(claimed))
+    running = dict(conn.execute("SELECT type, count(*) FROM supaworker.jobs WHERE status = 'processing' GROUP BY type"))
+    assert running == {"render": 4, "other": 90, "third": 90}
+    assert len(claimed) == 184
 
 
 def test_finished_limited_job_frees_its_slot(store: Store, conn: psycopg.Connection) -> None:
