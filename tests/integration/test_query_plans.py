@@ -94,16 +94,20 @@ def test_claim_under_limits_without_a_rate_does_no_rate_bookkeeping(stale: psyco
     assert len(claimed) == BATCH and [plan for plan in plans if "Update on job_controls" in plan]
 
 
+@pytest.mark.parametrize("control", ["limit", "pause"])
 @pytest.mark.parametrize("wanted", [["t", "u"], ["u", "t", "v"]])
 def test_a_limited_types_backlog_is_not_walked_to_claim_other_types(
-    stale: psycopg.Connection, wanted: list[str]
+    stale: psycopg.Connection, wanted: list[str], control: str
 ) -> None:
-    # A worker of several types (a worker always names its types), one of them limited with a backlog: the
-    # claim found the others' jobs by walking every pending job of the limited type first (4-10 ms a claim
-    # with 20,000 queued).
-    stale.execute("SELECT supaworker.set_job_limits('t', 1, NULL, NULL)")
-    stale.execute("SELECT id FROM supaworker.claim_jobs('w0', ARRAY['t'], 1, 30)")  # the limit is reached
-    stale.execute("INSERT INTO supaworker.jobs (type) VALUES ('u')")  # behind 2,999 pending 't' jobs
+    # A worker of several types (a worker always names its types), one of them limited (or paused) with a
+    # backlog: the claim found the others' jobs by walking every pending job of that type first (4-10 ms a
+    # claim with 20,000 queued).
+    if control == "limit":
+        stale.execute("SELECT supaworker.set_job_limits('t', 1, NULL, NULL)")
+        stale.execute("SELECT id FROM supaworker.claim_jobs('w0', ARRAY['t'], 1, 30)")  # the limit is reached
+    else:
+        stale.execute("SELECT supaworker.set_job_paused('type', 't', true)")
+    stale.execute("INSERT INTO supaworker.jobs (type) VALUES ('u')")  # behind the pending 't' jobs
     plans, claimed = all_plans(
         stale, "SELECT type FROM supaworker.claim_jobs('w', %s, %s, 30)", (wanted, BATCH), analyze=True
     )
