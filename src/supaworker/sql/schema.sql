@@ -722,6 +722,9 @@ DECLARE
   v_last text;
   v_keys text[];
   v_rated boolean := false;
+  v_from_priority integer;
+  v_from_run_at timestamptz;
+  v_from_id bigint;
 BEGIN
   v_controls := EXISTS (
     SELECT 1 FROM {{schema}}.job_controls k
@@ -808,25 +811,39 @@ BEGIN
          FOR UPDATE SKIP LOCKED);
   ELSIF v_keys IS NULL AND p_types IS NOT NULL
         AND (cardinality(v_limited) > 0 OR p_types && v_paused_types) THEN
-    -- The types asked for, each read from its own place in jobs_type_claim_idx: a limited or paused type's
-    -- backlog is never walked to find the others' jobs. The type is bounded on both sides rather than
-    -- compared with =, and the order names it: with = the planner drops the type from the order and, from
-    -- statistics that saw one type, prefers walking jobs_claim_idx, which is the walk this avoids.
+    -- Where the free types' jobs begin in claim order: the first pending job of each, read (unlocked) from
+    -- jobs_type_claim_idx. The free part's scan of jobs_claim_idx starts there, so a limited or paused type's
+    -- backlog ahead of it is skipped by the index rather than walked row by row, and the scan still locks
+    -- only the rows it takes. (The type is bounded on both sides rather than compared with =, and the order
+    -- names it: with = the planner drops the type from the order and, from statistics that saw one type,
+    -- prefers walking jobs_claim_idx, which is the walk this avoids.)
+    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
+      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
+             WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
+     CROSS JOIN LATERAL (
+           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+            WHERE c.status = 'pending'
+              AND c.type >= a.type AND c.type <= a.type
+              AND c.run_at <= now()
+              AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+              AND c.queue <> ALL (v_paused_queues)
+            ORDER BY c.type, c.priority, c.run_at, c.id
+            LIMIT 1) h
+     ORDER BY h.priority, h.run_at, h.id
+     LIMIT 1;
     v_ids := ARRAY(
       WITH free AS (
-        SELECT f.id, f.priority, f.run_at
-          FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
-                 WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
-         CROSS JOIN LATERAL (
-               SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
-                WHERE c.status = 'pending'
-                  AND c.type >= a.type AND c.type <= a.type
-                  AND c.run_at <= now()
-                  AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-                  AND c.queue <> ALL (v_paused_queues)
-                ORDER BY c.type, c.priority, c.run_at, c.id
-                LIMIT p_limit
-                  FOR UPDATE SKIP LOCKED) f
+        SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+         WHERE c.status = 'pending'
+           AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
+           AND c.run_at <= now()
+           AND c.type = ANY (p_types)
+           AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+           AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types) AND c.queue <> ALL (v_paused_queues)
+           AND v_from_id IS NOT NULL
+         ORDER BY c.priority, c.run_at, c.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
       ), limited AS (
         SELECT l.id, l.priority, l.run_at
           FROM unnest(v_limited, v_allowed) AS a(type, allowed)

@@ -147,10 +147,19 @@ class Claimer:
             self._wakeup.set()
         elif self.want():
             self._slot_freed.set()  # only then: waking the claim loop to find nothing to do costs more than the job
-            if not self.slots.running and not self.slots.queued:
+            if self._idle():
                 # Idle: a claim that came back short may have met a limit that this worker's own jobs filled
                 # (max_running counts them), not an empty queue. One look now, not after the poll interval.
                 self._wakeup.set()
+
+    def completions_written_alone(self) -> None:
+        """The completer wrote a batch beside the claim loop. An idle worker looks again: its last claim may
+        have come back short because a limit still counted those jobs as running."""
+        if not self.options.queue_concurrency and self._idle() and self.want():
+            self._wakeup.set()
+
+    def _idle(self) -> bool:
+        return not self.slots.running and not self.slots.queued
 
     def want(self) -> int:
         """How many jobs to claim now: the free capacity, but nothing while the local queue still has work

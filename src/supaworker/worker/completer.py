@@ -34,10 +34,19 @@ class Completion:
 
 
 class Completer:
-    def __init__(self, store: WorkerQueries, worker_id: str, on_written: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        store: WorkerQueries,
+        worker_id: str,
+        on_written: Callable[[], None],
+        on_written_alone: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.worker_id = worker_id
         self._on_written = on_written  # buffered jobs hold slots: tell the claim loop they are free
+        # A batch written in a transaction of its own, which a claim running beside it did not see: the jobs
+        # it completed may have been counted against a limit that is free now.
+        self._on_written_alone = on_written_alone
         self._buffer: list[Completion] = []
         self._in_flight: list[Completion] = []
         self._wake = asyncio.Event()
@@ -100,6 +109,7 @@ class Completer:
             while self._buffer:
                 batch = self.take()
                 self.settle(batch, await self._write(batch))
+                self._on_written_alone()
 
     async def _write(self, batch: list[Completion]) -> set[int]:
         ids, attempts, results = self.as_columns(batch)

@@ -113,7 +113,12 @@ class Worker:
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
         self._slot_freed = asyncio.Event()
-        self.completer = Completer(self.store, self.worker_id, on_written=self._slot_freed.set)
+        self.completer = Completer(
+            self.store,
+            self.worker_id,
+            on_written=self._slot_freed.set,
+            on_written_alone=lambda: self.claimer.completions_written_alone(),
+        )
         self.progress = ProgressWriter(self.store, self.worker_id)
         self.starter = StartRecorder(self.store, self.worker_id)
         self.watchdog = Watchdog(lambda: self.slots.running.values())

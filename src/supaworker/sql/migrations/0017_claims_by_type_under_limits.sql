@@ -1,15 +1,13 @@
--- 0017: a claim under limits or pauses reads each type it asks for from its own place in an index.
+-- 0017: a claim that names a limited or paused type no longer walks that type's backlog.
 --
 -- A worker of several types, one of them limited (or paused) with a backlog, found the other types' jobs by
--- walking the claim order past every pending job of the limited type: 4-10 ms a claim with 20,000 queued,
--- a drain under a limit at three quarters of the speed without. The new index jobs_type_claim_idx holds the
--- runnable jobs by type in claim order; when the claim names its types (a worker always does) and one of
--- them is limited or paused, each free type and each limited one is read from it directly, and the batch is
--- merged in claim order. The price: each type's read locks up to the batch size before the merge keeps the
--- first ones, so with several types backlogged a claim of 250 locks more rows than it takes (7 types: about
--- 8.5 ms instead of 5 ms); without this, its cost grew with the limited type's backlog (4-10 ms with 20,000
--- queued, about ten times that with 200,000). Claims without a limited or paused type among theirs, of
--- every type (p_types NULL), and without controls are as in 0016 (sql/schema.sql).
+-- walking the claim order past every pending job of that type: 4-10 ms a claim with 20,000 queued, growing
+-- with the backlog; a drain under a limit ran at 0.65-0.9x the drain without. The new index
+-- jobs_type_claim_idx holds the runnable jobs by type in claim order. When a claim names its types (a worker
+-- always does) and one of them is limited or paused, it reads where each free type's jobs begin from that
+-- index and starts its scan of jobs_claim_idx at the earliest of them; each limited type is read from the
+-- index directly, within its limit. Claims without a limited or paused type among theirs, of every type
+-- (p_types NULL), and without controls are as in 0016 (sql/schema.sql).
 
 CREATE INDEX jobs_type_claim_idx ON {{schema}}.jobs (type, priority, run_at, id) WHERE status = 'pending';
 
@@ -33,6 +31,9 @@ DECLARE
   v_last text;
   v_keys text[];
   v_rated boolean := false;
+  v_from_priority integer;
+  v_from_run_at timestamptz;
+  v_from_id bigint;
 BEGIN
   v_controls := EXISTS (
     SELECT 1 FROM {{schema}}.job_controls k
@@ -119,25 +120,39 @@ BEGIN
          FOR UPDATE SKIP LOCKED);
   ELSIF v_keys IS NULL AND p_types IS NOT NULL
         AND (cardinality(v_limited) > 0 OR p_types && v_paused_types) THEN
-    -- The types asked for, each read from its own place in jobs_type_claim_idx: a limited or paused type's
-    -- backlog is never walked to find the others' jobs. The type is bounded on both sides rather than
-    -- compared with =, and the order names it: with = the planner drops the type from the order and, from
-    -- statistics that saw one type, prefers walking jobs_claim_idx, which is the walk this avoids.
+    -- Where the free types' jobs begin in claim order: the first pending job of each, read (unlocked) from
+    -- jobs_type_claim_idx. The free part's scan of jobs_claim_idx starts there, so a limited or paused type's
+    -- backlog ahead of it is skipped by the index rather than walked row by row, and the scan still locks
+    -- only the rows it takes. (The type is bounded on both sides rather than compared with =, and the order
+    -- names it: with = the planner drops the type from the order and, from statistics that saw one type,
+    -- prefers walking jobs_claim_idx, which is the walk this avoids.)
+    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
+      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
+             WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
+     CROSS JOIN LATERAL (
+           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+            WHERE c.status = 'pending'
+              AND c.type >= a.type AND c.type <= a.type
+              AND c.run_at <= now()
+              AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+              AND c.queue <> ALL (v_paused_queues)
+            ORDER BY c.type, c.priority, c.run_at, c.id
+            LIMIT 1) h
+     ORDER BY h.priority, h.run_at, h.id
+     LIMIT 1;
     v_ids := ARRAY(
       WITH free AS (
-        SELECT f.id, f.priority, f.run_at
-          FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
-                 WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
-         CROSS JOIN LATERAL (
-               SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
-                WHERE c.status = 'pending'
-                  AND c.type >= a.type AND c.type <= a.type
-                  AND c.run_at <= now()
-                  AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-                  AND c.queue <> ALL (v_paused_queues)
-                ORDER BY c.type, c.priority, c.run_at, c.id
-                LIMIT p_limit
-                  FOR UPDATE SKIP LOCKED) f
+        SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+         WHERE c.status = 'pending'
+           AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
+           AND c.run_at <= now()
+           AND c.type = ANY (p_types)
+           AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+           AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types) AND c.queue <> ALL (v_paused_queues)
+           AND v_from_id IS NOT NULL
+         ORDER BY c.priority, c.run_at, c.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
       ), limited AS (
         SELECT l.id, l.priority, l.run_at
           FROM unnest(v_limited, v_allowed) AS a(type, allowed)
