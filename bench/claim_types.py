@@ -3,9 +3,10 @@
     .venv/bin/python bench/claim_types.py
 
 Two fresh databases, one migrated to the latest schema and one to the schema before 0017. In each: 30,000
-pending jobs spread over 1, 3 or 7 types; either a limit on one of the types (0017's per-type path) or a
-pause on an unrelated queue (controls present, no type of the claim limited: the plain scan, as before); then
-60 claims of 250 (each followed by its completion) by a worker naming every type. Prints the median claim
+pending jobs spread over 1, 3 or 7 types; either a limit on one of the types (0017's path) or a pause on an
+unrelated queue (controls present, no type of the claim limited: the scan as before). Last, the case 0017 is
+for: one type's 30,000 jobs ahead of another's 15,000, its limit reached. Then 60 claims of 250 (each
+followed by its completion) by a worker naming every type. Prints the median claim
 time per database, alternating them twice.
 """
 
@@ -43,20 +44,22 @@ def make(db: str, before_0017: bool) -> None:
         sql.migrations = every  # type: ignore[assignment]
 
 
-def claims(db: str, types: int, limited: bool | str) -> float:
+def claims(db: str, types: int, control: str) -> float:
+    """The median claim time, in ms, with `control` "pause" (elsewhere), "limit" (on t0) or "full" (t0's
+    limit reached, its backlog ahead)."""
     with psycopg.connect(SERVER + db, autocommit=True) as c:
         c.execute("TRUNCATE supaworker.jobs CASCADE")
         c.execute("DELETE FROM supaworker.job_controls")
         c.execute(
             "INSERT INTO supaworker.jobs (type) SELECT 't' || (g %% %s) FROM generate_series(1, 30000) g", (types,)
         )
-        if limited == "full":
+        if control == "full":
             # t0's backlog ahead of everything, its limit reached: the claim can only take the others' jobs.
             c.execute("UPDATE supaworker.jobs SET type = 't0'")
             c.execute("INSERT INTO supaworker.jobs (type) SELECT 't1' FROM generate_series(1, 15000)")
             c.execute("SELECT supaworker.set_job_limits('t0', 1, NULL, NULL)")
             c.execute("SELECT id FROM supaworker.claim_jobs('other', ARRAY['t0'], 1, 3600)")
-        elif limited:
+        elif control == "limit":
             c.execute("SELECT supaworker.set_job_limits('t0', 100000, NULL, NULL)")
         else:
             c.execute("SELECT supaworker.set_job_paused('queue', 'elsewhere', true)")
@@ -80,16 +83,16 @@ def main() -> None:
     dbs = {"bench_claim_types_0016": True, "bench_claim_types_0017": False}
     for db, before in dbs.items():
         make(db, before)
-    cases: list[tuple[int, bool | str, str]] = [
-        (types, limited, "a limit on t0" if limited else "a pause elsewhere")
-        for types in (1, 3, 7)
-        for limited in (False, True)
-    ]
-    cases.append((2, "full", "t0's 30,000 jobs ahead, its limit reached; 15,000 t1 jobs behind"))
-    for types, limited, control in cases:
-        runs = [(db, claims(db, types, limited)) for db in list(dbs) * 2]
+    described = {
+        "pause": "a pause elsewhere",
+        "limit": "a limit on t0",
+        "full": "t0's 30,000 jobs ahead, its limit reached; 15,000 t1 jobs behind",
+    }
+    cases = [(types, control) for types in (1, 3, 7) for control in ("pause", "limit")] + [(2, "full")]
+    for types, control in cases:
+        runs = [(db, claims(db, types, control)) for db in list(dbs) * 2]
         cells = ", ".join(f"{db[-4:]} {ms:.2f}" for db, ms in runs)
-        print(f"{types} type(s), {control}: claim of 250, median ms: {cells}")
+        print(f"{types} type(s), {described[control]}: claim of 250, median ms: {cells}")
     with psycopg.connect(SERVER + "postgres", autocommit=True) as admin:
         for db in dbs:
             admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

@@ -3,7 +3,6 @@
     .venv/bin/python bench/worker_cost.py --jobs 100000 --prefetch 500 [--processes 1] [--concurrency 10]
     .venv/bin/python bench/worker_cost.py --jobs 20000 --compare-limit 500 --repeat 3
 
-
 Queues `--jobs` no-op jobs with `create_jobs` on a fresh database (`bench_worker_cost`), starts the worker
 processes, and waits until every job is completed. Prints jobs/s (the database's clock: first start to last
 completion), the worker processes' CPU per job (start-up included) and the server CPU per job (backends of

@@ -247,18 +247,18 @@ def test_securing_the_schema_again_waits_for_no_running_claim(db: str, briefs_ex
     # migrate ends with secure_schema() while workers of the release before still claim. Taking a table lock
     # there (ALTER TABLE to enable RLS again, a policy made again) queued behind their claims and deadlocked
     # with the next one, which holds job_controls and waits for jobs.
+    tables_rls = ("SELECT relname, relrowsecurity FROM pg_class"
+                  " WHERE relnamespace = 'supaworker'::regnamespace AND relkind = 'r' ORDER BY 1")  # fmt: skip
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute("INSERT INTO supaworker.jobs (type) VALUES ('render')")
         if briefs_exposed:
             conn.execute("SELECT supaworker.expose_briefs(true)")
-        before = conn.execute("SELECT relname, relrowsecurity FROM pg_class WHERE relnamespace = "
-                              "'supaworker'::regnamespace AND relkind = 'r' ORDER BY 1").fetchall()  # fmt: skip
+        before = conn.execute(tables_rls).fetchall()
     with psycopg.connect(db) as worker, psycopg.connect(db, autocommit=True) as migrator:
         claimed = worker.execute("SELECT id FROM supaworker.claim_jobs('w', NULL, 1, 30)").fetchall()
         assert len(claimed) == 1  # its transaction is open: it holds its locks on jobs and job_controls
         migrator.execute("SET lock_timeout = '2s'")
         migrator.execute("SELECT supaworker.secure_schema()")
         worker.rollback()
-        after = migrator.execute("SELECT relname, relrowsecurity FROM pg_class WHERE relnamespace = "
-                                 "'supaworker'::regnamespace AND relkind = 'r' ORDER BY 1").fetchall()  # fmt: skip
+        after = migrator.execute(tables_rls).fetchall()
     assert after == before and all(rls for _, rls in after)
