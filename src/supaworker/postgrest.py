@@ -15,7 +15,6 @@ import binascii
 import json
 import logging
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -25,6 +24,7 @@ import httpx
 from .config import Settings
 from .errors import ConfigError, DatabaseUnavailable, MigrationError, SupaworkerError
 from .job import Job
+from .worker.protocol import ClaimRequest, Rescued, RetryDelays
 
 log = logging.getLogger("supaworker.postgrest")
 
@@ -168,26 +168,17 @@ class PostgrestWorkerStore:
     async def close(self) -> None:
         await self.client.aclose()
 
-    async def claim_jobs(
-        self,
-        worker_id: str,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        queues: Sequence[str] | None = None,
-        start: int | None = None,
-        seq_base: int = 0,
-    ) -> list[Job]:
+    async def claim_jobs(self, worker_id: str, claim: ClaimRequest) -> list[Job]:
         rows = await self.rpc(
             "claim_jobs_v2",
             {
                 "p_worker_id": worker_id,
-                "p_types": list(types) if types is not None else None,
-                "p_limit": limit,
-                "p_lease_seconds": lease_seconds,
-                "p_queues": list(queues) if queues is not None else None,
-                "p_start": start,
-                "p_seq_base": seq_base,
+                "p_types": list(claim.types) if claim.types is not None else None,
+                "p_limit": claim.limit,
+                "p_lease_seconds": claim.lease_seconds,
+                "p_queues": list(claim.queues) if claim.queues is not None else None,
+                "p_start": claim.start,
+                "p_seq_base": claim.seq_base,
             },
         )
         jobs = sorted((job_from_row(row, worker_id) for row in rows or []), key=lambda job: job._claim_seq)
@@ -215,12 +206,7 @@ class PostgrestWorkerStore:
         return [(row["id"], row["type"], row["result"], row["depth"]) for row in rows or []]
 
     async def update_job_progress(
-        self,
-        worker_id: str,
-        ids: list[int],
-        attempts: list[int],
-        percents: list[float],
-        messages: list[str | None],
+        self, worker_id: str, ids: list[int], attempts: list[int], percents: list[float], messages: list[str | None]
     ) -> set[int]:
         args = {"p_worker_id": worker_id, "p_ids": ids, "p_attempts": attempts, "p_percents": percents}
         rows = await self.rpc("update_job_progress", {**args, "p_messages": messages})
@@ -238,33 +224,20 @@ class PostgrestWorkerStore:
         worker_id: str,
         completions: tuple[list[int], list[int], list[Any]],
         starts_through: int | None,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        queues: Sequence[str] | None = None,
-        start: int | None = None,
-        seq_base: int = 0,
+        claim: ClaimRequest,
     ) -> tuple[set[int], list[Job]]:
         # Separate requests over HTTP; a write is never retried because the claim after it failed.
         done = await self.complete_jobs(worker_id, *completions) if completions[0] else set()
         if starts_through is not None:
             await self.record_job_starts(worker_id, starts_through)
         try:
-            return done, await self.claim_jobs(worker_id, types, limit, lease_seconds, queues, start, seq_base)
+            return done, await self.claim_jobs(worker_id, claim)
         except DatabaseUnavailable as exc:
             log.warning("claiming failed, retrying", extra={"error": str(exc)})
             return done, []
 
     async def fail_job(
-        self,
-        worker_id: str,
-        job_id: int,
-        attempt: int,
-        error: str,
-        *,
-        retry_base_seconds: float,
-        retry_cap_seconds: float,
-        retryable: bool = True,
+        self, worker_id: str, job_id: int, attempt: int, error: str, *, delays: RetryDelays, retryable: bool = True
     ) -> str | None:
         status = await self.rpc(
             "fail_job",
@@ -273,8 +246,8 @@ class PostgrestWorkerStore:
                 "p_worker_id": worker_id,
                 "p_error": error,
                 "p_attempt": attempt,
-                "p_retry_base_seconds": retry_base_seconds,
-                "p_retry_cap_seconds": retry_cap_seconds,
+                "p_retry_base_seconds": delays.base_seconds,
+                "p_retry_cap_seconds": delays.cap_seconds,
                 "p_retryable": retryable,
             },
         )
@@ -301,21 +274,15 @@ class PostgrestWorkerStore:
         return {int(i) for i in released or []}
 
     async def rescue_expired_jobs(
-        self,
-        *,
-        worker_id: str | None,
-        limit: int,
-        retry_base_seconds: float,
-        retry_cap_seconds: float,
-        grace_seconds: float,
-    ) -> list[tuple[int, str, int, str, str, bool]]:
+        self, *, worker_id: str | None, limit: int, delays: RetryDelays, grace_seconds: float
+    ) -> list[Rescued]:
         rows = await self.rpc(
             "rescue_expired_jobs_v2",
             {
                 "p_worker_id": worker_id,
                 "p_limit": limit,
-                "p_retry_base_seconds": retry_base_seconds,
-                "p_retry_cap_seconds": retry_cap_seconds,
+                "p_retry_base_seconds": delays.base_seconds,
+                "p_retry_cap_seconds": delays.cap_seconds,
                 "p_grace_seconds": grace_seconds,
             },
         )

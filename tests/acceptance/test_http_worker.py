@@ -16,6 +16,7 @@ import supaworker
 from supaworker.errors import ConfigError
 from supaworker.migrate import migrate
 from supaworker.postgrest import PostgrestWorkerStore
+from supaworker.worker.protocol import ClaimRequest, RetryDelays
 from tests.conftest import PREFIX, SCHEMA, admin_url, create_database, drop_database
 from tests.faults.harness import Fleet, enqueue_effects, prepare_effects, status_counts, tally, worker_env
 from tests.servers import PostgREST, ensure_supabase_roles
@@ -166,13 +167,13 @@ async def test_a_late_http_completion_is_fenced_out(supa: tuple[str, PostgREST])
     (job_id,) = enqueue_effects(url, 1)
     store = PostgrestWorkerStore(server.url, key("service_role"), SCHEMA)
     try:
-        (job,) = await store.claim_jobs("slow-worker", None, 5, lease_seconds=0.1)
+        (job,) = await store.claim_jobs("slow-worker", ClaimRequest(5, lease_seconds=0.1))
         await asyncio.sleep(0.3)  # the lease runs out (the database clock decides)
         rescued = await store.rescue_expired_jobs(
-            worker_id="fast-worker", limit=10, retry_base_seconds=0, retry_cap_seconds=0, grace_seconds=0
+            worker_id="fast-worker", limit=10, delays=RetryDelays(0, 0), grace_seconds=0
         )
         assert [(r[0], r[3], r[4]) for r in rescued] == [(job_id, "pending", "slow-worker")]
-        (again,) = await store.claim_jobs("fast-worker", None, 5, lease_seconds=30)
+        (again,) = await store.claim_jobs("fast-worker", ClaimRequest(5, lease_seconds=30))
         assert again.attempt == 2
         assert await store.complete_jobs("slow-worker", [job_id], [job.attempt], [{"late": True}]) == set()
         assert await store.heartbeat_jobs("slow-worker", [job_id], 30) == set()

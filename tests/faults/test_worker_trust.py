@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from supaworker import Registry
+from supaworker.worker.protocol import ClaimRequest
 from tests.faults.conftest import FAST_ENV
 from tests.faults.harness import Fleet, WorkerProcess, enqueue_effects, report, status_counts, worker_env
 from tests.faults.proxy import FreezableProxy
@@ -219,10 +220,10 @@ async def test_completions_sent_with_start_records_survive_a_server_crash(
     worker = make_worker(fault_db, Registry(), lease_seconds=60)
     try:
         await worker.store.open()
-        claimed = await worker.store.claim_jobs("w1", None, 3, 60, None, 3, 0)
+        claimed = await worker.store.claim_jobs("w1", ClaimRequest(3, 60, start=3))
         assert sorted(job.id for job in claimed) == ids
         done, _ = await worker.store.write_and_claim_jobs(
-            "w1", (ids, [1, 1, 1], [None, None, None]), claimed[-1]._claim_seq, None, 1, 60
+            "w1", (ids, [1, 1, 1], [None, None, None]), claimed[-1]._claim_seq, ClaimRequest(1, 60)
         )
         assert done == set(ids)
         cluster.stop("immediate")

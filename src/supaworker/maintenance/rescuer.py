@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..retry import TRANSIENT_ERRORS
-from ..worker.protocol import WorkerQueries
+from ..worker.protocol import RetryDelays, WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -29,8 +29,7 @@ RESCUE_BATCH_SIZE = 1000
 class RescuerConfig:
     interval_seconds: float
     lease_seconds: float  # also the grace owners get after the server or this rescuer had trouble
-    retry_base_seconds: float
-    retry_cap_seconds: float
+    delays: RetryDelays
     batch_size: int = RESCUE_BATCH_SIZE
 
 
@@ -48,8 +47,7 @@ class Rescuer:
         rescued = await self.store.rescue_expired_jobs(
             worker_id=self.worker_id,
             limit=c.batch_size,
-            retry_base_seconds=c.retry_base_seconds,
-            retry_cap_seconds=c.retry_cap_seconds,
+            delays=c.delays,
             grace_seconds=c.lease_seconds,
         )
         counts = {"retried": 0, "failed": 0, "handed_back": 0}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import psycopg
@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..job import Job
 from ..sql import queries_for
-from ..worker.protocol import Reachability
+from ..worker.protocol import ClaimRequest, Reachability, Rescued, RetryDelays
 
 # How long a worker waits for its first connections before giving up.
 OPEN_TIMEOUT_SECONDS = 30.0
@@ -38,23 +38,15 @@ def _completion_params(worker_id: str, ids: list[int], attempts: list[int], resu
     return {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": json.dumps(results)}
 
 
-def _claim_params(
-    worker_id: str,
-    types: Sequence[str] | None,
-    limit: int,
-    lease_seconds: float,
-    queues: Sequence[str] | None,
-    start: int | None,
-    seq_base: int,
-) -> dict[str, Any]:
+def _claim_params(worker_id: str, claim: ClaimRequest) -> dict[str, Any]:
     return {
-        "seq_base": seq_base,
+        "seq_base": claim.seq_base,
         "worker_id": worker_id,
-        "types": list(types) if types is not None else None,
-        "limit": limit,
-        "lease_seconds": lease_seconds,
-        "queues": list(queues) if queues is not None else None,
-        "start": start,
+        "types": list(claim.types) if claim.types is not None else None,
+        "limit": claim.limit,
+        "lease_seconds": claim.lease_seconds,
+        "queues": list(claim.queues) if claim.queues is not None else None,
+        "start": claim.start,
     }
 
 
@@ -70,17 +62,8 @@ class WorkerStore:
         self.conninfo = conninfo
         self.connect_kwargs = connect_kwargs or {}
 
-    async def claim_jobs(
-        self,
-        worker_id: str,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        queues: Sequence[str] | None = None,
-        start: int | None = None,
-        seq_base: int = 0,
-    ) -> list[Job]:
-        params = _claim_params(worker_id, types, limit, lease_seconds, queues, start, seq_base)
+    async def claim_jobs(self, worker_id: str, claim: ClaimRequest) -> list[Job]:
+        params = _claim_params(worker_id, claim)
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.claim_jobs, params)
             return _in_claim_order(Job.from_claim(row, worker_id) for row in await cur.fetchall())
@@ -118,18 +101,13 @@ class WorkerStore:
         worker_id: str,
         completions: tuple[list[int], list[int], list[Any]],
         starts_through: int | None,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        queues: Sequence[str] | None = None,
-        start: int | None = None,
-        seq_base: int = 0,
+        claim: ClaimRequest,
     ) -> tuple[set[int], list[Job]]:
         """Writes completions and job starts and claims the next jobs in one round trip (pipeline mode). In a
         pipeline the statements run in one implicit transaction: an error in one rolls the others back too,
         and the caller writes them again (fencing makes that safe)."""
         ids, attempts, results = completions
-        claim_params = _claim_params(worker_id, types, limit, lease_seconds, queues, start, seq_base)
+        claim_params = _claim_params(worker_id, claim)
         async with self.pool.connection() as conn:
             async with conn.pipeline():
                 done_cur = None
@@ -144,23 +122,15 @@ class WorkerStore:
         return done, jobs
 
     async def fail_job(
-        self,
-        worker_id: str,
-        job_id: int,
-        attempt: int,
-        error: str,
-        *,
-        retry_base_seconds: float,
-        retry_cap_seconds: float,
-        retryable: bool = True,
+        self, worker_id: str, job_id: int, attempt: int, error: str, *, delays: RetryDelays, retryable: bool = True
     ) -> str | None:
         params = {
             "id": job_id,
             "worker_id": worker_id,
             "error": error,
             "attempt": attempt,
-            "retry_base_seconds": retry_base_seconds,
-            "retry_cap_seconds": retry_cap_seconds,
+            "retry_base_seconds": delays.base_seconds,
+            "retry_cap_seconds": delays.cap_seconds,
             "retryable": retryable,
         }
         async with self.pool.connection() as conn:
@@ -200,19 +170,13 @@ class WorkerStore:
             return {row[0] for row in await cur.fetchall()}
 
     async def rescue_expired_jobs(
-        self,
-        *,
-        worker_id: str | None,
-        limit: int,
-        retry_base_seconds: float,
-        retry_cap_seconds: float,
-        grace_seconds: float,
-    ) -> list[tuple[int, str, int, str, str, bool]]:
+        self, *, worker_id: str | None, limit: int, delays: RetryDelays, grace_seconds: float
+    ) -> list[Rescued]:
         params = {
             "worker_id": worker_id,
             "limit": limit,
-            "retry_base_seconds": retry_base_seconds,
-            "retry_cap_seconds": retry_cap_seconds,
+            "retry_base_seconds": delays.base_seconds,
+            "retry_cap_seconds": delays.cap_seconds,
             "grace_seconds": grace_seconds,
         }
         async with self.pool.connection() as conn:
@@ -246,12 +210,7 @@ class WorkerStore:
 
     # -- queue features (issue 5) -------------------------------------------------------------------
     async def update_job_progress(
-        self,
-        worker_id: str,
-        ids: list[int],
-        attempts: list[int],
-        percents: list[float],
-        messages: list[str | None],
+        self, worker_id: str, ids: list[int], attempts: list[int], percents: list[float], messages: list[str | None]
     ) -> set[int]:
         params = {
             "worker_id": worker_id,

@@ -21,7 +21,7 @@ from .completer import Completer
 from .lease import LeaseKeeper
 from .options import WorkerOptions
 from .prefetch import Prefetch
-from .protocol import WorkerQueries
+from .protocol import ClaimRequest, WorkerQueries
 from .slots import Slots
 from .starter import StartRecorder
 
@@ -178,23 +178,14 @@ class Claimer:
             start = want  # no prefetch: every job claimed has a slot of its queue free
         batch = self.completer.take()
         starts = self.starter.take()
+        claim = ClaimRequest(want, self.options.lease_seconds, self.types, queues, start, self.claim_seq)
         sent = time.monotonic()
         if not batch and starts is None:
-            jobs = await self.store.claim_jobs(
-                self.worker_id, self.types, want, self.options.lease_seconds, queues, start, self.claim_seq
-            )
+            jobs = await self.store.claim_jobs(self.worker_id, claim)
         else:
             try:
                 done, jobs = await self.store.write_and_claim_jobs(
-                    self.worker_id,
-                    self.completer.as_columns(batch),
-                    starts,
-                    self.types,
-                    want,
-                    self.options.lease_seconds,
-                    queues,
-                    start,
-                    self.claim_seq,
+                    self.worker_id, self.completer.as_columns(batch), starts, claim
                 )
             except BaseException:
                 self.completer.give_back(batch)

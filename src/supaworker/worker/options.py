@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..config import Settings
+from .protocol import RetryDelays
 
 
 @dataclass
@@ -41,6 +42,10 @@ class WorkerOptions:
             self.queues = list(self.queue_concurrency)
             self.concurrency = sum(self.queue_concurrency.values())
             self.prefetch = 0
+
+    @property
+    def retry_delays(self) -> RetryDelays:
+        return RetryDelays(self.retry_base_seconds, self.retry_cap_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: object) -> WorkerOptions:

@@ -12,11 +12,35 @@ the worker's loops retry with backoff; anything else is fatal.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from ..job import Job
 
 Reachability = Literal["up", "down", "unreachable"]
+# A job the rescuer moved: (id, type, attempts, status, dead worker, whether its handler had started).
+Rescued = tuple[int, str, int, str, str, bool]
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    """One claim: up to `limit` jobs of `types` and `queues` (None: any), leased for `lease_seconds`, numbered
+    from seq_base + 1 in the worker's claim sequence; the first `start` (None: all) count as started."""
+
+    limit: int
+    lease_seconds: float
+    types: Sequence[str] | None = None
+    queues: Sequence[str] | None = None
+    start: int | None = None
+    seq_base: int = 0
+
+
+@dataclass(frozen=True)
+class RetryDelays:
+    """A failed attempt's job runs again after base * 2^(attempt-1) seconds, at most `cap`, with jitter."""
+
+    base_seconds: float
+    cap_seconds: float
 
 
 class WorkerQueries(Protocol):
@@ -25,18 +49,8 @@ class WorkerQueries(Protocol):
 
     async def close(self) -> None: ...
 
-    async def claim_jobs(
-        self,
-        worker_id: str,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        queues: Sequence[str] | None = None,
-        start: int | None = None,
-        seq_base: int = 0,
-    ) -> list[Job]:
-        """Claims up to `limit` jobs, in claim order (numbered from seq_base + 1 in the worker's claim
-        sequence); the first `start` (default: all) count as started."""
+    async def claim_jobs(self, worker_id: str, claim: ClaimRequest) -> list[Job]:
+        """The jobs claimed, in claim order."""
 
     async def record_job_starts(self, worker_id: str, through: int) -> None:
         """The worker may start every job up to place `through` of its claim sequence."""
@@ -53,12 +67,7 @@ class WorkerQueries(Protocol):
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
 
     async def update_job_progress(
-        self,
-        worker_id: str,
-        ids: list[int],
-        attempts: list[int],
-        percents: list[float],
-        messages: list[str | None],
+        self, worker_id: str, ids: list[int], attempts: list[int], percents: list[float], messages: list[str | None]
     ) -> set[int]:
         """Writes the latest progress of running jobs this worker owns; returns the ids updated."""
 
@@ -71,26 +80,13 @@ class WorkerQueries(Protocol):
         worker_id: str,
         completions: tuple[list[int], list[int], list[Any]],
         starts_through: int | None,
-        types: Sequence[str] | None,
-        limit: int,
-        lease_seconds: float,
-        queues: Sequence[str] | None = None,
-        start: int | None = None,
-        seq_base: int = 0,
+        claim: ClaimRequest,
     ) -> tuple[set[int], list[Job]]:
         """complete_jobs() (if any) and record_job_starts() (if not None), then claim_jobs(): in one round
         trip where the transport allows. Returns the ids completed and the jobs claimed."""
 
     async def fail_job(
-        self,
-        worker_id: str,
-        job_id: int,
-        attempt: int,
-        error: str,
-        *,
-        retry_base_seconds: float,
-        retry_cap_seconds: float,
-        retryable: bool = True,
+        self, worker_id: str, job_id: int, attempt: int, error: str, *, delays: RetryDelays, retryable: bool = True
     ) -> str | None: ...
 
     async def heartbeat_jobs(self, worker_id: str, ids: list[int], lease_seconds: float) -> set[int]: ...
@@ -104,14 +100,8 @@ class WorkerQueries(Protocol):
     async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]: ...
 
     async def rescue_expired_jobs(
-        self,
-        *,
-        worker_id: str | None,
-        limit: int,
-        retry_base_seconds: float,
-        retry_cap_seconds: float,
-        grace_seconds: float,
-    ) -> list[tuple[int, str, int, str, str, bool]]:
-        """(id, type, attempts, status, dead worker, whether its handler had started) per job moved."""
+        self, *, worker_id: str | None, limit: int, delays: RetryDelays, grace_seconds: float
+    ) -> list[Rescued]:
+        """The jobs moved, up to `limit`, from workers whose leases ran out more than `grace_seconds` ago."""
 
     async def ping(self, timeout: float) -> None: ...

@@ -152,8 +152,7 @@ class Worker:
             RescuerConfig(
                 interval_seconds=options.rescue_interval_seconds,
                 lease_seconds=options.lease_seconds,
-                retry_base_seconds=options.retry_base_seconds,
-                retry_cap_seconds=options.retry_cap_seconds,
+                delays=options.retry_delays,
             ),
         )
         self.services = list(services)
