@@ -1,17 +1,19 @@
-"""What a claim under a limit costs as the number of backlogged types grows, with and without migration 0017.
+"""What a claim that names its types costs, with the latest schema and with the schema before a migration.
 
-    .venv/bin/python bench/claim_types.py
+    .venv/bin/python bench/claim_types.py [--before 18]
 
-Two fresh databases, one migrated to the latest schema and one to the schema before 0017. In each: 30,000
-pending jobs spread over 1, 3 or 7 types; either a limit on one of the types (0017's path) or a pause on an
-unrelated queue (controls present, no type of the claim limited: the scan as before). Last, the case 0017 is
-for: one type's 30,000 jobs ahead of another's 15,000, its limit reached. Then 60 claims of 250 (each
-followed by its completion) by a worker naming every type. Prints the median claim
-time per database, alternating them twice.
+Two fresh databases, one migrated to the latest schema and one to the schema before migration `--before`
+(0017: claims under limits start where the free types begin; 0018: every claim naming its types does). In
+each: 30,000 pending jobs spread over 1, 3 or 7 types, and no control, a pause on an unrelated queue, or a
+limit on one of the types. Then two cases with a backlog ahead: one type's 30,000 jobs ahead of another's
+15,000 with its limit reached (0017's case), and 30,000 jobs of a type the worker does not run ahead of its
+15,000 (0018's case). Then 60 claims (each followed by its completion) by a worker naming its types. Prints
+the median claim time per database, alternating them three times.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -29,24 +31,24 @@ SERVER = "postgresql://postgres@127.0.0.1:5432/"
 SCHEMA = "supaworker"
 
 
-def make(db: str, before_0017: bool) -> None:
+def make(db: str, before: int | None) -> None:
     with psycopg.connect(SERVER + "postgres", autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {db}")
-    if not before_0017:
+    if before is None:
         migrate(SERVER + db, SCHEMA)
         return
     every = sql.migrations
-    sql.migrations = lambda: [m for m in every() if m.version < 17]  # type: ignore[assignment]
+    sql.migrations = lambda: [m for m in every() if m.version < before]  # type: ignore[assignment]
     try:
         migrate(SERVER + db, SCHEMA)
     finally:
         sql.migrations = every  # type: ignore[assignment]
 
 
-def claims(db: str, types: int, control: str) -> float:
-    """The median claim time, in ms, with `control` "pause" (elsewhere), "limit" (on t0) or "full" (t0's
-    limit reached, its backlog ahead)."""
+def claims(db: str, types: int, control: str, size: int) -> float:
+    """The median time, in ms, of a claim of `size` with `control` "none", "pause" (elsewhere), "limit" (on
+    t0), "full" (t0's limit reached, its backlog ahead) or "other" (a type not named, its backlog ahead)."""
     with psycopg.connect(SERVER + db, autocommit=True) as c:
         c.execute("TRUNCATE supaworker.jobs CASCADE")
         c.execute("DELETE FROM supaworker.job_controls")
@@ -59,9 +61,12 @@ def claims(db: str, types: int, control: str) -> float:
             c.execute("INSERT INTO supaworker.jobs (type) SELECT 't1' FROM generate_series(1, 15000)")
             c.execute("SELECT supaworker.set_job_limits('t0', 1, NULL, NULL)")
             c.execute("SELECT id FROM supaworker.claim_jobs('other', ARRAY['t0'], 1, 3600)")
+        elif control == "other":
+            c.execute("UPDATE supaworker.jobs SET type = 'elsewhere'")
+            c.execute("INSERT INTO supaworker.jobs (type) SELECT 't0' FROM generate_series(1, 15000)")
         elif control == "limit":
             c.execute("SELECT supaworker.set_job_limits('t0', 100000, NULL, NULL)")
-        else:
+        elif control == "pause":
             c.execute("SELECT supaworker.set_job_paused('queue', 'elsewhere', true)")
         c.execute("VACUUM ANALYZE supaworker.jobs")
         wanted = [f"t{i}" for i in range(types)]
@@ -69,7 +74,8 @@ def claims(db: str, types: int, control: str) -> float:
         for i in range(60):
             start = time.perf_counter()
             rows = c.execute(
-                "SELECT id, attempts FROM supaworker.claim_jobs_v2('w', %s, 250, 30, NULL, 10, %s)", (wanted, i * 250)
+                "SELECT id, attempts FROM supaworker.claim_jobs_v2('w', %s, %s, 30, NULL, 10, %s)",
+                (wanted, size, i * size),
             ).fetchall()
             times.append(time.perf_counter() - start)
             c.execute(
@@ -80,19 +86,30 @@ def claims(db: str, types: int, control: str) -> float:
 
 
 def main() -> None:
-    dbs = {"bench_claim_types_0016": True, "bench_claim_types_0017": False}
-    for db, before in dbs.items():
-        make(db, before)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", type=int, default=18, help="compare with the schema before this migration")
+    before = parser.parse_args().before
+    dbs = {f"bench_claim_types_{before - 1:04d}": before, "bench_claim_types_latest": None}
+    for db, version in dbs.items():
+        make(db, version)
     described = {
+        "none": "no control",
         "pause": "a pause elsewhere",
         "limit": "a limit on t0",
         "full": "t0's 30,000 jobs ahead, its limit reached; 15,000 t1 jobs behind",
+        "other": "30,000 jobs of a type not named ahead; 15,000 t0 jobs behind",
     }
-    cases = [(types, control) for types in (1, 3, 7) for control in ("pause", "limit")] + [(2, "full")]
-    for types, control in cases:
-        runs = [(db, claims(db, types, control)) for db in list(dbs) * 2]
-        cells = ", ".join(f"{db[-4:]} {ms:.2f}" for db, ms in runs)
-        print(f"{types} type(s), {described[control]}: claim of 250, median ms: {cells}")
+    cases = [(types, control, 250) for types in (1, 3, 7) for control in ("none", "pause", "limit")]
+    cases += [(types, "none", 10) for types in (1, 7)] + [
+        (2, "full", 250),
+        (1, "other", 250),
+        (1, "other", 10),
+        (3, "other", 10),
+    ]
+    for types, control, size in cases:
+        runs = [(db, claims(db, types, control, size)) for db in list(dbs) * 3]
+        cells = ", ".join(f"{db.rsplit('_', 1)[1]} {ms:.2f}" for db, ms in runs)
+        print(f"{types} type(s), {described[control]}: claim of {size}, median ms: {cells}", flush=True)
     with psycopg.connect(SERVER + "postgres", autocommit=True) as admin:
         for db in dbs:
             admin.execute(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")

@@ -225,3 +225,28 @@ def test_parent_completing_while_child_is_being_created_never_strands_the_child(
                 app.commit()
                 t.join(5)
             assert supaworker.get_job(child.id, store=store).status is JobStatus.PENDING
+
+
+def test_a_job_never_starts_before_the_parents_it_waited_for_completed(conn: psycopg.Connection) -> None:
+    # A worker's claim can share a transaction with statements sent before it (its completions and starts,
+    # in one pipeline), and the parents' completions may commit in between. The claim stamped started_at with
+    # the start of that transaction, so a child could show as started before a parent completed.
+    first = supaworker.create_job("parent", conn=conn)
+    second = supaworker.create_job("parent", conn=conn)
+    child = supaworker.create_job("child", depends_on=[first.id, second.id], conn=conn)
+    conn.execute("SELECT supaworker.claim_jobs('w', ARRAY['parent'], 2)")
+    with psycopg.connect(conn.info.dsn) as completer, psycopg.connect(conn.info.dsn) as claimer:
+        completer.execute("SELECT 1")  # a worker's transaction that will complete the second parent begins
+        claimer.execute("SELECT 1")  # then another worker's pipeline begins
+        conn.execute("SELECT supaworker.complete_job(%s, 'w')", (first.id,))
+        completer.execute("SELECT supaworker.complete_job(%s, 'w')", (second.id,))  # the child is released
+        completer.commit()
+        claimed = claimer.execute("SELECT id FROM supaworker.claim_jobs('w2', ARRAY['child'], 1)").fetchall()
+        claimer.commit()
+    assert claimed == [(child.id,)]
+    started, completed = conn.execute(
+        "SELECT (SELECT started_at FROM supaworker.jobs WHERE id = %s), "
+        "(SELECT max(completed_at) FROM supaworker.jobs WHERE type = 'parent')",
+        (child.id,),
+    ).fetchone()
+    assert started >= completed

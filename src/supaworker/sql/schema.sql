@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0017_claims_by_type_under_limits) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0018_claims_skip_other_types) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -799,7 +799,7 @@ BEGIN
       OR EXISTS (SELECT 1 FROM unnest(p_types) t WHERE t <> ALL (v_limited) AND t <> ALL (v_paused_types));
   END IF;
 
-  IF v_keys IS NULL AND NOT v_controls THEN
+  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL THEN
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
@@ -809,12 +809,47 @@ BEGIN
        ORDER BY c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND p_types IS NOT NULL
-        AND (cardinality(v_limited) > 0 OR p_types && v_paused_types) THEN
+  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 THEN
+    -- One type: its jobs in claim order are a range of jobs_type_claim_idx.
+    v_ids := ARRAY(
+      SELECT c.id FROM {{schema}}.jobs c
+       WHERE c.status = 'pending'
+         AND c.type >= p_types[1] AND c.type <= p_types[1]
+         AND c.run_at <= now()
+         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+       ORDER BY c.type, c.priority, c.run_at, c.id
+       LIMIT p_limit
+         FOR UPDATE SKIP LOCKED);
+  ELSIF v_keys IS NULL AND NOT v_controls THEN
+    -- Several types: the scan of jobs_claim_idx starts at the first job of any of them (see below).
+    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
+      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
+     CROSS JOIN LATERAL (
+           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+            WHERE c.status = 'pending'
+              AND c.type >= a.type AND c.type <= a.type
+              AND c.run_at <= now()
+              AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+            ORDER BY c.type, c.priority, c.run_at, c.id
+            LIMIT 1) h
+     ORDER BY h.priority, h.run_at, h.id
+     LIMIT 1;
+    v_ids := ARRAY(
+      SELECT c.id FROM {{schema}}.jobs c
+       WHERE c.status = 'pending'
+         AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
+         AND c.run_at <= now()
+         AND c.type = ANY (p_types)
+         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+         AND v_from_id IS NOT NULL
+       ORDER BY c.priority, c.run_at, c.id
+       LIMIT p_limit
+         FOR UPDATE SKIP LOCKED);
+  ELSIF v_keys IS NULL AND p_types IS NOT NULL THEN
     -- Where the free types' jobs begin in claim order: the first pending job of each, read (unlocked) from
-    -- jobs_type_claim_idx. The free part's scan of jobs_claim_idx starts there, so a limited or paused type's
-    -- backlog ahead of it is skipped by the index rather than walked row by row, and the scan still locks
-    -- only the rows it takes. (The type is bounded on both sides rather than compared with =, and the order
+    -- jobs_type_claim_idx. The free part's scan of jobs_claim_idx starts there, so the backlog ahead of it
+    -- (of types not named, limited or paused) is skipped by the index rather than walked row by row, and the
+    -- scan still locks only the rows it takes. (The type is bounded on both sides rather than compared with =, and the order
     -- names it: with = the planner drops the type from the order and, from statistics that saw one type,
     -- prefers walking jobs_claim_idx, which is the walk this avoids.)
     SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
@@ -980,7 +1015,9 @@ BEGIN
      SET status = 'processing',
          worker_id = p_worker_id,
          attempts = j.attempts + 1,
-         started_at = now(),
+         -- The clock, not now(): the claim may share a transaction begun before a parent's completion
+         -- committed (a worker's pipeline), and a job must not show as started before its parent completed.
+         started_at = clock_timestamp(),
          lease_expires_at = now() + make_interval(secs => p_lease_seconds),
          handler_started = o.n <= coalesce(p_start, p_limit),
          claim_seq = p_seq_base + o.n
