@@ -116,45 +116,58 @@ def test_a_limited_types_backlog_is_not_walked_to_claim_other_types(
     assert max(removed, default=0) < 100, plans
 
 
-@pytest.mark.parametrize("wanted", [["u"], ["u", "v"], ["v", "u", "w"]])
-def test_a_claim_does_not_walk_the_backlog_of_types_it_does_not_run(
-    stale: psycopg.Connection, wanted: list[str]
+@pytest.mark.parametrize(
+    ("types", "queues", "expected"),
+    [
+        (["u"], None, [("u",)]),
+        (["u", "v"], None, [("u",)]),
+        (["v", "u", "w"], None, [("u",)]),
+        (None, ["later"], [("u",)]),
+        (["t", "u"], ["later", "other"], [("u",)]),
+        (["t"], ["later"], []),
+    ],
+)
+def test_a_claim_does_not_walk_the_backlog_of_types_and_queues_it_does_not_run(
+    stale: psycopg.Connection, types: list[str] | None, queues: list[str] | None, expected: list[tuple[str]]
 ) -> None:
-    # A worker names its types (by default those it has handlers for). Another type's backlog ahead of them
-    # in claim order was walked row by row by every claim (52 ms a claim of 10 behind 300,000 such jobs).
-    stale.execute("INSERT INTO supaworker.jobs (type) VALUES ('u')")  # behind the 3,000 pending 't' jobs
+    # A worker names its types (by default those it has handlers for) and may name its queues. Another type's
+    # or queue's backlog ahead of them in claim order was walked row by row by every claim (52-60 ms a claim
+    # of 10 behind 300,000 such jobs).
+    stale.execute("INSERT INTO supaworker.jobs (type, queue) VALUES ('u', 'later')")  # behind the 't' jobs
     plans, claimed = all_plans(
-        stale, "SELECT type FROM supaworker.claim_jobs('w', %s, %s, 30)", (wanted, BATCH), analyze=True
+        stale, "SELECT type FROM supaworker.claim_jobs(%s, %s, %s, 30, %s)", ("w", types, BATCH, queues), analyze=True
     )
-    assert claimed == [("u",)]
+    assert claimed == expected
     removed = [int(n) for plan in plans for n in re.findall(r"Rows Removed by Filter: (\d+)", plan)]
     assert max(removed, default=0) < 100, plans
 
 
-def test_claims_naming_their_types_take_them_in_claim_order(conn: psycopg.Connection) -> None:
-    # Priorities, run_at and ids interleave the types; each claim takes the next jobs of its types, in the
-    # order a claim of every type would take them, whichever of the claim's paths it goes through.
-    conn.execute(
-        """INSERT INTO supaworker.jobs (type, priority, run_at)
-           SELECT (ARRAY['a', 'b', 'c'])[1 + g % 3], (g * 7) % 5, now() - (g % 11) * interval '1 second'
-             FROM generate_series(1, 300) g"""
-    )
-    for wanted in (["a"], ["b", "c"], ["c", "a", "b"]):
+def test_claims_naming_their_types_or_queues_take_them_in_claim_order(conn: psycopg.Connection) -> None:
+    # Priorities, run_at, queues and ids interleave the types; each claim takes the next jobs it may take, in
+    # the order a claim of everything would take them, whichever of the claim's paths it goes through.
+    for types, queues in ((["a"], None), (["b", "c"], None), (None, ["q2"]), (["a", "c"], ["q1"]), (["b"], ["q2"])):
+        conn.execute("TRUNCATE supaworker.jobs CASCADE")
+        conn.execute(
+            """INSERT INTO supaworker.jobs (type, queue, priority, run_at)
+               SELECT (ARRAY['a', 'b', 'c'])[1 + g % 3], (ARRAY['q1', 'q2'])[1 + g % 7 % 2], (g * 7) % 5,
+                      now() - (g % 11) * interval '1 second'
+                 FROM generate_series(1, 600) g"""
+        )
         expected = [
             row[0]
             for row in conn.execute(
-                """SELECT id FROM supaworker.jobs WHERE status = 'pending' AND type = ANY (%s)
+                """SELECT id FROM supaworker.jobs
+                    WHERE status = 'pending' AND (%(t)s::text[] IS NULL OR type = ANY (%(t)s))
+                      AND (%(q)s::text[] IS NULL OR queue = ANY (%(q)s))
                     ORDER BY priority, run_at, id""",
-                (wanted,),
+                {"t": types, "q": queues},
             )
         ]
         got: list[int] = []
-        while batch := [
-            r[0]
-            for r in conn.execute("SELECT id FROM supaworker.claim_jobs('w', %s, 7, 30) ORDER BY claim_seq", (wanted,))
-        ]:
+        claim = "SELECT id FROM supaworker.claim_jobs('w', %s, 7, 30, %s) ORDER BY claim_seq"
+        while batch := [r[0] for r in conn.execute(claim, (types, queues))]:
             got += batch
-        assert got == expected[: len(got)] and len(got) == len(expected), wanted
+        assert expected and got == expected, (types, queues)
 
 
 def test_hot_functions_pin_jit_off(conn: psycopg.Connection) -> None:

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0018_claims_skip_other_types) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0018_claims_skip_other_backlogs) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -220,6 +220,7 @@ CREATE INDEX jobs_completed_at_idx ON {{schema}}.jobs USING btree (completed_at)
 CREATE INDEX jobs_fair_claim_idx ON {{schema}}.jobs USING btree (fairness_key, priority, run_at, id) WHERE status = 'pending'::{{schema}}.job_status;
 CREATE INDEX jobs_finished_idx ON {{schema}}.jobs USING btree (status, completed_at) WHERE status = ANY (ARRAY['completed'::{{schema}}.job_status, 'failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
 CREATE INDEX jobs_lease_idx ON {{schema}}.jobs USING btree (lease_expires_at) WHERE status = 'processing'::{{schema}}.job_status;
+CREATE INDEX jobs_queue_claim_idx ON {{schema}}.jobs USING btree (queue, priority, run_at, id) WHERE status = 'pending'::{{schema}}.job_status;
 CREATE INDEX jobs_type_claim_idx ON {{schema}}.jobs USING btree (type, priority, run_at, id) WHERE status = 'pending'::{{schema}}.job_status;
 CREATE UNIQUE INDEX jobs_unique_key_idx ON {{schema}}.jobs USING btree (unique_key) WHERE unique_key IS NOT NULL;
 CREATE INDEX jobs_unsuccessful_id_idx ON {{schema}}.jobs USING btree (status, id) WHERE status = ANY (ARRAY['failed'::{{schema}}.job_status, 'cancelled'::{{schema}}.job_status]);
@@ -725,6 +726,9 @@ DECLARE
   v_from_priority integer;
   v_from_run_at timestamptz;
   v_from_id bigint;
+  v_queue_priority integer;
+  v_queue_run_at timestamptz;
+  v_queue_id bigint;
 BEGIN
   v_controls := EXISTS (
     SELECT 1 FROM {{schema}}.job_controls k
@@ -799,7 +803,7 @@ BEGIN
       OR EXISTS (SELECT 1 FROM unnest(p_types) t WHERE t <> ALL (v_limited) AND t <> ALL (v_paused_types));
   END IF;
 
-  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL THEN
+  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL AND p_queues IS NULL THEN
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
@@ -809,37 +813,59 @@ BEGIN
        ORDER BY c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 THEN
+  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL THEN
     -- One type: its jobs in claim order are a range of jobs_type_claim_idx.
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
          AND c.type >= p_types[1] AND c.type <= p_types[1]
          AND c.run_at <= now()
-         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
        ORDER BY c.type, c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
   ELSIF v_keys IS NULL AND NOT v_controls THEN
-    -- Several types: the scan of jobs_claim_idx starts at the first job of any of them (see below).
-    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
-      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
-     CROSS JOIN LATERAL (
-           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
-            WHERE c.status = 'pending'
-              AND c.type >= a.type AND c.type <= a.type
-              AND c.run_at <= now()
-              AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-            ORDER BY c.type, c.priority, c.run_at, c.id
-            LIMIT 1) h
-     ORDER BY h.priority, h.run_at, h.id
-     LIMIT 1;
+    -- Named types, queues or both: no job the claim can take comes before the first job of any of its types
+    -- (read from jobs_type_claim_idx), nor before the first job of any of its queues (jobs_queue_claim_idx).
+    -- The scan of jobs_claim_idx starts at the later of the two (see the branch below for the form).
+    IF p_types IS NOT NULL THEN
+      SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
+        FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
+       CROSS JOIN LATERAL (
+             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+              WHERE c.status = 'pending'
+                AND c.type >= a.type AND c.type <= a.type
+                AND c.run_at <= now()
+              ORDER BY c.type, c.priority, c.run_at, c.id
+              LIMIT 1) h
+       ORDER BY h.priority, h.run_at, h.id
+       LIMIT 1;
+    END IF;
+    IF p_queues IS NOT NULL AND (p_types IS NULL OR v_from_id IS NOT NULL) THEN
+      SELECT h.priority, h.run_at, h.id INTO v_queue_priority, v_queue_run_at, v_queue_id
+        FROM (SELECT DISTINCT q.queue FROM unnest(p_queues) AS q(queue)) AS a
+       CROSS JOIN LATERAL (
+             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+              WHERE c.status = 'pending'
+                AND c.queue >= a.queue AND c.queue <= a.queue
+                AND c.run_at <= now()
+              ORDER BY c.queue, c.priority, c.run_at, c.id
+              LIMIT 1) h
+       ORDER BY h.priority, h.run_at, h.id
+       LIMIT 1;
+      IF v_queue_id IS NULL
+         OR v_from_id IS NULL
+         OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id) THEN
+        v_from_priority := v_queue_priority;
+        v_from_run_at := v_queue_run_at;
+        v_from_id := v_queue_id;
+      END IF;
+    END IF;
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
          AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
          AND c.run_at <= now()
-         AND c.type = ANY (p_types)
+         AND (p_types IS NULL OR c.type = ANY (p_types))
          AND (p_queues IS NULL OR c.queue = ANY (p_queues))
          AND v_from_id IS NOT NULL
        ORDER BY c.priority, c.run_at, c.id
@@ -849,9 +875,9 @@ BEGIN
     -- Where the free types' jobs begin in claim order: the first pending job of each, read (unlocked) from
     -- jobs_type_claim_idx. The free part's scan of jobs_claim_idx starts there, so the backlog ahead of it
     -- (of types not named, limited or paused) is skipped by the index rather than walked row by row, and the
-    -- scan still locks only the rows it takes. (The type is bounded on both sides rather than compared with =, and the order
-    -- names it: with = the planner drops the type from the order and, from statistics that saw one type,
-    -- prefers walking jobs_claim_idx, which is the walk this avoids.)
+    -- scan still locks only the rows it takes. (The type is bounded on both sides rather than compared with
+    -- =, and the order names it: with = the planner drops the type from the order and, from statistics that
+    -- saw one type, prefers walking jobs_claim_idx, which is the walk this avoids.)
     SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
       FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
              WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a

@@ -1,15 +1,19 @@
--- 0018: a worker's claim no longer walks the backlog of types it does not run; a job's start time is the
--- claim's own.
+-- 0018: a worker's claim no longer walks the backlog of types and queues it does not run; a job's start time
+-- is the claim's own.
 --
--- A worker names its types (by default the ones it has handlers for). Its claim scanned jobs_claim_idx in
--- claim order and skipped, row by row, every pending job of other types ahead of its own: with 300,000 jobs
--- of a type handled elsewhere queued before 1,000 of its own, each claim of 10 took 52 ms instead of 0.6, and
--- more as that backlog grew. 0017 started the scan where the worker's own types begin only when one of them
--- was limited or paused; now every claim that names its types does (sql/schema.sql). Claims of every type
--- (p_types NULL) and fair-share claims are as before.
+-- A worker names its types (by default the ones it has handlers for), and may name its queues. Its claim
+-- scanned jobs_claim_idx in claim order and skipped, row by row, every pending job of other types or queues
+-- ahead of its own: with 300,000 jobs of a type handled elsewhere (or of another queue) queued before 1,000 of
+-- its own, each claim of 10 took 52-60 ms instead of 0.6, and more as that backlog grew. 0017 started the
+-- scan where the worker's own types begin only when one of them was limited or paused; now every claim that
+-- names its types or queues starts at the later of where they begin, the queues' read from the new index
+-- jobs_queue_claim_idx (sql/schema.sql). Claims of every type and queue, claims under limits or pauses,
+-- and fair-share claims are as before.
 --
 -- started_at was now(): the start of the claim's transaction, which a worker's pipeline begins with its
 -- completions. A parent's completion committing in between left its child started before it completed.
+
+CREATE INDEX jobs_queue_claim_idx ON {{schema}}.jobs (queue, priority, run_at, id) WHERE status = 'pending';
 
 CREATE OR REPLACE FUNCTION {{schema}}.claim_jobs_v2(p_worker_id text, p_types text[] DEFAULT NULL::text[], p_limit integer DEFAULT 1, p_lease_seconds double precision DEFAULT 30, p_queues text[] DEFAULT NULL::text[], p_start integer DEFAULT NULL::integer, p_seq_base bigint DEFAULT 0)
  RETURNS SETOF {{schema}}.jobs
@@ -34,6 +38,9 @@ DECLARE
   v_from_priority integer;
   v_from_run_at timestamptz;
   v_from_id bigint;
+  v_queue_priority integer;
+  v_queue_run_at timestamptz;
+  v_queue_id bigint;
 BEGIN
   v_controls := EXISTS (
     SELECT 1 FROM {{schema}}.job_controls k
@@ -108,7 +115,7 @@ BEGIN
       OR EXISTS (SELECT 1 FROM unnest(p_types) t WHERE t <> ALL (v_limited) AND t <> ALL (v_paused_types));
   END IF;
 
-  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL THEN
+  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL AND p_queues IS NULL THEN
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
@@ -118,37 +125,59 @@ BEGIN
        ORDER BY c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 THEN
+  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL THEN
     -- One type: its jobs in claim order are a range of jobs_type_claim_idx.
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
          AND c.type >= p_types[1] AND c.type <= p_types[1]
          AND c.run_at <= now()
-         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
        ORDER BY c.type, c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
   ELSIF v_keys IS NULL AND NOT v_controls THEN
-    -- Several types: the scan of jobs_claim_idx starts at the first job of any of them (see below).
-    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
-      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
-     CROSS JOIN LATERAL (
-           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
-            WHERE c.status = 'pending'
-              AND c.type >= a.type AND c.type <= a.type
-              AND c.run_at <= now()
-              AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-            ORDER BY c.type, c.priority, c.run_at, c.id
-            LIMIT 1) h
-     ORDER BY h.priority, h.run_at, h.id
-     LIMIT 1;
+    -- Named types, queues or both: no job the claim can take comes before the first job of any of its types
+    -- (read from jobs_type_claim_idx), nor before the first job of any of its queues (jobs_queue_claim_idx).
+    -- The scan of jobs_claim_idx starts at the later of the two (see the branch below for the form).
+    IF p_types IS NOT NULL THEN
+      SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
+        FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
+       CROSS JOIN LATERAL (
+             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+              WHERE c.status = 'pending'
+                AND c.type >= a.type AND c.type <= a.type
+                AND c.run_at <= now()
+              ORDER BY c.type, c.priority, c.run_at, c.id
+              LIMIT 1) h
+       ORDER BY h.priority, h.run_at, h.id
+       LIMIT 1;
+    END IF;
+    IF p_queues IS NOT NULL AND (p_types IS NULL OR v_from_id IS NOT NULL) THEN
+      SELECT h.priority, h.run_at, h.id INTO v_queue_priority, v_queue_run_at, v_queue_id
+        FROM (SELECT DISTINCT q.queue FROM unnest(p_queues) AS q(queue)) AS a
+       CROSS JOIN LATERAL (
+             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+              WHERE c.status = 'pending'
+                AND c.queue >= a.queue AND c.queue <= a.queue
+                AND c.run_at <= now()
+              ORDER BY c.queue, c.priority, c.run_at, c.id
+              LIMIT 1) h
+       ORDER BY h.priority, h.run_at, h.id
+       LIMIT 1;
+      IF v_queue_id IS NULL
+         OR v_from_id IS NULL
+         OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id) THEN
+        v_from_priority := v_queue_priority;
+        v_from_run_at := v_queue_run_at;
+        v_from_id := v_queue_id;
+      END IF;
+    END IF;
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
          AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
          AND c.run_at <= now()
-         AND c.type = ANY (p_types)
+         AND (p_types IS NULL OR c.type = ANY (p_types))
          AND (p_queues IS NULL OR c.queue = ANY (p_queues))
          AND v_from_id IS NOT NULL
        ORDER BY c.priority, c.run_at, c.id
@@ -158,9 +187,9 @@ BEGIN
     -- Where the free types' jobs begin in claim order: the first pending job of each, read (unlocked) from
     -- jobs_type_claim_idx. The free part's scan of jobs_claim_idx starts there, so the backlog ahead of it
     -- (of types not named, limited or paused) is skipped by the index rather than walked row by row, and the
-    -- scan still locks only the rows it takes. (The type is bounded on both sides rather than compared with =, and the order
-    -- names it: with = the planner drops the type from the order and, from statistics that saw one type,
-    -- prefers walking jobs_claim_idx, which is the walk this avoids.)
+    -- scan still locks only the rows it takes. (The type is bounded on both sides rather than compared with
+    -- =, and the order names it: with = the planner drops the type from the order and, from statistics that
+    -- saw one type, prefers walking jobs_claim_idx, which is the walk this avoids.)
     SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
       FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
              WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
