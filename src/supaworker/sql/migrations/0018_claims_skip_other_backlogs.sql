@@ -7,8 +7,8 @@
 -- its own, each claim of 10 took 52-60 ms instead of 0.6, and more as that backlog grew. 0017 started the
 -- scan where the worker's own types begin only when one of them was limited or paused; now every claim that
 -- names its types or queues starts at the later of where they begin, the queues' read from the new index
--- jobs_queue_claim_idx (sql/schema.sql). Claims of every type and queue, claims under limits or pauses,
--- and fair-share claims are as before.
+-- jobs_queue_claim_idx (sql/schema.sql); so do the fair-share claims (several tenants waiting), tenant by
+-- tenant. Claims of every type and queue, and claims under limits or pauses, are as before.
 --
 -- started_at was now(): the start of the claim's transaction, which a worker's pipeline begins with its
 -- completions. A parent's completion committing in between left its child started before it completed.
@@ -115,30 +115,17 @@ BEGIN
       OR EXISTS (SELECT 1 FROM unnest(p_types) t WHERE t <> ALL (v_limited) AND t <> ALL (v_paused_types));
   END IF;
 
-  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL AND p_queues IS NULL THEN
-    v_ids := ARRAY(
-      SELECT c.id FROM {{schema}}.jobs c
-       WHERE c.status = 'pending'
-         AND c.run_at <= now()
-         AND (p_types IS NULL OR c.type = ANY (p_types))
-         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-       ORDER BY c.priority, c.run_at, c.id
-       LIMIT p_limit
-         FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL THEN
-    -- One type: its jobs in claim order are a range of jobs_type_claim_idx.
-    v_ids := ARRAY(
-      SELECT c.id FROM {{schema}}.jobs c
-       WHERE c.status = 'pending'
-         AND c.type >= p_types[1] AND c.type <= p_types[1]
-         AND c.run_at <= now()
-       ORDER BY c.type, c.priority, c.run_at, c.id
-       LIMIT p_limit
-         FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND NOT v_controls THEN
-    -- Named types, queues or both: no job the claim can take comes before the first job of any of its types
-    -- (read from jobs_type_claim_idx), nor before the first job of any of its queues (jobs_queue_claim_idx).
-    -- The scan of jobs_claim_idx starts at the later of the two (see the branch below for the form).
+  -- Where the jobs this claim may take begin in claim order: none comes before the first job of any of its
+  -- types (read from jobs_type_claim_idx), nor before the first job of any of its queues (jobs_queue_claim_idx).
+  -- The plain and fair-share scans start at the later of the two rather than walk, row by row, the backlog of
+  -- other types and queues ahead of it. Without named types or queues everything may be taken (the lowest
+  -- key); a claim of one type reads jobs_type_claim_idx alone, and one under limits finds its own start.
+  v_from_priority := -2147483648;
+  v_from_run_at := '-infinity';
+  v_from_id := -9223372036854775808;
+  IF (p_types IS NOT NULL OR p_queues IS NOT NULL)
+     AND (v_keys IS NOT NULL OR NOT v_controls)
+     AND NOT (v_keys IS NULL AND cardinality(p_types) = 1 AND p_queues IS NULL) THEN
     IF p_types IS NOT NULL THEN
       SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
         FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
@@ -172,6 +159,30 @@ BEGIN
         v_from_id := v_queue_id;
       END IF;
     END IF;
+  END IF;
+
+  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL AND p_queues IS NULL THEN
+    v_ids := ARRAY(
+      SELECT c.id FROM {{schema}}.jobs c
+       WHERE c.status = 'pending'
+         AND c.run_at <= now()
+         AND (p_types IS NULL OR c.type = ANY (p_types))
+         AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+       ORDER BY c.priority, c.run_at, c.id
+       LIMIT p_limit
+         FOR UPDATE SKIP LOCKED);
+  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL THEN
+    -- One type: its jobs in claim order are a range of jobs_type_claim_idx.
+    v_ids := ARRAY(
+      SELECT c.id FROM {{schema}}.jobs c
+       WHERE c.status = 'pending'
+         AND c.type >= p_types[1] AND c.type <= p_types[1]
+         AND c.run_at <= now()
+       ORDER BY c.type, c.priority, c.run_at, c.id
+       LIMIT p_limit
+         FOR UPDATE SKIP LOCKED);
+  ELSIF v_keys IS NULL AND NOT v_controls THEN
+    -- Named types, queues or both: the scan starts where the first job the claim may take can be (above).
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
@@ -284,13 +295,16 @@ BEGIN
        CROSS JOIN LATERAL (
              SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
               WHERE c.status = 'pending'
-                AND c.fairness_key = t.key
+                -- The tenant's jobs from where the claim's may begin: a range of jobs_fair_claim_idx whose start
+                -- the index finds (with fairness_key = t.key it would walk the tenant's jobs up to it instead).
+                AND (c.fairness_key, c.priority, c.run_at, c.id) >= (t.key, v_from_priority, v_from_run_at, v_from_id)
+                AND c.fairness_key <= t.key
                 AND c.run_at <= now()
                 AND (p_types IS NULL OR c.type = ANY (p_types))
                 AND (p_queues IS NULL OR c.queue = ANY (p_queues))
                 AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types)
                 AND c.queue <> ALL (v_paused_queues)
-              ORDER BY c.priority, c.run_at, c.id
+              ORDER BY c.fairness_key, c.priority, c.run_at, c.id
               LIMIT t.quota
                 FOR UPDATE SKIP LOCKED) p
        WHERE t.before < p_limit AND v_any_free
@@ -301,6 +315,7 @@ BEGIN
       v_ids := v_ids || ARRAY(
         SELECT c.id FROM {{schema}}.jobs c
          WHERE c.status = 'pending'
+           AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
            AND c.run_at <= now()
            AND (p_types IS NULL OR c.type = ANY (p_types))
            AND (p_queues IS NULL OR c.queue = ANY (p_queues))
