@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from psycopg_pool import PoolTimeout
@@ -25,8 +25,8 @@ from .. import errors
 from ..feed import ChangeFeed, JobMetrics
 from ..store import Store
 from . import briefs, console, jobs
-from .auth import require_read
-from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
+from .auth import reads
+from .contract import EVENT_STREAM_RESPONSE, event_stream
 from .docs import add_offline_docs
 from .limits import BodySizeLimit
 from .security import SecurityHeaders
@@ -95,13 +95,13 @@ def create_app(
     app.include_router(console.router)
     _add_error_handlers(app)
 
-    @app.get(
+    @reads(
+        app,
         "/api/events",
-        dependencies=[Depends(require_read)],
+        "Server-sent events",
         tags=["events"],
-        summary="Server-sent events",
         response_class=StreamingResponse,
-        responses={200: EVENT_STREAM_RESPONSE, **error_responses()},
+        responses={200: EVENT_STREAM_RESPONSE},
     )
     async def events(request: Request) -> StreamingResponse:
         """A `text/event-stream` of job and brief changes: `hello` at once, then one `change` event per
@@ -110,13 +110,13 @@ def create_app(
         client: reload the view."""
         return event_stream(_event_stream(request.app.state.feed))
 
-    @app.get(
+    @reads(
+        app,
         "/metrics",
-        dependencies=[Depends(require_read)],
+        "Prometheus metrics",
         tags=["metrics"],
-        summary="Prometheus metrics",
         response_class=PlainTextResponse,
-        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}, **error_responses()},
+        responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
     )
     def metrics(request: Request) -> Response:
         return Response(request.app.state.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")

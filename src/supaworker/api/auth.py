@@ -9,12 +9,14 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials
+from fastapi.types import DecoratedCallable
 
-from .contract import bearer
+from .contract import bearer, error_responses
 from .settings import ApiSettings, is_loopback
 
 
@@ -91,6 +93,27 @@ def require_read(request: Request, _: Annotated[HTTPAuthorizationCredentials | N
                 f"(this one asked for {request.headers.get('host', '')!r}); send Authorization: Bearer <key>"
             )
         check_key(request, settings)
+
+
+def reads(
+    router: APIRouter | FastAPI, path: str, summary: str, *statuses: int, **options: Any
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A GET route that only reads (require_read), which may also answer the error `statuses`; `responses`
+    in `options` adds to those of the errors."""
+    responses = {**options.pop("responses", {}), **error_responses(*statuses)}
+    dependencies = [Depends(require_read)]
+    return router.get(path, dependencies=dependencies, summary=summary, responses=responses, **options)
+
+
+def writes(
+    router: APIRouter | FastAPI, path: str, summary: str, *statuses: int, **options: Any
+) -> Callable[[DecoratedCallable], DecoratedCallable]:
+    """A POST route that changes something (require_write), which may also answer the error `statuses`, and
+    413 for a body over the size limit."""
+    dependencies = [Depends(require_write)]
+    return router.post(
+        path, dependencies=dependencies, summary=summary, responses=error_responses(413, *statuses), **options
+    )
 
 
 def verify_session_jwt(token: str, secret: str, now: float | None = None) -> dict[str, Any] | None:

@@ -8,14 +8,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from .. import briefs
 from ..errors import BriefNotFound, InvalidBrief
-from .auth import require_read, require_write, session_user
+from .auth import reads, session_user, writes
 from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
 from .jobs import poke_feed, read_store_of, store_of
 from .models import BriefCreate, CancelRequest, DateTimeText, StorableText
@@ -59,13 +59,7 @@ def brief_view(brief: briefs.Brief) -> dict[str, Any]:
     return jsonable_encoder({**brief.to_dict(), "step_statuses": step_statuses(brief)})
 
 
-@router.post(
-    "",
-    status_code=201,
-    dependencies=[Depends(require_write)],
-    summary="Create a brief and its job(s)",
-    responses=error_responses(413),
-)
+@writes(router, "", "Create a brief and its job(s)", status_code=201)
 def create_brief(request: Request, body: BriefCreate) -> dict[str, Any]:
     """Writes the brief and all its step jobs in one transaction: one `analysis` job, or with
     `use_pipeline` the media type's whole pipeline (later steps wait for the one before)."""
@@ -75,7 +69,7 @@ def create_brief(request: Request, body: BriefCreate) -> dict[str, Any]:
     return {"brief": view, "job": view["steps"][0], "jobs": view["steps"]}
 
 
-@router.get("", dependencies=[Depends(require_read)], summary="Briefs, newest first", responses=error_responses(400))
+@reads(router, "", "Briefs, newest first", 400)
 def list_briefs(
     request: Request,
     user_id: Annotated[StorableText | None, Query(min_length=1, max_length=briefs.MAX_USER_ID_LENGTH)] = None,
@@ -94,23 +88,13 @@ def list_briefs(
     return jsonable_encoder({"count": len(found), "briefs": [b.to_dict() for b in found], "next_before": next_before})
 
 
-@router.get(
-    "/{brief_id}",
-    dependencies=[Depends(require_read)],
-    summary="A brief with each pipeline step's status",
-    responses=error_responses(404),
-)
+@reads(router, "/{brief_id}", "A brief with each pipeline step's status", 404)
 def get_brief(request: Request, brief_id: str) -> dict[str, Any]:
     """Read from the primary even with a replica: a client that just created the brief gets it, not a 404."""
     return {"brief": brief_view(briefs.get_brief(brief_id, store=store_of(request)))}
 
 
-@router.post(
-    "/{brief_id}/retry",
-    dependencies=[Depends(require_write)],
-    summary="Resume a failed or cancelled brief",
-    responses=error_responses(404, 409, 413),
-)
+@writes(router, "/{brief_id}/retry", "Resume a failed or cancelled brief", 404, 409)
 def retry_brief(request: Request, brief_id: str) -> dict[str, Any]:
     """Puts the step that stopped the brief back in the queue and the steps after it back to waiting."""
     brief = briefs.retry_brief(brief_id, store=store_of(request))
@@ -118,12 +102,7 @@ def retry_brief(request: Request, brief_id: str) -> dict[str, Any]:
     return {"brief": brief_view(brief)}
 
 
-@router.post(
-    "/{brief_id}/cancel",
-    dependencies=[Depends(require_write)],
-    summary="Cancel a brief's unfinished steps",
-    responses=error_responses(404, 409, 413),
-)
+@writes(router, "/{brief_id}/cancel", "Cancel a brief's unfinished steps", 404, 409)
 def cancel_brief(
     request: Request, brief_id: str, body: Annotated[CancelRequest | None, Body()] = None
 ) -> dict[str, Any]:

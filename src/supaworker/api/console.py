@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
@@ -20,8 +20,7 @@ from ..periodic import list_periodic_schedules, set_periodic_enabled
 from ..states import JobStatus
 from ..store import Store
 from ..validation import MAX_BIGINT
-from .auth import require_read, require_write
-from .contract import error_responses
+from .auth import reads, writes
 from .jobs import poke_feed, read_store_of, store_of
 from .models import DateTimeText, StorableText
 
@@ -103,25 +102,15 @@ def _bulk(request: Request, body: BulkRequest, preview: bool) -> dict[str, Any]:
     return outcome.to_dict()
 
 
-@router.post(
-    "/jobs/bulk/preview",
-    dependencies=[Depends(require_write)],
-    summary="Count what a bulk action would change (writes nothing)",
-    response_model=BulkAnswer,
-    responses=error_responses(413),
+@writes(
+    router, "/jobs/bulk/preview", "Count what a bulk action would change (writes nothing)", response_model=BulkAnswer
 )
 def bulk_preview(request: Request, body: BulkRequest) -> dict[str, Any]:
     """At most 10,000 jobs and 100,000 examined per request (`limits`); `complete` says whether all were seen."""
     return _bulk(request, body, preview=True)
 
 
-@router.post(
-    "/jobs/bulk",
-    dependencies=[Depends(require_write)],
-    summary="Retry, cancel or delete many jobs, in batches of 500 ids",
-    response_model=BulkAnswer,
-    responses=error_responses(413),
-)
+@writes(router, "/jobs/bulk", "Retry, cancel or delete many jobs, in batches of 500 ids", response_model=BulkAnswer)
 def bulk_run(request: Request, body: BulkRequest) -> dict[str, Any]:
     return _bulk(request, body, preview=False)
 
@@ -158,39 +147,24 @@ def _controls(store: Store) -> dict[str, Any]:
     return {"controls": jsonable_encoder([c.to_dict() for c in controls.list_controls(store=store)])}
 
 
-@router.get("/controls", dependencies=[Depends(require_read)], summary="Pauses and limits", responses=error_responses())
+@reads(router, "/controls", "Pauses and limits")
 def list_controls(request: Request) -> dict[str, Any]:
     return _controls(read_store_of(request))
 
 
-@router.post(
-    "/controls/pause",
-    dependencies=[Depends(require_write)],
-    summary="Pause a type or queue for every worker",
-    responses=error_responses(413),
-)
+@writes(router, "/controls/pause", "Pause a type or queue for every worker")
 def pause(request: Request, body: ControlTarget) -> dict[str, Any]:
     controls.pause(type=body.type, queue=body.queue, store=store_of(request))
     return _controls(store_of(request))
 
 
-@router.post(
-    "/controls/resume",
-    dependencies=[Depends(require_write)],
-    summary="Resume a type or queue",
-    responses=error_responses(413),
-)
+@writes(router, "/controls/resume", "Resume a type or queue")
 def resume(request: Request, body: ControlTarget) -> dict[str, Any]:
     controls.resume(type=body.type, queue=body.queue, store=store_of(request))
     return _controls(store_of(request))
 
 
-@router.post(
-    "/controls/limits",
-    dependencies=[Depends(require_write)],
-    summary="Set a type's concurrency and rate limits",
-    responses=error_responses(413),
-)
+@writes(router, "/controls/limits", "Set a type's concurrency and rate limits")
 def set_limits(request: Request, body: LimitsRequest) -> dict[str, Any]:
     controls.set_limits(
         body.type,
@@ -209,22 +183,12 @@ class PeriodicSwitch(BaseModel):
     enabled: StrictBool
 
 
-@router.get(
-    "/periodic",
-    dependencies=[Depends(require_read)],
-    summary="Periodic schedules (at most 500, by name)",
-    responses=error_responses(),
-)
+@reads(router, "/periodic", "Periodic schedules (at most 500, by name)")
 def list_periodic(request: Request) -> dict[str, Any]:
     return {"periodic": jsonable_encoder(list_periodic_schedules(store=read_store_of(request)))}
 
 
-@router.post(
-    "/periodic/enabled",
-    dependencies=[Depends(require_write)],
-    summary="Switch a periodic schedule on or off",
-    responses=error_responses(404, 413),
-)
+@writes(router, "/periodic/enabled", "Switch a periodic schedule on or off", 404)
 def switch_periodic(request: Request, body: PeriodicSwitch) -> dict[str, Any]:
     """A disabled schedule enqueues nothing; switched on again it counts ticks from then on (no catch-up)."""
     row = set_periodic_enabled(body.name, body.enabled, store=store_of(request))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Body, HTTPException, Path, Query, Request
 from fastapi.encoders import jsonable_encoder
 
 from .. import client
@@ -13,8 +13,7 @@ from ..errors import BriefNotFound
 from ..states import JobStatus
 from ..store import Store
 from ..validation import MAX_BIGINT
-from .auth import require_read, require_write
-from .contract import error_responses
+from .auth import reads, writes
 from .models import CancelRequest, JobCreate, StorableText
 from .stats import job_stats_answer
 
@@ -45,12 +44,7 @@ def poke_feed(request: Request) -> None:
         feed.poke()
 
 
-@router.get(
-    "",
-    dependencies=[Depends(require_read)],
-    summary="Pending, active, stats, a brief's jobs, or a page",
-    responses=error_responses(400, 404),
-)
+@reads(router, "", "Pending, active, stats, a brief's jobs, or a page", 400, 404)
 def jobs_action(
     request: Request,
     action: str | None = Query(None, description=f"One of {', '.join(ACTIONS)}."),
@@ -98,27 +92,20 @@ def jobs_action(
     }
 
 
-@router.post(
-    "", status_code=201, dependencies=[Depends(require_write)], summary="Create a job", responses=error_responses(413)
-)
+@writes(router, "", "Create a job", status_code=201)
 def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
     job = client.enqueue(body.new_job(), store=store_of(request))
     poke_feed(request)
     return {"job": jsonable_encoder(job.to_dict())}
 
 
-@router.get("/{job_id}", dependencies=[Depends(require_read)], summary="One job", responses=error_responses(404))
+@reads(router, "/{job_id}", "One job", 404)
 def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Read from the primary even with a replica: a client that just created the job gets it, not a 404."""
     return {"job": jsonable_encoder(client.get_job(job_id, store=store_of(request)).to_dict())}
 
 
-@router.post(
-    "/{job_id}/retry",
-    dependencies=[Depends(require_write)],
-    summary="Retry a failed or cancelled job",
-    responses=error_responses(404, 409, 413),
-)
+@writes(router, "/{job_id}/retry", "Retry a failed or cancelled job", 404, 409)
 def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     store = store_of(request)
     client.retry_job(job_id, store=store)
@@ -126,12 +113,7 @@ def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
 
 
-@router.post(
-    "/{job_id}/cancel",
-    dependencies=[Depends(require_write)],
-    summary="Cancel an unfinished job",
-    responses=error_responses(404, 409, 413),
-)
+@writes(router, "/{job_id}/cancel", "Cancel an unfinished job", 404, 409)
 def cancel_job(request: Request, job_id: JobId, body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
     store = store_of(request)
     client.cancel_job(job_id, (body or CancelRequest()).reason, store=store)
