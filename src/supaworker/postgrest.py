@@ -24,7 +24,7 @@ import httpx
 from .config import Settings
 from .errors import ConfigError, DatabaseUnavailable, MigrationError, SupaworkerError
 from .job import Job
-from .worker.protocol import ClaimRequest, Rescued, RetryDelays
+from .worker.protocol import ClaimRequest, Completions, Rescued, RetryDelays
 
 log = logging.getLogger("supaworker.postgrest")
 
@@ -220,11 +220,7 @@ class PostgrestWorkerStore:
         return {int(i) for i in done or []}
 
     async def write_and_claim_jobs(
-        self,
-        worker_id: str,
-        completions: tuple[list[int], list[int], list[Any]],
-        starts_through: int | None,
-        claim: ClaimRequest,
+        self, worker_id: str, completions: Completions, starts_through: int | None, claim: ClaimRequest
     ) -> tuple[set[int], list[Job]]:
         # Separate requests over HTTP; a write is never retried because the claim after it failed.
         done = await self.complete_jobs(worker_id, *completions) if completions[0] else set()

@@ -13,7 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from ..job import Job
 from ..sql import queries_for
-from ..worker.protocol import ClaimRequest, Reachability, Rescued, RetryDelays
+from ..worker.protocol import ClaimRequest, Completions, Reachability, Rescued, RetryDelays
 
 # How long a worker waits for its first connections before giving up.
 OPEN_TIMEOUT_SECONDS = 30.0
@@ -97,11 +97,7 @@ class WorkerStore:
             return {row[0] for row in await cur.fetchall()}
 
     async def write_and_claim_jobs(
-        self,
-        worker_id: str,
-        completions: tuple[list[int], list[int], list[Any]],
-        starts_through: int | None,
-        claim: ClaimRequest,
+        self, worker_id: str, completions: Completions, starts_through: int | None, claim: ClaimRequest
     ) -> tuple[set[int], list[Job]]:
         """Writes completions and job starts and claims the next jobs in one round trip (pipeline mode). In a
         pipeline the statements run in one implicit transaction: an error in one rolls the others back too,

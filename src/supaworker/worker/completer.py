@@ -15,7 +15,7 @@ from typing import Any
 
 from ..job import Job
 from ..retry import Backoff, retry_transient
-from .protocol import WorkerQueries
+from .protocol import Completions, WorkerQueries
 
 log = logging.getLogger("supaworker.worker")
 
@@ -96,7 +96,7 @@ class Completer:
         self._in_flight = [c for c in self._in_flight if id(c) not in taken]
 
     @staticmethod
-    def as_columns(batch: list[Completion]) -> tuple[list[int], list[int], list[Any]]:
+    def as_columns(batch: list[Completion]) -> Completions:
         # In id order, as the heartbeat locks the same rows: two orders deadlocked a worker with itself.
         ordered = sorted(batch, key=lambda c: c.job.id)
         return [c.job.id for c in ordered], [c.job.attempt for c in ordered], [c.result for c in ordered]

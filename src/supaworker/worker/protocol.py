@@ -18,6 +18,8 @@ from typing import Any, Literal, Protocol
 from ..job import Job
 
 Reachability = Literal["up", "down", "unreachable"]
+# Completions as columns: ids, the attempts they complete, and their results.
+Completions = tuple[list[int], list[int], list[Any]]
 # A job the rescuer moved: (id, type, attempts, status, dead worker, whether its handler had started).
 Rescued = tuple[int, str, int, str, str, bool]
 
@@ -76,11 +78,7 @@ class WorkerQueries(Protocol):
     ) -> set[int]: ...
 
     async def write_and_claim_jobs(
-        self,
-        worker_id: str,
-        completions: tuple[list[int], list[int], list[Any]],
-        starts_through: int | None,
-        claim: ClaimRequest,
+        self, worker_id: str, completions: Completions, starts_through: int | None, claim: ClaimRequest
     ) -> tuple[set[int], list[Job]]:
         """complete_jobs() (if any) and record_job_starts() (if not None), then claim_jobs(): in one round
         trip where the transport allows. Returns the ids completed and the jobs claimed."""
