@@ -128,12 +128,21 @@ def test_a_limited_types_backlog_is_not_walked_to_claim_other_types(
         (["t"], ["later"], []),
     ],
 )
+@pytest.mark.parametrize("control", [None, "pause", "limit"])
 def test_a_claim_does_not_walk_the_backlog_of_types_and_queues_it_does_not_run(
-    stale: psycopg.Connection, types: list[str] | None, queues: list[str] | None, expected: list[tuple[str]]
+    stale: psycopg.Connection,
+    types: list[str] | None,
+    queues: list[str] | None,
+    expected: list[tuple[str]],
+    control: str | None,
 ) -> None:
     # A worker names its types (by default those it has handlers for) and may name its queues. Another type's
     # or queue's backlog ahead of them in claim order was walked row by row by every claim (52-60 ms a claim
-    # of 10 behind 300,000 such jobs).
+    # of 10 behind 300,000 such jobs), with or without a pause or a limit in force.
+    if control == "pause":
+        stale.execute("SELECT supaworker.set_job_paused('type', 'v', true)")
+    elif control == "limit":
+        stale.execute("SELECT supaworker.set_job_limits('u', 100, NULL, NULL)")
     stale.execute("INSERT INTO supaworker.jobs (type, queue) VALUES ('u', 'later')")  # behind the 't' jobs
     plans, claimed = all_plans(
         stale, "SELECT type FROM supaworker.claim_jobs(%s, %s, %s, 30, %s)", ("w", types, BATCH, queues), analyze=True

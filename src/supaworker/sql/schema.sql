@@ -805,47 +805,43 @@ BEGIN
 
   -- Where the jobs this claim may take begin in claim order: none comes before the first job of any of its
   -- types (read from jobs_type_claim_idx), nor before the first job of any of its queues (jobs_queue_claim_idx).
-  -- The plain and fair-share scans start at the later of the two rather than walk, row by row, the backlog of
-  -- other types and queues ahead of it. Without named types or queues everything may be taken (the lowest
-  -- key); a claim of one type reads jobs_type_claim_idx alone, and one under limits finds its own start.
+  -- The scans start at the later of the two rather than walk, row by row, the backlog of other types and
+  -- queues ahead of it. Without named types or queues everything may be taken (the lowest key); a claim of
+  -- one type reads jobs_type_claim_idx alone, and one under limits finds where its free types begin itself.
   v_from_priority := -2147483648;
   v_from_run_at := '-infinity';
   v_from_id := -9223372036854775808;
-  IF (p_types IS NOT NULL OR p_queues IS NOT NULL)
-     AND (v_keys IS NOT NULL OR NOT v_controls)
+  IF p_types IS NOT NULL AND (v_keys IS NOT NULL OR NOT v_controls)
      AND NOT (v_keys IS NULL AND cardinality(p_types) = 1 AND p_queues IS NULL) THEN
-    IF p_types IS NOT NULL THEN
-      SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
-        FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
-       CROSS JOIN LATERAL (
-             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
-              WHERE c.status = 'pending'
-                AND c.type >= a.type AND c.type <= a.type
-                AND c.run_at <= now()
-              ORDER BY c.type, c.priority, c.run_at, c.id
-              LIMIT 1) h
-       ORDER BY h.priority, h.run_at, h.id
-       LIMIT 1;
-    END IF;
-    IF p_queues IS NOT NULL AND (p_types IS NULL OR v_from_id IS NOT NULL) THEN
-      SELECT h.priority, h.run_at, h.id INTO v_queue_priority, v_queue_run_at, v_queue_id
-        FROM (SELECT DISTINCT q.queue FROM unnest(p_queues) AS q(queue)) AS a
-       CROSS JOIN LATERAL (
-             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
-              WHERE c.status = 'pending'
-                AND c.queue >= a.queue AND c.queue <= a.queue
-                AND c.run_at <= now()
-              ORDER BY c.queue, c.priority, c.run_at, c.id
-              LIMIT 1) h
-       ORDER BY h.priority, h.run_at, h.id
-       LIMIT 1;
-      IF v_queue_id IS NULL
-         OR v_from_id IS NULL
-         OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id) THEN
-        v_from_priority := v_queue_priority;
-        v_from_run_at := v_queue_run_at;
-        v_from_id := v_queue_id;
-      END IF;
+    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
+      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
+     CROSS JOIN LATERAL (
+           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+            WHERE c.status = 'pending'
+              AND c.type >= a.type AND c.type <= a.type
+              AND c.run_at <= now()
+            ORDER BY c.type, c.priority, c.run_at, c.id
+            LIMIT 1) h
+     ORDER BY h.priority, h.run_at, h.id
+     LIMIT 1;
+  END IF;
+  IF p_queues IS NOT NULL AND v_from_id IS NOT NULL THEN
+    SELECT h.priority, h.run_at, h.id INTO v_queue_priority, v_queue_run_at, v_queue_id
+      FROM (SELECT DISTINCT q.queue FROM unnest(p_queues) AS q(queue)) AS a
+     CROSS JOIN LATERAL (
+           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+            WHERE c.status = 'pending'
+              AND c.queue >= a.queue AND c.queue <= a.queue
+              AND c.run_at <= now()
+            ORDER BY c.queue, c.priority, c.run_at, c.id
+            LIMIT 1) h
+     ORDER BY h.priority, h.run_at, h.id
+     LIMIT 1;
+    IF v_queue_id IS NULL
+       OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id) THEN
+      v_from_priority := v_queue_priority;
+      v_from_run_at := v_queue_run_at;
+      v_from_id := v_queue_id;
     END IF;
   END IF;
 
@@ -897,12 +893,18 @@ BEGIN
             WHERE c.status = 'pending'
               AND c.type >= a.type AND c.type <= a.type
               AND c.run_at <= now()
-              AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-              AND c.queue <> ALL (v_paused_queues)
             ORDER BY c.type, c.priority, c.run_at, c.id
             LIMIT 1) h
      ORDER BY h.priority, h.run_at, h.id
      LIMIT 1;
+    -- Nor before where the claim's queues begin (found above).
+    IF p_queues IS NOT NULL AND v_from_id IS NOT NULL
+       AND (v_queue_id IS NULL
+            OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id)) THEN
+      v_from_priority := v_queue_priority;
+      v_from_run_at := v_queue_run_at;
+      v_from_id := v_queue_id;
+    END IF;
     v_ids := ARRAY(
       WITH free AS (
         SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
@@ -939,6 +941,7 @@ BEGIN
       WITH free AS (
         SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
          WHERE c.status = 'pending'
+           AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
            AND c.run_at <= now()
            AND (p_types IS NULL OR c.type = ANY (p_types))
            AND (p_queues IS NULL OR c.queue = ANY (p_queues))

@@ -8,7 +8,8 @@
 -- scan where the worker's own types begin only when one of them was limited or paused; now every claim that
 -- names its types or queues starts at the later of where they begin, the queues' read from the new index
 -- jobs_queue_claim_idx (sql/schema.sql); so do the fair-share claims (several tenants waiting), tenant by
--- tenant. Claims of every type and queue, and claims under limits or pauses, are as before.
+-- tenant, and the free part of claims under limits or pauses. Claims of every type and queue are as before,
+-- and a limited type's jobs are still read from jobs_type_claim_idx, past that type's jobs in other queues.
 --
 -- started_at was now(): the start of the claim's transaction, which a worker's pipeline begins with its
 -- completions. A parent's completion committing in between left its child started before it completed.
@@ -117,47 +118,43 @@ BEGIN
 
   -- Where the jobs this claim may take begin in claim order: none comes before the first job of any of its
   -- types (read from jobs_type_claim_idx), nor before the first job of any of its queues (jobs_queue_claim_idx).
-  -- The plain and fair-share scans start at the later of the two rather than walk, row by row, the backlog of
-  -- other types and queues ahead of it. Without named types or queues everything may be taken (the lowest
-  -- key); a claim of one type reads jobs_type_claim_idx alone, and one under limits finds its own start.
+  -- The scans start at the later of the two rather than walk, row by row, the backlog of other types and
+  -- queues ahead of it. Without named types or queues everything may be taken (the lowest key); a claim of
+  -- one type reads jobs_type_claim_idx alone, and one under limits finds where its free types begin itself.
   v_from_priority := -2147483648;
   v_from_run_at := '-infinity';
   v_from_id := -9223372036854775808;
-  IF (p_types IS NOT NULL OR p_queues IS NOT NULL)
-     AND (v_keys IS NOT NULL OR NOT v_controls)
+  IF p_types IS NOT NULL AND (v_keys IS NOT NULL OR NOT v_controls)
      AND NOT (v_keys IS NULL AND cardinality(p_types) = 1 AND p_queues IS NULL) THEN
-    IF p_types IS NOT NULL THEN
-      SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
-        FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
-       CROSS JOIN LATERAL (
-             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
-              WHERE c.status = 'pending'
-                AND c.type >= a.type AND c.type <= a.type
-                AND c.run_at <= now()
-              ORDER BY c.type, c.priority, c.run_at, c.id
-              LIMIT 1) h
-       ORDER BY h.priority, h.run_at, h.id
-       LIMIT 1;
-    END IF;
-    IF p_queues IS NOT NULL AND (p_types IS NULL OR v_from_id IS NOT NULL) THEN
-      SELECT h.priority, h.run_at, h.id INTO v_queue_priority, v_queue_run_at, v_queue_id
-        FROM (SELECT DISTINCT q.queue FROM unnest(p_queues) AS q(queue)) AS a
-       CROSS JOIN LATERAL (
-             SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
-              WHERE c.status = 'pending'
-                AND c.queue >= a.queue AND c.queue <= a.queue
-                AND c.run_at <= now()
-              ORDER BY c.queue, c.priority, c.run_at, c.id
-              LIMIT 1) h
-       ORDER BY h.priority, h.run_at, h.id
-       LIMIT 1;
-      IF v_queue_id IS NULL
-         OR v_from_id IS NULL
-         OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id) THEN
-        v_from_priority := v_queue_priority;
-        v_from_run_at := v_queue_run_at;
-        v_from_id := v_queue_id;
-      END IF;
+    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
+      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
+     CROSS JOIN LATERAL (
+           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+            WHERE c.status = 'pending'
+              AND c.type >= a.type AND c.type <= a.type
+              AND c.run_at <= now()
+            ORDER BY c.type, c.priority, c.run_at, c.id
+            LIMIT 1) h
+     ORDER BY h.priority, h.run_at, h.id
+     LIMIT 1;
+  END IF;
+  IF p_queues IS NOT NULL AND v_from_id IS NOT NULL THEN
+    SELECT h.priority, h.run_at, h.id INTO v_queue_priority, v_queue_run_at, v_queue_id
+      FROM (SELECT DISTINCT q.queue FROM unnest(p_queues) AS q(queue)) AS a
+     CROSS JOIN LATERAL (
+           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
+            WHERE c.status = 'pending'
+              AND c.queue >= a.queue AND c.queue <= a.queue
+              AND c.run_at <= now()
+            ORDER BY c.queue, c.priority, c.run_at, c.id
+            LIMIT 1) h
+     ORDER BY h.priority, h.run_at, h.id
+     LIMIT 1;
+    IF v_queue_id IS NULL
+       OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id) THEN
+      v_from_priority := v_queue_priority;
+      v_from_run_at := v_queue_run_at;
+      v_from_id := v_queue_id;
     END IF;
   END IF;
 
@@ -209,12 +206,18 @@ BEGIN
             WHERE c.status = 'pending'
               AND c.type >= a.type AND c.type <= a.type
               AND c.run_at <= now()
-              AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-              AND c.queue <> ALL (v_paused_queues)
             ORDER BY c.type, c.priority, c.run_at, c.id
             LIMIT 1) h
      ORDER BY h.priority, h.run_at, h.id
      LIMIT 1;
+    -- Nor before where the claim's queues begin (found above).
+    IF p_queues IS NOT NULL AND v_from_id IS NOT NULL
+       AND (v_queue_id IS NULL
+            OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id)) THEN
+      v_from_priority := v_queue_priority;
+      v_from_run_at := v_queue_run_at;
+      v_from_id := v_queue_id;
+    END IF;
     v_ids := ARRAY(
       WITH free AS (
         SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
@@ -251,6 +254,7 @@ BEGIN
       WITH free AS (
         SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
          WHERE c.status = 'pending'
+           AND (c.priority, c.run_at, c.id) >= (v_from_priority, v_from_run_at, v_from_id)
            AND c.run_at <= now()
            AND (p_types IS NULL OR c.type = ANY (p_types))
            AND (p_queues IS NULL OR c.queue = ANY (p_queues))
