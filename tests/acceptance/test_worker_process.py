@@ -18,6 +18,7 @@ from psycopg.conninfo import conninfo_to_dict
 import supaworker
 from supaworker.handlers import BUILTIN_HANDLERS
 from supaworker.store import Store
+from supaworker.worker.main import STOP_SIGNAL
 
 from ..conftest import drop_database
 from .conftest import Workers, count_by_status, unfinished, wait_for
@@ -140,6 +141,40 @@ def test_a_stop_sent_to_the_supervisor_and_its_workers_at_once_is_still_graceful
     assert "second signal" not in log, log
     assert count_by_status(db) == {"completed": 4}  # they finished their jobs: a graceful stop
     assert set(workers.executions()) == set(ids)
+
+
+def test_a_supervisors_stop_then_the_workers_own_sigterm_is_one_stop(db: str, store: Store, workers: Workers) -> None:
+    # Under systemd's control-group kill the supervisor may pass the stop on before the worker's own SIGTERM
+    # arrives; the worker took that SIGTERM for a second signal and exited at once, leaving its jobs.
+    ids = supaworker.create_jobs([{"type": "record", "payload": {"sleep": 1.5}}] * 3, store=store)
+    proc = workers.start()
+    wait_for(lambda: len(workers.executions()) == 3, what="the three jobs to start")
+    proc.send_signal(STOP_SIGNAL)
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert "second signal" not in workers.log_text(0)
+    assert count_by_status(db) == {"completed": 3}
+    assert set(workers.executions()) == set(ids)
+
+
+def test_a_second_stop_sent_to_the_supervisor_makes_its_workers_exit_at_once(
+    db: str, store: Store, workers: Workers
+) -> None:
+    port = free_port()
+    supervisor = workers.start("--processes", "2", "--shutdown-grace", "60", ENABLE_HEALTH_CHECK="true",
+                               HEALTH_CHECK_PORT=str(port))  # fmt: skip
+    wait_for(lambda: len(_children(port)) == 2, timeout=60, what="two children")
+    children = _children(port)
+    job = supaworker.create_job("record_sync", {"sleep": 60}, store=store)
+    wait_for(lambda: job_status(db, job.id) == "processing", what="job to start")
+    supervisor.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    supervisor.send_signal(signal.SIGTERM)
+    supervisor.wait(timeout=15)
+    wait_for(lambda: all(_gone(pid) for pid in children), timeout=10, what="the children to exit at once")
+    assert "told to exit at once" in workers.log_text(0)
+    assert job_status(db, job.id) == "processing"  # left to the lease and the rescuer
 
 
 def test_workers_whose_supervisor_died_stop_by_themselves(db: str, workers: Workers) -> None:

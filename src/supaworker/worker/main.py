@@ -21,8 +21,11 @@ from .runner import Worker, WorkerService, new_worker_id
 log = logging.getLogger("supaworker.worker")
 
 EXIT_FORCED = 130
-# What a supervisor (`--processes N`) sends to stop a worker gracefully; never taken for a second signal.
+# What a supervisor (`--processes N`) sends to stop a worker gracefully, and to make it exit at once. Neither
+# counts as one of the worker's own signals: under systemd's control-group kill a worker gets the supervisor's
+# stop and its own SIGTERM, in either order, and that is one stop.
 STOP_SIGNAL = signal.SIGUSR2
+FORCE_SIGNAL = signal.SIGUSR1
 SUPERVISOR_CHECK_SECONDS = 1.0
 # A task of the worker died (see worker/monitor.py): a supervisor should start it again.
 EXIT_FAILED = 1
@@ -41,25 +44,28 @@ async def _watch_supervisor(worker: Worker, supervisor_pid: int) -> None:
 async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -> None:
     loop = asyncio.get_running_loop()
     watch = asyncio.create_task(_watch_supervisor(worker, supervisor_pid)) if supervisor_pid else None
-    signals_seen = 0
+    own_signals = 0
+    stopping = False
 
     def on_signal(signum: int) -> None:
-        nonlocal signals_seen
-        if signum == STOP_SIGNAL and signals_seen:
-            return  # the supervisor passing on a stop this worker already had (both got it: systemd's cgroup kill)
-        signals_seen += 1
-        if signals_seen == 1:
-            log.info(
-                "signal received, finishing running jobs (send it again to exit at once)",
-                extra={"signal": signal.Signals(signum).name},
-            )
-            worker.request_stop()
-        else:
-            log.warning("second signal: exiting now; unfinished jobs return when their lease expires")
+        nonlocal own_signals, stopping
+        if signum != STOP_SIGNAL and signum != FORCE_SIGNAL:
+            own_signals += 1
+        if signum == FORCE_SIGNAL or own_signals > 1:
+            why = "told to exit at once" if signum == FORCE_SIGNAL else "second signal"
+            log.warning(f"{why}: exiting now; unfinished jobs return when their lease expires")
             logging.shutdown()
             os._exit(EXIT_FORCED)
+        if stopping:
+            return  # the same stop again: the supervisor's and this worker's own (systemd's cgroup kill)
+        stopping = True
+        log.info(
+            "signal received, finishing running jobs (send it again to exit at once)",
+            extra={"signal": signal.Signals(signum).name},
+        )
+        worker.request_stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL):
+    for signum in (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL, FORCE_SIGNAL):
         loop.add_signal_handler(signum, on_signal, signum)
 
     health_task = None

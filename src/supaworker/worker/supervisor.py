@@ -19,7 +19,7 @@ import psycopg
 from ..config import Settings
 from ..store import WorkerStore
 from . import health
-from .main import STOP_SIGNAL
+from .main import FORCE_SIGNAL, STOP_SIGNAL
 from .options import WorkerSpec
 
 log = logging.getLogger("supaworker.supervisor")
@@ -91,10 +91,10 @@ class Supervisor:
     def _forward(self, signum: int) -> None:
         """The first signal asks the workers to stop gracefully (STOP_SIGNAL, which a worker never takes for a
         second signal: under systemd's control-group kill it also gets the SIGTERM itself); a second one makes
-        them exit at once."""
+        them exit at once (FORCE_SIGNAL)."""
         first = not self._stopping
         self._stopping = True
-        sent = STOP_SIGNAL if first else signum
+        sent = STOP_SIGNAL if first else FORCE_SIGNAL
         log.info(
             "forwarding signal to workers",
             extra={"signal": signal.Signals(signum).name, "sent": signal.Signals(sent).name, "first": first},
