@@ -82,6 +82,25 @@ def test_second_signal_exits_at_once_with_code_130(db: str, store: Store, worker
     assert job_status(db, job.id) == "processing"  # left to the lease and the rescuer
 
 
+def test_a_claim_that_waited_for_a_migration_adding_a_column_is_made_again(
+    db: str, store: Store, workers: Workers
+) -> None:
+    # A claim that begins while a migration adds a column to `jobs` waits for it, then fails when it commits:
+    # the claim's SETOF jobs result took the table's shape at the call. The worker took that for fatal and
+    # exited, which a rolling deploy adding a column would do to every worker claiming at that moment.
+    proc = workers.start(WORKER_POLL_INTERVAL_MS="100")
+    warm = supaworker.create_jobs([{"type": "record"}] * 20, store=store)  # its sessions have claimed jobs
+    wait_for(lambda: all(job_status(db, i) == "completed" for i in warm), what="the first jobs to run")
+    with psycopg.connect(db) as migration:
+        migration.execute("ALTER TABLE supaworker.jobs ADD COLUMN added_by_a_migration integer")
+        # Committed with the column: the claims waiting for the lock meanwhile find it and return a row.
+        (job_id,) = migration.execute("INSERT INTO supaworker.jobs (type) VALUES ('record') RETURNING id").fetchone()
+        time.sleep(1.5)
+    wait_for(lambda: job_status(db, job_id) == "completed", what="the job to run")
+    assert proc.poll() is None, workers.log_text(0)
+    assert "the jobs table changed under a claim" in workers.log_text(0)
+
+
 def test_supervisor_restarts_a_crashed_child_and_stops_all_on_sigterm(db: str, store: Store, workers: Workers) -> None:
     port = free_port()
     supervisor = workers.start("--processes", "2", ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))

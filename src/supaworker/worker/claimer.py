@@ -15,6 +15,8 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 
+import psycopg
+
 from ..job import Job
 from ..retry import TRANSIENT_ERRORS, Backoff
 from .completer import Completer
@@ -24,6 +26,8 @@ from .prefetch import Prefetch
 from .protocol import ClaimRequest, WorkerQueries
 from .slots import Slots
 from .starter import StartRecorder
+
+RESULT_SHAPE_CHANGED = "does not match function result type"
 
 log = logging.getLogger("supaworker.worker")
 
@@ -113,6 +117,13 @@ class Claimer:
                 delay = backoff.next()
                 log.warning("claiming failed, retrying", extra={"error": str(exc).strip(), "retry_in": delay})
                 await self._sleep_unless_stopping(delay)
+            except psycopg.errors.DatatypeMismatch as exc:
+                # A claim that began while a migration added columns to `jobs` fails when the migration
+                # commits: its SETOF jobs result took the table's shape at the call. Nothing was claimed (the
+                # completions sent with it go back to the completer); the next claim has the new shape.
+                if RESULT_SHAPE_CHANGED not in str(exc):
+                    raise
+                log.warning("the jobs table changed under a claim (a migration ran): claiming again")
 
     async def _ran_short(self, claimed: int) -> None:
         """The queue had less than this worker wanted: how to wait for more.
