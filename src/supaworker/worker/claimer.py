@@ -123,7 +123,10 @@ class Claimer:
                 # completions sent with it go back to the completer); the next claim has the new shape.
                 if RESULT_SHAPE_CHANGED not in str(exc):
                     raise
-                log.warning("the jobs table changed under a claim (a migration ran): claiming again")
+                delay = backoff.next()  # paced like any retry, should it ever come back every time
+                log.warning("the jobs table changed under a claim (a migration ran): claiming again",
+                            extra={"retry_in": delay})  # fmt: skip
+                await self._sleep_unless_stopping(delay)
 
     async def _ran_short(self, claimed: int) -> None:
         """The queue had less than this worker wanted: how to wait for more.

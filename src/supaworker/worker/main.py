@@ -52,8 +52,8 @@ async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -
         if signum != STOP_SIGNAL and signum != FORCE_SIGNAL:
             own_signals += 1
         if signum == FORCE_SIGNAL or own_signals > 1:
-            why = "told to exit at once" if signum == FORCE_SIGNAL else "second signal"
-            log.warning(f"{why}: exiting now; unfinished jobs return when their lease expires")
+            reason = "told to exit at once" if signum == FORCE_SIGNAL else "second signal"
+            log.warning("%s: exiting now; unfinished jobs return when their lease expires", reason)
             logging.shutdown()
             os._exit(EXIT_FORCED)
         if stopping:
