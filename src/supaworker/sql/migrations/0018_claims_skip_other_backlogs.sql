@@ -116,18 +116,23 @@ BEGIN
       OR EXISTS (SELECT 1 FROM unnest(p_types) t WHERE t <> ALL (v_limited) AND t <> ALL (v_paused_types));
   END IF;
 
-  -- Where the jobs this claim may take begin in claim order: none comes before the first job of any of its
-  -- types (read from jobs_type_claim_idx), nor before the first job of any of its queues (jobs_queue_claim_idx).
-  -- The scans start at the later of the two rather than walk, row by row, the backlog of other types and
-  -- queues ahead of it. Without named types or queues everything may be taken (the lowest key); a claim of
-  -- one type reads jobs_type_claim_idx alone, and one under limits finds where its free types begin itself.
+  -- Where the jobs the claim's scans may take begin in claim order: none comes before the first job of any of
+  -- its free types (named, neither limited nor paused; read unlocked from jobs_type_claim_idx), nor before the
+  -- first job of any of its queues (jobs_queue_claim_idx). The scans of jobs_claim_idx and jobs_fair_claim_idx
+  -- start at the later of the two, so the backlog ahead of it (of types and queues not named, limited or
+  -- paused) is skipped by the index rather than walked row by row, and they still lock only the rows they
+  -- take. Without named types or queues everything may be taken (the lowest key); a claim of one type without
+  -- controls reads jobs_type_claim_idx alone. (The type is bounded on both sides rather than compared with =,
+  -- and the order names it: with = the planner drops the type from the order and, from statistics that saw one
+  -- type, prefers walking jobs_claim_idx, which is the walk this avoids. Likewise the queue.)
   v_from_priority := -2147483648;
   v_from_run_at := '-infinity';
   v_from_id := -9223372036854775808;
-  IF p_types IS NOT NULL AND (v_keys IS NOT NULL OR NOT v_controls)
-     AND NOT (v_keys IS NULL AND cardinality(p_types) = 1 AND p_queues IS NULL) THEN
+  IF p_types IS NOT NULL
+     AND NOT (v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL) THEN
     SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
-      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)) AS a
+      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
+             WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
      CROSS JOIN LATERAL (
            SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
             WHERE c.status = 'pending'
@@ -192,32 +197,7 @@ BEGIN
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
   ELSIF v_keys IS NULL AND p_types IS NOT NULL THEN
-    -- Where the free types' jobs begin in claim order: the first pending job of each, read (unlocked) from
-    -- jobs_type_claim_idx. The free part's scan of jobs_claim_idx starts there, so the backlog ahead of it
-    -- (of types not named, limited or paused) is skipped by the index rather than walked row by row, and the
-    -- scan still locks only the rows it takes. (The type is bounded on both sides rather than compared with
-    -- =, and the order names it: with = the planner drops the type from the order and, from statistics that
-    -- saw one type, prefers walking jobs_claim_idx, which is the walk this avoids.)
-    SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
-      FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
-             WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
-     CROSS JOIN LATERAL (
-           SELECT c.priority, c.run_at, c.id FROM {{schema}}.jobs c
-            WHERE c.status = 'pending'
-              AND c.type >= a.type AND c.type <= a.type
-              AND c.run_at <= now()
-            ORDER BY c.type, c.priority, c.run_at, c.id
-            LIMIT 1) h
-     ORDER BY h.priority, h.run_at, h.id
-     LIMIT 1;
-    -- Nor before where the claim's queues begin (found above).
-    IF p_queues IS NOT NULL AND v_from_id IS NOT NULL
-       AND (v_queue_id IS NULL
-            OR (v_queue_priority, v_queue_run_at, v_queue_id) > (v_from_priority, v_from_run_at, v_from_id)) THEN
-      v_from_priority := v_queue_priority;
-      v_from_run_at := v_queue_run_at;
-      v_from_id := v_queue_id;
-    END IF;
+    -- Under limits or pauses: the free types from where they begin (above), each limited type within its limit.
     v_ids := ARRAY(
       WITH free AS (
         SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
