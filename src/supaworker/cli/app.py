@@ -137,6 +137,17 @@ class CommandContext:
 
 pass_ctx = click.make_pass_decorator(CommandContext, ensure=True)
 
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def command(group: click.Group, *args: Any, **kwargs: Any) -> Callable[[Callable[..., Any]], click.Command]:
+    """`group.command(...)` for a function taking the `CommandContext` first, its errors mapped to exit codes."""
+
+    def decorate(func: Callable[..., Any]) -> click.Command:
+        return group.command(*args, **kwargs)(pass_ctx(handle_errors(func)))
+
+    return decorate
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="supaworker")

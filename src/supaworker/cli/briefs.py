@@ -8,8 +8,8 @@ from typing import Any
 import click
 
 from .. import briefs, pipelines
-from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, parse_payload, pass_ctx
-from .output import cell, print_table
+from .app import EXIT_BAD_INPUT, CommandContext, command, fail, json_option, main, parse_payload
+from .output import cell, print_rows, print_table
 
 
 @main.group()
@@ -37,7 +37,7 @@ def _print_brief(b: briefs.Brief, as_json: bool) -> None:
         print_table(rows, ["id", "type", "status", "attempts", "depends_on", "completed_at", "error"])
 
 
-@brief.command("create")
+@command(brief, "create")
 @click.option("--user-id", required=True, help="Who the brief is for.")
 @click.option("--query", required=True, help="What to make.")
 @click.option("--media-type", required=True, type=click.Choice(pipelines.MEDIA_TYPES))
@@ -48,9 +48,7 @@ def _print_brief(b: briefs.Brief, as_json: bool) -> None:
 @click.option("--step", "steps", multiple=True, metavar="TYPE", help="Run these job types in order instead.")
 @click.option("--options", "options", help="Extra payload fields for every step, as a JSON object.")
 @click.option("--fairness-key", help="The tenant whose share of the workers its steps use (default: the user).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_ctx
-@handle_errors
+@json_option
 def brief_create(
     ctx: CommandContext,
     user_id: str,
@@ -86,50 +84,37 @@ def brief_create(
         click.echo(f"brief {created.brief.id}: jobs {ids} ({' -> '.join(created.brief.pipeline)})")
 
 
-@brief.command("show")
+@command(brief, "show")
 @click.argument("brief_id")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_ctx
-@handle_errors
+@json_option
 def brief_show(ctx: CommandContext, brief_id: str, as_json: bool) -> None:
     """Show a brief's status, result or error, and its steps."""
     _print_brief(briefs.get_brief(brief_id, store=ctx.store()), as_json)
 
 
-@brief.command("list")
+@command(brief, "list")
 @click.option("--user-id", help="Only this user's briefs.")
 @click.option("--status", type=click.Choice([s.value for s in briefs.BriefStatus]), help="Only in this status.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_ctx
-@handle_errors
+@json_option
 def brief_list(ctx: CommandContext, user_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List briefs, newest first."""
     rows = [b.to_dict() for b in briefs.list_briefs(user_id=user_id, status=status, limit=limit, store=ctx.store())]
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
-    elif not rows:
-        click.echo("no briefs match")
-    else:
-        print_table(rows, ["id", "user_id", "media_type", "status", "steps_completed", "steps_total", "created_at",
-                           "failed_step"])  # fmt: skip
+    columns = ["id", "user_id", "media_type", "status", "steps_completed", "steps_total", "created_at", "failed_step"]
+    print_rows(rows, columns, as_json, empty="no briefs match")
 
 
-@brief.command("cancel")
+@command(brief, "cancel")
 @click.argument("brief_id")
 @click.option("--reason", default="brief cancelled by request", show_default=True)
-@pass_ctx
-@handle_errors
 def brief_cancel(ctx: CommandContext, brief_id: str, reason: str) -> None:
     """Cancel a brief's unfinished steps."""
     b = briefs.cancel_brief(brief_id, reason, store=ctx.store())
     click.echo(f"brief {b.id}: {b.status}")
 
 
-@brief.command("retry")
+@command(brief, "retry")
 @click.argument("brief_id")
-@pass_ctx
-@handle_errors
 def brief_retry(ctx: CommandContext, brief_id: str) -> None:
     """Resume a failed or cancelled brief from the step that stopped it."""
     b = briefs.retry_brief(brief_id, store=ctx.store())

@@ -2,60 +2,55 @@
 
 from __future__ import annotations
 
-import json
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from .app import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandContext, fail, handle_errors, main, pass_ctx
-from .output import print_table
+from .. import controls
+from ..fairness import list_fairness_weights, remove_fairness_weight, set_fairness_weight
+from .app import EXIT_BAD_INPUT, EXIT_NOT_FOUND, CommandContext, command, fail, json_option, main
+from .output import print_rows
 
 
-def _one_target(job_type: str | None, queue: str | None) -> None:
+def _target_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("--queue", help="The queue.")(func)
+    return click.option("--type", "job_type", help="The job type.")(func)
+
+
+def _set_paused(ctx: CommandContext, job_type: str | None, queue: str | None, paused: bool) -> None:
+
     if (job_type is None) == (queue is None):
         fail("give exactly one of --type or --queue", EXIT_BAD_INPUT)
+    controls.set_paused(paused, type=job_type, queue=queue, store=ctx.store())
+    target = f"type {job_type}" if job_type is not None else f"queue {queue}"
+    click.echo(f"{'paused' if paused else 'resumed'} {target}")
 
 
-@main.command()
-@click.option("--type", "job_type", help="Job type to pause.")
-@click.option("--queue", help="Queue to pause.")
-@pass_ctx
-@handle_errors
+@command(main)
+@_target_options
 def pause(ctx: CommandContext, job_type: str | None, queue: str | None) -> None:
     """Stop every worker from starting jobs of a type or queue (running jobs finish)."""
-    from .. import controls
-
-    _one_target(job_type, queue)
-    controls.pause(type=job_type, queue=queue, store=ctx.store())
-    click.echo(f"paused {'type ' + job_type if job_type else 'queue ' + str(queue)}")
+    _set_paused(ctx, job_type, queue, True)
 
 
-@main.command()
-@click.option("--type", "job_type", help="Job type to resume.")
-@click.option("--queue", help="Queue to resume.")
-@pass_ctx
-@handle_errors
+@command(main)
+@_target_options
 def resume(ctx: CommandContext, job_type: str | None, queue: str | None) -> None:
     """Let workers start jobs of a paused type or queue again."""
-    from .. import controls
-
-    _one_target(job_type, queue)
-    controls.resume(type=job_type, queue=queue, store=ctx.store())
-    click.echo(f"resumed {'type ' + job_type if job_type else 'queue ' + str(queue)}")
+    _set_paused(ctx, job_type, queue, False)
 
 
-@main.command()
+@command(main)
 @click.argument("type")
 @click.option("--max-running", type=click.IntRange(min=1), help="At most N jobs of TYPE at once, across all workers.")
 @click.option("--rate", type=click.IntRange(min=1), help="At most N jobs of TYPE start per --per seconds.")
 @click.option("--per", "per_seconds", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True)
 @click.option("--clear", is_flag=True, help="Remove TYPE's limits.")
-@pass_ctx
-@handle_errors
 def limit(
     ctx: CommandContext, type: str, max_running: int | None, rate: int | None, per_seconds: float, clear: bool
 ) -> None:
     """Set TYPE's global concurrency and rate limits (replacing its previous ones)."""
-    from .. import controls
 
     if clear == (max_running is not None or rate is not None):
         fail("give --max-running and/or --rate, or --clear", EXIT_BAD_INPUT)
@@ -67,21 +62,14 @@ def limit(
         click.echo(f"limits of {type}: {', '.join(p for p in parts if p)}")
 
 
-@main.command("controls")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_ctx
-@handle_errors
+@command(main, "controls")
+@json_option
 def list_controls_command(ctx: CommandContext, as_json: bool) -> None:
     """Pauses and limits in force, with the running count of each limited type."""
-    from .. import controls
 
     rows = [c.to_dict() for c in controls.list_controls(store=ctx.store())]
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
-    elif not rows:
-        click.echo("nothing paused or limited")
-    else:
-        print_table(rows, ["scope", "name", "paused", "max_running", "running", "rate_limit", "rate_period_seconds"])
+    columns = ["scope", "name", "paused", "max_running", "running", "rate_limit", "rate_period_seconds"]
+    print_rows(rows, columns, as_json, empty="nothing paused or limited")
 
 
 @main.group()
@@ -89,42 +77,30 @@ def fairness() -> None:
     """Fair shares across tenants: the weights by which claims share the workers between fairness keys."""
 
 
-@fairness.command("set")
+@command(fairness, "set")
 @click.argument("key")
 @click.option("--weight", type=int, required=True, help="Shares of the workers (1 to 10000; a tenant not set has 1).")
-@pass_ctx
-@handle_errors
 def fairness_set(ctx: CommandContext, key: str, weight: int) -> None:
     """Give tenant KEY a weight: while tenants wait, claims share the workers in proportion to weights."""
-    from ..fairness import set_fairness_weight
-
     row = set_fairness_weight(key, weight, store=ctx.store())
     click.echo(f"tenant {row['key']!r}: weight {row['weight']}")
 
 
-@fairness.command("remove")
-@click.argument("key")
-@pass_ctx
-@handle_errors
-def fairness_remove(ctx: CommandContext, key: str) -> None:
-    """Give tenant KEY the default weight of 1 again."""
-    from ..fairness import remove_fairness_weight
+@command(fairness, "list")
+@json_option
+def fairness_list(ctx: CommandContext, as_json: bool) -> None:
+    """The tenants with a weight of their own."""
 
+    rows = list_fairness_weights(store=ctx.store())
+    print_rows(rows, ["key", "weight", "updated_at"], as_json)
+
+
+@command(fairness, "remove")
+@click.argument("key")
+def fairness_remove(ctx: CommandContext, key: str) -> None:
+    """Give tenant KEY the default weight of 1 again.
+
+    Exits 5 when KEY had no weight of its own."""
     if not remove_fairness_weight(key, store=ctx.store()):
         fail(f"tenant {key!r} has no weight of its own", EXIT_NOT_FOUND)
     click.echo(f"tenant {key!r}: weight 1 (default)")
-
-
-@fairness.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@pass_ctx
-@handle_errors
-def fairness_list(ctx: CommandContext, as_json: bool) -> None:
-    """The tenants with a weight of their own."""
-    from ..fairness import list_fairness_weights
-
-    rows = list_fairness_weights(store=ctx.store())
-    if as_json:
-        click.echo(json.dumps(rows, default=str))
-    else:
-        print_table(rows, ["key", "weight", "updated_at"])

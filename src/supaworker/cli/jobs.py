@@ -15,16 +15,16 @@ from .app import (
     EXIT_JOB_FAILED,
     EXIT_WAIT_TIMEOUT,
     CommandContext,
+    command,
     fail,
-    handle_errors,
+    json_option,
     main,
     parse_payload,
-    pass_ctx,
 )
-from .output import cell, print_table
+from .output import cell, print_rows
 
 
-@main.command()
+@command(main)
 @click.argument("type")
 @click.option("--payload", help="Job payload as JSON.")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="How many identical jobs.")
@@ -44,8 +44,6 @@ from .output import cell, print_table
     help="Run only after this job completed (repeatable: after all of them).",
 )
 @click.option("--fairness-key", help="The tenant whose share of the workers the jobs use (see `fairness`).")
-@pass_ctx
-@handle_errors
 def enqueue(
     ctx: CommandContext,
     type: str,
@@ -62,40 +60,30 @@ def enqueue(
     fairness_key: str | None,
 ) -> None:
     """Add COUNT jobs of TYPE to the queue and print their ids."""
-    data = parse_payload(payload)
-    if unique_key is not None or unique_for is not None:
-        if count != 1 or depends_on:
-            fail("--unique-key enqueues one job on its own; drop --count and --depends-on", EXIT_BAD_INPUT)
-        unique = NewJob.build(
-            type,
-            data,
-            priority=priority,
-            max_attempts=max_attempts,
-            timeout=timeout,
-            delay=delay,
-            queue=queue,
-            unique_key=unique_key,
-            unique_for=unique_for,
-            fairness_key=fairness_key,
-        )
-        job = client.enqueue(unique, store=ctx.store())
-        click.echo(job.id)
-        if job.duplicate:
-            click.echo(f"duplicate: job {job.id} ({job.status}) already holds key {unique_key!r}", err=True)
-        return
+    unique = unique_key is not None or unique_for is not None
+    if unique and (count != 1 or depends_on):
+        fail("--unique-key enqueues one job on its own; drop --count and --depends-on", EXIT_BAD_INPUT)
     # Checked before the database is touched; one value, written `count` times.
     new = NewJob.build(
         type,
-        data,
+        parse_payload(payload),
         priority=priority,
         max_attempts=max_attempts,
         timeout=timeout,
         delay=delay,
         queue=queue,
+        unique_key=unique_key,
+        unique_for=unique_for,
         depends_on=list(depends_on) or None,
         fairness_key=fairness_key,
     )
     store = ctx.store()
+    if unique:
+        job = client.enqueue(new, store=store)
+        click.echo(job.id)
+        if job.duplicate:
+            click.echo(f"duplicate: job {job.id} ({job.status}) already holds key {unique_key!r}", err=True)
+        return
     if count == 1 or delay or depends_on:
         ids = [client.enqueue(new, store=store).id for _ in range(count)]
     else:
@@ -106,21 +94,13 @@ def enqueue(
         click.echo(f"enqueued {count} jobs of type {type}: ids {ids[0]}..{ids[-1]}")
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_ctx
-@handle_errors
+@command(main)
+@json_option
 def stats(ctx: CommandContext, as_json: bool) -> None:
     """Jobs per type and status, with durations (the job_stats view)."""
     rows = ctx.store().job_stats()
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
-    elif not rows:
-        click.echo("no jobs yet")
-    else:
-        print_table(
-            rows, ["type", "status", "count", "avg_duration_seconds", "p50_duration_seconds", "p95_duration_seconds"]
-        )
+    columns = ["type", "status", "count", "avg_duration_seconds", "p50_duration_seconds", "p95_duration_seconds"]
+    print_rows(rows, columns, as_json, empty="no jobs yet")
     if not as_json:
         _print_table_health_summary(ctx.store().table_health())
 
@@ -139,40 +119,30 @@ def _print_table_health_summary(tables: list[dict[str, Any]]) -> None:
         click.echo(f"invalid indexes (drop or REINDEX them): {', '.join(invalid)}")
 
 
-@main.command()
+@command(main)
 @click.option("--status", type=click.Choice([s.value for s in JobStatus]), help="Only jobs in this status.")
 @click.option("--type", "job_type", help="Only jobs of this type.")
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_ctx
-@handle_errors
+@json_option
 def jobs(ctx: CommandContext, status: str | None, job_type: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
     records = ctx.store().list_jobs(status=status, type=job_type, limit=limit)
     rows = [r.to_dict() for r in records]
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
-    elif not rows:
-        click.echo("no jobs match")
-    else:
-        print_table(rows, ["id", "type", "status", "attempts", "max_attempts", "priority", "created_at", "last_error"])
+    columns = ["id", "type", "status", "attempts", "max_attempts", "priority", "created_at", "last_error"]
+    print_rows(rows, columns, as_json, empty="no jobs match")
 
 
-@main.command()
+@command(main)
 @click.argument("job_id", type=click.IntRange(min=1))
-@pass_ctx
-@handle_errors
 def show(ctx: CommandContext, job_id: int) -> None:
     """Print one job as JSON, with its progress, result and errors."""
     job = client.get_job(job_id, store=ctx.store())
     click.echo(json.dumps(job.to_dict(), default=str, indent=2))
 
 
-@main.command()
+@command(main)
 @click.argument("job_id", type=click.IntRange(min=1))
 @click.option("--timeout", type=click.FloatRange(min=0), help="Give up after this many seconds (default: never).")
-@pass_ctx
-@handle_errors
 def wait(ctx: CommandContext, job_id: int, timeout: float | None) -> None:
     """Wait for a job to finish and print its result as JSON (exit 7 if it failed, 8 on timeout)."""
     from ..errors import JobFailed, WaitTimeout
@@ -187,10 +157,8 @@ def wait(ctx: CommandContext, job_id: int, timeout: float | None) -> None:
     click.echo(json.dumps(result, default=str))
 
 
-@main.command()
+@command(main)
 @click.argument("job_id", type=click.IntRange(min=1))
-@pass_ctx
-@handle_errors
 def retry(ctx: CommandContext, job_id: int) -> None:
     """Put a failed or cancelled job back in the queue; the jobs its failure cancelled (the rest of a brief's
     pipeline) wait for it again."""
@@ -204,11 +172,9 @@ def retry(ctx: CommandContext, job_id: int) -> None:
         click.echo(f"job {job_id}: {status}")
 
 
-@main.command()
+@command(main)
 @click.argument("job_id", type=click.IntRange(min=1))
 @click.option("--reason", default="cancelled by request", show_default=True)
-@pass_ctx
-@handle_errors
 def cancel(ctx: CommandContext, job_id: int, reason: str) -> None:
     """Cancel a job that has not finished (and the jobs waiting on it)."""
     status = client.cancel_job(job_id, reason, store=ctx.store())

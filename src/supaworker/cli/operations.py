@@ -12,14 +12,12 @@ import psycopg
 
 from .. import embedded
 from .. import migrate as migrations
-from .app import EXIT_CONFIG, EXIT_DOCTOR_FAILED, EXIT_SCHEMA, CommandContext, fail, handle_errors, main, pass_ctx
-from .output import print_table
+from .app import EXIT_CONFIG, EXIT_DOCTOR_FAILED, EXIT_SCHEMA, CommandContext, command, fail, json_option, main
+from .output import print_rows
 
 
-@main.command()
+@command(main)
 @click.option("--status", "show_status", is_flag=True, help="Show applied and pending migrations; change nothing.")
-@pass_ctx
-@handle_errors
 def migrate(ctx: CommandContext, show_status: bool) -> None:
     """Install or upgrade the supaworker schema (safe to run from many processes at once)."""
     schema = ctx.settings.schema_name
@@ -37,10 +35,8 @@ def migrate(ctx: CommandContext, show_status: bool) -> None:
         click.echo(f"schema {schema}: up to date")
 
 
-@main.command()
+@command(main)
 @click.option("--json", "as_json", is_flag=True, help="Print the findings as JSON.")
-@pass_ctx
-@handle_errors
 def doctor(ctx: CommandContext, as_json: bool) -> None:
     """Check the connection type, LISTEN, migrations, RLS, clock and table bloat; explain each fix."""
     from .. import doctor as checks
@@ -57,12 +53,10 @@ def doctor(ctx: CommandContext, as_json: bool) -> None:
         sys.exit(EXIT_DOCTOR_FAILED)
 
 
-@main.command()
+@command(main)
 @click.option("--completed-after", type=click.FloatRange(min=0), help="Seconds to keep completed jobs.")
 @click.option("--failed-after", type=click.FloatRange(min=0), help="Seconds to keep failed jobs.")
 @click.option("--cancelled-after", type=click.FloatRange(min=0), help="Seconds to keep cancelled jobs.")
-@pass_ctx
-@handle_errors
 def prune(
     ctx: CommandContext, completed_after: float | None, failed_after: float | None, cancelled_after: float | None
 ) -> None:
@@ -79,20 +73,13 @@ def prune(
     click.echo("pruned " + ", ".join(f"{n} {status}" for status, n in counts.items()))
 
 
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_ctx
-@handle_errors
+@command(main)
+@json_option
 def tables(ctx: CommandContext, as_json: bool) -> None:
     """Health of supaworker's tables: dead tuples, vacuum times, sizes, invalid indexes."""
     rows = ctx.store().table_health()
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
-        return
-    print_table(
-        rows,
-        ["table_name", "live_tuples", "dead_tuples", "dead_pct", "last_autovacuum", "total_bytes", "invalid_indexes"],
-    )
+    columns = ["table_name", "live_tuples", "dead_tuples", "dead_pct", "last_autovacuum", "total_bytes"]
+    print_rows(rows, [*columns, "invalid_indexes"], as_json)
 
 
 @main.group("embedded")
@@ -100,18 +87,14 @@ def embedded_group() -> None:
     """The embedded PostgreSQL, used when no DATABASE_URL is set (SUPAWORKER_EMBEDDED_DATA_DIR)."""
 
 
-@embedded_group.command("status")
-@pass_ctx
-@handle_errors
+@command(embedded_group, "status")
 def embedded_status(ctx: CommandContext) -> None:
     """Say whether the embedded PostgreSQL is running."""
     path = embedded.data_dir(ctx.settings)
     click.echo(f"embedded PostgreSQL in {path}: {'running' if embedded.is_running(path) else 'not running'}")
 
 
-@embedded_group.command("stop")
-@pass_ctx
-@handle_errors
+@command(embedded_group, "stop")
 def embedded_stop(ctx: CommandContext) -> None:
     """Stop the embedded PostgreSQL (its data stays; the next command without DATABASE_URL starts it again)."""
     path = embedded.data_dir(ctx.settings)
@@ -126,10 +109,8 @@ def supabase() -> None:
     """Supabase-specific setup of the schema."""
 
 
-@supabase.command("expose-briefs")
+@command(supabase, "expose-briefs")
 @click.option("--off", is_flag=True, help="Take end users' read access back (the default state).")
-@pass_ctx
-@handle_errors
 def supabase_expose_briefs(ctx: CommandContext, off: bool) -> None:
     """Let signed-in users read their own briefs and their steps' status, progress and results.
 
@@ -161,12 +142,10 @@ def schema() -> None:
     """The readable current schema, src/supaworker/sql/schema.sql."""
 
 
-@schema.command("dump")
+@command(schema, "dump")
 @click.option("--check", is_flag=True, help="Change nothing; print a diff and exit 9 if the file is stale.")
 @click.option("--create-roles", is_flag=True, help="Create Supabase's anon, authenticated, service_role if absent.")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), help="Write here instead.")
-@pass_ctx
-@handle_errors
 def schema_dump(ctx: CommandContext, check: bool, create_roles: bool, output: Path | None) -> None:
     """Regenerate schema.sql from the migrations, on a scratch database of DATABASE_URL's server."""
     from ..sql import schema_file

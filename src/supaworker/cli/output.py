@@ -11,6 +11,16 @@ import click
 MAX_CELL_CHARS = 60
 
 
+def print_rows(rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, empty: str | None = None) -> None:
+    """The rows as indented JSON, or `empty` when there are none, or else as a table of `columns`."""
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+    elif not rows and empty is not None:
+        click.echo(empty)
+    else:
+        print_table(rows, columns)
+
+
 def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
     """Prints the rows' `columns` under a header, each column as wide as its widest cell."""
     cells = [[cell(row.get(c)) for c in columns] for row in rows]

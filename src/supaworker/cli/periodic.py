@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
-from .app import EXIT_NOT_FOUND, CommandContext, fail, handle_errors, main, parse_payload, pass_ctx
-from .output import print_table
+from .app import EXIT_NOT_FOUND, CommandContext, command, fail, json_option, main, parse_payload
+from .output import print_rows
 
 
 @main.group()
@@ -15,24 +13,18 @@ def periodic() -> None:
     """Periodic (cron) jobs: list, add, remove, enable, disable. Cron is in UTC; 5 fields, or 6 with seconds last."""
 
 
-@periodic.command("list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-@pass_ctx
-@handle_errors
+@command(periodic, "list")
+@json_option
 def periodic_list(ctx: CommandContext, as_json: bool) -> None:
     """Every schedule with its last and next tick."""
     from ..periodic import list_periodic_jobs
 
     rows = list_periodic_jobs(store=ctx.store())
-    if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
-    elif not rows:
-        click.echo("no periodic jobs")
-    else:
-        print_table(rows, ["name", "cron", "type", "queue", "catch_up", "source", "last_tick_at", "next_tick_at"])
+    columns = ["name", "cron", "type", "queue", "catch_up", "source", "last_tick_at", "next_tick_at"]
+    print_rows(rows, columns, as_json, empty="no periodic jobs")
 
 
-@periodic.command("add")
+@command(periodic, "add")
 @click.argument("name")
 @click.argument("cron")
 @click.option("--type", "job_type", required=True, help="Job type to enqueue at each tick.")
@@ -41,8 +33,6 @@ def periodic_list(ctx: CommandContext, as_json: bool) -> None:
 @click.option("--priority", type=int, default=0, show_default=True)
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--catch-up/--no-catch-up", default=True, show_default=True, help="After downtime, run missed once.")
-@pass_ctx
-@handle_errors
 def periodic_add(
     ctx: CommandContext,
     name: str,
@@ -72,10 +62,8 @@ def periodic_add(
     click.echo(f"periodic job {row['name']}: {row['cron']} -> {row['type']}")
 
 
-@periodic.command("remove")
+@command(periodic, "remove")
 @click.argument("name")
-@pass_ctx
-@handle_errors
 def periodic_remove(ctx: CommandContext, name: str) -> None:
     """Delete the schedule NAME (one declared in code returns when a worker with that code starts)."""
     from ..periodic import remove_periodic_job
@@ -85,19 +73,15 @@ def periodic_remove(ctx: CommandContext, name: str) -> None:
     click.echo(f"periodic job {name} removed")
 
 
-@periodic.command("enable")
+@command(periodic, "enable")
 @click.argument("name")
-@pass_ctx
-@handle_errors
 def periodic_enable(ctx: CommandContext, name: str) -> None:
     """Switch the schedule NAME on again (it counts ticks from now: what fell due meanwhile is not caught up)."""
     _switch(ctx, name, True)
 
 
-@periodic.command("disable")
+@command(periodic, "disable")
 @click.argument("name")
-@pass_ctx
-@handle_errors
 def periodic_disable(ctx: CommandContext, name: str) -> None:
     """Switch the schedule NAME off: it enqueues nothing until enabled (a worker starting with it in its code
     leaves it off)."""

@@ -17,7 +17,7 @@ from .. import migrate as migrations
 from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import default_registry
-from .app import EXIT_BAD_INPUT, CommandContext, fail, handle_errors, main, pass_ctx
+from .app import EXIT_BAD_INPUT, CommandContext, command, fail, main
 
 log = logging.getLogger("supaworker.worker")
 
@@ -57,7 +57,7 @@ def _check_migrated(profile: ConnectionProfile, settings: Settings) -> None:
         migrations.check_current(conn, settings.schema_name)
 
 
-@main.command()
+@command(main)
 @click.option(
     "--import",
     "imports",
@@ -97,8 +97,6 @@ def _check_migrated(profile: ConnectionProfile, settings: Settings) -> None:
     is_flag=True,
     help="Do not run the built-in job types (analysis, render, ...) that the --import modules leave unhandled.",
 )
-@pass_ctx
-@handle_errors
 def worker(
     ctx: CommandContext,
     imports: tuple[str, ...],
@@ -149,11 +147,9 @@ def worker(
     sys.exit(run_worker(profile, settings, default_registry, options))
 
 
-@main.command("worker-process", hidden=True)
+@command(main, "worker-process", hidden=True)
 @click.option("--options-json", required=True, help="The WorkerSpec the supervisor resolved, as JSON.")
 @click.option("--supervisor-pid", type=int, default=None, help="Stop gracefully once this process is gone.")
-@pass_ctx
-@handle_errors
 def worker_process(ctx: CommandContext, options_json: str, supervisor_pid: int | None) -> None:
     """Run one worker of `worker --processes N` with the options its supervisor resolved."""
     from ..worker.main import run_worker
@@ -195,7 +191,7 @@ def _parse_queues(specs: Sequence[str], default_slots: int) -> tuple[list[str], 
     return names, {name: slots.get(name, default_slots) for name in names}
 
 
-@main.command()
+@command(main)
 @click.option("--host", default=None, help="Address for the API, dashboard and health endpoint [default: 127.0.0.1].")
 @click.option("--port", type=click.IntRange(0, 65535), default=None, help="API and dashboard port [default: 3000].")
 @click.option("--health-port", type=click.IntRange(0, 65535), default=None, help="Health port [default: 3001].")
@@ -203,8 +199,6 @@ def _parse_queues(specs: Sequence[str], default_slots: int) -> tuple[list[str], 
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), help="Max concurrent jobs per worker process.")
 @click.option("--import", "imports", multiple=True, metavar="MODULE", help="Module with your handlers (repeatable).")
 @click.option("--demo", is_flag=True, help="Create a few briefs of each media type to watch them run.")
-@pass_ctx
-@handle_errors
 def up(
     ctx: CommandContext,
     host: str | None,
