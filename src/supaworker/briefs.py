@@ -10,7 +10,7 @@ Like the job API, each function takes an optional `conn` (run inside the caller'
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -94,17 +94,12 @@ class BriefWithJob(NamedTuple):
     job: JobRecord
 
 
-def validate_brief(
-    *,
-    user_id: Any,
-    title: Any = "",
-    description: Any = "",
-    query: Any,
-    media_type: Any,
-    use_pipeline: Any = False,
-    steps: Sequence[str] | None = None,
-) -> dict[str, Any]:
-    """Checks a brief's fields and returns the row to insert; raises InvalidBrief naming the bad field."""
+def validate_brief(*, steps: Sequence[str] | None = None, **fields: Any) -> dict[str, Any]:
+    """Checks a brief's fields as a caller gave them (`user_id`, `query`, `media_type`, and optionally `title`,
+    `description`, `use_pipeline`) and returns the row to insert; raises InvalidBrief naming the bad field."""
+    user_id, query, media_type = fields.get("user_id"), fields.get("query"), fields.get("media_type")
+    title, description = fields.get("title", ""), fields.get("description", "")
+    use_pipeline = fields.get("use_pipeline", False)
     if isinstance(user_id, UUID):
         user_id = str(user_id)
     check_text("user_id", user_id, max_length=MAX_USER_ID_LENGTH, error=InvalidBrief)
@@ -300,28 +295,33 @@ def cancel_brief(
 ) -> Brief:
     """Cancels the brief's unfinished steps (a running one is dropped at its worker's next heartbeat)."""
     check_text("reason", reason, max_length=MAX_REASON_LENGTH, error=InvalidBrief)
-    s = _store_for(conn, store)
-    bid = _brief_id(brief_id)
-    with s.transaction(conn) as c:
-        cancelled = s.cancel_brief(bid, reason, c)
-        brief = _load(s, bid, c)
-    if brief is None:
-        raise BriefNotFound(f"no brief with id {brief_id}")
-    if not cancelled:
-        raise InvalidTransition(f"brief {brief_id} is {brief.status}; it has no unfinished step to cancel")
-    return brief
+    refused = "it has no unfinished step to cancel"
+    return _change(brief_id, lambda s, bid, c: s.cancel_brief(bid, reason, c), refused, conn, store)
 
 
 def retry_brief(brief_id: UUID | str, *, conn: psycopg.Connection | None = None, store: Store | None = None) -> Brief:
     """Resumes a failed or cancelled brief from the step that stopped it (`supaworker retry JOB_ID` on that
     step does the same)."""
+    refused = "only failed or cancelled briefs can be retried"
+    return _change(brief_id, lambda s, bid, c: s.retry_brief(bid, c), refused, conn, store)
+
+
+def _change(
+    brief_id: UUID | str,
+    change: Callable[[Store, UUID, psycopg.Connection], int],
+    refused: str,
+    conn: psycopg.Connection | None,
+    store: Store | None,
+) -> Brief:
+    """Makes `change` (which returns how many steps it changed) and reads the brief back in one transaction;
+    `refused` says why a brief in its status could not be changed."""
     s = _store_for(conn, store)
     bid = _brief_id(brief_id)
     with s.transaction(conn) as c:
-        retried = s.retry_brief(bid, c)
+        changed = change(s, bid, c)
         brief = _load(s, bid, c)
     if brief is None:
         raise BriefNotFound(f"no brief with id {brief_id}")
-    if not retried:
-        raise InvalidTransition(f"brief {brief_id} is {brief.status}; only failed or cancelled briefs can be retried")
+    if not changed:
+        raise InvalidTransition(f"brief {brief_id} is {brief.status}; {refused}")
     return brief

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SCHEMA = "supaworker"
@@ -22,6 +22,14 @@ RETRY_CAP_SECONDS = 3600.0
 SHUTDOWN_GRACE_SECONDS = 30.0
 HEALTH_CHECK_PORT = 3001
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+# The settings that take one of a few words (any case), by field: the variable that sets it and the words.
+_CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "log_level": ("LOG_LEVEL", LOG_LEVELS),
+    "log_format": ("LOG_FORMAT", ("text", "json")),
+    "pooler_mode": ("SUPAWORKER_POOLER_MODE", ("auto", "transaction", "session", "none")),
+    "transport": ("SUPAWORKER_TRANSPORT", ("auto", "postgres", "http")),
+}
 # Retention of finished jobs before the leader's pruner deletes them (River's cleaner defaults).
 PRUNE_COMPLETED_AFTER_SECONDS = 24 * 3600.0
 PRUNE_CANCELLED_AFTER_SECONDS = 24 * 3600.0
@@ -104,31 +112,15 @@ class Settings(BaseSettings):
     # auto: Postgres when DATABASE_URL is set, else HTTP when SUPABASE_URL and the service key are.
     transport: str = Field("auto", validation_alias=_env("SUPAWORKER_TRANSPORT"))
 
-    @field_validator("log_level", mode="before")
+    @field_validator(*_CHOICES, mode="before")
     @classmethod
-    def _check_log_level(cls, value: str) -> str:
-        level = str(value).strip().lower()
-        if level == "warn":
-            level = "warning"
-        if level not in LOG_LEVELS:
-            raise ValueError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
-        return level
-
-    @field_validator("log_format", mode="before")
-    @classmethod
-    def _check_log_format(cls, value: str) -> str:
-        fmt = str(value).strip().lower()
-        if fmt not in ("text", "json"):
-            raise ValueError(f"LOG_FORMAT must be text or json, not {value!r}")
-        return fmt
-
-    @field_validator("pooler_mode", mode="before")
-    @classmethod
-    def _check_pooler_mode(cls, value: str) -> str:
-        mode = str(value).strip().lower()
-        if mode not in ("auto", "transaction", "session", "none"):
-            raise ValueError(f"SUPAWORKER_POOLER_MODE must be auto, transaction, session or none, not {value!r}")
-        return mode
+    def _check_choice(cls, value: str, info: ValidationInfo) -> str:
+        variable, choices = _CHOICES[info.field_name or ""]
+        choice = str(value).strip().lower()
+        choice = "warning" if choice == "warn" and variable == "LOG_LEVEL" else choice
+        if choice not in choices:
+            raise ValueError(f"{variable} must be one of {', '.join(choices)}, not {value!r}")
+        return choice
 
     @field_validator("read_url")
     @classmethod
@@ -144,14 +136,6 @@ class Settings(BaseSettings):
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"SUPABASE_URL and SUPAWORKER_POSTGREST_URL must start with https://, not {value!r}")
         return url
-
-    @field_validator("transport", mode="before")
-    @classmethod
-    def _check_transport(cls, value: str) -> str:
-        mode = str(value).strip().lower()
-        if mode not in ("auto", "postgres", "http"):
-            raise ValueError(f"SUPAWORKER_TRANSPORT must be auto, postgres or http, not {value!r}")
-        return mode
 
     @field_validator("schema_name")
     @classmethod

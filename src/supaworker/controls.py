@@ -15,9 +15,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import psycopg
+from typing_extensions import Unpack
 
 from .client import _store_for
 from .errors import InvalidJob
@@ -54,28 +55,30 @@ def _target(type: str | None, queue: str | None) -> tuple[str, str]:
     return scope, check_text(scope, name, max_length=MAX_TYPE_LENGTH)
 
 
-def pause(
-    *,
-    type: str | None = None,
-    queue: str | None = None,
-    conn: psycopg.Connection | None = None,
-    store: Store | None = None,
-) -> None:
+class Target(TypedDict, total=False):
+    """What `pause` and `resume` act on: exactly one of `type` and `queue`, and where to write."""
+
+    type: str | None
+    queue: str | None
+    conn: psycopg.Connection | None
+    store: Store | None
+
+
+def set_paused(paused: bool, **target: Unpack[Target]) -> None:
+    """Pauses or resumes a type or queue for every worker."""
+    scope, name = _target(target.get("type"), target.get("queue"))
+    conn = target.get("conn")
+    _store_for(conn, target.get("store")).set_job_paused(scope, name, paused, conn)
+
+
+def pause(**target: Unpack[Target]) -> None:
     """Stops every worker from starting jobs of this type (or in this queue); running ones finish."""
-    scope, name = _target(type, queue)
-    _store_for(conn, store).set_job_paused(scope, name, True, conn)
+    set_paused(True, **target)
 
 
-def resume(
-    *,
-    type: str | None = None,
-    queue: str | None = None,
-    conn: psycopg.Connection | None = None,
-    store: Store | None = None,
-) -> None:
+def resume(**target: Unpack[Target]) -> None:
     """Lets workers start jobs of this type (or queue) again, and wakes idle ones."""
-    scope, name = _target(type, queue)
-    _store_for(conn, store).set_job_paused(scope, name, False, conn)
+    set_paused(False, **target)
 
 
 def _positive_int(value: Any, what: str) -> int | None:

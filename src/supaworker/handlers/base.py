@@ -95,16 +95,12 @@ def get_str_list(payload: Mapping[str, Any], name: str, *, max_items: int = 50) 
 
 def get_media_type(payload: Mapping[str, Any], *, required: bool = False) -> str | None:
     """Return ``media_type`` if present, checking it is one of :data:`MEDIA_TYPES`."""
-    value = payload.get("media_type")
-    if value is None:
-        if required:
-            raise PayloadError(f"payload field 'media_type' is required (one of {', '.join(MEDIA_TYPES)})")
+    if payload.get("media_type") is None and not required:
         return None
-    if not isinstance(value, str):
-        raise PayloadError(f"payload field 'media_type' must be a string, got {type(value).__name__}")
-    if value.strip().lower() not in MEDIA_TYPES:
+    value = get_str(payload, "media_type", required=True).lower()
+    if value not in MEDIA_TYPES:
         raise PayloadError(f"payload field 'media_type' must be one of {', '.join(MEDIA_TYPES)}, got {value!r}")
-    return value.strip().lower()
+    return value
 
 
 def brief_fields(payload: Mapping[str, Any]) -> dict[str, Any]:
