@@ -65,6 +65,20 @@ def check_service_key(key: str | None) -> str:
     return key
 
 
+def client_options(rest_url: str, service_key: str, schema: str, timeout: float) -> dict[str, Any]:
+    """How an httpx client reaches PostgREST at `rest_url` as the service role, in `schema`."""
+    key = check_service_key(service_key)
+    headers = {
+        # Supabase's gateway wants `apikey`; PostgREST reads the role from the bearer JWT.
+        "apikey": key,
+        "Authorization": f"Bearer {key}",
+        # A schema other than `public` is chosen per request (it must be in the exposed schemas).
+        "Content-Profile": schema,
+        "Accept-Profile": schema,
+    }
+    return {"base_url": rest_url.rstrip("/"), "headers": headers, "timeout": timeout}
+
+
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
 
@@ -98,20 +112,8 @@ class PostgrestWorkerStore:
     def __init__(self, rest_url: str, service_key: str, schema: str, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.rest_url = rest_url.rstrip("/")
         self.schema = schema
-        key = check_service_key(service_key)
-        self.client = httpx.AsyncClient(
-            base_url=self.rest_url,
-            headers={
-                # Supabase's gateway wants `apikey`; PostgREST reads the role from the bearer JWT.
-                "apikey": key,
-                "Authorization": f"Bearer {key}",
-                # A schema other than `public` is chosen per request (it must be in the exposed schemas).
-                "Content-Profile": schema,
-                "Accept-Profile": schema,
-            },
-            timeout=timeout,
-            limits=httpx.Limits(max_connections=MAX_CONNECTIONS),
-        )
+        options = client_options(rest_url, service_key, schema, timeout)
+        self.client = httpx.AsyncClient(**options, limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
 
     async def rpc(self, function: str, args: dict[str, Any]) -> Any:
         try:
@@ -171,15 +173,7 @@ class PostgrestWorkerStore:
     async def claim_jobs(self, worker_id: str, claim: ClaimRequest) -> list[Job]:
         rows = await self.rpc(
             "claim_jobs_v2",
-            {
-                "p_worker_id": worker_id,
-                "p_types": list(claim.types) if claim.types is not None else None,
-                "p_limit": claim.limit,
-                "p_lease_seconds": claim.lease_seconds,
-                "p_queues": list(claim.queues) if claim.queues is not None else None,
-                "p_start": claim.start,
-                "p_seq_base": claim.seq_base,
-            },
+            {f"p_{name}": value for name, value in claim.params(worker_id).items()},
         )
         jobs = sorted((job_from_row(row, worker_id) for row in rows or []), key=lambda job: job._claim_seq)
         if jobs:

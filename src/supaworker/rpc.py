@@ -20,7 +20,7 @@ from .config import Settings
 from .errors import ConfigError, DatabaseUnavailable, InvalidBrief, InvalidJob, MigrationError, SupaworkerError
 from .job import JobRecord
 from .new_job import NewJob
-from .postgrest import TRANSIENT_STATUSES, check_service_key
+from .postgrest import TRANSIENT_STATUSES, client_options
 
 REQUEST_TIMEOUT_SECONDS = 30.0
 # SQLSTATEs of rejected input: supaworker's own checks (22023), the dependency trigger (23514), and values
@@ -63,13 +63,7 @@ class RpcClient:
     def __init__(self, rest_url: str, service_key: str, schema: str, timeout: float = REQUEST_TIMEOUT_SECONDS) -> None:
         self.rest_url = rest_url.rstrip("/")
         self.schema = schema
-        key = check_service_key(service_key)
-        self.client = httpx.Client(
-            base_url=self.rest_url,
-            headers={"apikey": key, "Authorization": f"Bearer {key}", "Content-Profile": schema,
-                     "Accept-Profile": schema},
-            timeout=timeout,
-        )  # fmt: skip
+        self.client = httpx.Client(**client_options(rest_url, service_key, schema, timeout))
 
     def close(self) -> None:
         self.client.close()

@@ -4,7 +4,7 @@ dashboard's buttons call these routes like any other client."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, HTTPException, Request
@@ -50,6 +50,15 @@ class JobFilterBody(BaseModel):
         return JobFilter(**{k: (v if v != "" else None) for k, v in values.items()})
 
 
+M = TypeVar("M", bound=BaseModel)
+
+
+def _exactly_one(model: M, first: str, second: str) -> M:
+    if (getattr(model, first) is None) == (getattr(model, second) is None):
+        raise ValueError(f"give either {first} or {second}")
+    return model
+
+
 class BulkRequest(BaseModel):
     """Jobs named by `ids`, or every job matching `filter` (exactly one of the two)."""
 
@@ -70,9 +79,7 @@ class BulkRequest(BaseModel):
 
     @model_validator(mode="after")
     def _one_selection(self) -> BulkRequest:
-        if (self.ids is None) == (self.filter is None):
-            raise ValueError("give either ids or filter")
-        return self
+        return _exactly_one(self, "ids", "filter")
 
 
 class BulkAnswer(BaseModel):
@@ -125,9 +132,7 @@ class ControlTarget(BaseModel):
 
     @model_validator(mode="after")
     def _one_target(self) -> ControlTarget:
-        if (self.type is None) == (self.queue is None):
-            raise ValueError("give either type or queue")
-        return self
+        return _exactly_one(self, "type", "queue")
 
 
 class LimitsRequest(BaseModel):

@@ -89,25 +89,8 @@ def detail_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     return {"now": now, "brief": brief, "step_rows": steps, "steps_limit": STEPS_LIMIT}
 
 
+BRIEF_SECTIONS = (Section("summary", "Brief"), Section("steps", "Pipeline"), Section("artifacts", "Artifacts"))
 PAGES = [
-    Page(
-        name="briefs",
-        path="/briefs",
-        template="briefs.html",
-        sections=(Section("list", "Briefs", wide=True),),
-        context=list_context,
-        title=lambda args: "Briefs",
-    ),
-    Page(
-        name="briefs",
-        path="/briefs/{brief_id}",
-        template="brief.html",
-        sections=(
-            Section("summary", "Brief", wide=True),
-            Section("steps", "Pipeline", wide=True),
-            Section("artifacts", "Artifacts", wide=True),
-        ),
-        context=detail_context,
-        title=lambda args: "Brief",
-    ),
+    Page("/briefs", "briefs.html", "Briefs", list_context, (Section("list", "Briefs"),)),
+    Page("/briefs/{brief_id}", "brief.html", "Brief", detail_context, BRIEF_SECTIONS),
 ]

@@ -139,27 +139,14 @@ def detail_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     }
 
 
+JOB_SECTIONS = (
+    Section("summary", "Job"),
+    Section("attempts", "Attempts"),
+    Section("graph", "Parents and children", wide=False),
+    Section("timeline", "Timeline", wide=False),
+    Section("data", "Payload and result"),
+)
 PAGES = [
-    Page(
-        name="jobs",
-        path="/jobs",
-        template="jobs.html",
-        sections=(Section("results", "Matching jobs", wide=True),),
-        context=list_context,
-        title=lambda args: "Jobs",
-    ),
-    Page(
-        name="jobs",
-        path="/jobs/{job_id}",
-        template="job.html",
-        sections=(
-            Section("summary", "Job", wide=True),
-            Section("attempts", "Attempts", wide=True),
-            Section("graph", "Parents and children"),
-            Section("timeline", "Timeline"),
-            Section("data", "Payload and result", wide=True),
-        ),
-        context=detail_context,
-        title=lambda args: f"Job {args.get('job_id', '')}",
-    ),
+    Page("/jobs", "jobs.html", "Jobs", list_context, (Section("results", "Matching jobs"),)),
+    Page("/jobs/{job_id}", "job.html", lambda args: f"Job {args.get('job_id', '')}", detail_context, JOB_SECTIONS),
 ]

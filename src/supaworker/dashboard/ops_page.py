@@ -47,20 +47,6 @@ def workers_context(request: Request, args: dict[str, str]) -> dict[str, Any]:
 
 
 PAGES = [
-    Page(
-        name="periodic",
-        path="/periodic",
-        template="periodic.html",
-        sections=(Section("schedules", "Schedules", wide=True),),
-        context=periodic_context,
-        title=lambda args: "Periodic jobs",
-    ),
-    Page(
-        name="workers",
-        path="/workers",
-        template="workers.html",
-        sections=(Section("workers", "Workers", wide=True),),
-        context=workers_context,
-        title=lambda args: "Workers",
-    ),
+    Page("/periodic", "periodic.html", "Periodic jobs", periodic_context, (Section("schedules", "Schedules"),)),
+    Page("/workers", "workers.html", "Workers", workers_context, (Section("workers", "Workers"),)),
 ]

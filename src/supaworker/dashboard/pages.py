@@ -11,7 +11,7 @@ macro (forms that depend only on the request, drawn once).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
@@ -41,23 +41,32 @@ class NotFound(Exception):
 
 @dataclass(frozen=True)
 class Section:
+    """A box on a page, filled by the template's macro `panel`; a wide one spans the whole grid row."""
+
     panel: str
     title: str
-    wide: bool = False
+    wide: bool = True
 
 
 @dataclass(frozen=True)
 class Page:
     """One console page: `context(request, args)` does its reads (args: path and query parameters) and may
-    raise InvalidJob (a bad parameter, answered 400 naming it) or NotFound (404)."""
+    raise InvalidJob (a bad parameter, answered 400 naming it) or NotFound (404). Pages are declared
+    positionally, `Page(path, template, title, context, sections)`, one a line."""
 
-    name: str  # the navigation entry it belongs to
     path: str  # under /test-worker, e.g. "/jobs/{job_id}"
     template: str
-    sections: tuple[Section, ...]
+    title: str | Callable[[dict[str, str]], str]
     context: Callable[[Request, dict[str, str]], dict[str, Any]]
-    title: Callable[[dict[str, str]], str]
-    extra: dict[str, Any] = field(default_factory=dict)
+    sections: tuple[Section, ...]
+
+    @property
+    def name(self) -> str:
+        """The navigation entry the page belongs to: its path's first segment."""
+        return self.path.split("/")[1]
+
+    def title_for(self, args: dict[str, str]) -> str:
+        return self.title if isinstance(self.title, str) else self.title(args)
 
 
 def _args(request: Request) -> dict[str, str]:
@@ -102,7 +111,7 @@ def shell(request: Request, page: Page) -> HTMLResponse:
         except (InvalidJob, NotFound) as exc:
             status, error, _ = _problem(exc)
     html = env.get_template("page.html").render(
-        title=page.title(args),
+        title=page.title_for(args),
         page_name=page.name,
         sections=page.sections,
         head=_head(page, args) if status == 200 else Markup(""),

@@ -94,18 +94,10 @@ def context(request: Request, args: dict[str, str]) -> dict[str, Any]:
     }
 
 
-PAGES = [
-    Page(
-        name="queues",
-        path="/queues",
-        template="queues.html",
-        sections=(
-            Section("types", "Types", wide=True),
-            Section("queues", "Queues", wide=True),
-            Section("tenants", "Tenants (fair shares)", wide=True),
-            Section("limits", "Limits and pauses", wide=True),
-        ),
-        context=context,
-        title=lambda args: "Queues and types",
-    )
-]
+SECTIONS = (
+    Section("types", "Types"),
+    Section("queues", "Queues"),
+    Section("tenants", "Tenants (fair shares)"),
+    Section("limits", "Limits and pauses"),
+)
+PAGES = [Page("/queues", "queues.html", "Queues and types", context, SECTIONS)]

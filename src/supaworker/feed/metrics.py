@@ -34,22 +34,18 @@ class JobMetrics:
         self.finished = Counter(
             "supaworker_jobs_finished", "Jobs that reached a final state.", ["type", "status"], registry=self.registry
         )
-        self.duration = Histogram(
-            "supaworker_job_duration_seconds",
-            "Run time of the last attempt of finished jobs.",
-            ["type"],
-            buckets=DURATION_BUCKETS_SECONDS,
-            registry=self.registry,
+        self.duration = self._seconds(
+            "supaworker_job_duration_seconds", "Run time of the last attempt of finished jobs."
         )
-        self.latency = Histogram(
-            "supaworker_job_queue_latency_seconds",
-            "Time from runnable to started, of finished jobs.",
-            ["type"],
-            buckets=DURATION_BUCKETS_SECONDS,
-            registry=self.registry,
+        self.latency = self._seconds(
+            "supaworker_job_queue_latency_seconds", "Time from runnable to started, of finished jobs."
         )
         self.registry.register(_FeedCollector(feed))
         feed.on_finished(self.observe_finished)
+
+    def _seconds(self, name: str, documentation: str) -> Histogram:
+        """A histogram of seconds per job type."""
+        return Histogram(name, documentation, ["type"], buckets=DURATION_BUCKETS_SECONDS, registry=self.registry)
 
     def observe_finished(self, rows: list[dict[str, Any]]) -> None:
         for row in rows:

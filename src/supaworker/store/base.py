@@ -57,6 +57,12 @@ class StoreBase:
             cur.execute(query, params)
             return cur.fetchall()
 
+    def _write(self, query: str, params: dict[str, Any], conn: psycopg.Connection | None) -> dict[str, Any] | None:
+        """Runs a writing statement atomically; its first row, if it returned any."""
+        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
+            cur.execute(query, params)
+            return cur.fetchone()
+
     def _value(self, query: str, params: dict[str, Any], conn: psycopg.Connection | None) -> Any:
         with self.connection(conn) as c, reading_cursor(c) as cur:
             row = cur.execute(query, params).fetchone()

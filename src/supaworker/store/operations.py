@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from .base import StoreBase
 
@@ -54,22 +53,17 @@ class OperationQueries(StoreBase):
 
     def upsert_periodic_job(self, schedule: dict[str, Any], conn: psycopg.Connection | None = None) -> dict[str, Any]:
         """`schedule` is `PeriodicJob.row()`: its payload is JSON text already."""
-        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.q.upsert_periodic_job, schedule)
-            row = cur.fetchone()
-            assert row is not None
-            return row
+        row = self._write(self.q.upsert_periodic_job, schedule, conn)
+        assert row is not None
+        return row
 
     def delete_periodic_job(self, name: str, conn: psycopg.Connection | None = None) -> bool:
-        with self.transaction(conn) as c:
-            return c.execute(self.q.delete_periodic_job, {"name": name}).fetchone() is not None
+        return self._write(self.q.delete_periodic_job, {"name": name}, conn) is not None
 
     def set_periodic_job_enabled(
         self, name: str, enabled: bool, conn: psycopg.Connection | None = None
     ) -> dict[str, Any] | None:
-        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.q.set_periodic_job_enabled, {"name": name, "enabled": enabled})
-            return cur.fetchone()
+        return self._write(self.q.set_periodic_job_enabled, {"name": name, "enabled": enabled}, conn)
 
     def list_periodic_schedules(self, limit: int, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.list_periodic_schedules, {"limit": limit}, conn)
@@ -96,15 +90,12 @@ class OperationQueries(StoreBase):
             c.execute(self.q.reload_postgrest_schema)
 
     def set_fairness_weight(self, key: str, weight: int, conn: psycopg.Connection | None = None) -> dict[str, Any]:
-        with self.transaction(conn) as c, c.cursor(row_factory=dict_row) as cur:
-            cur.execute(self.q.set_fairness_weight, {"key": key, "weight": weight})
-            row = cur.fetchone()
-            assert row is not None
-            return row
+        row = self._write(self.q.set_fairness_weight, {"key": key, "weight": weight}, conn)
+        assert row is not None
+        return row
 
     def delete_fairness_weight(self, key: str, conn: psycopg.Connection | None = None) -> bool:
-        with self.transaction(conn) as c:
-            return c.execute(self.q.delete_fairness_weight, {"key": key}).fetchone() is not None
+        return self._write(self.q.delete_fairness_weight, {"key": key}, conn) is not None
 
     def list_fairness_weights(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
         return self._rows(self.q.list_fairness_weights, {}, conn)

@@ -38,18 +38,6 @@ def _completion_params(worker_id: str, ids: list[int], attempts: list[int], resu
     return {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": json.dumps(results)}
 
 
-def _claim_params(worker_id: str, claim: ClaimRequest) -> dict[str, Any]:
-    return {
-        "seq_base": claim.seq_base,
-        "worker_id": worker_id,
-        "types": list(claim.types) if claim.types is not None else None,
-        "limit": claim.limit,
-        "lease_seconds": claim.lease_seconds,
-        "queues": list(claim.queues) if claim.queues is not None else None,
-        "start": claim.start,
-    }
-
-
 class WorkerStore:
     """The worker's queries, on an async pool in autocommit mode (each call is its own transaction)."""
 
@@ -63,26 +51,26 @@ class WorkerStore:
         self.connect_kwargs = connect_kwargs or {}
 
     async def claim_jobs(self, worker_id: str, claim: ClaimRequest) -> list[Job]:
-        params = _claim_params(worker_id, claim)
+        params = claim.params(worker_id)
         async with self.pool.connection() as conn:
             cur = await conn.execute(self.q.claim_jobs, params)
             return _in_claim_order(Job.from_claim(row, worker_id) for row in await cur.fetchall())
 
-    async def record_job_starts(self, worker_id: str, through: int) -> None:
+    async def _execute(self, query: str, params: dict[str, Any]) -> None:
         async with self.pool.connection() as conn:
-            await conn.execute(self.q.record_job_starts_alone, {"worker_id": worker_id, "through": through})
+            await conn.execute(query, params)
+
+    async def record_job_starts(self, worker_id: str, through: int) -> None:
+        await self._execute(self.q.record_job_starts_alone, {"worker_id": worker_id, "through": through})
 
     async def forget_job_starts(self, worker_id: str) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(self.q.forget_job_starts, {"worker_id": worker_id})
+        await self._execute(self.q.forget_job_starts, {"worker_id": worker_id})
 
     async def wait_for_jobs(self, worker_id: str, seconds: float) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(self.q.wait_for_jobs, {"worker_id": worker_id, "seconds": seconds})
+        await self._execute(self.q.wait_for_jobs, {"worker_id": worker_id, "seconds": seconds})
 
     async def stop_waiting_for_jobs(self, worker_id: str) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(self.q.stop_waiting_for_jobs, {"worker_id": worker_id})
+        await self._execute(self.q.stop_waiting_for_jobs, {"worker_id": worker_id})
 
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
@@ -103,7 +91,7 @@ class WorkerStore:
         pipeline the statements run in one implicit transaction: an error in one rolls the others back too,
         and the caller writes them again (fencing makes that safe)."""
         ids, attempts, results = completions
-        claim_params = _claim_params(worker_id, claim)
+        claim_params = claim.params(worker_id)
         async with self.pool.connection() as conn:
             async with conn.pipeline():
                 done_cur = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 
 from ..job import Job
 from ..retry import retry_transient
@@ -22,33 +23,25 @@ from .watchdog import Watchdog
 log = logging.getLogger("supaworker.worker")
 
 
+@dataclass(eq=False)
 class AttemptRunner:
-    def __init__(
-        self,
-        store: WorkerQueries,
-        worker_id: str,
-        options: WorkerOptions,
-        executor: Executor,
-        *,
-        starter: StartRecorder,
-        completer: Completer,
-        progress: ProgressWriter,
-        watchdog: Watchdog,
-        prefetch: Prefetch,
-        on_trouble: Callable[[], None],
-    ) -> None:
-        self.store = store
-        self.worker_id = worker_id
-        self.options = options
-        self.executor = executor
-        self.starter = starter
-        self.completer = completer
-        self.progress = progress
-        self.watchdog = watchdog
-        self.prefetch = prefetch
-        self._on_trouble = on_trouble
-        self.failed = 0
-        self.retried = 0
+    """Runs one attempt of a claimed job in its slot: its start record, its parents' results, the handler
+    under its timeout; a success goes to the completer, a failure is recorded here (counted in `failed` or
+    `retried`)."""
+
+    store: WorkerQueries
+    worker_id: str
+    options: WorkerOptions
+    executor: Executor
+    _: KW_ONLY
+    starter: StartRecorder
+    completer: Completer
+    progress: ProgressWriter
+    watchdog: Watchdog
+    prefetch: Prefetch
+    on_trouble: Callable[[], None]
+    failed: int = field(default=0, init=False)
+    retried: int = field(default=0, init=False)
 
     async def run(self, job: Job, running: RunningJob) -> None:
         job._progress_sink = self.progress.report
@@ -91,7 +84,7 @@ class AttemptRunner:
             what="loading upstream results",
             log=log,
             extra={"job_id": job.id},
-            on_error=self._on_trouble,
+            on_error=self.on_trouble,
         )
         for parent_id, parent_type, result, _depth in rows:  # farthest first: the nearest of a type wins
             job.upstream[parent_type] = result
@@ -116,7 +109,7 @@ class AttemptRunner:
             what="recording a failure",
             log=log,
             extra=fields,
-            on_error=self._on_trouble,
+            on_error=self.on_trouble,
         )
         first_line = error.splitlines()[0] if error else ""
         if status == "pending":

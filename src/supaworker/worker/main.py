@@ -93,6 +93,7 @@ def run_worker(
     settings: Settings,
     registry: Registry,
     options: WorkerOptions,
+    *,
     store: WorkerQueries | None = None,
     supervisor_pid: int | None = None,
 ) -> int:

@@ -21,6 +21,8 @@ PROGRESS_FLUSH_INTERVAL_SECONDS = 0.25
 
 
 class ProgressWriter:
+    """Collects progress reports from handlers and writes the latest of each job in batches."""
+
     def __init__(self, store: WorkerQueries, worker_id: str) -> None:
         self.store = store
         self.worker_id = worker_id

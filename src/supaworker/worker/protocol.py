@@ -36,6 +36,18 @@ class ClaimRequest:
     start: int | None = None
     seq_base: int = 0
 
+    def params(self, worker_id: str) -> dict[str, Any]:
+        """The arguments of `claim_jobs_v2()` (without their `p_` prefix)."""
+        return {
+            "seq_base": self.seq_base,
+            "worker_id": worker_id,
+            "types": list(self.types) if self.types is not None else None,
+            "limit": self.limit,
+            "lease_seconds": self.lease_seconds,
+            "queues": list(self.queues) if self.queues is not None else None,
+            "start": self.start,
+        }
+
 
 @dataclass(frozen=True)
 class RetryDelays:

@@ -26,6 +26,9 @@ RETRY_DELAY_SECONDS = 0.5
 
 
 class StartRecorder:
+    """Keeps the place in the claim sequence up to which this worker's jobs have started, and gets it written
+    with the claim loop's next round trip or, when none is about to go, on its own."""
+
     def __init__(self, store: WorkerQueries, worker_id: str) -> None:
         self.store = store
         self.worker_id = worker_id
