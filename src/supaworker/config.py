@@ -34,6 +34,9 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
 PRUNE_COMPLETED_AFTER_SECONDS = 24 * 3600.0
 PRUNE_CANCELLED_AFTER_SECONDS = 24 * 3600.0
 PRUNE_FAILED_AFTER_SECONDS = 7 * 24 * 3600.0
+# With history on: a month of it, in a partition a day.
+HISTORY_RETENTION_SECONDS = 30 * 24 * 3600.0
+HISTORY_PARTITION_SECONDS = 24 * 3600.0
 
 
 def _env(*names: str) -> AliasChoices:
@@ -95,6 +98,16 @@ class Settings(BaseSettings):
     )
     prune_cancelled_after_seconds: float | None = Field(
         PRUNE_CANCELLED_AFTER_SECONDS, ge=0, validation_alias=_env("SUPAWORKER_PRUNE_CANCELLED_AFTER_SECONDS")
+    )
+
+    # Finished jobs move to job_history (migration 0019) this many seconds after they finish; unset: history is
+    # off and the prune settings above delete them instead. History is dropped a whole partition at a time.
+    history_after_seconds: float | None = Field(None, ge=0, validation_alias=_env("SUPAWORKER_HISTORY_AFTER_SECONDS"))
+    history_retention_seconds: float = Field(
+        HISTORY_RETENTION_SECONDS, gt=0, validation_alias=_env("SUPAWORKER_HISTORY_RETENTION_SECONDS")
+    )
+    history_partition_seconds: float = Field(
+        HISTORY_PARTITION_SECONDS, ge=1, validation_alias=_env("SUPAWORKER_HISTORY_PARTITION_SECONDS")
     )
 
     # -- Supabase -------------------------------------------------------------------------------------------

@@ -12,7 +12,17 @@ import psycopg
 
 from .. import embedded
 from .. import migrate as migrations
-from .app import EXIT_CONFIG, EXIT_DOCTOR_FAILED, EXIT_SCHEMA, CommandContext, command, fail, json_option, main
+from .app import (
+    EXIT_BAD_INPUT,
+    EXIT_CONFIG,
+    EXIT_DOCTOR_FAILED,
+    EXIT_SCHEMA,
+    CommandContext,
+    command,
+    fail,
+    json_option,
+    main,
+)
 from .output import print_rows
 
 
@@ -60,10 +70,22 @@ def doctor(ctx: CommandContext, as_json: bool) -> None:
 def prune(
     ctx: CommandContext, completed_after: float | None, failed_after: float | None, cancelled_after: float | None
 ) -> None:
-    """Delete finished jobs past their retention now (the workers' leader also does this every 30 s)."""
-    from ..maintenance import Pruner, PrunerConfig
+    """Delete finished jobs past their retention now (the workers' leader also does this every 30 s).
+
+    With history on (SUPAWORKER_HISTORY_AFTER_SECONDS), move them to job_history instead and drop its
+    partitions past SUPAWORKER_HISTORY_RETENTION_SECONDS (the --*-after options do not apply)."""
+    from ..maintenance import HistoryKeeper, Pruner, PrunerConfig, history_config
 
     s = ctx.settings
+    history = history_config(s)
+    if history is not None:
+        if (completed_after, failed_after, cancelled_after) != (None, None, None):
+            fail("--completed-after, --failed-after and --cancelled-after are for pruning, and history is on "
+                 "(SUPAWORKER_HISTORY_AFTER_SECONDS); its retention is SUPAWORKER_HISTORY_RETENTION_SECONDS",
+                 EXIT_BAD_INPUT)  # fmt: skip
+        kept = HistoryKeeper(ctx.store(), history).run_once()
+        click.echo(f"moved {kept['moved']} finished jobs to history; dropped {kept['partitions_dropped']} partitions")
+        return
     config = PrunerConfig(
         completed_retention_seconds=completed_after if completed_after is not None else s.prune_completed_after_seconds,
         failed_retention_seconds=failed_after if failed_after is not None else s.prune_failed_after_seconds,
@@ -71,6 +93,14 @@ def prune(
     )
     counts = Pruner(ctx.store(), config).run_once()
     click.echo("pruned " + ", ".join(f"{n} {status}" for status, n in counts.items()))
+
+
+@command(main)
+@json_option
+def history(ctx: CommandContext, as_json: bool) -> None:
+    """The partitions of job_history: the range of completion times each holds, its rows and size."""
+    rows = ctx.store().history_partitions()
+    print_rows(rows, ["name", "starts_at", "ends_at", "estimated_rows", "total_bytes"], as_json, empty="no history")
 
 
 @command(main)

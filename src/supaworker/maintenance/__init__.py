@@ -11,12 +11,16 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .history import HistoryConfig, HistoryKeeper, history_config
     from .leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS, LeaderElector
     from .pruner import PRUNE_BATCH_SIZE, Pruner, PrunerConfig
     from .scheduler import PeriodicScheduler
     from .service import MaintenanceConfig, MaintenanceService
 
 _WHERE = {
+    "HistoryConfig": "history",
+    "HistoryKeeper": "history",
+    "history_config": "history",
     "LEADER_RENEW_SECONDS": "leader",
     "LEADER_TTL_SECONDS": "leader",
     "LeaderElector": "leader",
@@ -40,10 +44,13 @@ __all__ = [
     "LEADER_RENEW_SECONDS",
     "LEADER_TTL_SECONDS",
     "PRUNE_BATCH_SIZE",
+    "HistoryConfig",
+    "HistoryKeeper",
     "LeaderElector",
     "MaintenanceConfig",
     "MaintenanceService",
     "PeriodicScheduler",
     "Pruner",
     "PrunerConfig",
+    "history_config",
 ]

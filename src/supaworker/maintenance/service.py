@@ -1,5 +1,6 @@
 """The worker's hook for maintenance: every worker runs one MaintenanceService; only the elected leader
-runs the periodic scheduler, the pruner and the vacuumer, each on its own interval.
+runs the periodic scheduler, the pruner (or, with history on, the history keeper) and the vacuumer, each on
+its own interval.
 
 The services are synchronous (each `run_once()` is a few short statements, and tests call them directly),
 so the loop runs them in a thread on a small pool of their own, never blocking the worker's event loop.
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from ..periodic import PeriodicRegistry, default_periodic_registry, sync_periodic_jobs
 from ..retry import DATABASE_ERRORS
 from ..store import Store
+from .history import HistoryConfig, HistoryKeeper
 from .leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS, LeaderElector
 from .pruner import PRUNE_INTERVAL_SECONDS, Pruner, PrunerConfig
 from .scheduler import SCHEDULER_INTERVAL_SECONDS, PeriodicScheduler
@@ -33,6 +35,7 @@ class MaintenanceConfig:
     scheduler_interval_seconds: float = SCHEDULER_INTERVAL_SECONDS
     prune_interval_seconds: float = PRUNE_INTERVAL_SECONDS
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    history: HistoryConfig | None = None  # on: finished jobs move to job_history instead of being pruned
     vacuum_interval_seconds: float = VACUUM_INTERVAL_SECONDS
     vacuumer: VacuumerConfig = field(default_factory=VacuumerConfig)
 
@@ -56,6 +59,7 @@ class MaintenanceService:
         self.elector = LeaderElector(store, leader_id, ttl_seconds=self.config.leader_ttl_seconds)
         self.scheduler = PeriodicScheduler(store)
         self.pruner = Pruner(store, self.config.pruner)
+        self.history = HistoryKeeper(store, self.config.history) if self.config.history is not None else None
         self.vacuumer = Vacuumer(store, self.config.vacuumer)
         self._synced = False
         self._due: dict[str, float] = {}
@@ -80,16 +84,23 @@ class MaintenanceService:
         if self._is_due("schedule", self.config.scheduler_interval_seconds, now):
             done["scheduled"] = self.scheduler.run_once()
         if self._is_due("prune", self.config.prune_interval_seconds, now):
-            pruned = self.pruner.run_once()
-            done["pruned"] = pruned
-            if any(pruned.values()):
-                log.info("pruned finished jobs", extra=pruned)
+            self._prune(done)
         if self._is_due("vacuum", self.config.vacuum_interval_seconds, now):
             vacuumed = self.vacuumer.run_once()
             done["vacuum"] = vacuumed
             if vacuumed["vacuumed"]:
                 log.info("vacuumed the jobs table", extra=vacuumed)
         return done
+
+    def _prune(self, done: dict[str, object]) -> None:
+        if self.history is not None:
+            kept = done["history"] = self.history.run_once()
+            if kept["moved"] or kept["partitions_dropped"]:
+                log.info("moved finished jobs to history", extra=kept)
+            return
+        pruned = done["pruned"] = self.pruner.run_once()
+        if any(pruned.values()):
+            log.info("pruned finished jobs", extra=pruned)
 
     async def run(self) -> None:
         """Ticks until cancelled; resigns leadership on the way out."""

@@ -51,6 +51,21 @@ class OperationQueries(StoreBase):
         params = {"status": status, "older_than_seconds": older_than_seconds, "limit": limit}
         return int(self._value(self.q.prune_finished_jobs, params, None) or 0)
 
+    def archive_finished_jobs(self, older_than_seconds: float, limit: int, partition_seconds: float) -> int:
+        params = {"older_than_seconds": older_than_seconds, "limit": limit, "partition_seconds": partition_seconds}
+        return int(self._value(self.q.archive_finished_jobs, params, None) or 0)
+
+    def drop_history_partitions(self, older_than_seconds: float) -> list[str]:
+        rows = self._rows(self.q.drop_history_partitions, {"older_than_seconds": older_than_seconds}, None)
+        return [row["name"] for row in rows]
+
+    def analyze_job_history(self) -> None:
+        with self.connection() as c:
+            c.execute(self.q.analyze_job_history)
+
+    def history_partitions(self, conn: psycopg.Connection | None = None) -> list[dict[str, Any]]:
+        return self._rows(self.q.history_partitions, {}, conn)
+
     def upsert_periodic_job(self, schedule: dict[str, Any], conn: psycopg.Connection | None = None) -> dict[str, Any]:
         """`schedule` is `PeriodicJob.row()`: its payload is JSON text already."""
         row = self._write(self.q.upsert_periodic_job, schedule, conn)

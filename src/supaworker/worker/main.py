@@ -104,7 +104,7 @@ def run_worker(
     services: list[WorkerService] = []
     maintenance_pool = None
     if settings.maintenance_enabled and profile is not None:
-        from ..maintenance import MaintenanceConfig, MaintenanceService, PrunerConfig
+        from ..maintenance import MaintenanceConfig, MaintenanceService, PrunerConfig, history_config
 
         # A small pool of its own: maintenance runs in threads and must not take the claim loop's connections.
         maintenance_pool = ConnectionPool(
@@ -116,7 +116,8 @@ def run_worker(
             cancelled_retention_seconds=settings.prune_cancelled_after_seconds,
         )
         maintenance_store = Store(maintenance_pool, settings.schema_name)
-        services.append(MaintenanceService(maintenance_store, worker_id, MaintenanceConfig(pruner=pruner)))
+        config = MaintenanceConfig(pruner=pruner, history=history_config(settings))
+        services.append(MaintenanceService(maintenance_store, worker_id, config))
     worker = Worker(
         profile, settings.schema_name, registry, options, worker_id=worker_id, store=store, services=services
     )

@@ -4,7 +4,7 @@ SELECT j.id, j.type, j.queue, j.status::text AS status, j.attempts, j.max_attemp
        j.run_at, j.started_at, j.completed_at, j.progress, j.progress_message, j.progress_at,
        left(j.last_error, %(text_chars)s) AS last_error,
        CASE WHEN octet_length(j.result::text) <= %(result_bytes)s THEN j.result END AS result
-  FROM {{schema}}.jobs j
+  FROM {{schema}}.jobs_with_history j
  WHERE j.brief_id = %(id)s
  ORDER BY j.id
  LIMIT %(limit)s

@@ -18,5 +18,5 @@ SELECT j.id, j.type, j.queue, j.status::text AS status, j.priority, j.attempts, 
           FROM (SELECT x.value, x.n FROM jsonb_array_elements(j.errors) WITH ORDINALITY AS x(value, n)
                  WHERE jsonb_typeof(x.value) = 'object'
                  ORDER BY x.n DESC LIMIT %(attempts)s) e) AS attempt_errors
-  FROM {{schema}}.jobs j
+  FROM {{schema}}.jobs_with_history j
  WHERE j.id = %(id)s

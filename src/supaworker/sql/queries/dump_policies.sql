@@ -24,4 +24,5 @@ SELECT c.relname AS table_name, s.statement
         WHERE p.polrelid = c.oid
      ) AS s(ord, name, statement)
  WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AND c.relkind IN ('r', 'p')
+   AND NOT c.relispartition  -- see dump_tables.sql
  ORDER BY c.relname, s.ord, s.name

@@ -14,7 +14,7 @@ WITH ns AS (
   UNION ALL
   SELECT 3, 'TABLE ' || c.oid::regclass::text, NULL, coalesce(c.relacl, acldefault('r', c.relowner)), c.relowner
     FROM pg_class c JOIN ns ON c.relnamespace = ns.oid
-   WHERE c.relkind IN ('r', 'p', 'v')
+   WHERE c.relkind IN ('r', 'p', 'v') AND NOT c.relispartition  -- see dump_tables.sql
   UNION ALL
   SELECT 4, 'SEQUENCE ' || c.oid::regclass::text, NULL, coalesce(c.relacl, acldefault('s', c.relowner)), c.relowner
     FROM pg_class c JOIN ns ON c.relnamespace = ns.oid

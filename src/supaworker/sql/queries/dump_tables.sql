@@ -1,10 +1,12 @@
 -- schema.sql's tables (sql/schema_file.py): each CREATE TABLE with its columns in order (names aligned, NOT NULL
 -- before the default as the migrations write it), its constraints (primary key, unique, exclusion, foreign
--- keys, checks, each kind by name) and storage options, then the comments on it and its columns.
+-- keys, checks, each kind by name), its partition key and storage options, then the comments on it and its
+-- columns. A partition is data, not schema: job_history's are made as jobs arrive (migration 0019).
 WITH tables AS (
-  SELECT c.oid, c.relname, c.relpersistence, c.reloptions
+  SELECT c.oid, c.relname, c.relpersistence, c.reloptions, c.relkind
     FROM pg_class c
-   WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AND c.relkind = 'r'
+   WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = %(schema)s) AND c.relkind IN ('r', 'p')
+     AND NOT c.relispartition
 ), columns AS (
   SELECT a.attrelid, a.attnum, quote_ident(a.attname) AS name,
          format_type(a.atttypid, a.atttypmod)
@@ -35,6 +37,7 @@ SELECT 'CREATE ' || CASE WHEN tb.relpersistence = 'u' THEN 'UNLOGGED ' ELSE '' E
               FROM pg_constraint k
              WHERE k.conrelid = tb.oid AND k.contype <> 't'), '')
        || E'\n)'
+       || CASE WHEN tb.relkind = 'p' THEN ' PARTITION BY ' || pg_get_partkeydef(tb.oid) ELSE '' END
        || CASE WHEN cardinality(tb.reloptions) = 1 THEN ' WITH (' || regexp_replace(tb.reloptions[1], '=', ' = ') || ')'
                WHEN cardinality(tb.reloptions) > 1 THEN E' WITH (\n  '
                     || (SELECT string_agg(regexp_replace(o, '=', ' = '), E',\n  ' ORDER BY n)

@@ -3,11 +3,10 @@
 WITH ns AS (
   SELECT oid FROM pg_namespace WHERE nspname = %(schema)s
 )
-SELECT CASE c.relkind WHEN 'm' THEN 'materialized view ' WHEN 'p' THEN 'partitioned table '
-                      WHEN 'f' THEN 'foreign table ' WHEN 'c' THEN 'composite type ' WHEN 'S' THEN 'sequence '
+SELECT CASE c.relkind WHEN 'm' THEN 'materialized view ' WHEN 'f' THEN 'foreign table ' WHEN 'c' THEN 'composite type ' WHEN 'S' THEN 'sequence '
                       ELSE 'relation of kind ' || c.relkind::text || ' ' END || c.relname
   FROM pg_class c JOIN ns ON c.relnamespace = ns.oid
- WHERE c.relkind NOT IN ('r', 'v', 'i', 'S')
+ WHERE c.relkind NOT IN ('r', 'p', 'v', 'i', 'I', 'S')
     -- Sequences only as identity columns (printed with their column).
     OR (c.relkind = 'S' AND NOT EXISTS (SELECT 1 FROM pg_depend d
                                          WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'i'))
@@ -21,14 +20,15 @@ SELECT 'identity sequence ' || c.relname || ' with options of its own'
 UNION ALL
 SELECT 'table ' || c.relname || ': ' || concat_ws(', ',
          CASE WHEN c.relreplident <> 'd' THEN 'replica identity' END,
-         CASE WHEN c.relispartition OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+         -- A partition is data (dump_tables.sql); inheritance of another kind is not printed.
+         CASE WHEN NOT c.relispartition AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
               THEN 'inheritance' END,
          CASE WHEN c.reltablespace <> 0 THEN 'tablespace' END,
          CASE WHEN c.reloftype <> 0 THEN 'typed table' END)
   FROM pg_class c JOIN ns ON c.relnamespace = ns.oid
  WHERE c.relkind = 'r'
-   AND (c.relreplident <> 'd' OR c.relispartition OR c.reltablespace <> 0 OR c.reloftype <> 0
-        OR EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid))
+   AND (c.relreplident <> 'd' OR c.reltablespace <> 0 OR c.reloftype <> 0
+        OR (NOT c.relispartition AND EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)))
 UNION ALL
 SELECT 'column ' || c.relname || '.' || a.attname || ': storage, compression or statistics target set'
   FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN ns ON c.relnamespace = ns.oid

@@ -1,2 +1,2 @@
 -- What wait_for() needs: where the job is, and its result or error.
-SELECT status::text, result, last_error FROM {{schema}}.jobs WHERE id = %(id)s
+SELECT status::text, result, last_error FROM {{schema}}.jobs_with_history WHERE id = %(id)s
