@@ -8,6 +8,7 @@ import threading
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
 import supaworker
 from supaworker import BriefStatus
@@ -16,6 +17,7 @@ from supaworker.periodic import PeriodicRegistry
 from supaworker.store import Store
 
 from ..conftest import run_cli, subprocess_env
+from ..support.api import AUTH, make_app
 
 HOUR = 3600.0
 
@@ -233,3 +235,22 @@ def test_the_cli_moves_and_lists_history_and_refuses_prune_options_with_history_
     assert refused.returncode == 2 and "SUPAWORKER_HISTORY_RETENTION_SECONDS" in refused.stderr
     shown = run_cli(db, "show", str(ids[0]), env=env)
     assert shown.returncode == 0 and json.loads(shown.stdout)["status"] == "completed"
+
+
+def test_the_rest_api_and_the_console_show_moved_jobs_and_briefs(store: Store, conn: psycopg.Connection) -> None:
+    created = supaworker.create_brief_with_job(user_id="u2", query="q", media_type="text", store=store)
+    (step,) = [s.id for s in created.brief.steps]
+    finish(conn, [step], "completed", "2 hours", result={"summary": "moved"})
+    assert keeper(store).run_once()["moved"] == 1
+    with TestClient(make_app(store)) as api:
+        job = api.get(f"/api/jobs/{step}", headers=AUTH)
+        assert job.status_code == 200 and job.json()["job"]["result"] == {"summary": "moved"}
+        brief = api.get(f"/api/briefs/{created.brief.id}", headers=AUTH)
+        assert brief.status_code == 200 and brief.json()["brief"]["status"] == "completed"
+        by_brief = api.get(f"/api/jobs?action=by_brief&brief_id={created.brief.id}", headers=AUTH).json()
+        assert [j["id"] for j in by_brief["jobs"]] == [step]
+    with TestClient(make_app(store, public_reads=True)) as console:
+        job_page = console.get(f"/test-worker/jobs/{step}")
+        assert job_page.status_code == 200 and "moved" in job_page.text
+        brief_page = console.get(f"/test-worker/briefs/{created.brief.id}")
+        assert brief_page.status_code == 200 and f"/test-worker/jobs/{step}" in brief_page.text
