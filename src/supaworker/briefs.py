@@ -323,5 +323,7 @@ def _change(
     if brief is None:
         raise BriefNotFound(f"no brief with id {brief_id}")
     if not changed:
+        if s.moved_job_ids([step.id for step in brief.steps], conn):
+            refused = "its jobs have moved to history, where they can no longer change"
         raise InvalidTransition(f"brief {brief_id} is {brief.status}; {refused}")
     return brief

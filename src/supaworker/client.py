@@ -274,6 +274,8 @@ def retry_job(job_id: int, *, conn: psycopg.Connection | None = None, store: Sto
                     f"job {job_id} depends on job {dead[0]}, which is {parents[dead[0]]}: retry job {dead[0]} "
                     "instead (its cancelled dependents come back with it)"
                 )
+        if s.moved_job_ids([job_id], conn):
+            raise InvalidTransition(f"job {job_id} is {job.status} and has moved to history: it cannot be retried")
         raise InvalidTransition(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
     return status
 

@@ -254,3 +254,24 @@ def test_the_rest_api_and_the_console_show_moved_jobs_and_briefs(store: Store, c
         assert job_page.status_code == 200 and "moved" in job_page.text
         brief_page = console.get(f"/test-worker/briefs/{created.brief.id}")
         assert brief_page.status_code == 200 and f"/test-worker/jobs/{step}" in brief_page.text
+
+
+def test_a_moved_job_or_brief_cannot_be_retried_and_says_why(store: Store, conn: psycopg.Connection) -> None:
+    job = supaworker.create_job("t", store=store).id
+    created = supaworker.create_brief_with_job(user_id="u3", query="q", media_type="text", store=store)
+    finish(conn, [job, *(s.id for s in created.brief.steps)], "failed", "2 hours")
+    assert keeper(store).run_once()["moved"] == 2
+    with pytest.raises(supaworker.InvalidTransition, match="has moved to history"):
+        supaworker.retry_job(job, store=store)
+    with pytest.raises(supaworker.InvalidTransition, match="moved to history"):
+        supaworker.retry_brief(created.brief.id, store=store)
+    assert where(conn, [job])["job_history"] == [job]  # and nothing came back to the queue
+
+
+def test_dropping_history_names_the_partitions_it_dropped(store: Store, conn: psycopg.Connection) -> None:
+    ids = supaworker.create_jobs([{"type": "t"}], store=store)
+    finish(conn, ids, "completed", "3 hours")
+    assert store.archive_finished_jobs(0, 10, HOUR) == 1
+    (name,) = partitions(conn)
+    assert store.drop_history_partitions(HOUR) == [f"supaworker.{name}"]
+    assert partitions(conn) == []

@@ -1635,6 +1635,7 @@ CREATE OR REPLACE FUNCTION {{schema}}.drop_history_partitions(p_older_than_secon
 AS $function$
 DECLARE
   v_partition record;
+  v_name text;
 BEGIN
   FOR v_partition IN
     SELECT c.oid::regclass AS name,
@@ -1647,8 +1648,9 @@ BEGIN
     DELETE FROM {{schema}}.owned_objects o
      USING pg_identify_object('pg_class'::regclass, v_partition.name, 0) i
      WHERE o.type = i.type AND o.identity = i.identity;
+    v_name := v_partition.name::text;  -- its name, while it still has one
     EXECUTE format('DROP TABLE %s', v_partition.name);
-    RETURN NEXT v_partition.name::text;
+    RETURN NEXT v_name;
   END LOOP;
 END $function$;
 
@@ -1860,6 +1862,7 @@ $function$;
 CREATE OR REPLACE FUNCTION {{schema}}.history_partition(p_at timestamp with time zone, p_seconds double precision)
  RETURNS regclass
  LANGUAGE plpgsql
+ SET lock_timeout TO '5s'
 AS $function$
 DECLARE
   v_from timestamptz := to_timestamp(floor(extract(epoch FROM p_at) / p_seconds) * p_seconds);

@@ -90,6 +90,10 @@ class JobQueries(StoreBase):
         rows = self._rows(self.q.get_job, {"id": job_id}, conn)
         return JobRecord.from_row(rows[0]) if rows else None
 
+    def moved_job_ids(self, ids: Sequence[int], conn: psycopg.Connection | None = None) -> set[int]:
+        """Which of `ids` are in job_history: finished, and moved out of the queue's table."""
+        return {r["id"] for r in self._rows(self.q.moved_job_ids, {"ids": list(ids)}, conn)}
+
     def get_jobs(self, ids: Sequence[int], conn: psycopg.Connection | None = None) -> list[JobRecord]:
         """The jobs with these ids, in the order given."""
         return [JobRecord.from_row(r) for r in self._rows(self.q.get_jobs, {"ids": list(ids)}, conn)]

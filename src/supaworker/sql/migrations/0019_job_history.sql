@@ -28,9 +28,12 @@ UNION ALL
 SELECT * FROM {{schema}}.job_history;
 
 -- The partition of job_history whose range holds p_at, made (and secured like every table supaworker owns)
--- when it does not exist yet. Ranges are p_seconds long, aligned on the Unix epoch.
+-- when it does not exist yet. Ranges are p_seconds long, aligned on the Unix epoch. Making one locks
+-- job_history, so it waits for its readers at most lock_timeout (the move is tried again later) rather than
+-- holding every later reader of one job or brief behind it.
 CREATE FUNCTION {{schema}}.history_partition(p_at timestamptz, p_seconds double precision) RETURNS regclass
 LANGUAGE plpgsql
+SET lock_timeout = '5s'
 AS $$
 DECLARE
   v_from timestamptz := to_timestamp(floor(extract(epoch FROM p_at) / p_seconds) * p_seconds);
@@ -111,6 +114,7 @@ SET lock_timeout = '5s'
 AS $$
 DECLARE
   v_partition record;
+  v_name text;
 BEGIN
   FOR v_partition IN
     SELECT c.oid::regclass AS name,
@@ -123,8 +127,9 @@ BEGIN
     DELETE FROM {{schema}}.owned_objects o
      USING pg_identify_object('pg_class'::regclass, v_partition.name, 0) i
      WHERE o.type = i.type AND o.identity = i.identity;
+    v_name := v_partition.name::text;  -- its name, while it still has one
     EXECUTE format('DROP TABLE %s', v_partition.name);
-    RETURN NEXT v_partition.name::text;
+    RETURN NEXT v_name;
   END LOOP;
 END $$;
 
