@@ -248,9 +248,8 @@ def soak(a: argparse.Namespace) -> None:
                       f" {s[4] / 2**20:.1f} MiB", flush=True)  # fmt: skip
                 if proc.poll() is not None:
                     sys.exit("the worker exited during the soak")
-            completed = conn.execute(
-                "SELECT (SELECT count(*) FROM supaworker.jobs WHERE status = 'completed')"
-                " + (SELECT count(*) FROM supaworker.job_history)"
+            queued = conn.execute(
+                "SELECT max(id), count(*) FILTER (WHERE status IN ('pending', 'processing')) FROM supaworker.jobs"
             ).fetchone()
     finally:
         stop.set()
@@ -277,8 +276,8 @@ def soak(a: argparse.Namespace) -> None:
         "",
         f"From 120 s on: both together between {min(totals) / 2**20:.1f} and {max(totals) / 2**20:.1f} MiB;"
         f" first half's largest {max(totals[: len(totals) // 2]) / 2**20:.1f} MiB, second half's"
-        f" {max(totals[len(totals) // 2 :]) / 2**20:.1f} MiB. Jobs completed: {completed[0] if completed else 0:,}"
-        " (in jobs or in history).",
+        f" {max(totals[len(totals) // 2 :]) / 2**20:.1f} MiB. Jobs queued: {queued[0] if queued else 0:,}; left"
+        f" unfinished at the end: {queued[1] if queued else 0:,}.",
         "",
     ]
     (HERE / "results" / "history-soak.md").write_text("\n".join(lines))
