@@ -46,7 +46,10 @@ def check_parents(job_label: str, parent_ids: Sequence[int], statuses: Mapping[i
     (`pending` when all completed, else `waiting`); raises InvalidJob for unknown, failed or cancelled ones."""
     unknown = [p for p in parent_ids if p not in statuses]
     if unknown:
-        raise InvalidJob(f"{job_label} depends on unknown job id(s) {', '.join(map(str, unknown))}")
+        raise InvalidJob(
+            f"{job_label} depends on unknown job id(s) {', '.join(map(str, unknown))}"
+            " (not in the queue: never made, pruned, or finished and moved to history)"
+        )
     dead = [(p, statuses[p]) for p in parent_ids if statuses[p] in ("failed", "cancelled")]
     if dead:
         described = ", ".join(f"job {p} is {s}" for p, s in dead)

@@ -266,6 +266,11 @@ def test_a_moved_job_or_brief_cannot_be_retried_and_says_why(store: Store, conn:
     with pytest.raises(supaworker.InvalidTransition, match="moved to history"):
         supaworker.retry_brief(created.brief.id, store=store)
     assert where(conn, [job])["job_history"] == [job]  # and nothing came back to the queue
+    # Its result would no longer reach a dependent: depending on it is refused, in Python and in SQL alike.
+    with pytest.raises(supaworker.InvalidJob, match="finished and moved to history"):
+        supaworker.create_job("child", depends_on=[job], store=store)
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="finished and moved to history"):
+        conn.execute("SELECT supaworker.create_job(type => 'child', depends_on => ARRAY[%s]::bigint[])", (job,))
 
 
 def test_dropping_history_names_the_partitions_it_dropped(store: Store, conn: psycopg.Connection) -> None:

@@ -114,7 +114,11 @@ for (const transport of TRANSPORTS) {
           "brief_id",
           "brief_id 00000000-0000-0000-0000-000000000001 is no brief's id; create the brief first",
         ],
-        [{ type: "t", depends_on: [987654321] }, null, "the job depends on unknown job id(s) 987654321"],
+        [
+          { type: "t", depends_on: [987654321] },
+          null,
+          "the job depends on unknown job id(s) 987654321 (not in the queue: never made, pruned, or finished and moved to history)",
+        ],
       ];
       for (const [input, field, message] of cases) {
         await assert.rejects(sw.createJob(input), (error) => {

@@ -776,7 +776,9 @@ BEGIN
   SELECT string_agg(p::text, ', ' ORDER BY o) INTO v_unknown
     FROM unnest(p_ids) WITH ORDINALITY AS x(p, o) WHERE p <> ALL (coalesce(v_ids, '{}'));
   IF v_unknown IS NOT NULL THEN
-    PERFORM {{schema}}.raise_invalid(format('%s depends on unknown job id(s) %s', p_label, v_unknown));
+    PERFORM {{schema}}.raise_invalid(format(
+      '%s depends on unknown job id(s) %s (not in the queue: never made, pruned, or finished and moved to history)',
+      p_label, v_unknown));
   END IF;
   SELECT string_agg(format('job %s is %s', x.p, s.status), ', ' ORDER BY x.o) INTO v_dead
     FROM unnest(p_ids) WITH ORDINALITY AS x(p, o)

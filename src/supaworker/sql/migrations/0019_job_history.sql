@@ -204,6 +204,36 @@ SELECT b.id, b.user_id, b.title, b.description, b.query, b.media_type, b.use_pip
      LIMIT 1
   ) stop ON true;
 
+-- The message for a parent that is not in jobs names where it may have gone (dependencies.check_parents in
+-- Python says the same): a job cannot depend on a moved one, whose result no longer reaches its dependents.
+CREATE OR REPLACE FUNCTION {{schema}}.check_parents(p_label text, p_ids bigint[]) RETURNS {{schema}}.job_status
+LANGUAGE plpgsql
+AS $$
+DECLARE
+  v_ids bigint[];
+  v_statuses {{schema}}.job_status[];
+  v_unknown text;
+  v_dead text;
+BEGIN
+  SELECT array_agg(l.id), array_agg(l.status) INTO v_ids, v_statuses FROM (
+    SELECT j.id, j.status FROM {{schema}}.jobs j WHERE j.id = ANY (p_ids) ORDER BY j.id FOR SHARE) l;
+  SELECT string_agg(p::text, ', ' ORDER BY o) INTO v_unknown
+    FROM unnest(p_ids) WITH ORDINALITY AS x(p, o) WHERE p <> ALL (coalesce(v_ids, '{}'));
+  IF v_unknown IS NOT NULL THEN
+    PERFORM {{schema}}.raise_invalid(format(
+      '%s depends on unknown job id(s) %s (not in the queue: never made, pruned, or finished and moved to history)',
+      p_label, v_unknown));
+  END IF;
+  SELECT string_agg(format('job %s is %s', x.p, s.status), ', ' ORDER BY x.o) INTO v_dead
+    FROM unnest(p_ids) WITH ORDINALITY AS x(p, o)
+    JOIN unnest(v_ids, v_statuses) AS s(id, status) ON s.id = x.p
+   WHERE s.status IN ('failed', 'cancelled');
+  IF v_dead IS NOT NULL THEN
+    PERFORM {{schema}}.raise_invalid(format('%s cannot depend on a job that will never complete: %s', p_label, v_dead));
+  END IF;
+  RETURN CASE WHEN 'completed' = ALL (coalesce(v_statuses, '{}')) THEN 'pending' ELSE 'waiting' END;
+END $$;
+
 INSERT INTO {{schema}}.owned_objects (type, identity)
 SELECT o.type, o.identity
   FROM unnest(ARRAY['{{schema}}.job_history'::regclass, '{{schema}}.jobs_with_history'::regclass]) r
