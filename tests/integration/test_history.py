@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+from itertools import pairwise
 
 import psycopg
 import pytest
@@ -280,3 +281,20 @@ def test_dropping_history_names_the_partitions_it_dropped(store: Store, conn: ps
     (name,) = partitions(conn)
     assert store.drop_history_partitions(HOUR) == [f"supaworker.{name}"]
     assert partitions(conn) == []
+
+
+def test_a_new_partition_length_fills_the_gaps_between_the_old_partitions(
+    store: Store, conn: psycopg.Connection
+) -> None:
+    first = supaworker.create_jobs([{"type": "t"}] * 2, store=store)
+    finish(conn, first, "completed", "30 hours")
+    assert store.archive_finished_jobs(0, 10, HOUR) == 2  # an hour's partition, 30 hours ago
+    # Then a day's length: jobs around that hour and a day later go to ranges cut short where they would overlap.
+    later = supaworker.create_jobs([{"type": "t"}] * 4, store=store)
+    for job, age in zip(later, ("31 hours", "30 hours", "29 hours", "2 hours"), strict=True):
+        finish(conn, [job], "completed", age)
+    assert store.archive_finished_jobs(0, 10, 24 * HOUR) == 4
+    assert where(conn, first + later)["jobs"] == []
+    ranges = conn.execute("SELECT starts_at, ends_at FROM supaworker.history_ranges() ORDER BY 1").fetchall()
+    assert all(a[1] <= b[0] for a, b in pairwise(ranges))  # none overlaps the next
+    assert store.history_partitions()[0]["starts_at"] == ranges[0][0]

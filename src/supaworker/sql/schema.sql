@@ -477,7 +477,8 @@ CREATE OR REPLACE FUNCTION {{schema}}.archive_finished_jobs(p_older_than_seconds
 AS $function$
 DECLARE
   v_ids bigint[];
-  v_slot timestamptz;
+  v_at timestamptz;
+  v_made integer := 0;
   v_count integer;
 BEGIN
   SELECT array_agg(f.id ORDER BY f.id) INTO v_ids
@@ -496,11 +497,19 @@ BEGIN
   IF v_ids IS NULL THEN
     RETURN 0;
   END IF;
-  FOR v_slot IN
-    SELECT DISTINCT to_timestamp(floor(extract(epoch FROM j.completed_at) / p_partition_seconds) * p_partition_seconds)
-      FROM {{schema}}.jobs j WHERE j.id = ANY (v_ids)
+  -- A partition for the earliest job of the batch that has none, until every one has one (one per range).
   LOOP
-    PERFORM {{schema}}.history_partition(v_slot, p_partition_seconds);
+    SELECT min(j.completed_at) INTO v_at
+      FROM {{schema}}.jobs j
+     WHERE j.id = ANY (v_ids)
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.history_ranges() r
+                        WHERE r.starts_at <= j.completed_at AND j.completed_at < r.ends_at);
+    EXIT WHEN v_at IS NULL;
+    v_made := v_made + 1;
+    IF v_made > cardinality(v_ids) THEN  -- each round covers at least one job: never, but never a spin either
+      RAISE EXCEPTION 'no partition of job_history takes the job finished at %', v_at;
+    END IF;
+    PERFORM {{schema}}.history_partition(v_at, p_partition_seconds);
   END LOOP;
   WITH moved AS (DELETE FROM {{schema}}.jobs j WHERE j.id = ANY (v_ids) RETURNING j.*)
   INSERT INTO {{schema}}.job_history SELECT * FROM moved;
@@ -1639,13 +1648,7 @@ DECLARE
   v_partition record;
   v_name text;
 BEGIN
-  FOR v_partition IN
-    SELECT c.oid::regclass AS name,
-           (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS ends_at
-      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = '{{schema}}.job_history'::regclass
-     ORDER BY 2
-  LOOP
+  FOR v_partition IN SELECT r.name, r.ends_at FROM {{schema}}.history_ranges() r ORDER BY r.starts_at LOOP
     CONTINUE WHEN v_partition.ends_at > now() - make_interval(secs => p_older_than_seconds);
     DELETE FROM {{schema}}.owned_objects o
      USING pg_identify_object('pg_class'::regclass, v_partition.name, 0) i
@@ -1868,20 +1871,31 @@ CREATE OR REPLACE FUNCTION {{schema}}.history_partition(p_at timestamp with time
 AS $function$
 DECLARE
   v_from timestamptz := to_timestamp(floor(extract(epoch FROM p_at) / p_seconds) * p_seconds);
+  v_to timestamptz := v_from + make_interval(secs => p_seconds);
   v_schema text := (parse_ident('{{schema}}'))[1];
-  v_name text := 'job_history_' || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
-  v_table regclass := to_regclass(format('%I.%I', v_schema, v_name));
+  v_name text;
+  v_table regclass;
+  v_range record;
 BEGIN
   IF p_seconds IS NULL OR NOT p_seconds >= 1 THEN
     RAISE EXCEPTION 'a history partition spans at least 1 second, not %', p_seconds
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF v_table IS NOT NULL THEN
-    RETURN v_table;
-  END IF;
+  FOR v_range IN SELECT * FROM {{schema}}.history_ranges() LOOP
+    IF v_range.starts_at <= p_at AND p_at < v_range.ends_at THEN
+      RETURN v_range.name;
+    END IF;
+    IF v_range.ends_at > v_from AND v_range.ends_at <= p_at THEN
+      v_from := v_range.ends_at;
+    END IF;
+    IF v_range.starts_at < v_to AND v_range.starts_at > p_at THEN
+      v_to := v_range.starts_at;
+    END IF;
+  END LOOP;
+  v_name := 'job_history_' || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
   BEGIN
     EXECUTE format('CREATE TABLE %I.%I PARTITION OF {{schema}}.job_history FOR VALUES FROM (%L) TO (%L)',
-                   v_schema, v_name, v_from, v_from + make_interval(secs => p_seconds));
+                   v_schema, v_name, v_from, v_to);
   EXCEPTION WHEN duplicate_table OR unique_violation THEN
     RETURN format('%I.%I', v_schema, v_name)::regclass;  -- another mover made it meanwhile
   END;
@@ -1892,6 +1906,18 @@ BEGIN
   PERFORM {{schema}}.secure_schema();
   RETURN v_table;
 END $function$;
+
+CREATE OR REPLACE FUNCTION {{schema}}.history_ranges()
+ RETURNS TABLE(name regclass, starts_at timestamp with time zone, ends_at timestamp with time zone)
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT c.oid::regclass,
+         (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+         (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = '{{schema}}.job_history'::regclass
+$function$;
 
 CREATE OR REPLACE FUNCTION {{schema}}.insert_unique_job(p_type text, p_queue text, p_priority integer, p_payload jsonb, p_max_attempts integer, p_run_at timestamp with time zone, p_timeout_seconds double precision, p_brief_id uuid, p_unique_key text, p_unique_for_seconds double precision DEFAULT NULL::double precision)
  RETURNS TABLE(duplicate boolean, job {{schema}}.jobs)
@@ -2673,6 +2699,7 @@ GRANT EXECUTE ON FUNCTION {{schema}}.get_brief(uuid) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.get_job(bigint) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.heartbeat_jobs(text,bigint[],double precision) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.history_partition(timestamp with time zone,double precision) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.history_ranges() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.insert_unique_job(text,text,integer,jsonb,integer,timestamp with time zone,double precision,uuid,text,double precision) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.insert_unique_job_v2(text,text,integer,jsonb,integer,timestamp with time zone,double precision,uuid,text,double precision,text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.is_blank(text) TO service_role;

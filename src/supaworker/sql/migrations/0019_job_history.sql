@@ -27,30 +27,54 @@ SELECT * FROM {{schema}}.jobs
 UNION ALL
 SELECT * FROM {{schema}}.job_history;
 
+-- job_history's partitions and the range of completion times each holds.
+CREATE FUNCTION {{schema}}.history_ranges() RETURNS TABLE (name regclass, starts_at timestamptz, ends_at timestamptz)
+LANGUAGE sql
+STABLE
+AS $$
+  SELECT c.oid::regclass,
+         (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \(''([^'']+)''\)'))[1]::timestamptz,
+         (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz
+    FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+   WHERE i.inhparent = '{{schema}}.job_history'::regclass
+$$;
+
 -- The partition of job_history whose range holds p_at, made (and secured like every table supaworker owns)
--- when it does not exist yet. Ranges are p_seconds long, aligned on the Unix epoch. Making one locks
--- job_history, so it waits for its readers at most lock_timeout (the move is tried again later) rather than
--- holding every later reader of one job or brief behind it.
+-- when there is none. A new range is p_seconds long, aligned on the Unix epoch, and cut short where it would
+-- overlap a partition made with another length (SUPAWORKER_HISTORY_PARTITION_SECONDS changed). Making one
+-- locks job_history, so it waits for its readers at most lock_timeout (the move is tried again later) rather
+-- than holding every later reader of one job or brief behind it.
 CREATE FUNCTION {{schema}}.history_partition(p_at timestamptz, p_seconds double precision) RETURNS regclass
 LANGUAGE plpgsql
 SET lock_timeout = '5s'
 AS $$
 DECLARE
   v_from timestamptz := to_timestamp(floor(extract(epoch FROM p_at) / p_seconds) * p_seconds);
+  v_to timestamptz := v_from + make_interval(secs => p_seconds);
   v_schema text := (parse_ident('{{schema}}'))[1];
-  v_name text := 'job_history_' || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
-  v_table regclass := to_regclass(format('%I.%I', v_schema, v_name));
+  v_name text;
+  v_table regclass;
+  v_range record;
 BEGIN
   IF p_seconds IS NULL OR NOT p_seconds >= 1 THEN
     RAISE EXCEPTION 'a history partition spans at least 1 second, not %', p_seconds
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
-  IF v_table IS NOT NULL THEN
-    RETURN v_table;
-  END IF;
+  FOR v_range IN SELECT * FROM {{schema}}.history_ranges() LOOP
+    IF v_range.starts_at <= p_at AND p_at < v_range.ends_at THEN
+      RETURN v_range.name;
+    END IF;
+    IF v_range.ends_at > v_from AND v_range.ends_at <= p_at THEN
+      v_from := v_range.ends_at;
+    END IF;
+    IF v_range.starts_at < v_to AND v_range.starts_at > p_at THEN
+      v_to := v_range.starts_at;
+    END IF;
+  END LOOP;
+  v_name := 'job_history_' || to_char(v_from AT TIME ZONE 'UTC', 'YYYYMMDD"_"HH24MISS');
   BEGIN
     EXECUTE format('CREATE TABLE %I.%I PARTITION OF {{schema}}.job_history FOR VALUES FROM (%L) TO (%L)',
-                   v_schema, v_name, v_from, v_from + make_interval(secs => p_seconds));
+                   v_schema, v_name, v_from, v_to);
   EXCEPTION WHEN duplicate_table OR unique_violation THEN
     RETURN format('%I.%I', v_schema, v_name)::regclass;  -- another mover made it meanwhile
   END;
@@ -75,7 +99,8 @@ SET jit = off
 AS $$
 DECLARE
   v_ids bigint[];
-  v_slot timestamptz;
+  v_at timestamptz;
+  v_made integer := 0;
   v_count integer;
 BEGIN
   SELECT array_agg(f.id ORDER BY f.id) INTO v_ids
@@ -94,11 +119,19 @@ BEGIN
   IF v_ids IS NULL THEN
     RETURN 0;
   END IF;
-  FOR v_slot IN
-    SELECT DISTINCT to_timestamp(floor(extract(epoch FROM j.completed_at) / p_partition_seconds) * p_partition_seconds)
-      FROM {{schema}}.jobs j WHERE j.id = ANY (v_ids)
+  -- A partition for the earliest job of the batch that has none, until every one has one (one per range).
   LOOP
-    PERFORM {{schema}}.history_partition(v_slot, p_partition_seconds);
+    SELECT min(j.completed_at) INTO v_at
+      FROM {{schema}}.jobs j
+     WHERE j.id = ANY (v_ids)
+       AND NOT EXISTS (SELECT 1 FROM {{schema}}.history_ranges() r
+                        WHERE r.starts_at <= j.completed_at AND j.completed_at < r.ends_at);
+    EXIT WHEN v_at IS NULL;
+    v_made := v_made + 1;
+    IF v_made > cardinality(v_ids) THEN  -- each round covers at least one job: never, but never a spin either
+      RAISE EXCEPTION 'no partition of job_history takes the job finished at %', v_at;
+    END IF;
+    PERFORM {{schema}}.history_partition(v_at, p_partition_seconds);
   END LOOP;
   WITH moved AS (DELETE FROM {{schema}}.jobs j WHERE j.id = ANY (v_ids) RETURNING j.*)
   INSERT INTO {{schema}}.job_history SELECT * FROM moved;
@@ -116,13 +149,7 @@ DECLARE
   v_partition record;
   v_name text;
 BEGIN
-  FOR v_partition IN
-    SELECT c.oid::regclass AS name,
-           (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'TO \(''([^'']+)''\)'))[1]::timestamptz AS ends_at
-      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = '{{schema}}.job_history'::regclass
-     ORDER BY 2
-  LOOP
+  FOR v_partition IN SELECT r.name, r.ends_at FROM {{schema}}.history_ranges() r ORDER BY r.starts_at LOOP
     CONTINUE WHEN v_partition.ends_at > now() - make_interval(secs => p_older_than_seconds);
     DELETE FROM {{schema}}.owned_objects o
      USING pg_identify_object('pg_class'::regclass, v_partition.name, 0) i
@@ -241,6 +268,7 @@ SELECT o.type, o.identity
 UNION ALL
 SELECT o.type, o.identity
   FROM unnest(ARRAY[
+         '{{schema}}.history_ranges()'::regprocedure,
          '{{schema}}.history_partition(timestamptz, double precision)'::regprocedure,
          '{{schema}}.archive_finished_jobs(double precision, integer, double precision)'::regprocedure,
          '{{schema}}.drop_history_partitions(double precision)'::regprocedure]) p
