@@ -1,6 +1,6 @@
 """Chaos run: real workers killed at random and a PostgreSQL crash in the middle, then every job accounted for.
 
-    .venv/bin/python bench/chaos.py [--jobs 20000] [--workers 4] [--seconds 300] [--out chaos]
+    .venv/bin/python bench/chaos.py [--jobs 20000] [--workers 4] [--seconds 300] [--out chaos] [--history]
 
 On a private PostgreSQL cluster of its own (it is crashed with `pg_ctl stop -m immediate`), 4 workers
 (`supaworker worker -c 10`, default prefetch, lease 5 s) drain `tracked` jobs (tests/support/handlers/faults.py: each
@@ -18,6 +18,11 @@ It prints (and writes to bench/results/<out>.json and .md):
   charged like the running ones), so up to 10 (the concurrency) per kill are allowed; a prefetched job charged
   for its worker's death would show here by the hundred;
 - deadlocks: pg_stat_database.deadlocks over the run, across the crash (must be 0).
+
+With `--history`, finished jobs move to job_history (migration 0019) while all this goes on: the workers run
+with SUPAWORKER_HISTORY_AFTER_SECONDS=0 and 2-second partitions, and a mover of its own runs
+archive_finished_jobs() every 0.2 s on top of the leader's, across the kills and the crash; every figure is
+then read from jobs_with_history.
 Exit status 0 when all of that holds, 1 otherwise.
 """
 
@@ -28,6 +33,7 @@ import json
 import random
 import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -43,6 +49,7 @@ from tests.servers import PrivateCluster  # noqa: E402
 from supaworker.migrate import migrate  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
+JOBS = {False: "supaworker.jobs", True: "supaworker.jobs_with_history"}  # where the jobs are read, by --history
 ENV = {
     "SUPAWORKER_RESCUE_INTERVAL_SECONDS": "1",
     "SUPAWORKER_RETRY_BASE_SECONDS": "0.5",
@@ -73,6 +80,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=300, help="give up after this long")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", default="chaos")
+    parser.add_argument("--history", action="store_true", help="move finished jobs to job_history meanwhile")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -85,7 +93,11 @@ def main() -> int:
         migrate(url, "supaworker")
         prepare_effects(url)
         enqueue_effects(url, args.jobs, max_attempts=3, job_type="tracked", sleep=0.005)
-        env = worker_env(url, url, **ENV)
+        history = {"SUPAWORKER_HISTORY_AFTER_SECONDS": "0", "SUPAWORKER_HISTORY_PARTITION_SECONDS": "2"}
+        env = worker_env(url, url, **ENV, **(history if args.history else {}))
+        stop_moving, mover_errors = threading.Event(), list[str]()
+        if args.history:
+            threading.Thread(target=keep_moving, args=(url, stop_moving, mover_errors), daemon=True).start()
         worker_args = ["-c", "10", "--lease-seconds", "5"]
         for i in range(args.workers):
             fleet.start(env, *worker_args, name=f"w{i}")
@@ -94,7 +106,7 @@ def main() -> int:
         next_kill = time.monotonic() + rng.uniform(2, 5)
         restarts: list[tuple[float, str]] = []
         while time.monotonic() - began < args.seconds:
-            done = one(url, "SELECT count(*) FROM supaworker.jobs WHERE status IN ('completed', 'failed')")
+            done = one(url, f"SELECT count(*) FROM {JOBS[args.history]} WHERE status IN ('completed', 'failed')")
             if done >= args.jobs:
                 break
             now = time.monotonic()
@@ -120,7 +132,8 @@ def main() -> int:
             time.sleep(0.2)
         elapsed = time.monotonic() - began
         deadlocks_seen += deadlocks(url) - deadlocks_before
-        figures = account(url, args.jobs, killed)
+        stop_moving.set()
+        figures = account(url, args.jobs, killed, JOBS[args.history])
         figures.update(
             jobs=args.jobs,
             workers=args.workers,
@@ -129,6 +142,12 @@ def main() -> int:
             deadlocks=deadlocks_seen,
             seconds=round(elapsed, 1),
         )
+        if args.history:
+            figures["moved_to_history"] = one(url, "SELECT count(*) FROM supaworker.job_history")
+            figures["history_partitions"] = one(url, "SELECT count(*) FROM supaworker.history_ranges()")
+            figures["mover_errors"] = len(mover_errors)
+            for error in sorted(set(mover_errors)):
+                print(f"mover error: {error}")
     finally:
         fleet.stop_all()
         cluster.destroy()
@@ -138,6 +157,7 @@ def main() -> int:
         and figures["charged_without_recorded_start"] <= 10 * figures["kills"]
         and figures["deadlocks"] == 0
         and figures["run_twice_not_on_a_killed_worker"] == 0
+        and not figures.get("mover_errors")
     )
     figures["ok"] = ok
     write(args.out, figures)
@@ -145,22 +165,37 @@ def main() -> int:
     return 0 if ok else 1
 
 
-def account(url: str, jobs: int, killed: dict[int, float]) -> dict[str, Any]:
+def keep_moving(url: str, stop: threading.Event, errors: list[str]) -> None:
+    """A second mover of finished jobs beside the leader's, that outlives the crash; any other error is kept."""
+    while not stop.is_set():
+        try:
+            with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                while not stop.is_set():
+                    conn.execute("SELECT supaworker.archive_finished_jobs(0, 500, 2)")
+                    time.sleep(0.2)
+        except psycopg.OperationalError:
+            time.sleep(0.2)  # the crash
+        except psycopg.Error as exc:
+            errors.append(str(exc).strip())
+            time.sleep(0.2)
+
+
+def account(url: str, jobs: int, killed: dict[int, float], table: str) -> dict[str, Any]:
     with psycopg.connect(url, autocommit=True) as conn:
         completed, failed = conn.execute(
             "SELECT count(*) FILTER (WHERE status = 'completed'), count(*) FILTER (WHERE status = 'failed')"
-            " FROM supaworker.jobs"
+            f" FROM {table}"
         ).fetchone()  # type: ignore[misc]
         twice = conn.execute(
             """SELECT job_id, array_agg(pid ORDER BY at) FROM public.test_effects
                 GROUP BY job_id HAVING count(*) > 1"""
         ).fetchall()
         charged = conn.execute(
-            """SELECT coalesce(sum(greatest(0, j.attempts - s.n)), 0) FROM supaworker.jobs j
+            f"""SELECT coalesce(sum(greatest(0, j.attempts - s.n)), 0) FROM {table} j
                  JOIN (SELECT job_id, count(*) AS n FROM public.test_starts GROUP BY job_id) s ON s.job_id = j.id"""
         ).fetchone()[0]  # type: ignore[index]
         never = conn.execute(
-            "SELECT count(*) FROM supaworker.jobs j WHERE j.attempts > 0"
+            f"SELECT count(*) FROM {table} j WHERE j.attempts > 0"
             " AND NOT EXISTS (SELECT 1 FROM public.test_starts s WHERE s.job_id = j.id)"
         ).fetchone()[0]  # type: ignore[index]
     not_killed = [job_id for job_id, pids in twice if pids[0] not in killed]
