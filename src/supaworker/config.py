@@ -30,6 +30,7 @@ _CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
     "pooler_mode": ("SUPAWORKER_POOLER_MODE", ("auto", "transaction", "session", "none")),
     "transport": ("SUPAWORKER_TRANSPORT", ("auto", "postgres", "http")),
 }
+
 # Retention of finished jobs before the leader's pruner deletes them (River's cleaner defaults).
 PRUNE_COMPLETED_AFTER_SECONDS = 24 * 3600.0
 PRUNE_CANCELLED_AFTER_SECONDS = 24 * 3600.0
