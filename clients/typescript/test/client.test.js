@@ -21,6 +21,7 @@ import {
   env,
   failJob,
   finishRunning,
+  moveToHistory,
   pgClient,
   reportProgress,
   serviceClient,
@@ -225,6 +226,18 @@ for (const transport of TRANSPORTS) {
       await assert.rejects(sw.getJob(987654321), JobNotFound);
       await assert.rejects(sw.getBrief("00000000-0000-0000-0000-000000000000"), BriefNotFound);
       await assert.rejects(sw.getBrief("not-a-uuid"), BriefNotFound);
+    });
+
+    test("getJob, getBrief and waitForJob read a job the leader moved to history", async () => {
+      const made = await sw.createBriefWithJob({ user_id: uniqueUser(), query: "q", media_type: "text" });
+      await completeJob(owner, made.job.id, { summary: "kept" });
+      await moveToHistory(owner, made.job.id);
+      const job = await sw.getJob(made.job.id);
+      assert.deepEqual([job.status, job.result], ["completed", { summary: "kept" }]);
+      assert.deepEqual((await sw.waitForJob(made.job.id, { timeoutMs: 5000 })).result, { summary: "kept" });
+      const brief = await sw.getBrief(made.brief.id);
+      assert.deepEqual([brief.status, brief.steps.map((s) => s.id)], ["completed", [made.job.id]]);
+      await assert.rejects(sw.retryJob(made.job.id), InvalidTransition);
     });
 
     test("cancelJob and retryJob move a job, and refuse what cannot move", async () => {
