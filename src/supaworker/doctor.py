@@ -25,6 +25,8 @@ LISTEN_WAIT_SECONDS = 2.0
 CLOCK_SKEW_WARN_SECONDS = 1.0
 DEAD_TUPLE_WARN_RATIO = 0.2
 DEAD_TUPLE_WARN_MIN = 10_000
+# A month of a million jobs a day kept in jobs drains at about a third of the rate (bench/results/history.md).
+FINISHED_ROWS_WARN = 1_000_000
 OLD_TRANSACTION_WARN_SECONDS = 300
 PID_ROUNDS = 5
 # The catalog queries that name no supaworker object read the same in any schema.
@@ -249,7 +251,7 @@ def check_bloat(profile: ConnectionProfile, schema: str) -> Finding:
         invalid = [r[0] for r in conn.execute(queries.doctor_invalid_indexes, {"schema": schema})]
     if row is None:
         return Finding("bloat", WARN, "no statistics for the jobs table yet")
-    live, dead, size, vacuumed = row
+    live, dead, size, vacuumed, finished = row
     detail = (
         f"jobs: {live} live rows, {dead} dead, {size / 1e6:.1f} MB, last vacuum "
         f"{vacuumed.astimezone(UTC).isoformat(timespec='seconds') if vacuumed else 'never'}"
@@ -266,6 +268,12 @@ def check_bloat(profile: ConnectionProfile, schema: str) -> Finding:
     if dead > DEAD_TUPLE_WARN_MIN and dead > DEAD_TUPLE_WARN_RATIO * max(live, 1):
         problems.append("many dead rows")
         fixes.append(f"VACUUM (ANALYZE) {schema}.jobs; prune finished jobs on a schedule")
+    if finished and finished > FINISHED_ROWS_WARN:
+        problems.append(f"about {finished:,} finished jobs kept in jobs, which every claim and completion pays for")
+        fixes.append(
+            "move them out of the queue's table with SUPAWORKER_HISTORY_AFTER_SECONDS (history, README), or prune"
+            " sooner (SUPAWORKER_PRUNE_*_AFTER_SECONDS)"
+        )
     if problems:
         return Finding("bloat", WARN, detail + "; " + "; ".join(problems), "; ".join(fixes))
     return Finding("bloat", OK, detail)

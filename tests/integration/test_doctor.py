@@ -75,3 +75,23 @@ def test_doctor_reports_rls_turned_off_and_grants_to_public_roles(db: str) -> No
         conn.execute("SELECT supaworker.secure_schema()")
     code, found = doctor(db)
     assert found["rls"]["status"] == "ok", found["rls"]
+
+
+def test_doctor_suggests_history_when_the_queue_keeps_many_finished_jobs(
+    db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supaworker import doctor as checks
+    from supaworker.db import probe
+
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO supaworker.jobs (type, status, completed_at, attempts)"
+            " SELECT 't', 'completed', now(), 1 FROM generate_series(1, 300)"
+        )
+        conn.execute("VACUUM ANALYZE supaworker.jobs")
+    profile = probe(db, "auto")
+    assert "finished jobs" not in checks.check_bloat(profile, "supaworker").detail  # under the default threshold
+    monkeypatch.setattr(checks, "FINISHED_ROWS_WARN", 100)
+    finding = checks.check_bloat(profile, "supaworker")
+    assert finding.status == "warn" and "about 300 finished jobs kept in jobs" in finding.detail
+    assert finding.fix is not None and "SUPAWORKER_HISTORY_AFTER_SECONDS" in finding.fix
