@@ -357,7 +357,8 @@ async def test_default_prefetch_claims_big_batches_of_short_jobs_and_few_long_on
         supaworker.create_jobs([{"type": "slow"}] * 40, store=store)
         async with running(make_worker(db, registry, concurrency=5, types=["slow"])) as worker:
             await wait_until_async(lambda: worker.prefetch.value == 1, "the worker to time the slow jobs")
-            await asyncio.sleep(0.5)  # what it had claimed before it knew runs out
+            # What it had claimed before it knew runs out (0.3 s a job on 5 slots; longer on a loaded machine).
+            await wait_until_async(lambda: conn.execute(held).fetchone()[0] <= 5 + 1, "its early claims to run out")
             most = 0
             for _ in range(40):
                 most = max(most, conn.execute(held).fetchone()[0])
