@@ -298,3 +298,26 @@ def test_a_new_partition_length_fills_the_gaps_between_the_old_partitions(
     ranges = conn.execute("SELECT starts_at, ends_at FROM supaworker.history_ranges() ORDER BY 1").fetchall()
     assert all(a[1] <= b[0] for a, b in pairwise(ranges))  # none overlaps the next
     assert store.history_partitions()[0]["starts_at"] == ranges[0][0]
+
+
+def test_history_moves_and_drops_through_a_transaction_pooler(db: str, store: Store, conn: psycopg.Connection) -> None:
+    from tests.conftest import admin_url
+    from tests.servers import PgBouncer
+
+    ids = supaworker.create_jobs([{"type": "t"}] * 3, store=store)
+    finish(conn, ids, "completed", "3 hours")
+    bouncer = PgBouncer(admin_url()).start()
+    try:
+        env = subprocess_env(
+            bouncer.url_for(db),
+            SUPAWORKER_HISTORY_AFTER_SECONDS="60",
+            SUPAWORKER_HISTORY_PARTITION_SECONDS="3600",
+            SUPAWORKER_HISTORY_RETENTION_SECONDS="7200",
+        )
+        result = run_cli(None, "prune", env=env)
+        # Moved into the partition of 3 hours ago, which is past the 2 hours' retention and dropped at once.
+        assert result.returncode == 0, result.stderr
+        assert "moved 3 finished jobs to history; dropped 1 partitions" in result.stdout
+        assert where(conn, ids) == {"jobs": [], "job_history": []} and partitions(conn) == []
+    finally:
+        bouncer.stop()
