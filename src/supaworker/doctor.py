@@ -187,10 +187,12 @@ def check_ownership(profile: ConnectionProfile, schema: str) -> Finding:
     with _connect(profile) as conn:
         if not all(_installed(conn, schema)):
             return Finding("ownership", FAIL, f"schema {schema!r} is not at migration 0009", "run `supaworker migrate`")
-        foreign = conn.execute(Queries(schema).doctor_foreign_objects, {"schema": schema}).fetchall()
+        owned = {(row[0], row[1]) for row in conn.execute(Queries(schema).list_owned_objects)}
+        objects = conn.execute(Queries(schema).list_schema_objects, {"schema": schema}).fetchall()
+        foreign = [row for row in objects if (row[1], row[0]) not in owned]
         if not foreign:
             return Finding("ownership", OK, f"schema {schema!r} holds only supaworker's own objects")
-        owns_schema = any(row[0] == "schema" for row in conn.execute(Queries(schema).list_owned_objects))
+        owns_schema = any(kind == "schema" for kind, _ in owned)
         locked_out = []
         if not owns_schema:
             locked_out = [r[0] for r in conn.execute(Queries(schema).doctor_schema_locked_out, {"schema": schema})]

@@ -282,4 +282,5 @@ class JobSearch:
             "created_before": flt.created_before,
             "limit": limit,
             "text_chars": text_chars,
+            "action": None,  # a bulk action's search names it
         }

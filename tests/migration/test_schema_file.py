@@ -36,6 +36,27 @@ def test_schema_file_refuses_an_object_it_cannot_show(conn: psycopg.Connection) 
         schema_file.dump_schema(conn, SCHEMA)
 
 
+@pytest.mark.parametrize(
+    ("create", "named"),
+    [
+        (f"CREATE OPERATOR {SCHEMA}.=== (LEFTARG = integer, RIGHTARG = integer, FUNCTION = int4eq)", "operator"),
+        (f'CREATE COLLATION {SCHEMA}.bytes FROM "C"', "collation"),
+        (f"CREATE STATISTICS {SCHEMA}.type_queue ON type, queue FROM {SCHEMA}.jobs", "statistics object"),
+        (f"CREATE TEXT SEARCH CONFIGURATION {SCHEMA}.plain (COPY = simple)", "text search configuration"),
+    ],
+)
+def test_schema_file_refuses_any_other_kind_of_object(conn: psycopg.Connection, create: str, named: str) -> None:
+    conn.execute(create)
+    with pytest.raises(RuntimeError, match=named):
+        schema_file.dump_schema(conn, SCHEMA)
+
+
+def test_a_partition_of_history_is_data_not_schema(conn: psycopg.Connection) -> None:
+    conn.execute(f"SELECT {SCHEMA}.history_partition(now(), 3600)")
+    _, body = schema_file.dump_schema(conn, SCHEMA)
+    assert "PARTITION BY RANGE (completed_at)" in body and "job_history_2" not in body
+
+
 def test_placeholders_undo_render() -> None:
     text = "SELECT pg_notify({{channel}}, ''), {{schema}}.f(), parse_ident('{{schema}}') FROM {{schema}}.jobs"
     rendered = render(text, schema_file.PLACEHOLDER_SCHEMA)

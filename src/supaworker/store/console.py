@@ -46,7 +46,7 @@ class ConsoleQueries(StoreBase):
         return self._rows(self.q.search_jobs, params, conn)
 
     def search_job_ids_for_action(self, params: dict[str, Any], conn: psycopg.Connection | None = None) -> list[int]:
-        return [r["id"] for r in self._rows(self.q.search_job_ids_for_action, params, conn)]
+        return [r["id"] for r in self._rows(self.q.search_jobs, params, conn)]
 
     # -- bulk writes: one statement per batch of ids -------------------------------------------------
     def retry_jobs(self, ids: list[int], conn: psycopg.Connection | None = None) -> int:

@@ -56,21 +56,11 @@ SELECT 'rule ' || r.rulename || ' on ' || c.relname
   FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN ns ON c.relnamespace = ns.oid
  WHERE r.rulename <> '_RETURN'
 UNION ALL
-SELECT 'extended statistics ' || s.stxname FROM pg_statistic_ext s JOIN ns ON s.stxnamespace = ns.oid
-UNION ALL
-SELECT 'operator ' || o.oprname FROM pg_operator o JOIN ns ON o.oprnamespace = ns.oid
-UNION ALL
-SELECT 'operator class ' || o.opcname FROM pg_opclass o JOIN ns ON o.opcnamespace = ns.oid
-UNION ALL
-SELECT 'operator family ' || o.opfname FROM pg_opfamily o JOIN ns ON o.opfnamespace = ns.oid
-UNION ALL
-SELECT 'collation ' || o.collname FROM pg_collation o JOIN ns ON o.collnamespace = ns.oid
-UNION ALL
-SELECT 'conversion ' || o.conname FROM pg_conversion o JOIN ns ON o.connamespace = ns.oid
-UNION ALL
-SELECT 'text search configuration ' || o.cfgname FROM pg_ts_config o JOIN ns ON o.cfgnamespace = ns.oid
-UNION ALL
-SELECT 'text search dictionary ' || o.dictname FROM pg_ts_dict o JOIN ns ON o.dictnamespace = ns.oid
+-- Every other kind of object in the schema (operators and their classes and families, collations,
+-- conversions, text search objects, extended statistics, ...): each depends on the schema it is in.
+SELECT pg_describe_object(d.classid, d.objid, d.objsubid)
+  FROM pg_depend d JOIN ns ON d.refclassid = 'pg_namespace'::regclass AND d.refobjid = ns.oid
+ WHERE d.classid NOT IN ('pg_class'::regclass, 'pg_proc'::regclass, 'pg_type'::regclass)
 UNION ALL
 SELECT 'default privileges for ' || d.defaclrole::regrole::text FROM pg_default_acl d JOIN ns ON d.defaclnamespace = ns.oid
 ORDER BY 1
