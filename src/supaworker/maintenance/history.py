@@ -10,9 +10,11 @@ moved.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from ..config import HISTORY_PARTITION_SECONDS, HISTORY_RETENTION_SECONDS, Settings
 from ..store import Store
+from .batches import in_batches
 
 HISTORY_BATCH_SIZE = 1000
 HISTORY_MAX_BATCHES_PER_RUN = 100
@@ -62,12 +64,8 @@ class HistoryKeeper:
 
     def run_once(self) -> dict[str, int]:
         c = self.config
-        moved = 0
-        for _ in range(c.max_batches):
-            batch = self.store.archive_finished_jobs(c.after_seconds, c.batch_size, c.partition_seconds)
-            moved += batch
-            if batch < c.batch_size:
-                break
+        move = partial(self.store.archive_finished_jobs, c.after_seconds, partition_seconds=c.partition_seconds)
+        moved = in_batches(move, c.batch_size, c.max_batches)
         dropped = self.store.drop_history_partitions(c.retention_seconds)
         self._moved_since_analyze += moved
         analyzed = bool(dropped) or self._moved_since_analyze >= ANALYZE_AFTER_ROWS

@@ -9,9 +9,11 @@ or a long transaction, and one run stops after `max_batches` so it cannot monopo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 from ..config import PRUNE_CANCELLED_AFTER_SECONDS, PRUNE_COMPLETED_AFTER_SECONDS, PRUNE_FAILED_AFTER_SECONDS
 from ..store import Store
+from .batches import in_batches
 
 PRUNE_BATCH_SIZE = 1000
 PRUNE_MAX_BATCHES_PER_RUN = 100
@@ -53,11 +55,7 @@ class Pruner:
             ("cancelled", c.cancelled_retention_seconds),
         ):
             counts[status] = 0
-            if retention is None:
-                continue
-            for _ in range(c.max_batches):
-                deleted = self.store.prune_finished_jobs(status, retention, c.batch_size)
-                counts[status] += deleted
-                if deleted < c.batch_size:
-                    break
+            if retention is not None:
+                prune = partial(self.store.prune_finished_jobs, status, retention)
+                counts[status] = in_batches(prune, c.batch_size, c.max_batches)
         return counts
