@@ -20,3 +20,4 @@ SELECT j.id, j.type, j.queue, j.status::text AS status, j.priority, j.attempts, 
                  ORDER BY x.n DESC LIMIT %(attempts)s) e) AS attempt_errors
   FROM {{schema}}.jobs_with_history j
  WHERE j.id = %(id)s
+ LIMIT 1  -- as get_job.sql: history is read only for a job not in jobs
