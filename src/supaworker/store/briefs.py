@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from uuid import UUID
 
 import psycopg
 
 from ..job import JobRecord
 from .base import StoreBase
+
+
+class BriefFilters(TypedDict, total=False):
+    """What list_briefs() narrows the briefs to; a filter not given, or None, does not narrow."""
+
+    user_id: str | None
+    status: str | None
+    before: datetime | None  # created before this: the page after the one that ended there
 
 
 class BriefQueries(StoreBase):
@@ -33,15 +41,11 @@ class BriefQueries(StoreBase):
         return [JobRecord.from_row(r) for r in self._rows(self.q.list_brief_steps, {"ids": list(brief_ids)}, conn)]
 
     def list_briefs(
-        self,
-        *,
-        user_id: str | None = None,
-        status: str | None = None,
-        before: datetime | None = None,
-        limit: int = 50,
-        conn: psycopg.Connection | None = None,
+        self, *, limit: int = 50, conn: psycopg.Connection | None = None, **filters: Unpack[BriefFilters]
     ) -> list[dict[str, Any]]:
-        params = {"user_id": user_id, "status": status, "before": before, "limit": limit}
+        """Briefs newest first."""
+        # The query has a placeholder for every filter: one not given is NULL.
+        params = {**dict.fromkeys(BriefFilters.__optional_keys__), **filters, "limit": limit}
         return self._rows(self.q.list_briefs, params, conn)
 
     def cancel_brief(self, brief_id: UUID, reason: str, conn: psycopg.Connection | None = None) -> int:

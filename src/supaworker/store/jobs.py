@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import psycopg
 from psycopg.rows import dict_row
@@ -14,6 +14,14 @@ from .base import StoreBase, reading_cursor
 
 # COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
 _NOW = "now"
+
+
+class JobFilters(TypedDict, total=False):
+    """What list_jobs() narrows the jobs to; a filter not given, or None, does not narrow."""
+
+    status: str | None
+    type: str | None
+    before_id: int | None  # ids below this: the page after the one that ended there
 
 
 class JobQueries(StoreBase):
@@ -99,15 +107,11 @@ class JobQueries(StoreBase):
         return [JobRecord.from_row(r) for r in self._rows(self.q.get_jobs, {"ids": list(ids)}, conn)]
 
     def list_jobs(
-        self,
-        *,
-        status: str | None = None,
-        type: str | None = None,
-        before_id: int | None = None,
-        limit: int = 50,
-        conn: psycopg.Connection | None = None,
+        self, *, limit: int = 50, conn: psycopg.Connection | None = None, **filters: Unpack[JobFilters]
     ) -> list[JobRecord]:
-        params = {"status": status, "type": type, "before_id": before_id, "limit": limit}
+        """Jobs newest first."""
+        # The query has a placeholder for every filter: one not given is NULL.
+        params = {**dict.fromkeys(JobFilters.__optional_keys__), **filters, "limit": limit}
         return [JobRecord.from_row(r) for r in self._rows(self.q.list_jobs, params, conn)]
 
     def get_job_outcome(
