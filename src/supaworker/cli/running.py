@@ -136,7 +136,7 @@ def worker(
             fail("--processes needs DATABASE_URL; over HTTP run several `supaworker worker` instead", EXIT_BAD_INPUT)
         from ..postgrest import worker_store_from_settings
 
-        sys.exit(run_worker(None, settings, default_registry, options, store=worker_store_from_settings(settings)))
+        sys.exit(run_worker(worker_store_from_settings(settings), settings, default_registry, options))
     profile = ctx.profile
     _check_migrated(profile, settings)
     if processes > 1:

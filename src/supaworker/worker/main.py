@@ -89,26 +89,26 @@ async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -
 
 
 def run_worker(
-    profile: ConnectionProfile | None,
+    connection: ConnectionProfile | WorkerQueries,
     settings: Settings,
     registry: Registry,
     options: WorkerOptions,
     *,
-    store: WorkerQueries | None = None,
     supervisor_pid: int | None = None,
 ) -> int:
-    """Runs one worker in this process until it is stopped; returns the exit code. `store` replaces the
-    Postgres connection (the HTTP worker passes its PostgREST store, and then runs no maintenance);
-    `supervisor_pid`: of a child of `worker --processes N`, which also stops when its supervisor is gone."""
+    """Runs one worker in this process until it is stopped; returns the exit code. `connection`: the Postgres
+    connection's profile, or a store that works through another transport (the HTTP worker passes its
+    PostgREST store, and then runs no maintenance); `supervisor_pid`: of a child of `worker --processes N`,
+    which also stops when its supervisor is gone."""
     worker_id = new_worker_id()
     services: list[WorkerService] = []
     maintenance_pool = None
-    if settings.maintenance_enabled and profile is not None:
+    if settings.maintenance_enabled and isinstance(connection, ConnectionProfile):
         from ..maintenance import MaintenanceConfig, MaintenanceService, PrunerConfig, history_config
 
         # A small pool of its own: maintenance runs in threads and must not take the claim loop's connections.
         maintenance_pool = ConnectionPool(
-            profile.conninfo, min_size=1, max_size=2, kwargs=profile.connect_kwargs, open=True, name="maintenance"
+            connection.conninfo, min_size=1, max_size=2, kwargs=connection.connect_kwargs, open=True, name="maintenance"
         )
         pruner = PrunerConfig(
             completed_retention_seconds=settings.prune_completed_after_seconds,
@@ -118,9 +118,7 @@ def run_worker(
         maintenance_store = Store(maintenance_pool, settings.schema_name)
         config = MaintenanceConfig(pruner=pruner, history=history_config(settings))
         services.append(MaintenanceService(maintenance_store, worker_id, config))
-    worker = Worker(
-        profile, settings.schema_name, registry, options, worker_id=worker_id, store=store, services=services
-    )
+    worker = Worker(connection, settings.schema_name, registry, options, worker_id=worker_id, services=services)
     try:
         asyncio.run(_run(worker, settings, supervisor_pid))
     finally:

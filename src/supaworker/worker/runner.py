@@ -68,17 +68,16 @@ class WorkerService(Protocol):
 class Worker:
     def __init__(
         self,
-        profile: ConnectionProfile | None,
+        connection: ConnectionProfile | WorkerQueries,
         schema: str,
         registry: Registry,
         options: WorkerOptions,
         worker_id: str | None = None,
-        store: WorkerQueries | None = None,
         services: Sequence[WorkerService] = (),
     ) -> None:
-        """`profile` is the Postgres connection; pass `store` instead to work through another transport
+        """`connection` is the Postgres connection's profile, or a store that works through another transport
         (PostgREST), which then also means polling."""
-        self.profile = profile
+        self.profile = connection if isinstance(connection, ConnectionProfile) else None
         self.schema = schema
         self.registry = registry
         self.options = options
@@ -86,29 +85,27 @@ class Worker:
         self.types = list(options.types) if options.types else registry.types()
         self.started_monotonic = time.monotonic()
         self.store: WorkerQueries
-        if store is None:
-            if profile is None:
-                raise ValueError("a Worker needs a connection profile or a store")
+        if isinstance(connection, ConnectionProfile):
             connect_kwargs = {
-                **profile.connect_kwargs,
+                **connection.connect_kwargs,
                 **liveness_kwargs(options.lease_seconds),
                 # The application name lets the dashboard list live workers from pg_stat_activity.
                 "application_name": f"supaworker:{self.worker_id}",
             }
             self.pool = AsyncConnectionPool(
-                profile.conninfo,
+                connection.conninfo,
                 min_size=2,
                 max_size=6,
                 kwargs=connect_kwargs,
                 # Behind a transaction pooler a SET would land on whichever server connection is lent out.
-                configure=None if profile.transaction_pooler else self._configure_connection,
+                configure=None if connection.transaction_pooler else self._configure_connection,
                 open=False,
                 name=f"supaworker-{self.worker_id}",
             )
-            self.store = WorkerStore(self.pool, schema, profile.conninfo, connect_kwargs)
+            self.store = WorkerStore(self.pool, schema, connection.conninfo, connect_kwargs)
         else:
-            self.store = store
-        self.can_listen = store is None and profile is not None and profile.can_listen
+            self.store = connection
+        self.can_listen = self.profile is not None and self.profile.can_listen
         self.executor = Executor(registry, options.job_timeout_seconds, threads=options.concurrency + 2)
         self._stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
