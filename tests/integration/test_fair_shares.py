@@ -11,6 +11,7 @@ import pytest
 
 import supaworker
 from supaworker.errors import InvalidJob
+from supaworker.migrate import migrate
 from supaworker.registry import Registry
 from supaworker.store import Store
 from tests.integration.test_query_plans import all_plans
@@ -46,6 +47,51 @@ def test_claims_smaller_than_the_tenants_still_share_by_weight(conn: psycopg.Con
     supaworker.set_fairness_weight("a", 3, conn=conn)
     taken = Counter(key for _ in range(2000) for key in claim(conn, 1))
     assert abs(taken["a"] / 2000 - 0.75) < 0.05, taken  # 5 standard deviations
+
+
+def test_claims_take_turns_round_every_tenant_however_many_wait(conn: psycopg.Connection) -> None:
+    # 1,500 tenants (more than the old per-claim cap of 1,000): a claim of 50 serves ten turns of 5, and the
+    # session's next claim goes on from there, so 150 claims give every tenant exactly its 5.
+    conn.execute(
+        "INSERT INTO supaworker.jobs (type, fairness_key)"
+        " SELECT 't', 'tenant-' || lpad(t::text, 4, '0') FROM generate_series(1, 1500) t, generate_series(1, 6)"
+    )
+    first = Counter(claim(conn, 50))
+    assert len(first) == 10 and set(first.values()) == {5}, first
+    taken = first + Counter(key for _ in range(149) for key in claim(conn, 50))
+    assert len(taken) == 1500 and set(taken.values()) == {5}
+
+
+def test_a_turn_cut_short_by_the_batch_goes_on_in_the_next_claim(conn: psycopg.Connection) -> None:
+    # Weights 3:1 and claims of 5 (turns of 3 and 1): a, b, a's first, then the rest of a's turn next claim.
+    enqueue(conn, "a", 100)
+    enqueue(conn, "b", 100)
+    supaworker.set_fairness_weight("a", 3, conn=conn)
+    claims = [Counter(claim(conn, 5)) for _ in range(4)]
+    assert claims[0] == {"a": 4, "b": 1}
+    assert sum(claims, Counter()) == {"a": 15, "b": 5}
+
+
+def test_a_tenant_whose_jobs_are_gone_hands_its_turn_on(conn: psycopg.Connection) -> None:
+    for tenant in "abc":
+        enqueue(conn, tenant, 10)
+    assert Counter(claim(conn, 2)) == {"a": 1, "b": 1}  # b's turn is over: c is next
+    conn.execute("DELETE FROM supaworker.jobs WHERE fairness_key = 'c' AND status = 'pending'")
+    assert Counter(claim(conn, 1)) == {"a": 1}  # round again to the first
+
+
+def test_turns_are_kept_per_session_and_per_schema(db: str, conn: psycopg.Connection) -> None:
+    for tenant in "abcd":
+        enqueue(conn, tenant, 10)
+    assert claim(conn, 1) == ["a"]
+    with psycopg.connect(db, autocommit=True) as other:
+        assert claim(other, 1) == ["a"]  # a session of its own starts at the first tenant
+    migrate(db, "second_queue")
+    conn.execute("INSERT INTO second_queue.jobs (type, fairness_key) VALUES ('t', 'a'), ('t', 'b')")
+    assert conn.execute("SELECT fairness_key FROM second_queue.claim_jobs_v2('w', NULL, 1, 30)").fetchone() == ("a",)
+    assert claim(conn, 1) == ["b"]  # the other schema's turns left this one's as they were
+    conn.execute("SELECT set_config('supaworker.fair_turn_' || 'supaworker'::regnamespace::oid, '', false)")
+    assert claim(conn, 1) == ["a"]  # a cleared turn starts over
 
 
 def test_one_tenant_alone_gets_every_slot_and_an_empty_share_is_not_lost(conn: psycopg.Connection) -> None:

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0019_job_history) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0020_fair_claims_round_robin) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -869,7 +869,12 @@ DECLARE
   v_controls boolean;
   v_first text;
   v_last text;
-  v_keys text[];
+  v_shared boolean;
+  v_turn_name text;
+  v_turn text[];
+  v_turn_key text;
+  v_turn_left integer;
+  v_quantum integer;
   v_rated boolean := false;
   v_from_priority integer;
   v_from_run_at timestamptz;
@@ -890,33 +895,7 @@ BEGIN
     SELECT c.fairness_key INTO v_last FROM {{schema}}.jobs c
      WHERE c.status = 'pending' ORDER BY c.fairness_key DESC LIMIT 1;
   END IF;
-  IF v_first IS DISTINCT FROM v_last THEN
-    v_keys := ARRAY(
-      WITH RECURSIVE k(key) AS (
-        SELECT v_first
-        UNION ALL
-        SELECT (SELECT c.fairness_key FROM {{schema}}.jobs c
-                 WHERE c.status = 'pending' AND c.fairness_key > k.key ORDER BY c.fairness_key LIMIT 1)
-          FROM k WHERE k.key IS NOT NULL)
-      SELECT k.key FROM k WHERE k.key IS NOT NULL LIMIT 1001);
-    IF cardinality(v_keys) > 1000 THEN
-      -- More tenants than one claim looks at: 1000 of them from a random point of the key order onwards (and
-      -- round to its start), so that over many claims each is looked at.
-      v_keys := ARRAY(
-        WITH RECURSIVE k(key, n) AS (
-          SELECT coalesce(
-                   (SELECT c.fairness_key FROM {{schema}}.jobs c
-                     WHERE c.status = 'pending' AND c.fairness_key >= md5(random()::text)
-                     ORDER BY c.fairness_key LIMIT 1), v_first), 1
-          UNION ALL
-          SELECT coalesce(
-                   (SELECT c.fairness_key FROM {{schema}}.jobs c
-                     WHERE c.status = 'pending' AND c.fairness_key > k.key ORDER BY c.fairness_key LIMIT 1),
-                   v_first), k.n + 1
-            FROM k WHERE k.n < 1000)
-        SELECT DISTINCT k.key FROM k);
-    END IF;
-  END IF;
+  v_shared := v_first IS DISTINCT FROM v_last;
 
   IF v_controls THEN
     SELECT coalesce(array_agg(k.name) FILTER (WHERE k.scope = 'type' AND k.paused), '{}'),
@@ -964,7 +943,7 @@ BEGIN
   v_from_run_at := '-infinity';
   v_from_id := -9223372036854775808;
   IF p_types IS NOT NULL
-     AND NOT (v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL) THEN
+     AND NOT (NOT v_shared AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL) THEN
     SELECT h.priority, h.run_at, h.id INTO v_from_priority, v_from_run_at, v_from_id
       FROM (SELECT DISTINCT t.type FROM unnest(p_types) AS t(type)
              WHERE t.type <> ALL (v_limited) AND t.type <> ALL (v_paused_types)) AS a
@@ -998,7 +977,7 @@ BEGIN
     END IF;
   END IF;
 
-  IF v_keys IS NULL AND NOT v_controls AND p_types IS NULL AND p_queues IS NULL THEN
+  IF NOT v_shared AND NOT v_controls AND p_types IS NULL AND p_queues IS NULL THEN
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
        WHERE c.status = 'pending'
@@ -1008,7 +987,7 @@ BEGIN
        ORDER BY c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL THEN
+  ELSIF NOT v_shared AND NOT v_controls AND cardinality(p_types) = 1 AND p_queues IS NULL THEN
     -- One type: its jobs in claim order are a range of jobs_type_claim_idx.
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
@@ -1018,7 +997,7 @@ BEGIN
        ORDER BY c.type, c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND NOT v_controls THEN
+  ELSIF NOT v_shared AND NOT v_controls THEN
     -- Named types, queues or both: the scan starts where the first job the claim may take can be (above).
     v_ids := ARRAY(
       SELECT c.id FROM {{schema}}.jobs c
@@ -1031,7 +1010,7 @@ BEGIN
        ORDER BY c.priority, c.run_at, c.id
        LIMIT p_limit
          FOR UPDATE SKIP LOCKED);
-  ELSIF v_keys IS NULL AND p_types IS NOT NULL THEN
+  ELSIF NOT v_shared AND p_types IS NOT NULL THEN
     -- Under limits or pauses: the free types from where they begin (above), each limited type within its limit.
     v_ids := ARRAY(
       WITH free AS (
@@ -1064,7 +1043,7 @@ BEGIN
       SELECT u.id FROM (SELECT * FROM free UNION ALL SELECT * FROM limited) u
        ORDER BY u.priority, u.run_at, u.id
        LIMIT p_limit);
-  ELSIF v_keys IS NULL THEN
+  ELSIF NOT v_shared THEN
     v_ids := ARRAY(
       WITH free AS (
         SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
@@ -1097,38 +1076,68 @@ BEGIN
        ORDER BY u.priority, u.run_at, u.id
        LIMIT p_limit);
   ELSE
-    -- The shares: each tenant's, in a random order weighted by weight; only as many tenants as the batch needs.
-    v_ids := ARRAY(
-      WITH tenant AS (
-        SELECT k.key, coalesce(w.weight, 1) AS weight, -ln(1.0 - random()) / coalesce(w.weight, 1) AS draw
-          FROM unnest(v_keys) AS k(key)
-          LEFT JOIN {{schema}}.fairness_weights w ON w.key = k.key
-      ), share AS (
-        SELECT t.key, t.draw, ceil(p_limit::numeric * t.weight / sum(t.weight) OVER ())::integer AS quota
-          FROM tenant t
-      ), turn AS (
-        SELECT s.key, s.draw, s.quota, sum(s.quota) OVER (ORDER BY s.draw) - s.quota AS before
-          FROM share s
-      )
-      SELECT p.id FROM turn t
+    -- The shares: turns round the tenants with jobs queued, in key order, from where this session's last
+    -- shared claim left off (kept in a setting of the session, by schema). A turn is the tenant's weight times a
+    -- tenth of the batch, so a claim reads about ten keys and takes from about ten tenants however many wait;
+    -- the turn the batch ends in goes on in the next claim. (Sessions take turns each on their own: a new one,
+    -- or one whose tenant has gone, starts at the first tenant.)
+    v_turn_name := 'supaworker.fair_turn_' || to_regnamespace((parse_ident('{{schema}}'))[1])::oid;
+    v_turn := nullif(current_setting(v_turn_name, true), '')::text[];  -- {what is left of the turn, tenant}
+    v_quantum := ceil(p_limit / 10.0)::integer;
+    IF v_turn IS NOT NULL THEN
+      SELECT c.fairness_key INTO v_turn_key FROM {{schema}}.jobs c
+       WHERE c.status = 'pending' AND c.fairness_key >= v_turn[2] ORDER BY c.fairness_key LIMIT 1;
+      IF v_turn_key = v_turn[2] AND v_turn[1]::integer > 0 THEN
+        v_turn_left := v_turn[1]::integer;
+      ELSIF v_turn_key = v_turn[2] THEN
+        SELECT c.fairness_key INTO v_turn_key FROM {{schema}}.jobs c
+         WHERE c.status = 'pending' AND c.fairness_key > v_turn[2] ORDER BY c.fairness_key LIMIT 1;
+      END IF;
+    END IF;
+    v_turn_key := coalesce(v_turn_key, v_first);
+
+    WITH RECURSIVE walk(n, key, quota, total) AS (
+      SELECT 1, v_turn_key, t.quota, t.quota
+        FROM (SELECT coalesce(v_turn_left, v_quantum * coalesce(
+                (SELECT w.weight FROM {{schema}}.fairness_weights w WHERE w.key = v_turn_key), 1)) AS quota) t
+      UNION ALL
+      SELECT k.n + 1, nk.key, nk.quota, k.total + nk.quota
+        FROM walk k
        CROSS JOIN LATERAL (
-             SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
-              WHERE c.status = 'pending'
-                -- The tenant's jobs from where the claim's may begin: a range of jobs_fair_claim_idx whose start
-                -- the index finds (with fairness_key = t.key it would walk the tenant's jobs up to it instead).
-                AND (c.fairness_key, c.priority, c.run_at, c.id) >= (t.key, v_from_priority, v_from_run_at, v_from_id)
-                AND c.fairness_key <= t.key
-                AND c.run_at <= now()
-                AND (p_types IS NULL OR c.type = ANY (p_types))
-                AND (p_queues IS NULL OR c.queue = ANY (p_queues))
-                AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types)
-                AND c.queue <> ALL (v_paused_queues)
-              ORDER BY c.fairness_key, c.priority, c.run_at, c.id
-              LIMIT t.quota
-                FOR UPDATE SKIP LOCKED) p
-       WHERE t.before < p_limit AND v_any_free
-       ORDER BY t.draw, p.priority, p.run_at, p.id
-       LIMIT p_limit);
+             SELECT nx.key, v_quantum * coalesce(
+                      (SELECT w.weight FROM {{schema}}.fairness_weights w WHERE w.key = nx.key), 1) AS quota
+               FROM (SELECT coalesce(
+                       (SELECT c.fairness_key FROM {{schema}}.jobs c
+                         WHERE c.status = 'pending' AND c.fairness_key > k.key ORDER BY c.fairness_key LIMIT 1),
+                       v_first) AS key) nx) nk
+       WHERE k.total < p_limit AND k.n < 1000
+    ), turn AS (
+      -- A tenant met twice in one claim (few tenants) takes its turns in one go.
+      SELECT k.key, min(k.n) AS n, sum(least(k.quota, p_limit - (k.total - k.quota)))::integer AS quota
+        FROM walk k GROUP BY k.key
+    )
+    SELECT ARRAY(
+             SELECT p.id FROM turn t
+              CROSS JOIN LATERAL (
+                    SELECT c.id, c.priority, c.run_at FROM {{schema}}.jobs c
+                     WHERE c.status = 'pending'
+                       -- The tenant's jobs from where the claim's may begin: a range of jobs_fair_claim_idx whose
+                       -- start the index finds (with fairness_key = t.key it would walk the tenant's jobs up to it).
+                       AND (c.fairness_key, c.priority, c.run_at, c.id) >= (t.key, v_from_priority, v_from_run_at, v_from_id)
+                       AND c.fairness_key <= t.key
+                       AND c.run_at <= now()
+                       AND (p_types IS NULL OR c.type = ANY (p_types))
+                       AND (p_queues IS NULL OR c.queue = ANY (p_queues))
+                       AND c.type <> ALL (v_limited) AND c.type <> ALL (v_paused_types)
+                       AND c.queue <> ALL (v_paused_queues)
+                     ORDER BY c.fairness_key, c.priority, c.run_at, c.id
+                     LIMIT t.quota
+                       FOR UPDATE SKIP LOCKED) p
+              WHERE v_any_free
+              ORDER BY t.n, p.priority, p.run_at, p.id),
+           (SELECT ARRAY[(k.total - p_limit)::text, k.key] FROM walk k ORDER BY k.n DESC LIMIT 1)
+      INTO v_ids, v_turn;
+    PERFORM set_config(v_turn_name, v_turn::text, false);
     -- What the shares left: in plain claim order (work-conserving), then the limited types within their limits.
     IF cardinality(v_ids) < p_limit AND v_any_free THEN
       v_ids := v_ids || ARRAY(
