@@ -17,8 +17,13 @@ from .conftest import Workers, count_by_status, unfinished, wait_for
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
 
-def test_four_workers_run_twenty_thousand_jobs_exactly_once(db: str, store: Store, workers: Workers) -> None:
-    ids = supaworker.create_jobs([{"type": "record", "payload": {"i": i}} for i in range(20_000)], store=store)
+@pytest.mark.parametrize("tenants", [1, 100])
+def test_four_workers_run_twenty_thousand_jobs_exactly_once(
+    db: str, store: Store, workers: Workers, tenants: int
+) -> None:
+    # Over 100 tenants every claim takes turns round them, each worker's session from its own place.
+    jobs = [{"type": "record", "payload": {"i": i}, "fairness_key": f"tenant-{i % tenants}"} for i in range(20_000)]
+    ids = supaworker.create_jobs(jobs, store=store)
     for _ in range(4):
         workers.start("--concurrency", "10")
     wait_for(lambda: unfinished(db) == 0, what="queue to drain")
