@@ -26,8 +26,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, Protocol
 
 from ..retry import TRANSIENT_ERRORS
 from .protocol import Reachability, WorkerQueries
@@ -41,27 +41,38 @@ PROBE_AT_LEASE_FRACTION = 0.5
 FENCE_AT_LEASE_FRACTION = 0.8
 
 
+class LeaseHolder(Protocol):
+    """The worker whose leases the keeper keeps: what it holds, and what it does when they fail."""
+
+    worker_id: str
+
+    def held_ids(self) -> list[int]:
+        """Every job the worker holds a lease on."""
+        ...
+
+    def leases_lost(self, lost: set[int]) -> None:
+        """Jobs the heartbeat no longer owns (rescued or cancelled)."""
+        ...
+
+    def fence(self, silent_seconds: float) -> None:
+        """No lease renewed for most of a lease: stop the jobs, claim nothing."""
+        ...
+
+    def recover(self, fenced_seconds: float) -> None:
+        """The database answered again after a fence."""
+        ...
+
+    def database_trouble(self) -> None:
+        """A statement of the keeper's failed."""
+        ...
+
+
 class LeaseKeeper:
-    def __init__(
-        self,
-        store: WorkerQueries,
-        worker_id: str,
-        lease_seconds: float,
-        held: Callable[[], list[int]],
-        on_lost: Callable[[set[int]], None],
-        on_fence: Callable[[float], None],
-        on_recover: Callable[[float], None],
-        on_trouble: Callable[[], None],
-    ) -> None:
+    def __init__(self, store: WorkerQueries, holder: LeaseHolder, lease_seconds: float) -> None:
         self.store = store
-        self.worker_id = worker_id
+        self.holder = holder
         self.lease_seconds = lease_seconds
         self.interval = lease_seconds / 3
-        self._held = held
-        self._on_lost = on_lost
-        self._on_fence = on_fence
-        self._on_recover = on_recover
-        self._on_trouble = on_trouble
         self.renewed_at = time.monotonic()  # when the last successful renewal was sent
         # When the oldest renewal not yet answered was sent (None: none outstanding). A worker fences itself
         # only after asking: an event loop blocked by a handler is silence too, but the database is fine.
@@ -125,14 +136,14 @@ class LeaseKeeper:
     def _needs_probe(self, now: float) -> bool:
         if self.fenced:
             return True
-        return bool(self._held()) and now - self.renewed_at >= PROBE_AT_LEASE_FRACTION * self.lease_seconds
+        return bool(self.holder.held_ids()) and now - self.renewed_at >= PROBE_AT_LEASE_FRACTION * self.lease_seconds
 
     def _next_wake(self, now: float, next_beat: float, next_probe: float) -> float:
         """The next moment something is due: a heartbeat, a probe, or the point to probe or fence at."""
         if self.fenced:
             return max(next_probe, now + 0.05)
         times = [next_beat]
-        if self._held():
+        if self.holder.held_ids():
             marks = [
                 self.renewed_at + f * self.lease_seconds for f in (PROBE_AT_LEASE_FRACTION, FENCE_AT_LEASE_FRACTION)
             ]
@@ -146,7 +157,7 @@ class LeaseKeeper:
     def _check(self, now: float) -> None:
         if self.fenced:
             return
-        if not self._held():
+        if not self.holder.held_ids():
             self.renewed_at = max(self.renewed_at, min(now, self._floor))  # nothing to lose
             return
         silent = now - self.renewed_at
@@ -156,8 +167,8 @@ class LeaseKeeper:
     def _fence(self, silent: float) -> None:
         self.fenced, self._fenced_at = True, time.monotonic()
         self.recovered.clear()
-        self._on_trouble()
-        self._on_fence(silent)
+        self.holder.database_trouble()
+        self.holder.fence(silent)
 
     def _renewed(self, sent: float, ids: list[int], owned: set[int]) -> None:
         self.renewed_at = max(self.renewed_at, min(sent, self._floor))
@@ -165,11 +176,11 @@ class LeaseKeeper:
         # Only ids sent in this renewal: jobs claimed while it was in flight are not in `owned`.
         lost = set(ids) - owned
         if lost:
-            self._on_lost(lost)
+            self.holder.leases_lost(lost)
 
     def _ask(self) -> tuple[list[int], float]:
         """The ids a renewal is about to send, and when it is sent (the oldest unanswered one is remembered)."""
-        ids = sorted(self._held())
+        ids = sorted(self.holder.held_ids())
         sent = time.monotonic()
         self._floor = math.inf
         if ids and self._asked_at is None:
@@ -181,9 +192,9 @@ class LeaseKeeper:
         if not ids:
             return
         try:
-            owned = await self.store.heartbeat_jobs(self.worker_id, ids, self.lease_seconds)
+            owned = await self.store.heartbeat_jobs(self.holder.worker_id, ids, self.lease_seconds)
         except TRANSIENT_ERRORS as exc:
-            self._on_trouble()
+            self.holder.database_trouble()
             if not self._warned:
                 log.warning("heartbeat failed", extra={"error": str(exc).strip(), "jobs": len(ids)})
                 self._warned = True
@@ -196,13 +207,13 @@ class LeaseKeeper:
         """Renews over a connection of its own; says whether the server is down or out of reach."""
         ids, sent = self._ask()
         reach: Reachability
-        reach, owned = await self.store.renew_directly(self.worker_id, ids, self.lease_seconds, self.interval)
+        reach, owned = await self.store.renew_directly(self.holder.worker_id, ids, self.lease_seconds, self.interval)
         if reach != "up":
-            self._on_trouble()
+            self.holder.database_trouble()
             if reach == "down" and not self.server_down:
                 log.warning(
                     "database down: running jobs keep going, their leases are renewed when it is back",
-                    extra={"worker_id": self.worker_id, "running": len(ids)},
+                    extra={"worker_id": self.holder.worker_id, "running": len(ids)},
                 )
             self.server_down = reach == "down"
             if reach == "unreachable" and not self.fenced and ids:
@@ -214,5 +225,5 @@ class LeaseKeeper:
             self.renewed_at = sent
             self._asked_at = None
             self.recovered.set()
-            self._on_recover(time.monotonic() - self._fenced_at)
+            self.holder.recover(time.monotonic() - self._fenced_at)
         self._renewed(sent, ids, owned)

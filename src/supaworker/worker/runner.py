@@ -130,19 +130,10 @@ class Worker:
             progress=self.progress,
             watchdog=self.watchdog,
             prefetch=self.prefetch,
-            on_trouble=self._trouble,
+            on_trouble=self.database_trouble,
         )
         self.slots = Slots(options.concurrency, self.attempts.run, self._slot_done, self._interruptible)
-        self.leases = LeaseKeeper(
-            self.store,
-            self.worker_id,
-            options.lease_seconds,
-            held=self._held_ids,
-            on_lost=self._lost,
-            on_fence=self._fence,
-            on_recover=self._recover,
-            on_trouble=self._trouble,
-        )
+        self.leases = LeaseKeeper(self.store, self, options.lease_seconds)
         self.rescuer = Rescuer(
             self.store,
             self.worker_id,
@@ -170,7 +161,7 @@ class Worker:
             wakeup=self._wakeup,
             slot_freed=self._slot_freed,
             release=self._release,
-            on_trouble=self._trouble,
+            on_trouble=self.database_trouble,
             listen=self.can_listen,
         )
 
@@ -233,7 +224,7 @@ class Worker:
             self.rescuer.run(
                 paused=lambda: self.leases.fenced,
                 last_trouble=lambda: self._db_trouble_at,
-                on_trouble=self._trouble,
+                on_trouble=self.database_trouble,
                 on_rescued=self._wakeup.set,
             ),
             "rescuer",
@@ -289,22 +280,22 @@ class Worker:
         else:
             self._wakeup.set()
 
-    # -- leases ---------------------------------------------------------------------------------------
-    def _held_ids(self) -> list[int]:
+    # -- leases (LeaseHolder) -------------------------------------------------------------------------
+    def held_ids(self) -> list[int]:
         """Every job this worker holds a lease on: running, claimed ahead, finished but not yet recorded."""
         return self.slots.held_ids() + self.completer.job_ids()
 
-    def _lost(self, lost: set[int]) -> None:
+    def leases_lost(self, lost: set[int]) -> None:
         """Jobs the heartbeat no longer owns (rescued or cancelled): their outcome would be rejected."""
         self.slots.drop(lost)
         for job_id in lost:
             if job_id in self.slots.running:
                 self.slots.cancel(job_id, "job lost: no longer owned by this worker")
 
-    def _trouble(self) -> None:
+    def database_trouble(self) -> None:
         self._db_trouble_at = time.monotonic()
 
-    def _fence(self, silent_seconds: float) -> None:
+    def fence(self, silent_seconds: float) -> None:
         """No lease renewed for most of a lease: another worker may soon be given these jobs, so stop them.
         Started jobs fail this attempt (recorded once the database answers); the others are handed back."""
         never_started = self.slots.take_queued()
@@ -328,7 +319,7 @@ class Worker:
             },
         )
 
-    def _recover(self, fenced_seconds: float) -> None:
+    def recover(self, fenced_seconds: float) -> None:
         log.warning(
             "database reachable again: claiming resumed",
             extra={"worker_id": self.worker_id, "fenced_seconds": round(fenced_seconds, 1)},
