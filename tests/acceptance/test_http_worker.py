@@ -187,12 +187,14 @@ async def test_a_late_http_completion_is_fenced_out(supa: tuple[str, PostgREST])
 
 
 @pytest.mark.slow
-def test_concurrent_http_workers_never_run_a_job_twice(supa: tuple[str, PostgREST], fleet: Fleet) -> None:
+@pytest.mark.parametrize("tenants", [1, 30])
+def test_concurrent_http_workers_never_run_a_job_twice(supa: tuple[str, PostgREST], fleet: Fleet, tenants: int) -> None:
+    # Over 30 tenants the claims take turns round them, each PostgREST connection from its own place.
     url, server = supa
     for _ in range(3):
         fleet.start(http_env(url, server), "--concurrency", "8")
     fleet.wait_started()  # all three are claiming before the jobs arrive (one alone drains 300 no-ops at once)
-    enqueue_effects(url, 300)
+    enqueue_effects(url, 300, tenants=tenants)
     wait_until(lambda: status_counts(url)["completed"] == 300, f"300 jobs completed\n{fleet.logs()}")
     for w in fleet.workers:
         w.signal(signal.SIGTERM)

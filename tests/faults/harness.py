@@ -127,12 +127,16 @@ def prepare_effects(url: str) -> None:
         conn.execute(STARTS_TABLE)
 
 
-def enqueue_effects(url: str, count: int, max_attempts: int = 5, job_type: str = "effect", **payload: Any) -> list[int]:
+def enqueue_effects(
+    url: str, count: int, max_attempts: int = 5, job_type: str = "effect", tenants: int = 1, **payload: Any
+) -> list[int]:
+    """`count` jobs of `job_type`; over `tenants` > 1 they are dealt round that many fairness keys."""
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
-            "INSERT INTO supaworker.jobs (type, payload, max_attempts)"
-            " SELECT %s, %s::jsonb, %s FROM generate_series(1, %s) RETURNING id",
-            (job_type, json.dumps(payload), max_attempts, count),
+            "INSERT INTO supaworker.jobs (type, payload, max_attempts, fairness_key)"
+            " SELECT %s, %s::jsonb, %s, CASE WHEN %s > 1 THEN 'tenant-' || g %% %s ELSE '' END"
+            " FROM generate_series(1, %s) g RETURNING id",
+            (job_type, json.dumps(payload), max_attempts, tenants, tenants, count),
         ).fetchall()
     return [r[0] for r in rows]
 
