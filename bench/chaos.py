@@ -1,6 +1,6 @@
 """Chaos run: real workers killed at random and a PostgreSQL crash in the middle, then every job accounted for.
 
-    .venv/bin/python bench/chaos.py [--jobs 20000] [--workers 4] [--seconds 300] [--out chaos] [--history]
+    .venv/bin/python bench/chaos.py [--jobs 20000] [--workers 4] [--seconds 300] [--out chaos] [--history] [--tenants 100]
 
 On a private PostgreSQL cluster of its own (it is crashed with `pg_ctl stop -m immediate`), 4 workers
 (`supaworker worker -c 10`, default prefetch, lease 5 s) drain `tracked` jobs (tests/support/handlers/faults.py: each
@@ -22,7 +22,8 @@ It prints (and writes to bench/results/<out>.json and .md):
 With `--history`, finished jobs move to job_history (migration 0019) while all this goes on: the workers run
 with SUPAWORKER_HISTORY_AFTER_SECONDS=0 and 2-second partitions, and a mover of its own runs
 archive_finished_jobs() every 0.2 s on top of the leader's, across the kills and the crash; every figure is
-then read from jobs_with_history.
+then read from jobs_with_history. With `--tenants N` the jobs are dealt round N fairness keys, so every claim
+takes turns round them (migration 0020).
 Exit status 0 when all of that holds, 1 otherwise.
 """
 
@@ -81,6 +82,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--out", default="chaos")
     parser.add_argument("--history", action="store_true", help="move finished jobs to job_history meanwhile")
+    parser.add_argument("--tenants", type=int, default=1, help="deal the jobs round this many fairness keys")
     args = parser.parse_args()
     rng = random.Random(args.seed)
 
@@ -92,7 +94,7 @@ def main() -> int:
         url = cluster.create_database("chaos")
         migrate(url, "supaworker")
         prepare_effects(url)
-        enqueue_effects(url, args.jobs, max_attempts=3, job_type="tracked", sleep=0.005)
+        enqueue_effects(url, args.jobs, max_attempts=3, job_type="tracked", tenants=args.tenants, sleep=0.005)
         history = {"SUPAWORKER_HISTORY_AFTER_SECONDS": "0", "SUPAWORKER_HISTORY_PARTITION_SECONDS": "2"}
         env = worker_env(url, url, **ENV, **(history if args.history else {}))
         stop_moving, mover_errors = threading.Event(), list[str]()
