@@ -1,6 +1,7 @@
 """Chaos run: real workers killed at random and a PostgreSQL crash in the middle, then every job accounted for.
 
-    .venv/bin/python bench/chaos.py [--jobs 20000] [--workers 4] [--seconds 300] [--out chaos] [--history] [--tenants 100]
+    .venv/bin/python bench/chaos.py [--jobs 20000] [--workers 4] [--seconds 300] [--out chaos]
+                                    [--history] [--tenants 100]
 
 On a private PostgreSQL cluster of its own (it is crashed with `pg_ctl stop -m immediate`), 4 workers
 (`supaworker worker -c 10`, default prefetch, lease 5 s) drain `tracked` jobs (tests/support/handlers/faults.py: each
