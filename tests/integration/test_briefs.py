@@ -222,3 +222,14 @@ def test_list_briefs_filters_by_user_and_status(store: Store, conn: psycopg.Conn
 def test_create_brief_with_default_client(default_client: None) -> None:
     brief, job = supaworker.create_brief_with_job(user_id="u", query="a poem about tea", media_type="text")
     assert supaworker.get_brief(brief.id).steps[0].id == job.id
+
+
+def test_listings_narrow_by_their_filters_and_refuse_an_unknown_one(store: Store) -> None:
+    supaworker.create_brief_with_job(user_id="u1", query="q", media_type="text", store=store)
+    supaworker.create_brief_with_job(user_id="u2", query="q", media_type="text", store=store)
+    assert [b["user_id"] for b in store.list_briefs(user_id="u1")] == ["u1"]
+    assert len(store.list_jobs(type="analysis")) == 2 and store.list_jobs(status="failed") == []
+    with pytest.raises(TypeError, match="unexpected filter 'users_id'"):
+        store.list_briefs(users_id="u1")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="unexpected filter 'stauts'"):
+        store.list_jobs(stauts="failed")  # type: ignore[call-arg]

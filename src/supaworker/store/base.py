@@ -3,7 +3,7 @@ that PostgreSQL stored, however odd (see `supaworker.loaders`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +21,17 @@ def reading_cursor(conn: psycopg.Connection, row_factory: Any = None) -> psycopg
     cur = conn.cursor(row_factory=row_factory) if row_factory is not None else conn.cursor()
     use_lenient_loaders(cur)
     return cur
+
+
+def filter_params(kind: Any, filters: Mapping[str, Any]) -> dict[str, Any]:
+    """The query parameters of a listing narrowed by `filters`, keys of the TypedDict `kind`: its query has a
+    placeholder for every filter, NULL where none was given. An unknown one (a misspelling) is a TypeError, as
+    for any keyword argument, rather than a listing that silently narrows nothing."""
+    allowed: frozenset[str] = kind.__optional_keys__
+    unknown = sorted(set(filters) - allowed)
+    if unknown:
+        raise TypeError(f"unexpected filter {unknown[0]!r} (filters: {', '.join(sorted(allowed))})")
+    return {**dict.fromkeys(allowed), **filters}
 
 
 class StoreBase:

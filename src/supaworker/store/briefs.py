@@ -10,7 +10,7 @@ from uuid import UUID
 import psycopg
 
 from ..job import JobRecord
-from .base import StoreBase
+from .base import StoreBase, filter_params
 
 
 class BriefFilters(TypedDict, total=False):
@@ -44,8 +44,7 @@ class BriefQueries(StoreBase):
         self, *, limit: int = 50, conn: psycopg.Connection | None = None, **filters: Unpack[BriefFilters]
     ) -> list[dict[str, Any]]:
         """Briefs newest first."""
-        # The query has a placeholder for every filter: one not given is NULL.
-        params = {**dict.fromkeys(BriefFilters.__optional_keys__), **filters, "limit": limit}
+        params = {**filter_params(BriefFilters, filters), "limit": limit}
         return self._rows(self.q.list_briefs, params, conn)
 
     def cancel_brief(self, brief_id: UUID, reason: str, conn: psycopg.Connection | None = None) -> int:

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from ..job import JobRecord
 from ..new_job import NewJob
-from .base import StoreBase, reading_cursor
+from .base import StoreBase, filter_params, reading_cursor
 
 # COPY takes no expressions; the timestamp input 'now' is resolved by the server's clock.
 _NOW = "now"
@@ -110,8 +110,7 @@ class JobQueries(StoreBase):
         self, *, limit: int = 50, conn: psycopg.Connection | None = None, **filters: Unpack[JobFilters]
     ) -> list[JobRecord]:
         """Jobs newest first."""
-        # The query has a placeholder for every filter: one not given is NULL.
-        params = {**dict.fromkeys(JobFilters.__optional_keys__), **filters, "limit": limit}
+        params = {**filter_params(JobFilters, filters), "limit": limit}
         return [JobRecord.from_row(r) for r in self._rows(self.q.list_jobs, params, conn)]
 
     def get_job_outcome(
