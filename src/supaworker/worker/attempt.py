@@ -10,14 +10,12 @@ from dataclasses import KW_ONLY, dataclass, field
 
 from ..job import Job
 from ..retry import retry_transient
-from .completer import Completer
 from .executor import Executor, Outcome
 from .options import WorkerOptions
 from .prefetch import Prefetch
-from .progress import ProgressWriter
 from .protocol import WorkerQueries
+from .records import Recorders
 from .slots import RunningJob
-from .starter import StartRecorder
 from .watchdog import Watchdog
 
 log = logging.getLogger("supaworker.worker")
@@ -34,9 +32,7 @@ class AttemptRunner:
     options: WorkerOptions
     executor: Executor
     _: KW_ONLY
-    starter: StartRecorder
-    completer: Completer
-    progress: ProgressWriter
+    records: Recorders
     watchdog: Watchdog
     prefetch: Prefetch
     on_trouble: Callable[[], None]
@@ -44,8 +40,8 @@ class AttemptRunner:
     retried: int = field(default=0, init=False)
 
     async def run(self, job: Job, running: RunningJob) -> None:
-        job._progress_sink = self.progress.report
-        await self.starter.record(job)
+        job._progress_sink = self.records.progress.report
+        await self.records.starts.record(job)
         running.started = True
         log.debug("job started", extra={"job_id": job.id, "type": job.type, "attempt": job.attempt})
         if job.has_parents:
@@ -70,7 +66,7 @@ class AttemptRunner:
             outcome = Outcome(False, timeout, error=f"TimeoutError: job timed out after {timeout:g}s")
         self.prefetch.observe(outcome.duration_seconds)
         if outcome.ok:
-            self.completer.add(job, outcome.result, outcome.duration_seconds)
+            self.records.completions.add(job, outcome.result, outcome.duration_seconds)
         else:
             await self._record_failure(
                 job, outcome.error or "unknown error", outcome.retryable, outcome.duration_seconds

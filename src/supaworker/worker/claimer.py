@@ -19,13 +19,12 @@ import psycopg
 
 from ..job import Job
 from ..retry import TRANSIENT_ERRORS, Backoff
-from .completer import Completer
 from .lease import LeaseKeeper
 from .options import WorkerOptions
 from .prefetch import Prefetch
 from .protocol import ClaimRequest, WorkerQueries
+from .records import Recorders
 from .slots import Slots
-from .starter import StartRecorder
 
 RESULT_SHAPE_CHANGED = "does not match function result type"
 
@@ -50,8 +49,7 @@ class Claimer:
         *,
         slots: Slots,
         prefetch: Prefetch,
-        completer: Completer,
-        starter: StartRecorder,
+        records: Recorders,
         leases: LeaseKeeper,
         stopping: asyncio.Event,
         wakeup: asyncio.Event,
@@ -66,8 +64,8 @@ class Claimer:
         self.options = options
         self.slots = slots
         self.prefetch = prefetch
-        self.completer = completer
-        self.starter = starter
+        self.completer = records.completions  # completions and starts go beside each claim
+        self.starter = records.starts
         self.leases = leases
         self._stopping = stopping
         self._wakeup = wakeup  # set by NOTIFY, a rescue, or a recovery: there may be work

@@ -43,6 +43,7 @@ from .options import WorkerOptions
 from .prefetch import Prefetch
 from .progress import ProgressWriter
 from .protocol import WorkerQueries
+from .records import Recorders
 from .slots import Slots
 from .starter import StartRecorder
 from .watchdog import Watchdog
@@ -118,6 +119,7 @@ class Worker:
         )
         self.progress = ProgressWriter(self.store, self.worker_id)
         self.starter = StartRecorder(self.store, self.worker_id)
+        self.records = Recorders(self.starter, self.progress, self.completer)
         self.watchdog = Watchdog(lambda: self.slots.running.values())
         self.prefetch = Prefetch(options.concurrency, options.prefetch)
         self.attempts = AttemptRunner(
@@ -125,9 +127,7 @@ class Worker:
             self.worker_id,
             options,
             self.executor,
-            starter=self.starter,
-            completer=self.completer,
-            progress=self.progress,
+            records=self.records,
             watchdog=self.watchdog,
             prefetch=self.prefetch,
             on_trouble=self.database_trouble,
@@ -154,8 +154,7 @@ class Worker:
             options,
             slots=self.slots,
             prefetch=self.prefetch,
-            completer=self.completer,
-            starter=self.starter,
+            records=self.records,
             leases=self.leases,
             stopping=self._stopping,
             wakeup=self._wakeup,
