@@ -80,6 +80,16 @@ def test_a_tenant_whose_jobs_are_gone_hands_its_turn_on(conn: psycopg.Connection
     assert Counter(claim(conn, 1)) == {"a": 1}  # round again to the first
 
 
+def test_turns_go_round_any_tenant_key(conn: psycopg.Connection) -> None:
+    # The session keeps the key whose turn it is as a text array: keys that need quoting in one come back whole.
+    keys = ["", "a,b", 'q"uote', "back\\slash", "{brace}", "NULL", " spaced ", "ünïcode", "x" * 256]
+    for key in keys:
+        enqueue(conn, key, 3)
+    in_key_order = conn.execute("SELECT array_agg(k ORDER BY k) FROM unnest(%s::text[]) k", (keys,)).fetchone()[0]
+    taken = [key for _ in range(2 * len(keys)) for key in claim(conn, 1)]
+    assert taken == in_key_order * 2
+
+
 def test_turns_are_kept_per_session_and_per_schema(db: str, conn: psycopg.Connection) -> None:
     for tenant in "abcd":
         enqueue(conn, tenant, 10)
