@@ -167,12 +167,14 @@ def test_a_fair_share_claim_does_not_walk_the_backlog_of_types_it_does_not_run(
         conn.execute(claim, (types, BATCH, queues))  # a session's first claim plans its statements (many pages)
     plans, claimed = all_plans(conn, claim, (types, BATCH, queues), analyze=True)
     assert claimed == [("u",), ("u",)]
-    # Walking the 20,000 jobs reads over a thousand pages (index or table); finding the two, a few dozen.
-    # The claim's own plan is the last; its first node counts the pages of every statement inside it.
+    # Walking the 20,000 jobs reads over a thousand pages (index or table); finding the two, a few dozen, and
+    # about 200 in all with the session's first shared claim drawing the tenant it starts at (the warm-up's
+    # place in the round was rolled back with it). The claim's own plan is the last; its first node counts the
+    # pages of every statement inside it.
     root = re.search(r"Buffers: shared hit=(\d+)(?: read=(\d+))?", plans[-1])
     assert root is not None, plans[-1]
     pages = int(root[1]) + int(root[2] or 0)
-    assert pages < 200, plans
+    assert pages < 300, plans
 
 
 def test_claims_naming_their_types_or_queues_take_them_in_claim_order(conn: psycopg.Connection) -> None:

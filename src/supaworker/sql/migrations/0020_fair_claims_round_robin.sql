@@ -9,8 +9,9 @@
 -- order and a claim serves the next turns from there: a turn is the tenant's weight times a tenth of the
 -- batch, so a claim reads about ten keys and takes from about ten tenants however many are waiting, and a
 -- turn cut short by the end of a batch goes on in that session's next claim (deficit round robin), so shares
--- follow the weights exactly also for claims of one job. Work-conserving as before: what the turns leave (a
--- tenant with fewer jobs than its turn) goes in plain claim order.
+-- follow the weights exactly also for claims of one job. A new session starts at a tenant drawn at random in
+-- proportion to weight. Work-conserving as before: what the turns leave (a tenant with fewer jobs than its
+-- turn) goes in plain claim order.
 
 CREATE OR REPLACE FUNCTION {{schema}}.claim_jobs_v2(p_worker_id text, p_types text[] DEFAULT NULL::text[], p_limit integer DEFAULT 1, p_lease_seconds double precision DEFAULT 30, p_queues text[] DEFAULT NULL::text[], p_start integer DEFAULT NULL::integer, p_seq_base bigint DEFAULT 0)
  RETURNS SETOF {{schema}}.jobs
@@ -240,8 +241,9 @@ BEGIN
     -- The shares: turns round the tenants with jobs queued, in key order, from where this session's last
     -- shared claim left off (kept in a setting of the session, by schema). A turn is the tenant's weight times a
     -- tenth of the batch, so a claim reads about ten keys and takes from about ten tenants however many wait;
-    -- the turn the batch ends in goes on in the next claim. (Sessions take turns each on their own: a new one,
-    -- or one whose tenant has gone, starts at the first tenant.)
+    -- the turn the batch ends in goes on in the next claim. Sessions go round each on their own: a new one starts
+    -- at a tenant drawn at random in proportion to weight, so that sessions claiming once each (a pooler's, a
+    -- short-lived one's) do not all start at the first; one whose tenant has gone goes on at the next.
     v_turn_name := 'supaworker.fair_turn_' || to_regnamespace((parse_ident('{{schema}}'))[1])::oid;
     v_turn := nullif(current_setting(v_turn_name, true), '')::text[];  -- {what is left of the turn, tenant}
     v_quantum := ceil(p_limit / 10.0)::integer;
@@ -254,6 +256,20 @@ BEGIN
         SELECT c.fairness_key INTO v_turn_key FROM {{schema}}.jobs c
          WHERE c.status = 'pending' AND c.fairness_key > v_turn[2] ORDER BY c.fairness_key LIMIT 1;
       END IF;
+    ELSE
+      -- The draw walks the keys once per session (the first 1,000 where there are more).
+      WITH RECURSIVE k(key, n) AS (
+        SELECT v_first, 1
+        UNION ALL
+        SELECT (SELECT c.fairness_key FROM {{schema}}.jobs c
+                 WHERE c.status = 'pending' AND c.fairness_key > k.key ORDER BY c.fairness_key LIMIT 1), k.n + 1
+          FROM k WHERE k.key IS NOT NULL AND k.n < 1000
+      )
+      SELECT k.key INTO v_turn_key
+        FROM k LEFT JOIN {{schema}}.fairness_weights w ON w.key = k.key
+       WHERE k.key IS NOT NULL
+       ORDER BY -ln(1.0 - random()) / coalesce(w.weight, 1)
+       LIMIT 1;
     END IF;
     v_turn_key := coalesce(v_turn_key, v_first);
 
