@@ -227,3 +227,11 @@ async def test_a_small_tenant_is_served_while_a_big_one_waits(db: str, store: St
             ).fetchone()[0]
     assert len(small) == 100
     assert left > 10_000, left
+
+
+def test_a_claim_of_any_size_with_the_heaviest_weight_takes_every_job(conn: psycopg.Connection) -> None:
+    # A turn is weight x a tenth of the batch: 10,000 x 214,748,365 does not fit in an integer.
+    enqueue(conn, "a", 5)
+    enqueue(conn, "b", 5)
+    supaworker.set_fairness_weight("a", 10_000, conn=conn)
+    assert Counter(claim(conn, 2**31 - 1)) == {"a": 5, "b": 5}

@@ -873,8 +873,8 @@ DECLARE
   v_turn_name text;
   v_turn text[];
   v_turn_key text;
-  v_turn_left integer;
-  v_quantum integer;
+  v_turn_left bigint;
+  v_quantum bigint;  -- a turn is weight x quantum: 10,000 x a tenth of the largest batch is past an integer
   v_rated boolean := false;
   v_from_priority integer;
   v_from_run_at timestamptz;
@@ -1084,12 +1084,12 @@ BEGIN
     -- short-lived one's) do not all start at the first; one whose tenant has gone goes on at the next.
     v_turn_name := 'supaworker.fair_turn_' || to_regnamespace((parse_ident('{{schema}}'))[1])::oid;
     v_turn := nullif(current_setting(v_turn_name, true), '')::text[];  -- {what is left of the turn, tenant}
-    v_quantum := ceil(p_limit / 10.0)::integer;
+    v_quantum := ceil(p_limit / 10.0)::bigint;
     IF v_turn IS NOT NULL THEN
       SELECT c.fairness_key INTO v_turn_key FROM {{schema}}.jobs c
        WHERE c.status = 'pending' AND c.fairness_key >= v_turn[2] ORDER BY c.fairness_key LIMIT 1;
-      IF v_turn_key = v_turn[2] AND v_turn[1]::integer > 0 THEN
-        v_turn_left := v_turn[1]::integer;
+      IF v_turn_key = v_turn[2] AND v_turn[1]::bigint > 0 THEN
+        v_turn_left := v_turn[1]::bigint;
       ELSIF v_turn_key = v_turn[2] THEN
         SELECT c.fairness_key INTO v_turn_key FROM {{schema}}.jobs c
          WHERE c.status = 'pending' AND c.fairness_key > v_turn[2] ORDER BY c.fairness_key LIMIT 1;
@@ -1128,7 +1128,7 @@ BEGIN
        WHERE k.total < p_limit AND k.n < 1000
     ), turn AS (
       -- A tenant met twice in one claim (few tenants) takes its turns in one go.
-      SELECT k.key, min(k.n) AS n, sum(least(k.quota, p_limit - (k.total - k.quota)))::integer AS quota
+      SELECT k.key, min(k.n) AS n, sum(least(k.quota, p_limit - (k.total - k.quota)))::bigint AS quota
         FROM walk k GROUP BY k.key
     )
     SELECT ARRAY(
