@@ -20,14 +20,14 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from importlib import import_module
 from typing import Any, NoReturn, TypeVar
 
 import click
 import psycopg
 from pydantic import ValidationError
 
-from .. import client, embedded
 from ..config import Settings, get_settings
 from ..db import ConnectionProfile, probe, resolve_conninfo
 from ..errors import (
@@ -121,6 +121,8 @@ class CommandContext:
             settings = self.settings
             conninfo = resolve_conninfo(settings, allow_embedded=True)
             if not settings.database_url:
+                from .. import embedded
+
                 click.echo(
                     f"note: no DATABASE_URL, so this uses the embedded PostgreSQL in {embedded.data_dir(settings)}; "
                     "it keeps running after this command (`supaworker embedded stop` stops it)",
@@ -130,6 +132,8 @@ class CommandContext:
         return self._profile
 
     def store(self) -> Any:
+        from .. import client
+
         # The database the profile found (the embedded one included), for the process-wide pool.
         settings = self.settings.model_copy(update={"database_url": self.profile.conninfo})
         return client.get_store(settings)
@@ -149,7 +153,54 @@ def command(group: click.Group, *args: Any, **kwargs: Any) -> Callable[[Callable
     return decorate
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+# The module of `supaworker.cli` that registers each command on `main`, imported when that command runs.
+COMMAND_MODULES: dict[str, str] = {
+    **dict.fromkeys(("cancel", "enqueue", "jobs", "retry", "show", "stats", "wait"), "jobs"),
+    "brief": "briefs",
+    **dict.fromkeys(("controls", "fairness", "limit", "pause", "resume"), "controls"),
+    "periodic": "periodic",
+    **dict.fromkeys(
+        ("doctor", "embedded", "history", "migrate", "prune", "schema", "supabase", "tables"), "operations"
+    ),
+    **dict.fromkeys(("up", "worker", "worker-process"), "running"),
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose commands are registered by modules imported on first use: `supaworker worker` does not
+    load what enqueueing, briefs or the database's upkeep need (a third of its start-up).
+
+    `lazy_commands` maps each command's name to the module (under this package) whose import registers it.
+    Anything that needs every command (the group's help, completion, a name that is not a command, for its
+    "did you mean") imports them all first, so it reads the same as with every module imported up front.
+    """
+
+    def __init__(self, *args: Any, lazy_commands: Mapping[str, str] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy_commands = dict(lazy_commands or {})
+
+    def _load(self, module: str) -> None:
+        import_module(f"{__package__}.{module}")
+
+    def _load_all(self) -> None:
+        for module in sorted(set(self.lazy_commands.values())):
+            self._load(module)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_all()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            module = self.lazy_commands.get(cmd_name)
+            if module is None:
+                self._load_all()
+            else:
+                self._load(module)
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup, lazy_commands=COMMAND_MODULES, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="supaworker")
 def main() -> None:
     """supaworker: a PostgreSQL job queue and worker (Redis/Bull without Redis)."""
