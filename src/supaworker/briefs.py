@@ -24,13 +24,17 @@ from .client import MAX_REASON_LENGTH, _store_for, insert_dependencies
 from .config import get_settings
 from .errors import BriefNotFound, InvalidBrief, InvalidJob, InvalidTransition
 from .job import JobRecord
-from .new_job import DEFAULT_MAX_ATTEMPTS, NewJob
+from .new_job import NewJob
+from .rules import (
+    DEFAULT_MAX_ATTEMPTS,
+    LIST_LIMIT_MESSAGE,
+    MAX_LIST_LIMIT,
+    MAX_TEXT_LENGTH,
+    MAX_TITLE_LENGTH,
+    MAX_USER_ID_LENGTH,
+)
 from .store import Store
 from .validation import check_json, check_text
-
-MAX_USER_ID_LENGTH = 255
-MAX_TITLE_LENGTH = 500
-MAX_TEXT_LENGTH = 20_000  # description and query, as the built-in handlers bound them
 
 
 class BriefStatus(StrEnum):
@@ -278,8 +282,8 @@ def list_briefs(
     `before=<created_at of the last one seen>`."""
     if status is not None and status not in BriefStatus.__members__.values():
         raise InvalidBrief(f"status must be one of {', '.join(s.value for s in BriefStatus)}, not {status!r}")
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-        raise InvalidBrief("limit must be an integer between 1 and 10000")
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
+        raise InvalidBrief(LIST_LIMIT_MESSAGE)
     if user_id is not None:
         check_text("user_id", user_id, max_length=MAX_USER_ID_LENGTH, error=InvalidBrief)
     rows = _store_for(conn, store).list_briefs(user_id=user_id, status=status, before=before, limit=limit, conn=conn)

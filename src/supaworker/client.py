@@ -19,10 +19,11 @@ from psycopg_pool import ConnectionPool
 from . import validation
 from .config import Settings, get_settings
 from .db import probe, resolve_conninfo
-from .dependencies import MAX_KEY_LENGTH, check_depends_on, check_parents, topological_order
+from .dependencies import check_depends_on, check_parents, topological_order
 from .errors import InvalidJob, InvalidTransition, JobNotFound
 from .job import JobRecord
 from .new_job import JOB_OPTIONS, JobOptions, NewJob
+from .rules import KEY_MESSAGE, MAX_KEY_LENGTH
 from .store import Store
 
 MAX_REASON_LENGTH = 1000
@@ -234,7 +235,7 @@ def _bulk_row(index: int, job: Any) -> tuple[NewJob, str | None, list[int | str]
     key = fields.pop("key", None)
     try:
         if key is not None and (not isinstance(key, str) or not key.strip() or len(key) > MAX_KEY_LENGTH):
-            raise InvalidJob(f"key must be a non-empty string of at most {MAX_KEY_LENGTH} characters")
+            raise InvalidJob(KEY_MESSAGE)
         job_refs = check_depends_on(fields.pop("depends_on", None), allow_keys=True)
         new = NewJob.build(**fields)
     except TypeError as exc:

@@ -22,7 +22,7 @@ from typing_extensions import Unpack
 
 from .client import _store_for
 from .errors import InvalidJob
-from .new_job import MAX_TYPE_LENGTH
+from .rules import MAX_TYPE_LENGTH
 from .store import Store
 from .validation import check_text
 

@@ -12,9 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from .errors import InvalidJob
-
-MAX_DEPENDENCIES = 1000
-MAX_KEY_LENGTH = 128
+from .rules import DEPENDS_ON_KEY_MESSAGE, MAX_DEPENDENCIES, MAX_KEY_LENGTH
 
 
 def check_depends_on(depends_on: Any, *, allow_keys: bool = False) -> list[int | str]:
@@ -33,7 +31,7 @@ def check_depends_on(depends_on: Any, *, allow_keys: bool = False) -> list[int |
         if isinstance(ref, str) and not allow_keys:
             raise InvalidJob(f"depends_on entries must be job ids (integers), not {ref!r}")
         if isinstance(ref, str) and (not ref.strip() or len(ref) > MAX_KEY_LENGTH):
-            raise InvalidJob(f"depends_on keys must be non-empty strings of at most {MAX_KEY_LENGTH} characters")
+            raise InvalidJob(DEPENDS_ON_KEY_MESSAGE)
         if ref not in refs:
             refs.append(ref)
     if len(refs) > MAX_DEPENDENCIES:

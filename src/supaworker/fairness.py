@@ -14,7 +14,7 @@ import psycopg
 
 from .client import _store_for
 from .errors import InvalidJob
-from .new_job import MAX_FAIRNESS_KEY_LENGTH
+from .rules import MAX_FAIRNESS_KEY_LENGTH
 from .store import Store
 from .validation import check_text
 

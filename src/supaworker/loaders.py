@@ -22,7 +22,7 @@ from psycopg.adapt import Loader
 from psycopg.pq import Format
 from psycopg.types.json import set_json_loads
 
-# Above validation.MAX_PAYLOAD_DEPTH (what can be written now), below the ~250 levels where pydantic's
+# Above rules.MAX_PAYLOAD_DEPTH (what can be written now), below the ~250 levels where pydantic's
 # serialiser stops, with room for the response around the value.
 READABLE_DEPTH = 200
 

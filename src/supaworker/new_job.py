@@ -1,9 +1,10 @@
 """A job to enqueue, checked once: the one value every way in builds and every way out writes.
 
 The Python API (`create_job`, `create_jobs`), the REST API, the CLI, periodic schedules and briefs all turn
-their input into a `NewJob` with `NewJob.build(...)`, which applies the limits of `supaworker.validation`
-and raises InvalidJob naming the bad field. The payload is encoded to JSON there, once: the single insert,
-the COPY of a batch and the SQL API over PostgREST all send that text.
+their input into a `NewJob` with `NewJob.build(...)`, which applies the rules of `supaworker.rules` (the
+SQL function `check_job` applies the same ones) and raises InvalidJob naming the bad field. The payload is
+encoded to JSON there, once: the single insert, the COPY of a batch and the SQL API over PostgREST all send
+that text.
 """
 
 from __future__ import annotations
@@ -17,12 +18,20 @@ from uuid import UUID
 from . import validation
 from .dependencies import check_depends_on
 from .errors import InvalidJob
-
-DEFAULT_MAX_ATTEMPTS = 3
-MAX_TYPE_LENGTH = 128
-MAX_UNIQUE_KEY_LENGTH = 512
-MAX_FAIRNESS_KEY_LENGTH = 256
-MAX_INT32 = 2**31
+from .rules import (
+    DEFAULT_MAX_ATTEMPTS,
+    MAX_ATTEMPTS_MESSAGE,
+    MAX_DELAY_SECONDS,
+    MAX_FAIRNESS_KEY_LENGTH,
+    MAX_HOLD_SECONDS,
+    MAX_INT32,
+    MAX_TIMEOUT_SECONDS,
+    MAX_TYPE_LENGTH,
+    MAX_UNIQUE_KEY_LENGTH,
+    MIN_INT32,
+    PRIORITY_MESSAGE,
+    UNIQUE_KEY_MESSAGE,
+)
 
 
 class JobOptions(TypedDict, total=False):
@@ -74,34 +83,30 @@ class NewJob:
         payload = {} if payload is None else payload
         payload_json = validation.check_json("payload", payload)
         priority = options.get("priority", 0)
-        if isinstance(priority, bool) or not isinstance(priority, int) or not -MAX_INT32 <= priority < MAX_INT32:
-            raise InvalidJob("priority must be a 32-bit integer (lower runs first)", field="priority")
+        if isinstance(priority, bool) or not isinstance(priority, int) or not MIN_INT32 <= priority <= MAX_INT32:
+            raise InvalidJob(PRIORITY_MESSAGE, field="priority")
         max_attempts = options.get("max_attempts", DEFAULT_MAX_ATTEMPTS)
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts < MAX_INT32:
-            raise InvalidJob("max_attempts must be an integer >= 1", field="max_attempts")
+        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or not 1 <= max_attempts <= MAX_INT32:
+            raise InvalidJob(MAX_ATTEMPTS_MESSAGE, field="max_attempts")
         timeout = options.get("timeout")
         if timeout is not None:
-            timeout = validation.check_seconds(
-                "timeout", timeout, maximum=validation.MAX_TIMEOUT_SECONDS, positive=True
-            )
+            timeout = validation.check_seconds("timeout", timeout, maximum=MAX_TIMEOUT_SECONDS, positive=True)
         run_at, delay = options.get("run_at"), options.get("delay")
         if run_at is not None and delay is not None:
             raise InvalidJob("give run_at or delay, not both", field="delay")
         if run_at is not None:
             validation.check_run_at(run_at)
         if delay is not None:
-            delay = validation.check_seconds("delay", delay, maximum=validation.MAX_DELAY_SECONDS, positive=False)
+            delay = validation.check_seconds("delay", delay, maximum=MAX_DELAY_SECONDS, positive=False)
         unique_key, unique_for = options.get("unique_key"), options.get("unique_for")
         if unique_key is not None:
             validation.check_text("unique_key", unique_key, max_length=MAX_UNIQUE_KEY_LENGTH, allow_blank=True)
             if not unique_key:
-                raise InvalidJob(f"unique_key must be a non-empty string of at most {MAX_UNIQUE_KEY_LENGTH} characters")
+                raise InvalidJob(UNIQUE_KEY_MESSAGE)
         if unique_for is not None:
             if unique_key is None:
                 raise InvalidJob("unique_for needs a unique_key")
-            unique_for = validation.check_seconds(
-                "unique_for", unique_for, maximum=validation.MAX_HOLD_SECONDS, positive=True
-            )
+            unique_for = validation.check_seconds("unique_for", unique_for, maximum=MAX_HOLD_SECONDS, positive=True)
         brief_id = options.get("brief_id")
         if brief_id is not None and not isinstance(brief_id, UUID):
             try:

@@ -23,8 +23,9 @@ from croniter import CroniterError, croniter
 
 from .client import _store_for
 from .errors import InvalidJob
-from .new_job import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH, NewJob
+from .new_job import NewJob
 from .registry import HandlerFunc, Registry, default_registry
+from .rules import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH
 from .store import Store
 from .validation import check_text
 

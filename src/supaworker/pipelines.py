@@ -1,5 +1,8 @@
 """The brief pipelines, as plain data: which jobs a brief runs, in which order, for each media type.
 
+This is their one definition: the SQL API's `pipelines()` and `brief_steps()` are rendered from it (see
+`rules`), and the CLI, the REST API's models and the built-in steps read it here, without a database.
+
 A brief without `use_pipeline` runs `SINGLE_STEP` only. With it, it runs `PIPELINES[media_type]`: each step
 is a job that depends on the one before it (see `create_brief_with_job`), so it starts only once that one
 completed, and it reads the results of the steps before it as `job.upstream`.
@@ -11,6 +14,8 @@ An application can run other sequences (for instance with `storyboard`) by passi
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+from . import rules
 
 MEDIA_TYPES: tuple[str, ...] = ("video", "image", "audio", "text")
 
@@ -34,8 +39,7 @@ PIPELINES: dict[str, tuple[str, ...]] = {
     "text": ("analysis", "text_analysis", "render"),
 }
 
-# A brief's steps are jobs; a longer list is a mistake, not a pipeline.
-MAX_STEPS = 50
+MAX_STEPS = rules.MAX_STEPS
 
 
 def steps_for(media_type: str, use_pipeline: bool) -> tuple[str, ...]:
@@ -50,8 +54,8 @@ def check_steps(steps: Sequence[str]) -> tuple[str, ...]:
     if isinstance(steps, str) or not isinstance(steps, Sequence):
         raise ValueError("steps must be a list of job types")
     if not 1 <= len(steps) <= MAX_STEPS:
-        raise ValueError(f"steps must hold between 1 and {MAX_STEPS} job types")
+        raise ValueError(rules.STEPS_MESSAGE)
     for step in steps:
-        if not isinstance(step, str) or not step.strip() or len(step) > 128:
-            raise ValueError(f"each step must be a non-empty job type of at most 128 characters, not {step!r}")
+        if not isinstance(step, str) or not step.strip() or len(step) > rules.MAX_TYPE_LENGTH:
+            raise ValueError(f"{rules.STEP_MESSAGE}{step!r}")
     return tuple(steps)

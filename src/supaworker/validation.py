@@ -1,4 +1,6 @@
-"""The limits every way in shares: one check per kind of value, raising InvalidJob that names the field.
+"""The checks every way in shares: one per kind of value, raising InvalidJob that names the field.
+
+The limits themselves are defined in `rules`, which the SQL API reads too.
 
 The Python API (`client`, `briefs`, `controls`, `periodic`), the REST API's models and query parameters, and
 the CLI all call these, so a value is accepted by one exactly when it is accepted by the others, and only
@@ -17,21 +19,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from .errors import InvalidJob
-
-MAX_BIGINT = 2**63 - 1
-# Deep enough for any real document; far below where the response encoders give up (pydantic's serialiser
-# stops at about 250 levels, Python's json at about 1000), so a stored payload always renders whole.
-MAX_PAYLOAD_DEPTH = 64
-MIN_RUN_AT = datetime(1970, 1, 1, tzinfo=UTC)
-# A year short of Python's datetime.max, so the time still reads back in any session time zone.
-MAX_RUN_AT = datetime(9999, 1, 1, tzinfo=UTC)
-MAX_DELAY_SECONDS = 100 * 365 * 86_400  # 100 years
-MAX_TIMEOUT_SECONDS = 30 * 86_400  # 30 days per attempt
-MAX_HOLD_SECONDS = MAX_DELAY_SECONDS  # unique_for
+from .rules import MAX_BIGINT, MAX_PAYLOAD_DEPTH, MAX_RUN_AT, MIN_RUN_AT, RUN_AT_MESSAGE
 
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
 
@@ -133,17 +125,16 @@ def check_seconds(field: str, value: Any, *, maximum: float, positive: bool) -> 
     return float(value)
 
 
-def check_run_at(value: Any, field: str = "run_at") -> datetime:
-    """A timezone-aware datetime from MIN_RUN_AT to MAX_RUN_AT (exclusive)."""
+def check_run_at(value: Any) -> datetime:
+    """A job's run_at: a timezone-aware datetime from MIN_RUN_AT to MAX_RUN_AT (exclusive)."""
     if not isinstance(value, datetime) or value.tzinfo is None or value.utcoffset() is None:
-        raise InvalidJob(f"{field} must be a timezone-aware datetime", field=field)
+        raise InvalidJob("run_at must be a timezone-aware datetime", field="run_at")
     try:
         in_range = MIN_RUN_AT <= value < MAX_RUN_AT
     except OverflowError:
         in_range = False
     if not in_range:
-        bounds = f"from {MIN_RUN_AT.isoformat()} to before {MAX_RUN_AT.isoformat()}"
-        raise InvalidJob(f"{field} must be {bounds}, not {value.isoformat()}", field=field)
+        raise InvalidJob(RUN_AT_MESSAGE + value.isoformat(), field="run_at")
     return value
 
 

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 
 import supaworker
 from supaworker.errors import InvalidBrief, InvalidJob
+from supaworker.rules import MAX_PAYLOAD_DEPTH
 from supaworker.store import Store
-from supaworker.validation import MAX_PAYLOAD_DEPTH
 from tests.conftest import run_cli
 from tests.support.api import AUTH, make_app
 

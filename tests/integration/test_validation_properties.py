@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from supaworker.errors import InvalidJob
-from supaworker.validation import MAX_DELAY_SECONDS, MAX_RUN_AT, MIN_RUN_AT, check_json, check_run_at, check_text
+from supaworker.rules import MAX_DELAY_SECONDS, MAX_RUN_AT, MIN_RUN_AT
+from supaworker.validation import check_json, check_run_at, check_text
 
 PROPERTY_SETTINGS = settings(
     max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

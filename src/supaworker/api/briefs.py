@@ -13,7 +13,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import briefs
+from .. import briefs, rules
 from ..errors import BriefNotFound, InvalidBrief
 from .auth import reads, session_user, writes
 from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
@@ -72,7 +72,7 @@ def create_brief(request: Request, body: BriefCreate) -> dict[str, Any]:
 @reads(router, "", "Briefs, newest first", 400)
 def list_briefs(
     request: Request,
-    user_id: Annotated[StorableText | None, Query(min_length=1, max_length=briefs.MAX_USER_ID_LENGTH)] = None,
+    user_id: Annotated[StorableText | None, Query(min_length=1, max_length=rules.MAX_USER_ID_LENGTH)] = None,
     status: str | None = Query(None, description=f"One of {', '.join(s.value for s in briefs.BriefStatus)}."),
     before: Annotated[DateTimeText | None, Query(description="The next page: the previous `next_before`.")] = None,
     limit: int = Query(LIST_LIMIT_DEFAULT, ge=1, le=LIST_LIMIT_MAX),

@@ -15,8 +15,8 @@ from .. import controls
 from ..bulk import MAX_IDS, bulk_action
 from ..client import MAX_REASON_LENGTH
 from ..job_search import JobFilter
-from ..new_job import MAX_TYPE_LENGTH
 from ..periodic import list_periodic_schedules, set_periodic_enabled
+from ..rules import MAX_TYPE_LENGTH
 from ..states import JobStatus
 from ..store import Store
 from ..validation import MAX_BIGINT

@@ -20,10 +20,10 @@ from pydantic import (
     field_validator,
 )
 
-from .. import briefs, pipelines, validation
+from .. import pipelines, rules, validation
 from ..client import MAX_REASON_LENGTH
 from ..errors import InvalidJob
-from ..new_job import DEFAULT_MAX_ATTEMPTS, MAX_FAIRNESS_KEY_LENGTH, MAX_TYPE_LENGTH, NewJob
+from ..new_job import NewJob
 
 
 def _storable_text(value: str) -> str:
@@ -58,34 +58,36 @@ def _run_at(value: datetime | None) -> datetime | None:
 
 
 class JobCreate(BaseModel):
-    """`POST /api/jobs`: the fields of `supaworker.create_job`, with the limits of `supaworker.validation`."""
+    """`POST /api/jobs`: the fields of `supaworker.create_job`, with the limits of `supaworker.rules`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    type: StorableText = Field(min_length=1, max_length=MAX_TYPE_LENGTH, description="Job type (a registered handler).")
+    type: StorableText = Field(
+        min_length=1, max_length=rules.MAX_TYPE_LENGTH, description="Job type (a registered handler)."
+    )
     payload: Any = Field(
         default_factory=dict,
-        description=f"JSON handed to the handler, nested at most {validation.MAX_PAYLOAD_DEPTH} levels deep; "
+        description=f"JSON handed to the handler, nested at most {rules.MAX_PAYLOAD_DEPTH} levels deep; "
         "no NUL characters or lone surrogates in its strings and keys.",
     )
     priority: StrictInt = Field(0, ge=-(2**31), lt=2**31, description="Lower runs first.")
     run_at: Annotated[DateTimeText | None, AfterValidator(_run_at)] = Field(
         None,
-        description=f"Not before this time (timezone-aware), from {validation.MIN_RUN_AT.isoformat()} "
-        f"to before {validation.MAX_RUN_AT.isoformat()}.",
+        description=f"Not before this time (timezone-aware), from {rules.MIN_RUN_AT.isoformat()} "
+        f"to before {rules.MAX_RUN_AT.isoformat()}.",
     )
     delay: StrictFloat | None = Field(
-        None, ge=0, le=validation.MAX_DELAY_SECONDS, description="Seconds from now before it may run."
+        None, ge=0, le=rules.MAX_DELAY_SECONDS, description="Seconds from now before it may run."
     )
-    max_attempts: StrictInt = Field(DEFAULT_MAX_ATTEMPTS, ge=1, lt=2**31)
+    max_attempts: StrictInt = Field(rules.DEFAULT_MAX_ATTEMPTS, ge=1, le=rules.MAX_INT32)
     timeout: StrictFloat | None = Field(
-        None, gt=0, le=validation.MAX_TIMEOUT_SECONDS, description="Per-attempt timeout in seconds."
+        None, gt=0, le=rules.MAX_TIMEOUT_SECONDS, description="Per-attempt timeout in seconds."
     )
     brief_id: UUID | None = Field(None, description="An existing brief the job belongs to.")
-    queue: StorableText = Field("default", min_length=1, max_length=MAX_TYPE_LENGTH)
+    queue: StorableText = Field("default", min_length=1, max_length=rules.MAX_TYPE_LENGTH)
     fairness_key: StorableText | None = Field(
         None,
-        max_length=MAX_FAIRNESS_KEY_LENGTH,
+        max_length=rules.MAX_FAIRNESS_KEY_LENGTH,
         description="The tenant whose share of the workers the job uses (omitted: the default tenant).",
     )
     metadata: Any = Field(
@@ -118,16 +120,16 @@ class BriefCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: StorableText = Field(
-        min_length=1, max_length=briefs.MAX_USER_ID_LENGTH, description="Who the brief is for."
+        min_length=1, max_length=rules.MAX_USER_ID_LENGTH, description="Who the brief is for."
     )
-    title: StorableText = Field("", max_length=briefs.MAX_TITLE_LENGTH)
-    description: StorableText = Field("", max_length=briefs.MAX_TEXT_LENGTH)
-    query: StorableText = Field(min_length=1, max_length=briefs.MAX_TEXT_LENGTH, description="What to make.")
+    title: StorableText = Field("", max_length=rules.MAX_TITLE_LENGTH)
+    description: StorableText = Field("", max_length=rules.MAX_TEXT_LENGTH)
+    query: StorableText = Field(min_length=1, max_length=rules.MAX_TEXT_LENGTH, description="What to make.")
     media_type: str = Field(description=f"One of {', '.join(pipelines.MEDIA_TYPES)}.")
     use_pipeline: StrictBool = Field(False, description="Run the media type's whole pipeline, not only analysis.")
     fairness_key: StorableText | None = Field(
         None,
-        max_length=MAX_FAIRNESS_KEY_LENGTH,
+        max_length=rules.MAX_FAIRNESS_KEY_LENGTH,
         description="The tenant whose share of the workers the brief's steps use (omitted: its user_id).",
     )
 

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from .. import briefs, pipelines
+from ..rules import MAX_LIST_LIMIT
 from .app import EXIT_BAD_INPUT, CommandContext, command, fail, json_option, main, parse_payload
 from .output import cell, print_rows, print_table
 
@@ -95,7 +96,7 @@ def brief_show(ctx: CommandContext, brief_id: str, as_json: bool) -> None:
 @command(brief, "list")
 @click.option("--user-id", help="Only this user's briefs.")
 @click.option("--status", type=click.Choice([s.value for s in briefs.BriefStatus]), help="Only in this status.")
-@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
+@click.option("--limit", type=click.IntRange(1, MAX_LIST_LIMIT), default=50, show_default=True)
 @json_option
 def brief_list(ctx: CommandContext, user_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """List briefs, newest first."""

@@ -7,7 +7,8 @@ is generated from them by `schema_file.py` (`python -m supaworker.sql.schema_fil
 and tests/migration/test_schema_file.py keeps the two equal. Read a function's body there.
 
 Files refer to the schema as `{{schema}}` and to the wake-up channel as `{{channel}}`; `render()` fills them
-in, so an application's own schema is never touched.
+in, so an application's own schema is never touched. A migration writes a limit, default or message of the
+rules as `{{rule:NAME}}`, which `render()` fills in from `supaworker.rules`, their one definition.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from importlib import resources
 
 from psycopg import sql
 
+from .. import rules
+
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
@@ -27,10 +30,21 @@ def channel_name(schema: str) -> str:
     return f"{schema}_jobs"
 
 
+_RULE = re.compile(r"\{\{rule:([a-z0-9_]+)\}\}")
+
+
+def _rule_value(match: re.Match[str]) -> str:
+    try:
+        return rules.sql_values()[match.group(1)]
+    except KeyError:
+        raise KeyError(f"{match.group(0)}: supaworker.rules.sql_values() has no rule {match.group(1)!r}") from None
+
+
 def render(text: str, schema: str) -> str:
     quoted_schema = sql.Identifier(schema).as_string()
     quoted_channel = sql.Literal(channel_name(schema)).as_string()
-    return text.replace("{{schema}}", quoted_schema).replace("{{channel}}", quoted_channel)
+    text = text.replace("{{schema}}", quoted_schema).replace("{{channel}}", quoted_channel)
+    return _RULE.sub(_rule_value, text) if "{{rule:" in text else text
 
 
 # A migration that the previous release's workers cannot run against says so in a line of its own:

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0020_fair_claims_round_robin) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0021_rules_from_one_definition) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -649,7 +649,7 @@ BEGIN
   PERFORM {{schema}}.check_text('type', check_job.type, 128);
   PERFORM {{schema}}.check_text('queue', check_job.queue, 128);
   IF check_job.payload IS NOT NULL THEN
-    PERFORM {{schema}}.check_json_depth('payload', check_job.payload);
+    PERFORM {{schema}}.check_json_depth('payload', check_job.payload, 64);
   END IF;
   IF check_job.priority IS NULL OR check_job.priority NOT BETWEEN -2147483648 AND 2147483647 THEN
     PERFORM {{schema}}.raise_invalid('priority must be a 32-bit integer (lower runs first)', 'priority');
@@ -664,9 +664,8 @@ BEGIN
     PERFORM {{schema}}.raise_invalid('give run_at or delay, not both', 'delay');
   END IF;
   IF check_job.run_at IS NOT NULL
-     AND NOT (check_job.run_at >= '1970-01-01T00:00:00Z' AND check_job.run_at < '9999-01-01T00:00:00Z') THEN
-    PERFORM {{schema}}.raise_invalid(
-      'run_at must be from 1970-01-01T00:00:00+00:00 to before 9999-01-01T00:00:00+00:00, not ' || check_job.run_at,
+     AND NOT (check_job.run_at >= '1970-01-01T00:00:00+00:00' AND check_job.run_at < '9999-01-01T00:00:00+00:00') THEN
+    PERFORM {{schema}}.raise_invalid('run_at must be from 1970-01-01T00:00:00+00:00 to before 9999-01-01T00:00:00+00:00, not ' || check_job.run_at,
       'run_at');
   END IF;
   IF check_job.delay IS NOT NULL THEN
@@ -691,7 +690,7 @@ BEGIN
     END IF;
   END LOOP;
   IF (SELECT count(DISTINCT r) FROM unnest(check_job.depends_on) r) > 1000 THEN
-    PERFORM {{schema}}.raise_invalid(format('a job may depend on at most 1000 jobs, not %s',
+    PERFORM {{schema}}.raise_invalid(format('a job may depend on at most %s jobs, not %s', 1000,
                                             (SELECT count(DISTINCT r) FROM unnest(check_job.depends_on) r)));
   END IF;
 END $function$;
@@ -1292,8 +1291,7 @@ BEGIN
     END IF;
     FOREACH v_step IN ARRAY create_brief_with_job.steps LOOP
       IF v_step IS NULL OR {{schema}}.is_blank(v_step) OR length(v_step) > 128 THEN
-        PERFORM {{schema}}.raise_invalid(
-          'each step must be a non-empty job type of at most 128 characters, not ' || {{schema}}.repr(v_step));
+        PERFORM {{schema}}.raise_invalid('each step must be a non-empty job type of at most 128 characters, not ' || {{schema}}.repr(v_step));
       END IF;
     END LOOP;
     v_plan := create_brief_with_job.steps;
@@ -1305,7 +1303,7 @@ BEGIN
     IF jsonb_typeof(create_brief_with_job.options) <> 'object' THEN
       PERFORM {{schema}}.raise_invalid('options must be a mapping of extra payload fields');
     END IF;
-    PERFORM {{schema}}.check_json_depth('options', create_brief_with_job.options);
+    PERFORM {{schema}}.check_json_depth('options', create_brief_with_job.options, 64);
   END IF;
   BEGIN
     PERFORM {{schema}}.check_job(v_plan[1], '{}', create_brief_with_job.priority, NULL, NULL,
@@ -1495,7 +1493,8 @@ BEGIN
                 CASE WHEN jsonb_typeof(v_item -> 'depends_on') = 'array' THEN v_item -> 'depends_on' END)
                 WITH ORDINALITY AS x(e, o) GROUP BY e) d;
       IF jsonb_array_length(v_ref) > 1000 THEN
-        PERFORM {{schema}}.raise_invalid(format('a job may depend on at most 1000 jobs, not %s', jsonb_array_length(v_ref)));
+        PERFORM {{schema}}.raise_invalid(format('a job may depend on at most %s jobs, not %s', 1000,
+                                                jsonb_array_length(v_ref)));
       END IF;
       v_type := v_type || {{schema}}.job_field_text(v_item, 'type', NULL);
       v_queue := v_queue || {{schema}}.job_field_text(v_item, 'queue', 'default');
