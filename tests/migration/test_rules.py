@@ -12,6 +12,8 @@ import pytest
 from supaworker import pipelines, rules, sql
 from supaworker.migrate import migrate
 
+from ..conftest import REPO
+
 
 def test_changed_rules_come_with_a_migration() -> None:
     rendering = [m for m in sql.migrations() if "{{rule:" in m.text]
@@ -103,3 +105,11 @@ def test_the_tables_bounds_agree_with_the_rules(conn: psycopg.Connection) -> Non
     for name, limit in expected.items():
         found = re.findall(r"<= (\d+)", bounds[name])
         assert found and int(found[-1]) >= limit, (name, bounds[name], limit)
+
+
+def test_the_typescript_declarations_name_the_same_media_types() -> None:
+    # The TypeScript client checks nothing itself (the SQL API does); its declared type must not drift.
+    declarations = (REPO / "clients" / "typescript" / "src" / "index.d.ts").read_text()
+    union = re.search(r"^export type MediaType = (.*);$", declarations, re.MULTILINE)
+    assert union, "MediaType is not declared in index.d.ts"
+    assert tuple(re.findall(r'"([^"]+)"', union.group(1))) == pipelines.MEDIA_TYPES
