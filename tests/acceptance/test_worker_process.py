@@ -301,3 +301,47 @@ def test_supervised_children_run_with_exactly_the_options_their_parent_resolved(
             assert started["types"] == ",".join(resolved["types"])
         claimed = set(started["types"].split(","))
         assert bool(claimed & set(BUILTIN_HANDLERS)) == (resolved["builtins"] and not resolved["types"])
+
+
+# Modules a worker loads only for other commands, or once its first claim is answered (the maintenance
+# service and the health endpoint); its first job must not wait for any of them.
+NOT_BEFORE_THE_FIRST_JOB = [
+    "supaworker.cli.briefs",
+    "supaworker.cli.controls",
+    "supaworker.cli.jobs",
+    "supaworker.cli.operations",
+    "supaworker.cli.periodic",
+    "supaworker.briefs",
+    "supaworker.client",
+    "supaworker.periodic",
+    "supaworker.maintenance.service",
+    "supaworker.worker.health",
+    "croniter",
+    "starlette",
+    "uvicorn",
+]
+
+
+def test_first_job_runs_before_what_the_worker_needs_only_later_is_loaded_then_that_starts(
+    db: str, store: Store, workers: Workers, tmp_path: Path
+) -> None:
+    modules_file = tmp_path / "modules.json"
+    supaworker.create_job("report_modules", store=store)
+    port = free_port()
+    workers.start("--import", "tests.support.handlers.startup", ENABLE_HEALTH_CHECK="true",
+                  HEALTH_CHECK_PORT=str(port), MODULES_FILE=str(modules_file))  # fmt: skip
+    wait_for(lambda: modules_file.exists() and modules_file.stat().st_size > 0, timeout=60, what="the first job")
+    loaded = set(json.loads(modules_file.read_text()))
+    assert "supaworker.worker.runner" in loaded
+    assert sorted(loaded & set(NOT_BEFORE_THE_FIRST_JOB)) == []
+    # Both start once the first claim is answered: the health endpoint answers, the maintenance service runs
+    # (it elects a leader, this worker being the only one).
+    wait_for(lambda: get_json(f"http://127.0.0.1:{port}/health")[0] == 200, timeout=30, what="health endpoint")
+    with psycopg.connect(db) as conn:
+        wait_for(
+            lambda: (
+                conn.execute("SELECT count(*) FROM supaworker.leaders WHERE name = 'maintenance'").fetchone() == (1,)
+            ),
+            timeout=30,
+            what="a maintenance leader",
+        )

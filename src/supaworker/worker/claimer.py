@@ -57,6 +57,7 @@ class Claimer:
         release: Callable[[list[Job]], Awaitable[None]],
         on_trouble: Callable[[], None],
         listen: bool,
+        on_first_claim: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -73,6 +74,7 @@ class Claimer:
         self._release = release
         self._on_trouble = on_trouble
         self.listen = listen  # NOTIFY reaches this worker (else it polls)
+        self._on_first_claim = on_first_claim  # called once the first claim is answered or has failed
         self.waiting = False  # said it waits for a NOTIFY (see _ran_short)
         self._renew_waiting_at = 0.0
         self.claim_seq = 0  # places in this worker's claim sequence given out so far
@@ -98,13 +100,8 @@ class Claimer:
                 await self._slot_freed.wait()
                 continue
             self._wakeup.clear()
-            short, claimed = False, 0
             try:
-                for queues, want in targets:
-                    jobs = await self._claim(want, queues)
-                    if jobs:
-                        self.slots.add(jobs)
-                    short, claimed = short or len(jobs) < want, claimed + len(jobs)
+                short, claimed = await self._claim_targets(targets)
                 backoff.reset()
                 if short:
                     await self._ran_short(claimed)
@@ -125,6 +122,23 @@ class Claimer:
                 log.warning("the jobs table changed under a claim (a migration ran): claiming again",
                             extra={"retry_in": delay})  # fmt: skip
                 await self._sleep_unless_stopping(delay)
+
+    async def _claim_targets(self, targets: list[tuple[Sequence[str] | None, int]]) -> tuple[bool, int]:
+        """Claims for each (queues, how many) and hands the jobs to the slots: whether any came back short, and
+        how many jobs in all. The first call, answered or failed, calls `on_first_claim`."""
+        short, claimed = False, 0
+        try:
+            for queues, want in targets:
+                jobs = await self._claim(want, queues)
+                if jobs:
+                    self.slots.add(jobs)
+                short, claimed = short or len(jobs) < want, claimed + len(jobs)
+        finally:
+            if self._on_first_claim is not None:
+                # After the jobs went to their slots: they start before whatever this starts.
+                first, self._on_first_claim = self._on_first_claim, None
+                first()
+        return short, claimed
 
     async def _ran_short(self, claimed: int) -> None:
         """The queue had less than this worker wanted: how to wait for more.

@@ -7,16 +7,22 @@ import logging
 import os
 import signal
 import sys
-
-from psycopg_pool import ConnectionPool
+import threading
+from importlib import import_module
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import Registry
-from ..store import Store
 from .options import WorkerOptions
 from .protocol import WorkerQueries
 from .runner import Worker, WorkerService, new_worker_id
+
+if TYPE_CHECKING:
+    from psycopg_pool import ConnectionPool
+
+    from ..maintenance import MaintenanceService
 
 log = logging.getLogger("supaworker.worker")
 
@@ -29,6 +35,19 @@ FORCE_SIGNAL = signal.SIGUSR1
 SUPERVISOR_CHECK_SECONDS = 1.0
 # A task of the worker died (see worker/monitor.py): a supervisor should start it again.
 EXIT_FAILED = 1
+
+# One module tree at a time: two threads importing modules that import each other could see them half-done.
+_background_imports = threading.Lock()
+
+
+async def _import_in_background(name: str) -> ModuleType:
+    """Imports a module in a thread, so the event loop (and the jobs on it) keeps running meanwhile."""
+
+    def load() -> ModuleType:
+        with _background_imports:
+            return import_module(name)
+
+    return await asyncio.to_thread(load)
 
 
 async def _watch_supervisor(worker: Worker, supervisor_pid: int) -> None:
@@ -70,15 +89,7 @@ async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -
 
     health_task = None
     if settings.enable_health_check:
-        from . import health  # starlette and uvicorn: only when the endpoint is served
-
-        async def active_jobs() -> int:
-            return worker.active_jobs
-
-        source = health.HealthSource(lambda: worker.worker_id, active_jobs, lambda: worker.uptime_seconds, worker.ping)
-        health_task = asyncio.create_task(
-            health.serve(source, settings.health_check_host, settings.health_check_port), name="health"
-        )
+        health_task = asyncio.create_task(_serve_health(worker, settings), name="health")
     try:
         await worker.run()
     finally:
@@ -86,6 +97,64 @@ async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+
+async def _serve_health(worker: Worker, settings: Settings) -> None:
+    """Serves the health endpoint from the worker's first claim on: the first jobs do not wait for starlette
+    and uvicorn to load."""
+    await worker.claimed_once.wait()
+    health = await _import_in_background("supaworker.worker.health")
+
+    async def active_jobs() -> int:
+        return worker.active_jobs
+
+    source = health.HealthSource(lambda: worker.worker_id, active_jobs, lambda: worker.uptime_seconds, worker.ping)
+    await health.serve(source, settings.health_check_host, settings.health_check_port)
+
+
+class _Maintenance:
+    """The worker's MaintenanceService, built when the worker starts it (after its first claim): the first jobs
+    do not wait for its modules (cron parsing, the full Store) or its connection pool."""
+
+    name = "maintenance"
+
+    def __init__(self, profile: ConnectionProfile, settings: Settings, worker_id: str) -> None:
+        self.profile = profile
+        self.settings = settings
+        self.worker_id = worker_id
+        self.pool: ConnectionPool | None = None
+
+    async def run(self) -> None:
+        await _import_in_background("supaworker.maintenance.service")
+        await self._build().run()
+
+    def _build(self) -> MaintenanceService:
+        from psycopg_pool import ConnectionPool
+
+        from ..maintenance import MaintenanceConfig, MaintenanceService, PrunerConfig, history_config
+        from ..store import Store
+
+        settings = self.settings
+        # A small pool of its own: maintenance runs in threads and must not take the claim loop's connections.
+        self.pool = ConnectionPool(
+            self.profile.conninfo,
+            min_size=1,
+            max_size=2,
+            kwargs=self.profile.connect_kwargs,
+            open=True,
+            name="maintenance",
+        )
+        pruner = PrunerConfig(
+            completed_retention_seconds=settings.prune_completed_after_seconds,
+            failed_retention_seconds=settings.prune_failed_after_seconds,
+            cancelled_retention_seconds=settings.prune_cancelled_after_seconds,
+        )
+        config = MaintenanceConfig(pruner=pruner, history=history_config(settings))
+        return MaintenanceService(Store(self.pool, settings.schema_name), self.worker_id, config)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.close()
 
 
 def run_worker(
@@ -102,28 +171,16 @@ def run_worker(
     which also stops when its supervisor is gone."""
     worker_id = new_worker_id()
     services: list[WorkerService] = []
-    maintenance_pool = None
+    maintenance = None
     if settings.maintenance_enabled and isinstance(connection, ConnectionProfile):
-        from ..maintenance import MaintenanceConfig, MaintenanceService, PrunerConfig, history_config
-
-        # A small pool of its own: maintenance runs in threads and must not take the claim loop's connections.
-        maintenance_pool = ConnectionPool(
-            connection.conninfo, min_size=1, max_size=2, kwargs=connection.connect_kwargs, open=True, name="maintenance"
-        )
-        pruner = PrunerConfig(
-            completed_retention_seconds=settings.prune_completed_after_seconds,
-            failed_retention_seconds=settings.prune_failed_after_seconds,
-            cancelled_retention_seconds=settings.prune_cancelled_after_seconds,
-        )
-        maintenance_store = Store(maintenance_pool, settings.schema_name)
-        config = MaintenanceConfig(pruner=pruner, history=history_config(settings))
-        services.append(MaintenanceService(maintenance_store, worker_id, config))
+        maintenance = _Maintenance(connection, settings, worker_id)
+        services.append(maintenance)
     worker = Worker(connection, settings.schema_name, registry, options, worker_id=worker_id, services=services)
     try:
         asyncio.run(_run(worker, settings, supervisor_pid))
     finally:
-        if maintenance_pool is not None:
-            maintenance_pool.close()
+        if maintenance is not None:
+            maintenance.close()
     if worker.failure:
         log.error("worker stopped after a failure of its own", extra={"reason": worker.failure})
         return EXIT_FAILED

@@ -59,7 +59,8 @@ def new_worker_id() -> str:
 
 
 class WorkerService(Protocol):
-    """A background loop the worker runs beside its own (e.g. maintenance), cancelled when it stops."""
+    """A background loop the worker runs beside its own (e.g. maintenance), cancelled when it stops. Started
+    once the first claim is answered: the first jobs do not wait for it."""
 
     name: str
 
@@ -144,6 +145,8 @@ class Worker:
             ),
         )
         self.services = list(services)
+        # Set once the first claim is answered or has failed: what the first jobs do not need starts then.
+        self.claimed_once = asyncio.Event()
         self.monitor = TaskMonitor(self._task_died, stopping=self._stopping.is_set)
         self.failure: str | None = None  # why the worker stopped itself (a task died): it exits non-zero
         self._db_trouble_at = -math.inf  # monotonic time the database last failed a statement of ours
@@ -162,6 +165,7 @@ class Worker:
             release=self._release,
             on_trouble=self.database_trouble,
             listen=self.can_listen,
+            on_first_claim=self._start_services,
         )
 
     async def _configure_connection(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -230,8 +234,6 @@ class Worker:
         )
         start(self.progress.run(), "progress")
         start(self.watchdog.run(), "watchdog")
-        for service in self.services:
-            start(_as_coroutine(service.run()), service.name)
         if self.can_listen:
             start(self._listener().run(), "listener")
         for slot in self.slots.start():
@@ -244,6 +246,11 @@ class Worker:
             self.executor.shutdown()
             await self.store.close()
             log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    def _start_services(self) -> None:
+        for service in self.services:
+            self.monitor.start(_as_coroutine(service.run()), service.name)
+        self.claimed_once.set()
 
     def _task_died(self, name: str, error: BaseException | None) -> None:
         self.failure = f"{name}: {type(error).__name__}: {error}" if error else f"{name} ended"
