@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import socket
 
 import psycopg
 import pytest
+
+from supaworker.db import CONNECT_TIMEOUT_SECONDS
 
 from ..conftest import run_cli, subprocess_env
 
@@ -94,13 +97,32 @@ def test_unreachable_database_exits_3_with_the_reason() -> None:
     assert result.stderr.startswith("error: cannot connect to the database")
 
 
+def test_worker_on_an_unreachable_database_exits_3_with_the_reason() -> None:
+    env = subprocess_env("postgresql://postgres@127.0.0.1:1/nowhere?connect_timeout=2")
+    result = run_cli(None, "worker", "--import", "tests.support.handlers.basic", env=env)
+    assert result.returncode == 3
+    assert result.stderr.startswith("error: cannot connect to the database")
+
+
+def test_worker_reports_a_bad_handler_module_without_waiting_for_the_database() -> None:
+    # A server that accepts the connection and never answers: an attempt to connect waits out its timeout.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        env = subprocess_env(f"postgresql://postgres@127.0.0.1:{port}/silent")
+        result = run_cli(None, "worker", "--import", "nowhere_here", env=env, timeout=CONNECT_TIMEOUT_SECONDS / 2)
+    assert result.returncode == 2 and "cannot import handler module" in result.stderr
+
+
 def test_invalid_setting_exits_3_naming_it(db: str) -> None:
     result = run_cli(None, "stats", env=subprocess_env(db, LOG_LEVEL="loud"))
     assert result.returncode == 3 and "LOG_LEVEL must be one of" in result.stderr
 
 
-def test_unmigrated_database_exits_4(empty_db: str) -> None:
-    result = run_cli(empty_db, "stats")
+@pytest.mark.parametrize("args", [["stats"], ["worker", "--import", "tests.support.handlers.basic"]])
+def test_unmigrated_database_exits_4(empty_db: str, args: list[str]) -> None:
+    result = run_cli(empty_db, *args)
     assert result.returncode == 4 and "supaworker migrate" in result.stderr
 
 

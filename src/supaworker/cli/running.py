@@ -8,7 +8,9 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import click
 import psycopg
@@ -20,6 +22,8 @@ from ..registry import default_registry
 from .app import EXIT_BAD_INPUT, CommandContext, command, fail, main
 
 log = logging.getLogger("supaworker.worker")
+
+T = TypeVar("T")
 
 
 def _import_modules(modules: Sequence[str]) -> None:
@@ -55,6 +59,45 @@ def _check_migrated(profile: ConnectionProfile, settings: Settings) -> None:
     """Raises MigrationError (exit 4) unless the schema is at the version this code expects."""
     with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
         migrations.check_current(conn, settings.schema_name)
+
+
+def _in_background(func: Callable[[], T]) -> Callable[[], T]:
+    """Starts `func` in a thread; the function returned waits for it, then returns its value or raises its error.
+    A daemon thread: a process that exits meanwhile (a handler module that does not import) does not wait for
+    it."""
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, func()))
+        except BaseException as exc:
+            outcome.append((False, exc))
+
+    thread = threading.Thread(target=run, name="supaworker-start", daemon=True)
+    thread.start()
+
+    def result() -> T:
+        thread.join()
+        ok, value = outcome[0]
+        if not ok:
+            raise value
+        return value
+
+    return result
+
+
+def _reach_database(ctx: CommandContext, settings: Settings) -> Callable[[], ConnectionProfile]:
+    """Connecting and checking the schema, to be waited for with the function returned: it returns the profile
+    or raises what they raised (exit 3 or 4). With DATABASE_URL set they run meanwhile, in a thread, while the
+    handler modules and the worker import; their errors are still reported after the handlers' own. Without
+    it they run when waited for (starting the embedded PostgreSQL prints a note)."""
+
+    def reach() -> ConnectionProfile:
+        profile = ctx.profile
+        _check_migrated(profile, settings)
+        return profile
+
+    return _in_background(reach) if settings.database_url else reach
 
 
 @command(main)
@@ -112,12 +155,13 @@ def worker(
     no_builtins: bool,
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
+    settings = ctx.settings
+    queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
+    database = None if settings.uses_http else _reach_database(ctx, settings)
+    _register_handlers(imports, not no_builtins, types, settings)
     from ..worker.main import run_worker
     from ..worker.options import WorkerOptions, WorkerSpec
 
-    settings = ctx.settings
-    queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
-    _register_handlers(imports, not no_builtins, types, settings)
     options = WorkerOptions.from_settings(
         settings,
         queue_concurrency=queue_concurrency,
@@ -130,15 +174,14 @@ def worker(
         types=list(types) or None,
         queues=queue_names or None,
     )
-    if settings.uses_http:
+    if database is None:
         # No DATABASE_URL but a Supabase URL and service key: work through PostgREST (see postgrest.py).
         if processes > 1:
             fail("--processes needs DATABASE_URL; over HTTP run several `supaworker worker` instead", EXIT_BAD_INPUT)
         from ..postgrest import worker_store_from_settings
 
         sys.exit(run_worker(worker_store_from_settings(settings), settings, default_registry, options))
-    profile = ctx.profile
-    _check_migrated(profile, settings)
+    profile = database()
     if processes > 1:
         from ..worker.supervisor import run_supervisor
 
@@ -152,7 +195,6 @@ def worker(
 @click.option("--supervisor-pid", type=int, default=None, help="Stop gracefully once this process is gone.")
 def worker_process(ctx: CommandContext, options_json: str, supervisor_pid: int | None) -> None:
     """Run one worker of `worker --processes N` with the options its supervisor resolved."""
-    from ..worker.main import run_worker
     from ..worker.options import WorkerSpec
 
     settings = ctx.settings
@@ -160,9 +202,11 @@ def worker_process(ctx: CommandContext, options_json: str, supervisor_pid: int |
         spec = WorkerSpec.from_json(options_json)
     except ValueError as exc:
         fail(f"--options-json: {exc}", EXIT_BAD_INPUT)
+    database = _reach_database(ctx, settings)
     _register_handlers(spec.imports, spec.builtins, spec.options.types or (), settings)
-    profile = ctx.profile
-    _check_migrated(profile, settings)
+    from ..worker.main import run_worker
+
+    profile = database()
     # The supervisor logs only pids; this line says what each child really runs with.
     log.info(
         "worker process options",
