@@ -1,20 +1,33 @@
 """The one place that executes the queue's SQL: `Store` for applications, the API and the CLI; `WorkerStore` for
 the worker's hot path on an async pool. Every query is a named file in `sql/queries/`; each part of the Store
 owns the queries of one area.
+
+Imported on first use, so that a worker, which needs only `WorkerStore` to start, does not load the rest
+(and what it needs: new jobs' checks, briefs, the console's queries).
 """
 
-from .base import StoreBase, reading_cursor
-from .briefs import BriefQueries
-from .console import ConsoleQueries
-from .jobs import JobQueries
-from .monitoring import MonitoringQueries
-from .operations import OperationQueries
-from .worker import OPEN_TIMEOUT_SECONDS, WorkerStore
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .base import StoreBase, reading_cursor
+    from .sync import Store
+    from .worker import OPEN_TIMEOUT_SECONDS, WorkerStore
+
+_WHERE = {
+    "OPEN_TIMEOUT_SECONDS": "worker",
+    "Store": "sync",
+    "StoreBase": "base",
+    "WorkerStore": "worker",
+    "reading_cursor": "base",
+}
 
 
-class Store(JobQueries, BriefQueries, MonitoringQueries, OperationQueries, ConsoleQueries, StoreBase):
-    """Synchronous access to every query but the worker's: each call borrows a connection from the pool, or
-    uses the caller's `conn` (and then runs inside the caller's transaction, committing nothing itself)."""
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(import_module(f".{module}", __name__), name)
 
 
 __all__ = ["OPEN_TIMEOUT_SECONDS", "Store", "StoreBase", "WorkerStore", "reading_cursor"]
