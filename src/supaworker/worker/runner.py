@@ -145,7 +145,8 @@ class Worker:
             ),
         )
         self.services = list(services)
-        # Set once the first claim is answered or has failed: what the first jobs do not need starts then.
+        # Set once the first claim is answered or has failed: what the first jobs do not need starts then
+        # (the listener, the services, the health endpoint).
         self.claimed_once = asyncio.Event()
         self.monitor = TaskMonitor(self._task_died, stopping=self._stopping.is_set)
         self.failure: str | None = None  # why the worker stopped itself (a task died): it exits non-zero
@@ -165,7 +166,7 @@ class Worker:
             release=self._release,
             on_trouble=self.database_trouble,
             listen=self.can_listen,
-            on_first_claim=self._start_services,
+            on_first_claim=self._after_first_claim,
         )
 
     async def _configure_connection(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -234,8 +235,6 @@ class Worker:
         )
         start(self.progress.run(), "progress")
         start(self.watchdog.run(), "watchdog")
-        if self.can_listen:
-            start(self._listener().run(), "listener")
         for slot in self.slots.start():
             self.monitor.watch(slot)
         try:
@@ -247,7 +246,11 @@ class Worker:
             await self.store.close()
             log.info("worker stopped", extra={"worker_id": self.worker_id})
 
-    def _start_services(self) -> None:
+    def _after_first_claim(self) -> None:
+        """Starts what the first claim does not need: the listener (its first connection makes the claim loop
+        look again, for anything a NOTIFY announced meanwhile) and the services."""
+        if self.can_listen:
+            self.monitor.start(self._listener().run(), "listener")
         for service in self.services:
             self.monitor.start(_as_coroutine(service.run()), service.name)
         self.claimed_once.set()
