@@ -7,6 +7,7 @@ and LISTEN silently receives nothing, so connections there are made without eith
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,18 +116,31 @@ def _connected_port(conninfo: str) -> int | None:
         return None
 
 
-def probe(conninfo: str, pooler_mode: str = "auto") -> ConnectionProfile:
-    """Connects once to check the database answers and to detect a transaction pooler."""
+def probe(
+    conninfo: str, pooler_mode: str = "auto", *, then: Callable[[psycopg.Connection[Any]], None] | None = None
+) -> ConnectionProfile:
+    """Connects once to check the database answers and to detect a transaction pooler. `then` runs on that same
+    connection afterwards (one connection where a caller needs two, as the worker's schema check), its errors
+    passed on as they are; with `pooler_mode` "transaction", which needs no probe, on a connection of its own."""
     if pooler_mode == "transaction":
+        if then is not None:
+            with psycopg.connect(conninfo, prepare_threshold=None) as conn:
+                then(conn)
         return ConnectionProfile(conninfo, True)
     try:
-        with psycopg.connect(
+        conn = psycopg.connect(
             conninfo, autocommit=True, prepare_threshold=None, connect_timeout=CONNECT_TIMEOUT_SECONDS
-        ) as conn:
-            server_port = conn.execute("SELECT inet_server_port()").fetchone()
-            host = conn.info.host or ""
+        )
     except psycopg.OperationalError as exc:
         raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from None
+    with conn:
+        try:
+            server_port = conn.execute("SELECT inet_server_port()").fetchone()
+        except psycopg.OperationalError as exc:
+            raise DatabaseUnavailable(f"cannot connect to the database: {str(exc).strip()}") from None
+        host = conn.info.host or ""
+        if then is not None:
+            then(conn)
     if pooler_mode in ("session", "none"):
         return ConnectionProfile(conninfo, False)
     # A unix socket has no port to compare; a pooler sits on TCP.

@@ -117,18 +117,27 @@ class CommandContext:
 
     @property
     def profile(self) -> ConnectionProfile:
-        if self._profile is None:
-            settings = self.settings
-            conninfo = resolve_conninfo(settings, allow_embedded=True)
-            if not settings.database_url:
-                from .. import embedded
+        return self.connect()
 
-                click.echo(
-                    f"note: no DATABASE_URL, so this uses the embedded PostgreSQL in {embedded.data_dir(settings)}; "
-                    "it keeps running after this command (`supaworker embedded stop` stops it)",
-                    err=True,
-                )
-            self._profile = probe(conninfo, settings.pooler_mode)
+    def connect(self, then: Callable[[psycopg.Connection[Any]], None] | None = None) -> ConnectionProfile:
+        """The profile, probed on first use; `then` runs on a connection to the database (the probe's, when this
+        call probes)."""
+        if self._profile is not None:
+            if then is not None:
+                with psycopg.connect(self._profile.conninfo, prepare_threshold=None) as conn:
+                    then(conn)
+            return self._profile
+        settings = self.settings
+        conninfo = resolve_conninfo(settings, allow_embedded=True)
+        if not settings.database_url:
+            from .. import embedded
+
+            click.echo(
+                f"note: no DATABASE_URL, so this uses the embedded PostgreSQL in {embedded.data_dir(settings)}; "
+                "it keeps running after this command (`supaworker embedded stop` stops it)",
+                err=True,
+            )
+        self._profile = probe(conninfo, settings.pooler_mode, then=then)
         return self._profile
 
     def store(self) -> Any:

@@ -55,12 +55,6 @@ def _register_handlers(imports: Sequence[str], builtins: bool, types: Sequence[s
         )
 
 
-def _check_migrated(profile: ConnectionProfile, settings: Settings) -> None:
-    """Raises MigrationError (exit 4) unless the schema is at the version this code expects."""
-    with psycopg.connect(profile.conninfo, prepare_threshold=None) as conn:
-        migrations.check_current(conn, settings.schema_name)
-
-
 def _in_background(func: Callable[[], T]) -> Callable[[], T]:
     """Starts `func` in a thread; the function returned waits for it, then returns its value or raises its error.
     A daemon thread: a process that exits meanwhile (a handler module that does not import) does not wait for
@@ -87,15 +81,17 @@ def _in_background(func: Callable[[], T]) -> Callable[[], T]:
 
 
 def _reach_database(ctx: CommandContext, settings: Settings) -> Callable[[], ConnectionProfile]:
-    """Connecting and checking the schema, to be waited for with the function returned: it returns the profile
-    or raises what they raised (exit 3 or 4). With DATABASE_URL set they run meanwhile, in a thread, while the
-    handler modules and the worker import; their errors are still reported after the handlers' own. Without
-    it they run when waited for (starting the embedded PostgreSQL prints a note)."""
+    """Connecting and checking that the schema is at a version this code runs on (on the same connection), to
+    be waited for with the function returned: it returns the profile or raises what they raised (exit 3, or 4
+    with MigrationError). With DATABASE_URL set they run meanwhile, in a thread, while the handler modules and
+    the worker import; their errors are still reported after the handlers' own. Without it they run when
+    waited for (starting the embedded PostgreSQL prints a note)."""
+
+    def check_migrated(conn: psycopg.Connection[Any]) -> None:
+        migrations.check_current(conn, settings.schema_name)
 
     def reach() -> ConnectionProfile:
-        profile = ctx.profile
-        _check_migrated(profile, settings)
-        return profile
+        return ctx.connect(then=check_migrated)
 
     return _in_background(reach) if settings.database_url else reach
 
