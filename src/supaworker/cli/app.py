@@ -41,7 +41,7 @@ from ..errors import (
     SchemaInUse,
 )
 from ..log import configure_logging
-from ..validation import MAX_PAYLOAD_DEPTH
+from ..rules import MAX_PAYLOAD_DEPTH
 
 EXIT_OK = 0
 EXIT_ERROR = 1
