@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/worker_cost.py --jobs 100000 --prefetch 500 [--processes 1] [--concurrency 10]
     .venv/bin/python bench/worker_cost.py --jobs 20000 --compare-limit 500 --repeat 3
+    .venv/bin/python bench/worker_cost.py --jobs 20000 --compare-handlers --repeat 3
 
 Queues `--jobs` no-op jobs with `create_jobs` on a fresh database (`bench_worker_cost`), starts the worker
 processes, and waits until every job is completed. Prints jobs/s (the database's clock: first start to last
@@ -12,6 +13,11 @@ it is the figure the side-by-side benchmark cannot give, because it does not mea
 `--compare-limit N` drains the same queue with no limit and with a global max_running of N for the type, in
 one run, interleaved (`--repeat` times each), and prints the medians and their ratio (limited / unlimited;
 results also in bench/results/limit.md): what setting a limit costs a drain that stays under it.
+
+`--compare-handlers` drains with an `async def` and a plain `def` no-op handler, interleaved, and prints what
+each job cost besides the rate: the worker's context switches (all its threads) and the round trips the
+worker made for it (`claim_jobs_v2` and `complete_jobs` calls, from pg_stat_user_functions); results also in
+bench/results/def_handlers.md.
 """
 
 from __future__ import annotations
@@ -58,9 +64,13 @@ def main() -> None:
         "--limit", type=int, help="a global max_running for the type (the claim then takes its limits path)"
     )
     ap.add_argument("--compare-limit", type=int, metavar="N", help="drains without a limit and with max_running N")
-    ap.add_argument("--repeat", type=int, default=3, help="drains of each kind with --compare-limit")
+    ap.add_argument("--compare-handlers", action="store_true", help="drains with async def and def handlers")
+    ap.add_argument("--repeat", type=int, default=3, help="drains of each kind with --compare-limit/-handlers")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database")
     a = ap.parse_args()
+    if a.compare_handlers:
+        compare_handlers(a)
+        return
     if not a.compare_limit:
         print(describe(a, a.limit, drain(a, a.limit)))
         return
@@ -85,12 +95,56 @@ def main() -> None:
     print(summary)
 
 
+def compare_handlers(a: argparse.Namespace) -> None:
+    runs: dict[str, list[dict[str, float]]] = {"async": [], "def": []}
+    for _ in range(a.repeat):
+        for handler in runs:
+            a.handler = handler
+            figures = drain(a, None)
+            print(describe(a, None, figures), flush=True)
+            runs[handler].append(figures)
+
+    def median(handler: str, key: str) -> float:
+        return statistics.median(f[key] for f in runs[handler])
+
+    rows = [
+        ("jobs/s", "rate", ",.0f"),
+        ("worker CPU, us/job", "worker_us", ".1f"),
+        ("worker context switches / job", "switches", ".2f"),
+        ("claims / 1,000 jobs", "claims", ".1f"),
+        ("completion writes / 1,000 jobs", "completions", ".1f"),
+        ("server CPU, us/job", "server_us", ".1f"),
+    ]
+    table = "".join(
+        f"| {label} | {median('async', key):{fmt}} | {median('def', key):{fmt}} |\n" for label, key, fmt in rows
+    )
+    summary = (
+        f"# `def` and `async def` handlers, same run\n\n`bench/worker_cost.py --jobs {a.jobs} --compare-handlers"
+        f" --repeat {a.repeat}`: {a.jobs:,} no-op jobs, {a.processes} x concurrency {a.concurrency}, prefetch"
+        f" {a.prefetch or 'default'}, drains interleaved; medians.\n\n| | async def | def |\n|---|---:|---:|\n{table}\n"
+        f"ratio def / async def: **{median('def', 'rate') / median('async', 'rate'):.2f}**\n"
+    )
+    (HERE / "results" / "def_handlers.md").write_text(summary)
+    print(summary)
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of every thread of a process so far."""
+    total = 0
+    for status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in status.read_text().splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
+
+
 def drain(a: argparse.Namespace, limit: int | None) -> dict[str, float]:
     """Queues the jobs on a fresh database, sets the limit, and drains them with new worker processes."""
     supaworker_client.close()  # its pool's connections are to the database dropped below
     with psycopg.connect(a.pg + "postgres", autocommit=True) as admin:
         admin.execute(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
         admin.execute(f"CREATE DATABASE {DB}")
+        admin.execute(f"ALTER DATABASE {DB} SET track_functions = 'pl'")
     dsn = a.pg + DB
     env = {
         **os.environ,
@@ -121,6 +175,7 @@ def drain(a: argparse.Namespace, limit: int | None) -> dict[str, float]:
                     sys.exit("a worker exited before the queue was drained")
                 time.sleep(0.1)
             worker_ticks = sum(proc_stat(p.pid)[1] for p in procs)
+            switches = sum(context_switches(p.pid) for p in procs)
             server_s = server.read()
             rate, extra = conn.execute(
                 "SELECT count(*) / extract(epoch FROM max(completed_at) - min(started_at)),"
@@ -132,8 +187,19 @@ def drain(a: argparse.Namespace, limit: int | None) -> dict[str, float]:
             for p in procs:
                 p.wait()
             server.close()
+        # The workers' sessions report their function calls when they end.
+        time.sleep(0.6)
+        calls = dict(
+            conn.execute(
+                "SELECT funcname, calls FROM pg_stat_user_functions"
+                " WHERE funcname IN ('claim_jobs_v2', 'complete_jobs')"
+            ).fetchall()
+        )
     per_job = 1e6 / a.jobs
     return {
+        "switches": switches / a.jobs,
+        "claims": calls.get("claim_jobs_v2", 0) * 1000 / a.jobs,
+        "completions": calls.get("complete_jobs", 0) * 1000 / a.jobs,
         "rate": float(rate),
         "worker_us": worker_ticks / os.sysconf("SC_CLK_TCK") * per_job,
         "server_us": server_s * per_job,
