@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -18,7 +19,7 @@ from psycopg.conninfo import conninfo_to_dict
 import supaworker
 from supaworker.handlers import BUILTIN_HANDLERS
 from supaworker.store import Store
-from supaworker.worker.main import STOP_SIGNAL
+from supaworker.worker.stopping import STOP_SIGNAL
 
 from ..conftest import drop_database
 from .conftest import Workers, count_by_status, unfinished, wait_for
@@ -347,3 +348,47 @@ def test_first_job_runs_before_what_the_worker_needs_only_later_is_loaded_then_t
             timeout=30,
             what="a maintenance leader",
         )
+
+
+# -- stops during start-up -------------------------------------------------------------------------------------
+GATED = ("--import", "tests.support.handlers.gated")
+# Start-up is the same through PgBouncer: these run on the database itself only.
+direct_only = pytest.mark.parametrize("connection_path", ["direct"], indirect=True)
+
+
+def _held(tmp_path: Path, count: int = 1) -> list[int]:
+    """The pids of the processes the gated handler module holds at its import (`$IMPORT_GATE.<pid>` files)."""
+    wait_for(lambda: len(list(tmp_path.glob("gate.*"))) >= count, timeout=60, what="workers held at their imports")
+    return [int(path.suffix[1:]) for path in tmp_path.glob("gate.*")]
+
+
+@direct_only
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT, STOP_SIGNAL], ids=lambda s: signal.Signals(s).name)
+def test_a_stop_while_the_handler_modules_import_exits_zero_at_once(
+    db: str, store: Store, workers: Workers, tmp_path: Path, sig: int
+) -> None:
+    # Before the event loop took the signals over, SIGTERM (and a supervisor's stop) killed the process and
+    # SIGINT ended it with a traceback or click's "Aborted!" (exit 1).
+    job = supaworker.create_job("record", store=store)
+    proc = workers.start(*GATED, IMPORT_GATE=str(tmp_path / "gate"))
+    _held(tmp_path)
+    proc.send_signal(sig)
+    assert proc.wait(timeout=10) == 0, workers.log_text(0)
+    log = workers.log_text(0)
+    assert "signal received while starting" in log
+    assert "Traceback" not in log and "Aborted" not in log, log
+    assert job_status(db, job.id) == "pending"
+
+
+@direct_only
+def test_a_supervisor_stopped_while_its_workers_start_stops_them_gracefully(
+    db: str, workers: Workers, tmp_path: Path
+) -> None:
+    supervisor = workers.start("--processes", "2", *GATED, IMPORT_GATE=str(tmp_path / "gate"),
+                               IMPORT_GATE_ONLY_IN="worker-process")  # fmt: skip
+    children = _held(tmp_path, 2)
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=15) == 0
+    wait_for(lambda: all(_gone(pid) for pid in children), timeout=10, what="the children to exit")
+    log = workers.log_text(0)
+    assert re.findall(r"worker process exited .*code=(-?\d+)", log) == ["0", "0"], log

@@ -20,6 +20,7 @@ from .. import sql
 from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import default_registry
+from ..worker.stopping import exit_on_stop_while_starting
 from .app import EXIT_BAD_INPUT, CommandContext, command, fail, main
 
 log = logging.getLogger("supaworker.worker")
@@ -166,6 +167,7 @@ def worker(
     no_builtins: bool,
 ) -> None:
     """Run a worker: claim jobs, run their handlers, retry failures (Ctrl-C to stop gracefully)."""
+    exit_on_stop_while_starting(supervisor=processes > 1)
     settings = ctx.settings
     queue_names, queue_concurrency = _parse_queues(queues, concurrency or settings.max_concurrent_jobs)
     database = None if settings.uses_http else _reach_database(ctx, settings)
@@ -206,6 +208,7 @@ def worker(
 @click.option("--supervisor-pid", type=int, default=None, help="Stop gracefully once this process is gone.")
 def worker_process(ctx: CommandContext, options_json: str, supervisor_pid: int | None) -> None:
     """Run one worker of `worker --processes N` with the options its supervisor resolved."""
+    exit_on_stop_while_starting()
     from ..worker.options import WorkerSpec
 
     settings = ctx.settings

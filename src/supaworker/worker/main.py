@@ -18,6 +18,7 @@ from ..registry import Registry
 from .options import WorkerOptions
 from .protocol import WorkerQueries
 from .runner import Worker, WorkerService, new_worker_id
+from .stopping import FORCE_SIGNAL, STOP_SIGNAL
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -27,11 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("supaworker.worker")
 
 EXIT_FORCED = 130
-# What a supervisor (`--processes N`) sends to stop a worker gracefully, and to make it exit at once. Neither
-# counts as one of the worker's own signals: under systemd's control-group kill a worker gets the supervisor's
-# stop and its own SIGTERM, in either order, and that is one stop.
-STOP_SIGNAL = signal.SIGUSR2
-FORCE_SIGNAL = signal.SIGUSR1
 SUPERVISOR_CHECK_SECONDS = 1.0
 # A task of the worker died (see worker/monitor.py): a supervisor should start it again.
 EXIT_FAILED = 1

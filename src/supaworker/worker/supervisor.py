@@ -19,8 +19,8 @@ import psycopg
 from ..config import Settings
 from ..store import WorkerStore
 from . import health
-from .main import FORCE_SIGNAL, STOP_SIGNAL
 from .options import WorkerSpec
+from .stopping import FORCE_SIGNAL, STOP_SIGNAL
 
 log = logging.getLogger("supaworker.supervisor")
 
