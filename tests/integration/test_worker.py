@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import psycopg
 import pytest
 
 import supaworker
+from supaworker.config import Settings
 from supaworker.registry import Registry
 from supaworker.store import Store
+from supaworker.worker.main import _run
 from tests.support.waiting import wait_until_async
 from tests.support.worker import job_row, make_worker, running, status_is
 
@@ -257,6 +260,19 @@ async def test_graceful_stop_lets_short_jobs_finish_and_releases_long_ones(db: s
     assert job_row(db, short.id)["status"] == "completed"
     released = job_row(db, long.id)
     assert (released["status"], released["attempts"], released["worker_id"]) == ("pending", 0, None)
+
+
+def test_a_stop_received_before_the_event_loop_handled_signals_stops_the_worker_before_it_claims(
+    db: str, store: Store
+) -> None:
+    # run_worker holds the stop signals while asyncio builds its event loop (a SystemExit there left it
+    # half-built); the loop acts on them once its own handlers are in place.
+    registry = Registry()
+    registry.register("noop", lambda job: None)
+    job = supaworker.create_job("noop", store=store)
+    worker = make_worker(db, registry)
+    asyncio.run(asyncio.wait_for(_run(worker, Settings(enable_health_check=False), None, [signal.SIGTERM]), 20))
+    assert job_row(db, job.id)["status"] == "pending"
 
 
 async def test_idle_worker_wakes_on_notify_long_before_its_poll(db: str, store: Store) -> None:

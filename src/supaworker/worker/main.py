@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from ..registry import Registry
 from .options import WorkerOptions
 from .protocol import WorkerQueries
 from .runner import Worker, WorkerService, new_worker_id
-from .stopping import FORCE_SIGNAL, STOP_SIGNAL
+from .stopping import FORCE_SIGNAL, STOP_SIGNAL, hold_stops
 
 if TYPE_CHECKING:
     from psycopg_pool import ConnectionPool
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("supaworker.worker")
 
 EXIT_FORCED = 130
+# The signals a worker's event loop handles (see _run).
+WORKER_SIGNALS = (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL, FORCE_SIGNAL)
 SUPERVISOR_CHECK_SECONDS = 1.0
 # A task of the worker died (see worker/monitor.py): a supervisor should start it again.
 EXIT_FAILED = 1
@@ -56,7 +59,9 @@ async def _watch_supervisor(worker: Worker, supervisor_pid: int) -> None:
     worker.request_stop()
 
 
-async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -> None:
+async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None, held: Sequence[int] = ()) -> None:
+    """Runs the worker with its signal handlers, its health endpoint and its supervisor's watch; `held`: the
+    signals received before those handlers were in place, acted on as soon as they are."""
     loop = asyncio.get_running_loop()
     watch = asyncio.create_task(_watch_supervisor(worker, supervisor_pid)) if supervisor_pid else None
     own_signals = 0
@@ -80,8 +85,10 @@ async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None) -
         )
         worker.request_stop()
 
-    for signum in (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL, FORCE_SIGNAL):
+    for signum in WORKER_SIGNALS:
         loop.add_signal_handler(signum, on_signal, signum)
+    for held_signal in held:
+        on_signal(held_signal)
 
     health_task = None
     if settings.enable_health_check:
@@ -172,8 +179,9 @@ def run_worker(
         maintenance = _Maintenance(connection, settings, worker_id)
         services.append(maintenance)
     worker = Worker(connection, settings.schema_name, registry, options, worker_id=worker_id, services=services)
+    held = hold_stops(WORKER_SIGNALS)
     try:
-        asyncio.run(_run(worker, settings, supervisor_pid))
+        asyncio.run(_run(worker, settings, supervisor_pid, held))
     finally:
         if maintenance is not None:
             maintenance.close()

@@ -5,8 +5,8 @@ SIGINT and SIGTERM stop a worker gracefully; its event loop handles them once th
 (`cli/running.py`), it has claimed nothing, so there is nothing to finish or hand back:
 `exit_on_stop_while_starting` makes a stop end the process at once with exit code 0, not the interpreter's
 defaults (killed by SIGTERM or by a supervisor's STOP_SIGNAL; for SIGINT a KeyboardInterrupt traceback, or
-click's "Aborted!" and exit 1). Before the command runs (Python and the CLI's own imports) the defaults still
-apply.
+click's "Aborted!" and exit 1). While asyncio builds the event loop, `hold_stops` keeps a stop for the loop.
+Before the command runs (Python and the CLI's own imports) the defaults still apply.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+from collections.abc import Sequence
 from types import FrameType
 
 log = logging.getLogger("supaworker.worker")
@@ -40,3 +41,17 @@ def exit_on_stop_while_starting(*, supervisor: bool = False) -> None:
 
     for signum in (signal.SIGINT, signal.SIGTERM) if supervisor else (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL):
         signal.signal(signum, stop)
+
+
+def hold_stops(signals: Sequence[int]) -> list[int]:
+    """From now until an event loop takes `signals` over, each one received is only added to the list returned,
+    for the loop to act on once its handlers are in place. Exiting instead (exit_on_stop_while_starting) would
+    raise SystemExit while asyncio builds its loop, leaving it half-built (a traceback when it is collected)."""
+    held: list[int] = []
+
+    def hold(signum: int, _frame: FrameType | None) -> None:
+        held.append(signum)
+
+    for signum in signals:
+        signal.signal(signum, hold)
+    return held

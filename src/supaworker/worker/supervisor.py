@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Sequence
 
 import psycopg
 
@@ -20,7 +21,7 @@ from ..config import Settings
 from ..store import WorkerStore
 from . import health
 from .options import WorkerSpec
-from .stopping import FORCE_SIGNAL, STOP_SIGNAL
+from .stopping import FORCE_SIGNAL, STOP_SIGNAL, hold_stops
 
 log = logging.getLogger("supaworker.supervisor")
 
@@ -33,6 +34,8 @@ RESTART_DELAY_MAX_SECONDS = 30.0
 STABLE_AFTER_SECONDS = 30.0
 # The hidden command that runs one supervised worker (see cli/running.py); the spec's JSON follows it.
 CHILD_COMMAND = ("-m", "supaworker", "worker-process")
+# The signals a supervisor's event loop handles: each passed on to the workers (see _forward).
+SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Supervisor:
@@ -103,10 +106,14 @@ class Supervisor:
             if proc.returncode is None:
                 proc.send_signal(sent)
 
-    async def run(self) -> int:
+    async def run(self, held: Sequence[int] = ()) -> int:
+        """Keeps the workers running until stopped; `held`: the signals received before its handlers were in
+        place, acted on as soon as they are (no worker is started after a stop)."""
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in SUPERVISOR_SIGNALS:
             loop.add_signal_handler(signum, self._forward, signum)
+        for held_signal in held:
+            self._forward(held_signal)
         health_task = None
         if self.settings.enable_health_check:
             health_task = asyncio.create_task(self._serve_health())
@@ -141,8 +148,9 @@ class Supervisor:
 
 def run_supervisor(spec: WorkerSpec, processes: int, conninfo: str, settings: Settings) -> int:
     """Runs `processes` workers of `spec` on `conninfo` until SIGINT/SIGTERM; returns the exit code."""
+    held = hold_stops(SUPERVISOR_SIGNALS)
     try:
-        return asyncio.run(Supervisor(spec, processes, conninfo, settings).run())
+        return asyncio.run(Supervisor(spec, processes, conninfo, settings).run(held))
     except psycopg.Error as exc:
         log.error("supervisor failed", extra={"error": str(exc)})
         return 1
