@@ -14,12 +14,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 import supaworker
 from supaworker.handlers import BUILTIN_HANDLERS
 from supaworker.store import Store
 from supaworker.worker.stopping import STOP_SIGNAL
+from tests.faults.proxy import FreezableProxy
 
 from ..conftest import drop_database
 from .conftest import Workers, count_by_status, unfinished, wait_for
@@ -392,3 +393,26 @@ def test_a_supervisor_stopped_while_its_workers_start_stops_them_gracefully(
     wait_for(lambda: all(_gone(pid) for pid in children), timeout=10, what="the children to exit")
     log = workers.log_text(0)
     assert re.findall(r"worker process exited .*code=(-?\d+)", log) == ["0", "0"], log
+
+
+@direct_only
+def test_a_stop_while_the_database_is_gone_before_the_first_claim_exits_at_once(
+    db: str, store: Store, workers: Workers, tmp_path: Path
+) -> None:
+    # The database went away after the worker's probe: opening its connections waits up to OPEN_TIMEOUT_SECONDS
+    # (30) for it to come back, and a stop did not end that wait.
+    params = conninfo_to_dict(db)
+    proxy = FreezableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    job = supaworker.create_job("record", store=store)
+    gate = tmp_path / "gate"
+    try:
+        proc = workers.start(*GATED, IMPORT_GATE=str(gate), DATABASE_URL=make_conninfo(db, port=str(proxy.port)))
+        _held(tmp_path)
+    finally:
+        proxy.close()  # every connection through it is cut, and new ones are refused
+    gate.touch()
+    wait_for(lambda: "error connecting" in workers.log_text(0), timeout=30, what="the worker to wait for connections")
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=10) == 0, workers.log_text(0)
+    assert "Traceback" not in workers.log_text(0)
+    assert job_status(db, job.id) == "pending"

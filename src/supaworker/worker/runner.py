@@ -210,7 +210,8 @@ class Worker:
         """Works until request_stop(), then finishes or releases what is running."""
         if not self.types:
             raise RuntimeError("no job types to work on: register handlers or pass types")
-        await self.store.open()
+        if not await self._open_unless_stopped():
+            return
         log.info(
             "worker started",
             extra={
@@ -245,6 +246,25 @@ class Worker:
             self.executor.shutdown()
             await self.store.close()
             log.info("worker stopped", extra={"worker_id": self.worker_id})
+
+    async def _open_unless_stopped(self) -> bool:
+        """Opens the store's connections; False when the worker was told to stop first. A database that went
+        away since the worker's probe makes the opening wait for it (up to OPEN_TIMEOUT_SECONDS, then the
+        error): a stop must not wait with it. Nothing is claimed yet, so nothing is left to hand back."""
+        opening = asyncio.ensure_future(self.store.open())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({opening, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if opening.done():
+            opening.result()
+            return True
+        opening.cancel()
+        await asyncio.gather(opening, return_exceptions=True)
+        await self.store.close()
+        log.info("worker stopped before it had connected", extra={"worker_id": self.worker_id})
+        return False
 
     def _after_first_claim(self) -> None:
         """Starts what the first claim does not need: the listener (its first connection makes the claim loop
