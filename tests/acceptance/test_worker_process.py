@@ -416,3 +416,26 @@ def test_a_stop_while_the_database_is_gone_before_the_first_claim_exits_at_once(
     assert proc.wait(timeout=10) == 0, workers.log_text(0)
     assert "Traceback" not in workers.log_text(0)
     assert job_status(db, job.id) == "pending"
+
+
+@direct_only
+def test_a_stop_that_a_frozen_link_to_the_database_holds_up_ends_after_the_grace_period_and_a_lease(
+    db: str, workers: Workers
+) -> None:
+    # A link that stops carrying data while its sockets stay open (a hung proxy or pooler) never answers the
+    # statement the worker waits for (its claim, or "I wait for jobs"): a SIGTERM then waited forever.
+    params = conninfo_to_dict(db)
+    proxy = FreezableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    try:
+        proc = workers.start("--lease-seconds", "2", "--shutdown-grace", "1", SUPAWORKER_POOLER_MODE="session",
+                             DATABASE_URL=make_conninfo(db, port=str(proxy.port)))  # fmt: skip
+        wait_for(lambda: "worker started" in workers.log_text(0), timeout=30, what="the worker to start")
+        time.sleep(0.5)  # idle: it claims now and then, and says it waits for jobs
+        proxy.freeze()
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 130, workers.log_text(0)
+    finally:
+        proxy.close()
+    log = workers.log_text(0)
+    assert "could not finish stopping" in log and "Traceback" not in log, log

@@ -12,7 +12,8 @@ Exit codes (stable, for scripts):
     7  `wait`: the job ended failed or cancelled
     8  `wait`: the job did not finish within --timeout
     9  doctor: at least one check failed
-  130  stopped by a second SIGINT/SIGTERM before running jobs finished
+  130  stopped at once before running jobs finished: by a second SIGINT/SIGTERM, or a stop still unfinished
+       after the grace period and a lease (a database that stopped answering mid-statement)
 """
 
 from __future__ import annotations

@@ -59,9 +59,16 @@ async def _watch_supervisor(worker: Worker, supervisor_pid: int) -> None:
     worker.request_stop()
 
 
-async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None, held: Sequence[int] = ()) -> None:
+async def _run(
+    worker: Worker,
+    settings: Settings,
+    supervisor_pid: int | None,
+    held: Sequence[int] = (),
+    deadline: threading.Timer | None = None,
+) -> None:
     """Runs the worker with its signal handlers, its health endpoint and its supervisor's watch; `held`: the
-    signals received before those handlers were in place, acted on as soon as they are."""
+    signals received before those handlers were in place, acted on as soon as they are; `deadline`: started
+    once the worker is told to stop (see _stop_deadline)."""
     loop = asyncio.get_running_loop()
     watch = asyncio.create_task(_watch_supervisor(worker, supervisor_pid)) if supervisor_pid else None
     own_signals = 0
@@ -90,16 +97,44 @@ async def _run(worker: Worker, settings: Settings, supervisor_pid: int | None, h
     for held_signal in held:
         on_signal(held_signal)
 
+    arm = asyncio.create_task(_start_when_stopping(worker, deadline), name="deadline") if deadline else None
     health_task = None
     if settings.enable_health_check:
         health_task = asyncio.create_task(_serve_health(worker, settings), name="health")
     try:
         await worker.run()
     finally:
-        for task in (health_task, watch):
+        for task in (health_task, watch, arm):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
+
+
+def _stop_deadline(worker: Worker) -> threading.Timer:
+    """A timer, started once the worker is told to stop (see _run), that gives the stop the grace period and a
+    lease. A stop unfinished by then waits for a database that stopped answering in the middle of a statement
+    (a hung proxy or pooler keeps the socket open, so nothing times out), in the worker or in a maintenance
+    thread the closing event loop waits for. The jobs it held are past their leases: the process exits at
+    once, as on a second signal. A thread, as the event loop may be what waits."""
+    seconds = worker.options.shutdown_grace_seconds + worker.options.lease_seconds
+
+    def exit_now() -> None:
+        log.error(
+            "could not finish stopping within the grace period and a lease (the database stopped answering?): "
+            "exiting now; unfinished jobs return when their lease expires",
+            extra={"worker_id": worker.worker_id, "seconds": seconds},
+        )
+        logging.shutdown()
+        os._exit(EXIT_FORCED)
+
+    timer = threading.Timer(seconds, exit_now)
+    timer.daemon = True
+    return timer
+
+
+async def _start_when_stopping(worker: Worker, deadline: threading.Timer) -> None:
+    await worker.stop_requested()
+    deadline.start()
 
 
 async def _serve_health(worker: Worker, settings: Settings) -> None:
@@ -180,11 +215,13 @@ def run_worker(
         services.append(maintenance)
     worker = Worker(connection, settings.schema_name, registry, options, worker_id=worker_id, services=services)
     held = hold_stops(WORKER_SIGNALS)
+    deadline = _stop_deadline(worker)
     try:
-        asyncio.run(_run(worker, settings, supervisor_pid, held))
+        asyncio.run(_run(worker, settings, supervisor_pid, held, deadline))
     finally:
         if maintenance is not None:
             maintenance.close()
+        deadline.cancel()
     if worker.failure:
         log.error("worker stopped after a failure of its own", extra={"reason": worker.failure})
         return EXIT_FAILED

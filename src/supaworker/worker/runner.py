@@ -203,6 +203,10 @@ class Worker:
         self._slot_freed.set()
         self.slots.stop()
 
+    async def stop_requested(self) -> None:
+        """Returns once request_stop() was called."""
+        await self._stopping.wait()
+
     async def ping(self, timeout: float = 2.0) -> None:
         await self.store.ping(timeout)
 
