@@ -439,3 +439,18 @@ def test_a_stop_that_a_frozen_link_to_the_database_holds_up_ends_after_the_grace
         proxy.close()
     log = workers.log_text(0)
     assert "could not finish stopping" in log and "Traceback" not in log, log
+
+
+@direct_only
+def test_health_endpoint_comes_up_while_the_first_claim_waits(db: str, store: Store, workers: Workers) -> None:
+    # It starts once the first claim is answered, so that the first jobs do not wait for it; a first claim that
+    # is not answered (a lock held, a database gone since the probe) kept it down all along.
+    job = supaworker.create_job("record", store=store)
+    port = free_port()
+    with psycopg.connect(db) as lock:
+        # Claims wait (they lock rows); reading the table does not.
+        lock.execute("LOCK TABLE supaworker.jobs IN EXCLUSIVE MODE")
+        workers.start(ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))
+        wait_for(lambda: get_json(f"http://127.0.0.1:{port}/health")[0] == 200, timeout=30, what="health endpoint")
+        assert job_status(db, job.id) == "pending"
+    wait_for(lambda: job_status(db, job.id) == "completed", what="the job, once the lock is gone")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
@@ -32,6 +33,8 @@ EXIT_FORCED = 130
 # The signals a worker's event loop handles (see _run).
 WORKER_SIGNALS = (signal.SIGINT, signal.SIGTERM, STOP_SIGNAL, FORCE_SIGNAL)
 SUPERVISOR_CHECK_SECONDS = 1.0
+# A first claim is answered within milliseconds: one that is not by then makes the jobs wait anyway.
+HEALTH_WAITS_FOR_FIRST_CLAIM_SECONDS = 1.0
 # A task of the worker died (see worker/monitor.py): a supervisor should start it again.
 EXIT_FAILED = 1
 
@@ -138,9 +141,12 @@ async def _start_when_stopping(worker: Worker, deadline: threading.Timer) -> Non
 
 
 async def _serve_health(worker: Worker, settings: Settings) -> None:
-    """Serves the health endpoint from the worker's first claim on: the first jobs do not wait for starlette
-    and uvicorn to load."""
-    await worker.claimed_once.wait()
+    """Serves the health endpoint from the worker's first claim on, so that the first jobs do not wait for
+    starlette and uvicorn to load; or after HEALTH_WAITS_FOR_FIRST_CLAIM_SECONDS without an answer to that
+    claim (its connections waiting for a database gone since the probe, a lock it waits for), to say so."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(HEALTH_WAITS_FOR_FIRST_CLAIM_SECONDS):
+            await worker.claimed_once.wait()
     health = await _import_in_background("supaworker.worker.health")
 
     async def active_jobs() -> int:
