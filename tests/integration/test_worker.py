@@ -380,3 +380,52 @@ async def test_default_prefetch_claims_big_batches_of_short_jobs_and_few_long_on
                 most = max(most, conn.execute(held).fetchone()[0])
                 await asyncio.sleep(0.02)
         assert most <= 5 + 1  # its slots, and one job at hand
+
+
+async def test_a_retry_claimed_while_a_renewal_is_in_flight_runs_and_is_not_charged(db: str, store: Store) -> None:
+    # A renewal names the jobs it renews by id. A job that fails, and is claimed again by the same worker while
+    # a renewal sent for its failed attempt is in flight, comes back "not owned": that is the old attempt. The
+    # new one was dropped with it, never ran, and its lease ran out: the rescue charged it an attempt.
+    registry = Registry()
+    ran: dict[int, list[int]] = {}
+
+    async def third_time_lucky(job: supaworker.Job) -> str:
+        ran.setdefault(job.id, []).append(job.attempt)
+        if job.attempt < 3:
+            raise RuntimeError(f"attempt {job.attempt}")
+        return "ok"
+
+    registry.register("third_time_lucky", third_time_lucky)
+    ids = supaworker.create_jobs([{"type": "third_time_lucky", "max_attempts": 3}] * 300, store=store)
+    worker = make_worker(db, registry, lease_seconds=1.5, retry_base_seconds=0.01, retry_cap_seconds=0.02)
+    # Renewals that are sent all the time and answered late, as over a slow link: each runs its statement
+    # after a wait (so after failures sent meanwhile commit) and hands its answer back after another (so after
+    # the claims answered meanwhile).
+    renew = worker.leases.store.heartbeat_jobs
+
+    async def slow_renewal(worker_id: str, ids: list[int], lease_seconds: float) -> set[int]:
+        await asyncio.sleep(0.03)
+        owned = await renew(worker_id, ids, lease_seconds)
+        await asyncio.sleep(0.03)
+        return owned
+
+    worker.leases.store.heartbeat_jobs = slow_renewal  # type: ignore[method-assign]
+
+    async def renew_all_the_time() -> None:
+        while True:
+            worker.leases.renew_now()
+            await asyncio.sleep(0.002)
+
+    def unfinished() -> int:
+        with psycopg.connect(db) as c:
+            row = c.execute("SELECT count(*) FROM supaworker.jobs WHERE status <> 'completed'").fetchone()
+        return row[0] if row else -1
+
+    async with running(worker):
+        renewing = asyncio.create_task(renew_all_the_time())
+        try:
+            await wait_until_async(lambda: unfinished() == 0, "every job completed", timeout=60)
+        finally:
+            renewing.cancel()
+    assert {job_id: attempts for job_id, attempts in ran.items() if attempts != [1, 2, 3]} == {}
+    assert set(ran) == set(ids)

@@ -59,8 +59,9 @@ class Completer:
     def backlog(self) -> int:
         return len(self._buffer) + len(self._in_flight)
 
-    def job_ids(self) -> list[int]:
-        return [c.job.id for c in self._buffer] + [c.job.id for c in self._in_flight]
+    def held(self) -> list[tuple[int, int]]:
+        """(job id, attempt) of every completion not yet recorded."""
+        return [(c.job.id, c.job.attempt) for c in self._buffer + self._in_flight]
 
     def add(self, job: Job, result: Any, duration_seconds: float) -> None:
         self._buffer.append(Completion(job, result, duration_seconds))

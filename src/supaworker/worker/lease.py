@@ -41,17 +41,23 @@ PROBE_AT_LEASE_FRACTION = 0.5
 FENCE_AT_LEASE_FRACTION = 0.8
 
 
+# One attempt of a job: (job id, attempt). A renewal names jobs by id, but what it finds lost is the attempt it
+# was sent for: the same job, failed and claimed again by this worker while the renewal was in flight, is a
+# new attempt that renewal knew nothing of, and must not be dropped with the old one.
+Held = tuple[int, int]
+
+
 class LeaseHolder(Protocol):
     """The worker whose leases the keeper keeps: what it holds, and what it does when they fail."""
 
     worker_id: str
 
-    def held_ids(self) -> list[int]:
-        """Every job the worker holds a lease on."""
+    def held(self) -> list[Held]:
+        """Every attempt the worker holds a lease on."""
         ...
 
-    def leases_lost(self, lost: set[int]) -> None:
-        """Jobs the heartbeat no longer owns (rescued or cancelled)."""
+    def leases_lost(self, lost: set[Held]) -> None:
+        """Attempts the heartbeat no longer owns (rescued or cancelled)."""
         ...
 
     def fence(self, silent_seconds: float) -> None:
@@ -136,14 +142,14 @@ class LeaseKeeper:
     def _needs_probe(self, now: float) -> bool:
         if self.fenced:
             return True
-        return bool(self.holder.held_ids()) and now - self.renewed_at >= PROBE_AT_LEASE_FRACTION * self.lease_seconds
+        return bool(self.holder.held()) and now - self.renewed_at >= PROBE_AT_LEASE_FRACTION * self.lease_seconds
 
     def _next_wake(self, now: float, next_beat: float, next_probe: float) -> float:
         """The next moment something is due: a heartbeat, a probe, or the point to probe or fence at."""
         if self.fenced:
             return max(next_probe, now + 0.05)
         times = [next_beat]
-        if self.holder.held_ids():
+        if self.holder.held():
             marks = [
                 self.renewed_at + f * self.lease_seconds for f in (PROBE_AT_LEASE_FRACTION, FENCE_AT_LEASE_FRACTION)
             ]
@@ -157,7 +163,7 @@ class LeaseKeeper:
     def _check(self, now: float) -> None:
         if self.fenced:
             return
-        if not self.holder.held_ids():
+        if not self.holder.held():
             self.renewed_at = max(self.renewed_at, min(now, self._floor))  # nothing to lose
             return
         silent = now - self.renewed_at
@@ -170,25 +176,27 @@ class LeaseKeeper:
         self.holder.database_trouble()
         self.holder.fence(silent)
 
-    def _renewed(self, sent: float, ids: list[int], owned: set[int]) -> None:
+    def _renewed(self, sent: float, held: list[Held], owned: set[int]) -> None:
         self.renewed_at = max(self.renewed_at, min(sent, self._floor))
         self._asked_at = None
-        # Only ids sent in this renewal: jobs claimed while it was in flight are not in `owned`.
-        lost = set(ids) - owned
+        # Only attempts sent in this renewal: jobs claimed while it was in flight are not in `owned`.
+        lost = {attempt for attempt in held if attempt[0] not in owned}
         if lost:
             self.holder.leases_lost(lost)
 
-    def _ask(self) -> tuple[list[int], float]:
-        """The ids a renewal is about to send, and when it is sent (the oldest unanswered one is remembered)."""
-        ids = sorted(self.holder.held_ids())
+    def _ask(self) -> tuple[list[Held], list[int], float]:
+        """The attempts a renewal is about to send, their job ids, and when it is sent (the oldest unanswered
+        one is remembered)."""
+        held = self.holder.held()
+        ids = sorted({job_id for job_id, _ in held})
         sent = time.monotonic()
         self._floor = math.inf
         if ids and self._asked_at is None:
             self._asked_at = sent
-        return ids, sent
+        return held, ids, sent
 
     async def _beat(self) -> None:
-        ids, sent = self._ask()
+        held, ids, sent = self._ask()
         if not ids:
             return
         try:
@@ -201,11 +209,11 @@ class LeaseKeeper:
             return
         self._warned = False
         if not self.fenced:
-            self._renewed(sent, ids, owned)
+            self._renewed(sent, held, owned)
 
     async def _probe(self) -> None:
         """Renews over a connection of its own; says whether the server is down or out of reach."""
-        ids, sent = self._ask()
+        held, ids, sent = self._ask()
         reach: Reachability
         reach, owned = await self.store.renew_directly(self.holder.worker_id, ids, self.lease_seconds, self.interval)
         if reach != "up":
@@ -226,4 +234,4 @@ class LeaseKeeper:
             self._asked_at = None
             self.recovered.set()
             self.holder.recover(time.monotonic() - self._fenced_at)
-        self._renewed(sent, ids, owned)
+        self._renewed(sent, held, owned)

@@ -37,7 +37,7 @@ from .attempt import AttemptRunner
 from .claimer import Claimer
 from .completer import Completer
 from .executor import Executor
-from .lease import LeaseKeeper
+from .lease import Held, LeaseKeeper
 from .monitor import TaskMonitor
 from .options import WorkerOptions
 from .prefetch import Prefetch
@@ -314,15 +314,17 @@ class Worker:
             self._wakeup.set()
 
     # -- leases (LeaseHolder) -------------------------------------------------------------------------
-    def held_ids(self) -> list[int]:
-        """Every job this worker holds a lease on: running, claimed ahead, finished but not yet recorded."""
-        return self.slots.held_ids() + self.completer.job_ids()
+    def held(self) -> list[Held]:
+        """Every attempt this worker holds a lease on: running, claimed ahead, finished but not yet recorded."""
+        return self.slots.held() + self.completer.held()
 
-    def leases_lost(self, lost: set[int]) -> None:
-        """Jobs the heartbeat no longer owns (rescued or cancelled): their outcome would be rejected."""
-        self.slots.drop(lost)
-        for job_id in lost:
-            if job_id in self.slots.running:
+    def leases_lost(self, lost: set[Held]) -> None:
+        """Attempts the heartbeat no longer owns (rescued or cancelled): their outcome would be rejected. Only
+        those attempts: the same job claimed again meanwhile (a retry) is a new lease, and runs."""
+        self.slots.drop_attempts(lost)
+        for job_id, attempt in lost:
+            running = self.slots.running.get(job_id)
+            if running is not None and running.job.attempt == attempt:
                 self.slots.cancel(job_id, "job lost: no longer owned by this worker")
 
     def database_trouble(self) -> None:

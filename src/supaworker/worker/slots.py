@@ -74,8 +74,9 @@ class Slots:
         self._stopping = True
         self._job_queued.set()
 
-    def held_ids(self) -> list[int]:
-        return list(self.running) + [job.id for job in self.queued]
+    def held(self) -> list[tuple[int, int]]:
+        """(job id, attempt) of every job running or queued here."""
+        return [(r.job.id, r.job.attempt) for r in self.running.values()] + [(j.id, j.attempt) for j in self.queued]
 
     def take_queued(self) -> list[Job]:
         """Empties the local queue: jobs claimed and never started, to hand back."""
@@ -85,6 +86,11 @@ class Slots:
     def drop(self, ids: set[int]) -> None:
         if self.queued:
             self.queued = deque(job for job in self.queued if job.id not in ids)
+
+    def drop_attempts(self, attempts: set[tuple[int, int]]) -> None:
+        """Drops queued jobs by (job id, attempt): a later attempt of the same job stays."""
+        if self.queued:
+            self.queued = deque(job for job in self.queued if (job.id, job.attempt) not in attempts)
 
     def cancel(self, job_id: int, why: str) -> None:
         """Stops a job that was cancelled or lost: an async handler is cancelled outright; a sync one runs in
