@@ -27,9 +27,10 @@ from uuid import UUID
 import psycopg
 
 from .errors import InvalidJob
+from .rules import MAX_BIGINT, MAX_TYPE_LENGTH, MAX_USER_ID_LENGTH
 from .states import JobStatus
 from .store import Store
-from .validation import MAX_BIGINT, text_problem
+from .validation import text_problem
 
 SEARCH_WINDOW = 10_000  # candidate jobs examined per page at most
 FIRST_CHUNK = 250  # candidates examined first; each further chunk is four times larger
@@ -44,7 +45,7 @@ ACTIONS = ("retry", "cancel", "delete")
 DEFAULT_CANCEL_REASON = "cancelled by an operator (bulk)"
 
 _ID_ORDERED = {"failed": "search_job_ids_unsuccessful", "cancelled": "search_job_ids_unsuccessful"}
-_TEXT_LIMITS = {"type": 128, "queue": 128, "user_id": 255, "error": 200}
+_TEXT_LIMITS = {"type": MAX_TYPE_LENGTH, "queue": MAX_TYPE_LENGTH, "user_id": MAX_USER_ID_LENGTH, "error": 200}
 
 
 def parse_time(field_name: str, value: str) -> datetime:

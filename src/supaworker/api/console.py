@@ -16,10 +16,9 @@ from ..bulk import MAX_IDS, bulk_action
 from ..client import MAX_REASON_LENGTH
 from ..job_search import JobFilter
 from ..periodic import list_periodic_schedules, set_periodic_enabled
-from ..rules import MAX_TYPE_LENGTH
+from ..rules import MAX_BIGINT, MAX_TYPE_LENGTH, MAX_USER_ID_LENGTH
 from ..states import JobStatus
 from ..store import Store
-from ..validation import MAX_BIGINT
 from .auth import reads, writes
 from .jobs import poke_feed, read_store_of, store_of
 from .models import DateTimeText, StorableText
@@ -36,10 +35,10 @@ class JobFilterBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     status: JobStatus | None = None
-    type: Annotated[StorableText, Field(max_length=128)] | None = None
-    queue: Annotated[StorableText, Field(max_length=128)] | None = None
+    type: Annotated[StorableText, Field(max_length=MAX_TYPE_LENGTH)] | None = None
+    queue: Annotated[StorableText, Field(max_length=MAX_TYPE_LENGTH)] | None = None
     brief_id: UUID | None = None
-    user_id: Annotated[StorableText, Field(max_length=255)] | None = None
+    user_id: Annotated[StorableText, Field(max_length=MAX_USER_ID_LENGTH)] | None = None
     error: Annotated[StorableText, Field(max_length=200, description="Part of the last error, any case.")] | None = None
     created_after: DateTimeText | None = None
     created_before: DateTimeText | None = None

@@ -10,9 +10,9 @@ from fastapi.encoders import jsonable_encoder
 
 from .. import client
 from ..errors import BriefNotFound
+from ..rules import MAX_BIGINT, MAX_TYPE_LENGTH
 from ..states import JobStatus
 from ..store import Store
-from ..validation import MAX_BIGINT
 from .auth import reads, writes
 from .models import CancelRequest, JobCreate, StorableText
 from .stats import job_stats_answer
@@ -50,7 +50,9 @@ def jobs_action(
     action: str | None = Query(None, description=f"One of {', '.join(ACTIONS)}."),
     brief_id: str | None = Query(None, description="With action=by_brief."),
     status: str | None = Query(None, description="With action=list: only this status."),
-    type: Annotated[StorableText | None, Query(max_length=128, description="With action=list: only this type.")] = None,
+    type: Annotated[
+        StorableText | None, Query(max_length=MAX_TYPE_LENGTH, description="With action=list: only this type.")
+    ] = None,
     before_id: int | None = Query(
         None, ge=1, le=MAX_BIGINT, description="With action=list: the next page (next_before_id)."
     ),

@@ -25,7 +25,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 from ..api.auth import check_key, reads_are_open
-from ..validation import MAX_BIGINT
+from ..rules import MAX_BIGINT
 
 SIGNED_URL_SECONDS = 3600
 SIGNED_URL_ROUNDING_SECONDS = 600

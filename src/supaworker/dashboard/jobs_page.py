@@ -11,7 +11,7 @@ from fastapi import Request
 
 from ..errors import InvalidJob
 from ..job_search import PAGE_LIMIT, PAGE_LIMIT_MAX, JobFilter, JobSearch
-from ..validation import MAX_BIGINT
+from ..rules import MAX_BIGINT
 from .pages import NotFound, Page, Section
 from .render import JSON_TREE_NODES, seconds_between
 

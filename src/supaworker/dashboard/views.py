@@ -20,6 +20,7 @@ from ..api.models import StorableText
 from ..briefs import Brief
 from ..feed import ChangeFeed, Snapshot
 from ..job import JobRecord
+from ..rules import MAX_TYPE_LENGTH
 from ..states import JobStatus
 from ..store import Store
 from . import artifacts, briefs_page, jobs_page, ops_page, queues_page
@@ -84,7 +85,7 @@ def render_panels(request: Request, filters: dict[str, str | None]) -> tuple[dic
 
 
 router = APIRouter(include_in_schema=False)
-TypeFilter = Annotated[StorableText | None, Query(max_length=128)]
+TypeFilter = Annotated[StorableText | None, Query(max_length=MAX_TYPE_LENGTH)]
 
 
 @router.get("/", response_class=HTMLResponse)
