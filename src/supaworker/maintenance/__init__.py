@@ -7,8 +7,9 @@ elected leader only. Every worker runs its own rescuer (`worker/runner.py`).
 Imported on first use, so that a worker's start-up does not wait for what it needs only later.
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .history import HistoryConfig, HistoryKeeper, history_config
@@ -32,12 +33,7 @@ _WHERE = {
     "MaintenanceService": "service",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 
 __all__ = [

@@ -6,8 +6,9 @@ Imported on first use, so that a worker, which needs only `WorkerStore` to start
 (and what it needs: new jobs' checks, briefs, the console's queries).
 """
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ..lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .base import StoreBase, reading_cursor
@@ -22,12 +23,7 @@ _WHERE = {
     "reading_cursor": "base",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(import_module(f".{module}", __name__), name)
+__getattr__ = lazy_attributes(__name__, _WHERE)
 
 
 __all__ = ["OPEN_TIMEOUT_SECONDS", "Store", "StoreBase", "WorkerStore", "reading_cursor"]
