@@ -4,7 +4,7 @@ never happen to the server other test runs share), and a fresh database in it pe
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 
 import pytest
 
@@ -38,8 +38,25 @@ def fault_db(cluster: PrivateCluster) -> str:
     return url
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.when == "call":
+        item.stash[_FAILED] = report.failed
+    return report
+
+
+_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def fleet() -> Iterator[Fleet]:
+def fleet(request: pytest.FixtureRequest) -> Iterator[Fleet]:
     f = Fleet()
     yield f
+    if request.node.stash.get(_FAILED, False):
+        # An assertion's message cuts long logs short: the unusual lines of every worker, whole, in the
+        # report's captured output, before the logs are removed.
+        print(f.logs())
     f.stop_all()
