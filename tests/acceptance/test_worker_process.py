@@ -21,6 +21,7 @@ from supaworker.handlers import BUILTIN_HANDLERS
 from supaworker.store import Store
 from supaworker.worker.stopping import STOP_SIGNAL
 from tests.faults.proxy import FreezableProxy
+from tests.support.worker import OTHER_COMMAND_MODULES
 
 from ..conftest import drop_database
 from .conftest import Workers, count_by_status, unfinished, wait_for
@@ -308,11 +309,7 @@ def test_supervised_children_run_with_exactly_the_options_their_parent_resolved(
 # Modules a worker loads only for other commands, or once its first claim is answered (the maintenance
 # service and the health endpoint); its first job must not wait for any of them.
 NOT_BEFORE_THE_FIRST_JOB = [
-    "supaworker.cli.briefs",
-    "supaworker.cli.controls",
-    "supaworker.cli.jobs",
-    "supaworker.cli.operations",
-    "supaworker.cli.periodic",
+    *OTHER_COMMAND_MODULES,
     "supaworker.briefs",
     "supaworker.client",
     "supaworker.new_job",

@@ -9,10 +9,14 @@ from typing import Any
 
 import psycopg
 
+from supaworker.cli.app import COMMAND_MODULES
 from supaworker.db import ConnectionProfile
 from supaworker.registry import Registry
 from supaworker.worker.options import WorkerOptions
 from supaworker.worker.runner import Worker
+
+# The modules of every command but the worker's own (cli/running.py): a worker never needs them.
+OTHER_COMMAND_MODULES = sorted({f"supaworker.cli.{name}" for name in COMMAND_MODULES.values() if name != "running"})
 
 FAST = {
     "concurrency": 5,

@@ -10,16 +10,13 @@ import click
 
 from supaworker.cli import main
 from supaworker.cli.app import COMMAND_MODULES
+from tests.support.worker import OTHER_COMMAND_MODULES
 
 from ..conftest import REPO
 
 # What enqueueing, briefs, controls and the database's upkeep need, and `supaworker worker` does not.
 NOT_FOR_THE_WORKER = [
-    "supaworker.cli.briefs",
-    "supaworker.cli.controls",
-    "supaworker.cli.jobs",
-    "supaworker.cli.operations",
-    "supaworker.cli.periodic",
+    *OTHER_COMMAND_MODULES,
     "supaworker.briefs",
     "supaworker.client",
     "supaworker.controls",
