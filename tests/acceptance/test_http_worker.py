@@ -81,7 +81,7 @@ def test_jobs_complete_through_postgrest(supa: tuple[str, PostgREST], fleet: Fle
     ids = enqueue_effects(url, 40)
     enqueue_effects(url, 10, fail_attempts=1)  # each fails once and is retried through fail_job()
     w = fleet.start(http_env(url, server))
-    wait_until(lambda: status_counts(url)["completed"] == 50, f"50 jobs completed over HTTP\n{fleet.logs()}")
+    wait_until(lambda: status_counts(url)["completed"] == 50, fleet.explain("50 jobs completed over HTTP"))
     assert w.stop() == 0
     with psycopg.connect(url) as conn:
         retried = conn.execute("SELECT count(*) FROM supaworker.jobs WHERE attempts = 2").fetchone()
@@ -100,7 +100,7 @@ def test_pipeline_steps_get_their_parents_results_and_progress_is_written_throug
         child = supaworker.create_job("echo_upstream", {"step": 2}, depends_on=[parent.id], conn=conn)
         progress = supaworker.create_job("reports_progress", conn=conn)
     w = fleet.start(http_env(url, server))
-    wait_until(lambda: status_counts(url)["completed"] == 3, f"3 jobs completed over HTTP\n{fleet.logs()}")
+    wait_until(lambda: status_counts(url)["completed"] == 3, fleet.explain("3 jobs completed over HTTP"))
     assert w.stop() == 0, w.log_text()  # no side task of the worker failed on the way
     with psycopg.connect(url) as conn:
         rows = dict(conn.execute("SELECT id, result FROM supaworker.jobs").fetchall())
@@ -195,7 +195,7 @@ def test_concurrent_http_workers_never_run_a_job_twice(supa: tuple[str, PostgRES
         fleet.start(http_env(url, server), "--concurrency", "8")
     fleet.wait_started()  # all three are claiming before the jobs arrive (one alone drains 300 no-ops at once)
     enqueue_effects(url, 300, tenants=tenants)
-    wait_until(lambda: status_counts(url)["completed"] == 300, f"300 jobs completed\n{fleet.logs()}")
+    wait_until(lambda: status_counts(url)["completed"] == 300, fleet.explain("300 jobs completed"))
     for w in fleet.workers:
         w.signal(signal.SIGTERM)
     result = tally(url, fleet)

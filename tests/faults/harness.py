@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,10 @@ class Fleet:
             unusual = [line for line in lines if '"msg": "job completed"' not in line and '"job started"' not in line]
             parts.append(f"--- {w.name} (pid {w.pid}) ---\n" + "\n".join(unusual[-80:]))
         return "\n".join(parts)
+
+    def explain(self, what: str) -> Callable[[], str]:
+        """A `wait_until` message naming `what`, with the workers' logs as they are when the wait gives up."""
+        return lambda: f"{what}\n{self.logs()}"
 
     def stop_all(self) -> None:
         for w in self.workers:

@@ -27,6 +27,7 @@ from tests.support.waiting import wait_until
 pytestmark = [pytest.mark.acceptance, pytest.mark.slow]
 
 LEASE = ["--lease-seconds", "2"]
+FRESH_JOBS = 30  # enqueued after each fault: what the workers must run to show they recovered
 # What PostgreSQL says when no connection slot is left for an ordinary role.
 REFUSED = re.compile(r"too many clients|remaining connection slots are reserved")
 
@@ -35,10 +36,27 @@ def completed(url: str) -> int:
     return status_counts(url)["completed"]
 
 
-def wait_for_progress_after(url: str, baseline: int, what: str) -> float:
+def wait_for_progress_after(url: str, fleet: Fleet, what: str, baseline: int) -> float:
     """Seconds until the completed count rises above `baseline` (the first job finished after a fault)."""
     began = time.monotonic()
-    wait_until(lambda: completed(url) > baseline, what)
+    logs = fleet.explain(what)
+    wait_until(lambda: completed(url) > baseline, lambda: f"{logs()}\nfrom {baseline} completed: {status_counts(url)}")
+    return round(time.monotonic() - began, 2)
+
+
+def recovery_after_fault(url: str, fleet: Fleet, what: str) -> float:
+    """Seconds until the first of FRESH_JOBS jobs enqueued now, after a fault, completes. Only a worker that
+    recovered can run them, and a backlog drained while the test looked away cannot pass for a stalled fleet."""
+    began = time.monotonic()
+    fresh = enqueue_effects(url, FRESH_JOBS, sleep=0.01)
+    logs = fleet.explain(what)
+
+    def done() -> int:
+        with psycopg.connect(url) as conn:
+            query = "SELECT count(*) FROM supaworker.jobs WHERE id = ANY (%s) AND status = 'completed'"
+            return conn.execute(query, (fresh,)).fetchone()[0]  # type: ignore[index]
+
+    wait_until(done, lambda: f"{logs()}\n{status_counts(url)}")
     return round(time.monotonic() - began, 2)
 
 
@@ -59,15 +77,15 @@ def test_postgres_restart_mid_run(cluster: PrivateCluster, fault_db: str, fleet:
     for _ in range(3):
         fleet.start(env, *LEASE, "--concurrency", "5")
     fleet.wait_started()
-    wait_until(lambda: completed(fault_db) >= 100, f"work to get going\n{fleet.logs()}")
+    wait_until(lambda: completed(fault_db) >= 100, fleet.explain("work to get going"))
 
     injected = time.monotonic()
     cluster.restart("fast")  # every connection of every worker is cut
     downtime = round(time.monotonic() - injected, 2)
-    recovery = wait_for_progress_after(fault_db, completed(fault_db), f"progress after the restart\n{fleet.logs()}")
-    wait_until(lambda: drained(fault_db), f"the queue to drain after the restart\n{fleet.logs()}")
+    recovery = recovery_after_fault(fault_db, fleet, "progress after the restart")
+    wait_until(lambda: drained(fault_db), fleet.explain("the queue to drain after the restart"))
 
-    assert_nothing_lost(fault_db, fleet, 600)
+    assert_nothing_lost(fault_db, fleet, 600 + FRESH_JOBS)
     result = tally(fault_db, fleet)
     assert all(w.proc.poll() is None for w in fleet.workers), f"a worker died instead of reconnecting\n{fleet.logs()}"
     assert "failed, retrying" in fleet.full_logs(), "the workers did not notice the restart"
@@ -81,7 +99,7 @@ def test_worker_connections_terminated(fault_db: str, fleet: Fleet) -> None:
     for _ in range(3):
         fleet.start(env, *LEASE, "--concurrency", "5")
     fleet.wait_started()
-    wait_until(lambda: completed(fault_db) >= 100, f"work to get going\n{fleet.logs()}")
+    wait_until(lambda: completed(fault_db) >= 100, fleet.explain("work to get going"))
 
     killed = 0
     recoveries = []
@@ -92,11 +110,11 @@ def test_worker_connections_terminated(fault_db: str, fleet: Fleet) -> None:
                 " WHERE datname = current_database() AND pid <> pg_backend_pid() AND backend_type = 'client backend'"
                 " AND application_name <> 'effects'"
             ).fetchone()[0]  # type: ignore[index]
-        recoveries.append(wait_for_progress_after(fault_db, completed(fault_db), f"progress\n{fleet.logs()}"))
-    wait_until(lambda: drained(fault_db), f"the queue to drain\n{fleet.logs()}")
+        recoveries.append(recovery_after_fault(fault_db, fleet, f"progress after round {len(recoveries) + 1}"))
+    wait_until(lambda: drained(fault_db), fleet.explain("the queue to drain"))
 
     assert killed >= 9, f"only {killed} worker connections were terminated"
-    assert_nothing_lost(fault_db, fleet, 600)
+    assert_nothing_lost(fault_db, fleet, 600 + 3 * FRESH_JOBS)
     assert all(w.proc.poll() is None for w in fleet.workers), f"a worker died instead of reconnecting\n{fleet.logs()}"
     report("terminate-backends", injected=f"pg_terminate_backend x{killed} in 3 rounds",
            recovery_s=max(recoveries), **vars(tally(fault_db, fleet)))  # fmt: skip
@@ -119,11 +137,11 @@ def test_frozen_worker_is_fenced_out_when_it_resumes(fault_db: str, fleet: Fleet
                 (victim_pattern,),
             ).fetchone()[0]  # type: ignore[index]
 
-    wait_until(lambda: held_by_victim() == 3, f"the victim to hold all 3 jobs\n{fleet.logs()}")
+    wait_until(lambda: held_by_victim() == 3, fleet.explain("the victim to hold all 3 jobs"))
     victim.signal(signal.SIGSTOP)
     frozen_at = time.monotonic()
     fleet.start(env, *LEASE, "--concurrency", "3", name="rescuer")
-    wait_until(lambda: completed(fault_db) == 3, f"the rescuer to finish the frozen jobs\n{fleet.logs()}")
+    wait_until(lambda: completed(fault_db) == 3, fleet.explain("the rescuer to finish the frozen jobs"))
     rescued_in = round(time.monotonic() - frozen_at, 2)
 
     victim.signal(signal.SIGCONT)  # its handlers wake up finished and try to record their outcomes
@@ -136,10 +154,8 @@ def test_frozen_worker_is_fenced_out_when_it_resumes(fault_db: str, fleet: Fleet
         }
         return refused if refused >= set(ids) else set()
 
-    wait_until(victim_gave_up, f"the resumed worker to log its refused outcomes\n{fleet.logs()}")
-    wait_until(
-        lambda: tally(fault_db, fleet).executions == 6, f"the resumed worker's handlers to finish\n{fleet.logs()}"
-    )
+    wait_until(victim_gave_up, fleet.explain("the resumed worker to log its refused outcomes"))
+    wait_until(lambda: tally(fault_db, fleet).executions == 6, fleet.explain("the resumed worker's handlers to finish"))
     result = tally(fault_db, fleet)
     with psycopg.connect(fault_db) as conn:
         owners = conn.execute("SELECT DISTINCT worker_id LIKE %s FROM supaworker.jobs", (victim_pattern,)).fetchall()
@@ -177,7 +193,7 @@ def test_exhausted_connections_give_clear_errors_and_recover(fault_db: str, flee
     enqueue_effects(fault_db, 200, job_type="noop")
     w = fleet.start(worker_env(app_url, fault_db, **FAST_ENV), *LEASE, "--concurrency", "4")
     fleet.wait_started()
-    wait_until(lambda: completed(fault_db) >= 200, f"the first batch\n{fleet.logs()}")
+    wait_until(lambda: completed(fault_db) >= 200, fleet.explain("the first batch"))
 
     # Freeze the worker, cut its connections, and take every free slot before it can reconnect.
     w.signal(signal.SIGSTOP)
@@ -196,15 +212,15 @@ def test_exhausted_connections_give_clear_errors_and_recover(fault_db: str, flee
         assert cli.returncode == 3, cli.stderr
         assert REFUSED.search(cli.stderr) and "Traceback" not in cli.stderr, cli.stderr
         # The running worker says what is wrong, and keeps trying.
-        wait_until(lambda: REFUSED.search(w.log_text()), f"the worker to report the refusal\n{fleet.logs()}")
+        wait_until(lambda: REFUSED.search(w.log_text()), fleet.explain("the worker to report the refusal"))
         assert w.proc.poll() is None, f"the worker gave up\n{fleet.logs()}"
         stalled = completed(fault_db)
     finally:
         for hog in hogs:
             hog.close()
     freed = time.monotonic()
-    recovery = wait_for_progress_after(fault_db, stalled, f"progress once connections are free\n{fleet.logs()}")
-    wait_until(lambda: drained(fault_db), f"the queue to drain\n{fleet.logs()}")
+    recovery = wait_for_progress_after(fault_db, fleet, "progress once connections are free", stalled)
+    wait_until(lambda: drained(fault_db), fleet.explain("the queue to drain"))
 
     counts = status_counts(fault_db)
     assert counts == {"completed": 400}, counts
@@ -242,7 +258,7 @@ def test_queue_keeps_working_while_a_long_transaction_pins_the_vacuum_horizon(fa
         for _ in range(2):
             fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "--concurrency", "20")
         fleet.wait_started()
-        wait_until(lambda: completed(fault_db) > 1000, f"work to get going\n{fleet.logs()}")
+        wait_until(lambda: completed(fault_db) > 1000, fleet.explain("work to get going"))
         baseline = _rate(fault_db, WINDOW_SECONDS)
         with psycopg.connect(fault_db) as pin:
             pin.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")

@@ -80,7 +80,7 @@ def test_a_job_that_kills_its_worker_charges_no_job_that_never_started(fault_db:
     crashes = 0
     worker = fleet.start(env, *args, name="w0")
     while True:
-        wait_until(lambda w=worker: exited(w) or drained(fault_db), f"a crash or the drain\n{fleet.logs()}")
+        wait_until(lambda w=worker: exited(w) or drained(fault_db), fleet.explain("a crash or the drain"))
         if not exited(worker):
             break
         assert worker.proc.returncode == -signal.SIGKILL, worker.log_text()
@@ -117,12 +117,12 @@ def test_killed_workers_prefetched_jobs_come_back_uncharged(fault_db: str, fleet
                       AND (SELECT count(*) FROM supaworker.jobs WHERE status = 'processing') >= 50""",
                 (w.pid,),
             )[0][0],
-            f"the worker to start two jobs and hold its prefetch\n{fleet.logs()}",
+            fleet.explain("the worker to start two jobs and hold its prefetch"),
         )
         worker.signal(signal.SIGKILL)
         worker.proc.wait(10)
     survivor = fleet.start(env, "-c", "20", "--lease-seconds", "2", name="survivor")
-    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=120)
+    wait_until(lambda: drained(fault_db), fleet.explain("the drain"), timeout=120)
     assert survivor.proc.poll() is None
     assert query(fault_db, "SELECT status::text, count(*) FROM supaworker.jobs GROUP BY 1") == [("completed", 102)]
     extra = charged_without_starting(fault_db, ids)
@@ -138,7 +138,7 @@ def test_many_workers_drain_without_deadlocks_or_rescuing_themselves(fault_db: s
     env = worker_env(fault_db, fault_db, **FAST_ENV)
     for _ in range(4):
         fleet.start(env, "-c", "8", "--lease-seconds", "1")  # a heartbeat every 0.33 s beside the completions
-    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=180)
+    wait_until(lambda: drained(fault_db), fleet.explain("the drain"), timeout=180)
     assert deadlocks(fault_db) == before, fleet.logs()
     rescues = [e for e in fleet.events() if e.get("msg", "").startswith(("job rescued", "jobs a dead worker"))]
     assert rescues == [], rescues[:5]
@@ -158,7 +158,7 @@ def test_an_outage_longer_than_the_lease_charges_no_live_job(
     cluster.stop("immediate")
     time.sleep(3)  # every lease (2 s) runs out while the server is down
     cluster.start()
-    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=120)
+    wait_until(lambda: drained(fault_db), fleet.explain("the drain"), timeout=120)
     rows = query(fault_db, "SELECT status::text, attempts FROM supaworker.jobs WHERE id = ANY (%s)", (ids,))
     assert rows == [("completed", 1)] * 12, (rows, fleet.logs())
     rescues = [e for e in fleet.events() if e.get("msg") == "job rescued from a dead worker"]
@@ -185,7 +185,7 @@ def test_a_worker_that_dies_during_an_outage_is_still_rescued_soon_after(
     started_by_survivor = "SELECT count(DISTINCT job_id) FROM public.test_starts WHERE pid = %s"
     wait_until(
         lambda: query(fault_db, started_by_survivor, (survivor.pid,))[0][0] == 4,
-        f"the survivor to run the dead worker's jobs\n{fleet.logs()}",
+        fleet.explain("the survivor to run the dead worker's jobs"),
         timeout=30,
     )
     took = time.monotonic() - back
@@ -193,7 +193,7 @@ def test_a_worker_that_dies_during_an_outage_is_still_rescued_soon_after(
     # reconnection, its rescue interval (0.5 s) and its claim: 2-2.5 s here, a few seconds of slack for a busy
     # machine.
     assert took < 10, (took, fleet.logs())
-    wait_until(lambda: drained(fault_db), f"the drain\n{fleet.logs()}", timeout=60)
+    wait_until(lambda: drained(fault_db), fleet.explain("the drain"), timeout=60)
     rows = query(fault_db, "SELECT status::text, attempts FROM supaworker.jobs WHERE id = ANY (%s)", (ids,))
     assert rows == [("completed", 2)] * 4, rows  # the attempt that died with its worker is charged
     report("dead-in-outage-lease-2s", jobs=4, rescued_after_restart_s=round(took, 1))
@@ -250,27 +250,27 @@ def test_a_cut_off_worker_stops_its_jobs_before_another_is_given_them(
     frozen_at = time.monotonic()
     healthy = fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "-c", "2", "--lease-seconds", "5", name="ok")
     wait_until(
-        lambda: '"msg": "lost the database' in cut.log_text(), f"the cut-off worker to fence itself\n{fleet.logs()}"
+        lambda: '"msg": "lost the database' in cut.log_text(), fleet.explain("the cut-off worker to fence itself")
     )
     fenced_after = time.monotonic() - frozen_at
     wait_until(
         lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 2,
-        f"the healthy worker to take the job over\n{fleet.logs()}",
+        fleet.explain("the healthy worker to take the job over"),
     )
     taken_after = time.monotonic() - frozen_at
     assert fenced_after < taken_after, (fenced_after, taken_after)
     time.sleep(3)
     proxy.thaw()
-    wait_until(lambda: '"msg": "database reachable again' in cut.log_text(), f"recovery\n{fleet.logs()}")
+    wait_until(lambda: '"msg": "database reachable again' in cut.log_text(), fleet.explain("recovery"))
     # Back on its feet: it claims and runs new work by itself.
     healthy.stop()
     more = enqueue_effects(fault_db, 5, job_type="effect")
     wait_until(
         lambda: query(fault_db, "SELECT count(*) FROM supaworker.jobs WHERE id = ANY (%s) AND status = 'completed'",
                       (more,))[0][0] == 5,
-        f"the recovered worker to drain new jobs\n{fleet.logs()}",
+        fleet.explain("the recovered worker to drain new jobs"),
     )  # fmt: skip
-    wait_until(lambda: drained(fault_db), f"the slow job to finish\n{fleet.logs()}", timeout=60)
+    wait_until(lambda: drained(fault_db), fleet.explain("the slow job to finish"), timeout=60)
     # The first attempt ended when the worker lost the database; the job ran to completion once.
     assert query(fault_db, "SELECT count(*) FROM public.test_effects WHERE job_id = %s", (job_id,)) == [(1,)]
     report("frozen-link", lease_s=5, fenced_after_s=round(fenced_after, 1), taken_over_after_s=round(taken_after, 1))

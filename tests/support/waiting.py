@@ -19,20 +19,27 @@ POLL_SECONDS = 0.05
 
 
 def wait_until(
-    check: Callable[[], T], what: str = "", timeout: float = WAIT_TIMEOUT_SECONDS, interval: float = POLL_SECONDS
+    check: Callable[[], T],
+    what: str | Callable[[], str] = "",
+    timeout: float = WAIT_TIMEOUT_SECONDS,
+    interval: float = POLL_SECONDS,
 ) -> T:
     """Polls `check` until it returns something truthy, and returns that. A database error counts as "not
-    yet" (the database itself may be what a test is breaking)."""
+    yet" (the database itself may be what a test is breaking), and the last one is named if time runs out.
+    A callable `what` is called only then, so logs it reads are those of the moment the wait gave up."""
     deadline = time.monotonic() + timeout
+    last_error: psycopg.OperationalError | None = None
     while True:
         try:
             value = check()
-        except psycopg.OperationalError:
-            value = None  # type: ignore[assignment]
+        except psycopg.OperationalError as e:
+            value, last_error = None, e  # type: ignore[assignment]
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up after {timeout:g}s waiting for: {what or check}")
+            described = what() if callable(what) else what
+            error = f"\nthe last check failed with: {last_error}" if last_error else ""
+            raise AssertionError(f"gave up after {timeout:g}s waiting for: {described or check}{error}")
         time.sleep(interval)
 
 
