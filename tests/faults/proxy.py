@@ -74,3 +74,40 @@ class FreezableProxy:
             for sock in (a, b):
                 with contextlib.suppress(OSError):
                     sock.close()
+
+
+class SilentServer:
+    """Takes a port (a stopped server's) and accepts every connection without ever answering: a server that
+    is there but does not speak, as one slow to come back can look. Closing it resets what it accepted."""
+
+    def __init__(self, port: int) -> None:
+        self._listener = socket.create_server(("127.0.0.1", port))
+        self._accepted: list[socket.socket] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def accepted(self) -> int:
+        with self._lock:
+            return len(self._accepted)
+
+    def close(self) -> None:
+        # A listener closed while a thread waits in accept() keeps the port: shutting it down first ends both.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._listener.close()
+        with self._lock:
+            for sock in self._accepted:
+                with contextlib.suppress(OSError):
+                    # A reset, not a clean close: what a client sees when a server process goes away.
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                    sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            with self._lock:
+                self._accepted.append(client)

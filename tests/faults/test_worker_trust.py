@@ -21,7 +21,7 @@ from supaworker import Registry
 from supaworker.worker.protocol import ClaimRequest
 from tests.faults.conftest import FAST_ENV
 from tests.faults.harness import Fleet, WorkerProcess, enqueue_effects, report, status_counts, worker_env
-from tests.faults.proxy import FreezableProxy
+from tests.faults.proxy import FreezableProxy, SilentServer
 from tests.servers import PrivateCluster
 from tests.support.waiting import wait_until
 from tests.support.worker import make_worker
@@ -164,6 +164,55 @@ def test_an_outage_longer_than_the_lease_charges_no_live_job(
     rescues = [e for e in fleet.events() if e.get("msg") == "job rescued from a dead worker"]
     assert rescues == [], rescues[:5]
     report("outage-3s-lease-2s", jobs=12, rescued=0, charged=0)
+
+
+def _wait_for_down(worker: WorkerProcess, fleet: Fleet) -> None:
+    wait_until(lambda: '"msg": "database down' in worker.log_text(), fleet.explain("the worker to see the server down"))
+
+
+def test_a_server_silent_as_it_comes_back_charges_no_live_job(
+    cluster: PrivateCluster, fault_db: str, fleet: Fleet
+) -> None:
+    # Found under load: a probe that timed out right after the worker had found the server down fenced it, and
+    # its running jobs were stopped and charged. A server seen down that then does not answer is taken as still
+    # down for 0.8 of a lease after it was last seen so (the rescuers wait longer than that).
+    ids = enqueue_effects(fault_db, 4, max_attempts=3, job_type="slow_async", sleep=25)
+    w = fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "-c", "4", "--lease-seconds", "6")
+    wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 4, "every job to start")
+    cluster.stop("immediate")
+    _wait_for_down(w, fleet)
+    silent = SilentServer(cluster.port)
+    try:
+        # A probe every third of the lease (2 s) after the one that found the server down: the next lands here,
+        # is answered by nothing, and fails when this closes, 2.5 s after it opened (before 0.8 of the lease).
+        time.sleep(2.5)
+        assert silent.accepted >= 1, "no connection reached the silent server"
+    finally:
+        silent.close()
+    cluster.start()
+    wait_until(lambda: drained(fault_db), fleet.explain("the drain"), timeout=90)
+    assert '"msg": "lost the database' not in w.log_text(), fleet.logs()
+    rows = query(fault_db, "SELECT status::text, attempts FROM supaworker.jobs WHERE id = ANY (%s)", (ids,))
+    assert rows == [("completed", 1)] * 4, (rows, fleet.logs())
+    report("silent-after-down-lease-6s", jobs=4, fenced=0, charged=0)
+
+
+def test_a_server_seen_down_that_stays_silent_still_fences_the_worker(
+    cluster: PrivateCluster, fault_db: str, fleet: Fleet
+) -> None:
+    # The other side of the test above: silence that outlasts 0.8 of a lease after the server was last seen
+    # down may be a partition that began as the server came back, and the worker fences itself as ever.
+    enqueue_effects(fault_db, 1, max_attempts=3, job_type="slow_async", sleep=60)
+    w = fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "-c", "1", "--lease-seconds", "3")
+    wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 1, "the job to start")
+    cluster.stop("immediate")
+    _wait_for_down(w, fleet)
+    silent = SilentServer(cluster.port)
+    try:
+        wait_until(lambda: '"msg": "lost the database' in w.log_text(), fleet.explain("the worker to fence itself"))
+    finally:
+        silent.close()
+        cluster.start()
 
 
 def test_a_worker_that_dies_during_an_outage_is_still_rescued_soon_after(

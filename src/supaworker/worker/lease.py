@@ -17,6 +17,11 @@ the server answers, and otherwise tells two outages apart:
 - nothing answers: this worker may be cut off while the others are not. At 0.8 of a lease (or at once, if
   the new connection found nothing) it fences itself: its running jobs are stopped, it claims nothing, and
   it tries again every third of a lease. The first answer ends the fence.
+
+A server just found down that then does not answer is most likely still coming back (a crash recovery, a
+first connection slow on a loaded host), not a partition: for 0.8 of a lease after its last "down" answer the
+keeper holds as if it were down. The rescuers cannot act sooner: the server waits a lease after it starts,
+and each rescuer a lease after its own last failure.
 """
 
 from __future__ import annotations
@@ -86,7 +91,8 @@ class LeaseKeeper:
         self._floor = math.inf  # claims sent while a heartbeat was in flight: it does not cover their jobs
         self.fenced = False
         self._fenced_at = 0.0
-        self.server_down = False  # the last probe found the server refusing: hold, do not fence
+        self.server_down = False  # the server was found refusing, and not reached since: hold, do not fence
+        self._down_seen_at = -math.inf  # monotonic time a probe last found the server down
         self.recovered = asyncio.Event()
         self.recovered.set()
         self._now = asyncio.Event()  # something to look at now: a renewal asked for, or a task done
@@ -218,13 +224,16 @@ class LeaseKeeper:
         reach, owned = await self.store.renew_directly(self.holder.worker_id, ids, self.lease_seconds, self.interval)
         if reach != "up":
             self.holder.database_trouble()
-            if reach == "down" and not self.server_down:
-                log.warning(
-                    "database down: running jobs keep going, their leases are renewed when it is back",
-                    extra={"worker_id": self.holder.worker_id, "running": len(ids)},
-                )
-            self.server_down = reach == "down"
-            if reach == "unreachable" and not self.fenced and ids:
+            if reach == "down":
+                if not self.server_down:
+                    log.warning(
+                        "database down: running jobs keep going, their leases are renewed when it is back",
+                        extra={"worker_id": self.holder.worker_id, "running": len(ids)},
+                    )
+                self.server_down, self._down_seen_at = True, time.monotonic()
+            elif time.monotonic() - self._down_seen_at >= FENCE_AT_LEASE_FRACTION * self.lease_seconds:
+                self.server_down = False  # silence long after the server was last seen down: maybe cut off
+            if not self.server_down and not self.fenced and ids:
                 self._fence(sent - self.renewed_at)
             return
         self.server_down = False
