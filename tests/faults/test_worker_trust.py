@@ -22,7 +22,7 @@ from supaworker.worker.protocol import ClaimRequest
 from tests.faults.conftest import FAST_ENV
 from tests.faults.harness import Fleet, WorkerProcess, enqueue_effects, report, status_counts, worker_env
 from tests.faults.proxy import FreezableProxy, SilentServer
-from tests.servers import PrivateCluster
+from tests.servers import PgBouncer, PrivateCluster
 from tests.support.waiting import wait_until
 from tests.support.worker import make_worker
 
@@ -164,6 +164,31 @@ def test_an_outage_longer_than_the_lease_charges_no_live_job(
     rescues = [e for e in fleet.events() if e.get("msg") == "job rescued from a dead worker"]
     assert rescues == [], rescues[:5]
     report("outage-3s-lease-2s", jobs=12, rescued=0, charged=0)
+
+
+def test_an_outage_behind_pgbouncer_charges_no_live_job(cluster: PrivateCluster, fault_db: str, fleet: Fleet) -> None:
+    # Behind PgBouncer a server restart of 3 s is refused for its `server_login_retry` (15 s) more, with its own
+    # words. Taken for a partition, it fenced every worker and stopped and charged every running job.
+    bouncer = PgBouncer(cluster.url).start()
+    try:
+        ids = enqueue_effects(fault_db, 12, max_attempts=3, job_type="slow_async", sleep=8)
+        env = worker_env(bouncer.url_for(fault_db), fault_db, **FAST_ENV)
+        for _ in range(3):
+            fleet.start(env, "-c", "4", "--lease-seconds", "2")
+        fleet.wait_started()
+        wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 12, "every job to start")
+        cluster.stop("immediate")
+        time.sleep(3)
+        cluster.start()
+        wait_until(lambda: drained(fault_db), fleet.explain("the drain"), timeout=120)
+        rows = query(fault_db, "SELECT status::text, attempts FROM supaworker.jobs WHERE id = ANY (%s)", (ids,))
+        assert rows == [("completed", 1)] * 12, (rows, fleet.logs())
+        assert "server_login_retry" in fleet.full_logs(), "PgBouncer never refused: the outage was not seen through it"
+        fenced = [e for e in fleet.events() if e.get("msg", "").startswith("lost the database")]
+        assert fenced == [], fenced
+    finally:
+        bouncer.stop()
+    report("outage-behind-pgbouncer-lease-2s", jobs=12, fenced=0, charged=0)
 
 
 def _wait_for_down(worker: WorkerProcess, fleet: Fleet) -> None:

@@ -20,12 +20,22 @@ OPEN_TIMEOUT_SECONDS = 30.0
 
 # Admin shutdown, crash shutdown, cannot connect now (starting up, shutting down, in recovery).
 _SERVER_DOWN_SQLSTATES = {"57P01", "57P02", "57P03"}
+# What PgBouncer answers while it cannot log in to the server: the pooler is reached, the server is not, for
+# every worker behind it. It keeps refusing for `server_login_retry` (15 s) after a failed login, so a restart
+# of a few seconds looks several times longer from behind it.
+_POOLER_SAYS_SERVER_DOWN = ("server login has been failing", "pgbouncer cannot connect to server")
 
 
 def _server_is_down(exc: psycopg.Error) -> bool:
-    """The server (or its host) answered that it is not serving: no other worker can reach it either."""
+    """The server (or its host, or the pooler in front of it) answered that it is not serving: no other worker
+    can reach it either."""
     text = str(exc).lower()
-    return exc.sqlstate in _SERVER_DOWN_SQLSTATES or "connection refused" in text or "system is" in text
+    return (
+        exc.sqlstate in _SERVER_DOWN_SQLSTATES
+        or "connection refused" in text
+        or "system is" in text
+        or any(said in text for said in _POOLER_SAYS_SERVER_DOWN)
+    )
 
 
 def _in_claim_order(jobs: Iterable[Job]) -> list[Job]:
