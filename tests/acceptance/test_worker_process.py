@@ -128,6 +128,9 @@ def test_supervisor_restarts_a_crashed_child_and_stops_all_on_sigterm(db: str, s
             os.kill(pid, 0)
     assert set(workers.executions()) == set(ids)
     assert "worker process died, restarting" in workers.log_text(0)
+    # The first two were forked from the supervisor; the one that replaced the killed child started fresh.
+    started = re.findall(r"worker process started slot=\d+ pid=\d+( forked=True)?", workers.log_text(0))
+    assert started == [" forked=True", " forked=True", ""], started
 
 
 def _children(port: int) -> set[int]:
@@ -382,8 +385,10 @@ def test_a_stop_while_the_handler_modules_import_exits_zero_at_once(
 def test_a_supervisor_stopped_while_its_workers_start_stops_them_gracefully(
     db: str, workers: Workers, tmp_path: Path
 ) -> None:
-    supervisor = workers.start("--processes", "2", *GATED, IMPORT_GATE=str(tmp_path / "gate"),
-                               IMPORT_GATE_ONLY_IN="worker-process")  # fmt: skip
+    # A thread started by a handler module keeps the supervisor from forking: its workers start fresh and
+    # import the handler modules, where the gate holds them.
+    supervisor = workers.start("--processes", "2", *GATED, "--import", "tests.support.handlers.threaded",
+                               IMPORT_GATE=str(tmp_path / "gate"), IMPORT_GATE_ONLY_IN="worker-process")  # fmt: skip
     children = _held(tmp_path, 2)
     supervisor.send_signal(signal.SIGTERM)
     assert supervisor.wait(timeout=15) == 0

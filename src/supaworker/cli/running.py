@@ -199,7 +199,7 @@ def worker(
         from ..worker.supervisor import run_supervisor
 
         spec = WorkerSpec(options, imports=imports, builtins=not no_builtins)
-        sys.exit(run_supervisor(spec, processes, profile.conninfo, settings))
+        sys.exit(run_supervisor(spec, processes, profile, settings))
     sys.exit(run_worker(profile, settings, default_registry, options))
 
 

@@ -1,27 +1,36 @@
 """`supaworker worker --processes N`: runs N worker processes, restarts any that crash, forwards
 SIGINT/SIGTERM to them, and serves one health endpoint for the group.
 
-Each child is `supaworker worker-process --supervisor-pid PID --options-json SPEC`: the WorkerSpec its parent
-resolved, as data, in a process group of its own (it watches PID and stops gracefully once that is gone).
+The first N are forked from the supervisor before its event loop starts, when it has imported the handler
+modules, connected and checked the schema, and has no other thread: a fresh interpreter would spend about
+0.25 s doing all that again before its first job. A child that replaces one that died is a fresh interpreter,
+`supaworker worker-process --supervisor-pid PID --options-json SPEC` (the WorkerSpec its parent resolved, as
+data), whatever the parent's state by then. Either way a child runs in a process group of its own and stops
+gracefully once its supervisor is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from typing import Protocol
 
 import psycopg
 
 from ..config import Settings
+from ..db import ConnectionProfile
+from ..registry import default_registry
 from ..store import WorkerStore
 from . import health
 from .options import WorkerSpec
-from .stopping import FORCE_SIGNAL, STOP_SIGNAL, hold_stops
+from .stopping import FORCE_SIGNAL, STOP_SIGNAL, exit_on_stop_while_starting, hold_stops
 
 log = logging.getLogger("supaworker.supervisor")
 
@@ -38,19 +47,129 @@ CHILD_COMMAND = ("-m", "supaworker", "worker-process")
 SUPERVISOR_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+class Child(Protocol):
+    """What the supervisor uses of a worker process, forked or started fresh (asyncio.subprocess.Process)."""
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    def send_signal(self, signum: int, /) -> None: ...
+
+    async def wait(self) -> int: ...
+
+
+class ForkedChild:
+    """A worker forked from the supervisor, waited for through a pidfd on the supervisor's event loop."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def send_signal(self, signum: int, /) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signum)
+
+    async def wait(self) -> int:
+        if self.returncode is None:
+            loop = asyncio.get_running_loop()
+            exited: asyncio.Future[None] = loop.create_future()
+
+            def readable() -> None:
+                if not exited.done():
+                    exited.set_result(None)
+
+            fd = os.pidfd_open(self.pid)
+            try:
+                loop.add_reader(fd, readable)
+                await exited
+            finally:
+                loop.remove_reader(fd)
+                os.close(fd)
+            self.returncode = _reap(self.pid)
+        return self.returncode
+
+
+def _reap(pid: int) -> int:
+    """The exit code of a child that has exited (its pidfd said so: this does not wait)."""
+    _, status = os.waitpid(pid, os.WNOHANG)
+    return os.waitstatus_to_exitcode(status)
+
+
+def can_fork() -> bool:
+    """A fork is safe, and its child can be waited for, only from a process with one thread (a lock another
+    thread held would stay held in the child) on a system with pidfds (Linux 5.3)."""
+    if not hasattr(os, "pidfd_open") or threading.active_count() != 1:
+        return False
+    try:
+        os.close(os.pidfd_open(os.getpid()))
+    except OSError:
+        return False
+    return True
+
+
+def fork_worker(spec: WorkerSpec, profile: ConnectionProfile, settings: Settings) -> ForkedChild:
+    """Forks a worker of `spec`; the child runs it and exits with its code, never returning here."""
+    supervisor_pid = os.getpid()
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()  # what is buffered would be written twice
+    pid = os.fork()
+    if pid:
+        return ForkedChild(pid)
+    code = 1
+    try:
+        os.setsid()
+        exit_on_stop_while_starting()
+        # What a fresh child gets in its environment, for the handlers' own use (create_job() and the like).
+        os.environ.update(DATABASE_URL=profile.conninfo, ENABLE_HEALTH_CHECK="false")
+        from .main import run_worker
+
+        logging.getLogger("supaworker.worker").info(
+            "worker process options",
+            extra={**spec.options.to_dict(), "imports": list(spec.imports), "builtins": spec.builtins},
+        )
+        child_settings = settings.model_copy(update={"enable_health_check": False, "database_url": profile.conninfo})
+        code = run_worker(profile, child_settings, default_registry, spec.options, supervisor_pid=supervisor_pid)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        log.exception("worker process failed")
+    finally:
+        logging.shutdown()
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
 class Supervisor:
-    def __init__(self, spec: WorkerSpec, processes: int, conninfo: str, settings: Settings) -> None:
+    def __init__(
+        self,
+        spec: WorkerSpec,
+        processes: int,
+        conninfo: str,
+        settings: Settings,
+        forked: Sequence[ForkedChild] = (),
+    ) -> None:
         self.spec = spec
         self.processes = processes
         self.conninfo = conninfo
         self.settings = settings
         self.worker_id = f"supervisor-{os.getpid()}-{int(time.time() * 1000)}"
         self.started = time.monotonic()
-        self._children: dict[int, asyncio.subprocess.Process] = {}
+        self._children: dict[int, Child] = {}
+        self._forked = list(forked)  # the first children, forked before the event loop started
         self._stopping = False
         self.exit_code = 0
 
-    async def _spawn(self, slot: int) -> asyncio.subprocess.Process:
+    async def _spawn(self, slot: int) -> Child:
+        if self._forked:
+            child = self._forked.pop(0)
+            log.info("worker process started", extra={"slot": slot, "pid": child.pid, "forked": True})
+            return child
         env = {**os.environ, "DATABASE_URL": self.conninfo, "ENABLE_HEALTH_CHECK": "false"}
         # A process group of its own: a terminal's Ctrl-C or `kill -- -PGID` reaches the supervisor only, which
         # passes it on (see _forward).
@@ -146,11 +265,13 @@ class Supervisor:
             await health.serve(source, self.settings.health_check_host, self.settings.health_check_port)
 
 
-def run_supervisor(spec: WorkerSpec, processes: int, conninfo: str, settings: Settings) -> int:
-    """Runs `processes` workers of `spec` on `conninfo` until SIGINT/SIGTERM; returns the exit code."""
+def run_supervisor(spec: WorkerSpec, processes: int, profile: ConnectionProfile, settings: Settings) -> int:
+    """Runs `processes` workers of `spec` on `profile`'s database until SIGINT/SIGTERM; returns the exit
+    code."""
     held = hold_stops(SUPERVISOR_SIGNALS)
+    forked = [fork_worker(spec, profile, settings) for _ in range(processes)] if not held and can_fork() else []
     try:
-        return asyncio.run(Supervisor(spec, processes, conninfo, settings).run(held))
+        return asyncio.run(Supervisor(spec, processes, profile.conninfo, settings, forked).run(held))
     except psycopg.Error as exc:
         log.error("supervisor failed", extra={"error": str(exc)})
         return 1
