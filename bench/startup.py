@@ -1,12 +1,14 @@
 """Worker start-up: from launching `supaworker worker` to its first job's handler, before and after a change.
 
-    .venv/bin/python bench/startup.py [--runs 9] [--before REV] [--after REV] [--out startup]
+    .venv/bin/python bench/startup.py [--runs 9] [--before REV] [--after REV] [--processes N] [--out startup]
 
 Each run clones a database that holds one pending job (made once per code version: migrated and enqueued by
 that version's own code, `SELECT supaworker.create_job(...)`), launches `python -m supaworker worker
 --import startup` on it from a fresh interpreter and takes the time from just before the launch to the first
 statement of the job's handler (both `time.time()` on this host), then stops the worker. One untimed launch
-per version first (it writes the bytecode caches). Two configurations:
+per version first (it writes the bytecode caches). With `--processes N` (N > 1) the worker runs N supervised
+processes, JOBS_PER_PROCESS jobs per process are queued (each holds its slot 50 ms: one process cannot claim
+them all), and the time taken is to the first job of the last process to start one. Two configurations:
 
 - `defaults`: every setting at its default (the health endpoint served, maintenance on);
 - `no health`: ENABLE_HEALTH_CHECK=false, as the peer benchmark (`bench/run.py`) runs the worker.
@@ -21,20 +23,24 @@ This module is also the worker's `--import`: its top level imports only what a h
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 
 import supaworker
 
 PROBE_FILE = "STARTUP_PROBE_FILE"
+JOBS_PER_PROCESS = 50
 
 
 @supaworker.handler("startup_probe")
 async def startup_probe(job: supaworker.Job) -> None:
     started = time.time()
     fd = os.open(os.environ[PROBE_FILE], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.write(fd, f"{started:.6f}\n".encode())
+    os.write(fd, f"{started:.6f} {os.getpid()}\n".encode())
     os.close(fd)
+    if (job.payload or {}).get("hold"):
+        await asyncio.sleep(float(job.payload["hold"]))
 
 
 def main() -> None:
@@ -57,6 +63,7 @@ def main() -> None:
     ap.add_argument("--before", metavar="REV", help="also measure this commit, interleaved")
     ap.add_argument("--after", metavar="REV", help="measure this commit instead of this checkout")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database")
+    ap.add_argument("--processes", type=int, default=1, help="worker processes (`worker --processes N`)")
     ap.add_argument("--out", default="startup", help="bench/results/<out>.md")
     a = ap.parse_args()
 
@@ -102,22 +109,37 @@ def main() -> None:
             [sys.executable, "-m", "supaworker", "migrate"], env=env, cwd=work, check=True, capture_output=True
         )
         with psycopg.connect(a.pg + name, autocommit=True) as conn:
-            conn.execute("SELECT supaworker.create_job('startup_probe', '{}')")
+            if a.processes == 1:
+                conn.execute("SELECT supaworker.create_job('startup_probe', '{}')")
+            else:
+                for _ in range(JOBS_PER_PROCESS * a.processes):
+                    conn.execute("SELECT supaworker.create_job('startup_probe', '{\"hold\": 0.05}')")
         return name
 
     def launch(side: str, source: str, config: dict[str, str]) -> float:
-        """Seconds from launching a worker on a clone of `source` to its handler's first statement."""
+        """Seconds from launching a worker on a clone of `source` to its handler's first statement (with several
+        processes: the first statement of the last process to run a job)."""
         db = "bench_startup_run"
         admin(f"DROP DATABASE IF EXISTS {db} WITH (FORCE)")
         admin(f"CREATE DATABASE {db} TEMPLATE {source}")
         probe = work / "probe.txt"
         probe.unlink(missing_ok=True)
         env = side_env(side, db, **{PROBE_FILE: str(probe)}, **config)
-        cmd = [sys.executable, "-m", "supaworker", "worker", "--import", "startup"]
+        cmd = [sys.executable, "-m", "supaworker", "worker", "--import", "startup", "--processes", str(a.processes)]
+
+        def firsts() -> dict[str, float]:
+            """Each process's first job start."""
+            seen: dict[str, float] = {}
+            for line in probe.read_text().splitlines() if probe.exists() else []:
+                parts = line.split()
+                if len(parts) == 2:
+                    seen.setdefault(parts[1], float(parts[0]))
+            return seen
+
         launched = time.time()
         proc = subprocess.Popen(cmd, env=env, cwd=work)
         try:
-            while not (probe.exists() and probe.read_text().strip()):
+            while len(firsts()) < a.processes:
                 if proc.poll() is not None:
                     sys.exit(f"{side}: the worker exited ({proc.returncode}) before running the job")
                 if time.time() - launched > 30:
@@ -126,7 +148,7 @@ def main() -> None:
         finally:
             proc.terminate()
             proc.wait()
-        return float(probe.read_text().split()[0]) - launched
+        return max(firsts().values()) - launched
 
     with open("/proc/loadavg") as f:
         load_before = f.read().split()[0]
@@ -163,14 +185,15 @@ def main() -> None:
             for config in configs
         )
         rows.append(f"\nafter - before, medians: {changes}")
-    command = f"bench/startup.py --runs {a.runs}" + "".join(
+    command = f"bench/startup.py --runs {a.runs}{f' --processes {a.processes}' if a.processes > 1 else ''}" + "".join(
         f" --{side} {rev}" for side, rev in (("before", a.before), ("after", a.after)) if rev
     )
     summary = (
         f"# Worker start-up: launch to first job\n\n`.venv/bin/python {command}`: seconds from launching\n"
-        "`python -m supaworker worker --import startup` to its handler's first statement, one job queued on a\n"
-        f"fresh database; {os.cpu_count()} cores, load average {load_before} before and {load_after} after;"
-        " runs interleaved.\n\n"
+        f"`python -m supaworker worker --import startup --processes {a.processes}` to its handler's first statement"
+        + (f" (the last process to start one), {JOBS_PER_PROCESS} jobs a process" if a.processes > 1 else ", one job")
+        + f" queued on a\nfresh database; {os.cpu_count()} cores, load average {load_before} before and"
+        f" {load_after} after; runs interleaved.\n\n"
         "| code | settings | median s | runs |\n|---|---|---:|---|\n" + "\n".join(rows) + "\n"
     )
     (here / "results" / f"{a.out}.md").write_text(summary)
