@@ -456,3 +456,21 @@ def test_health_endpoint_comes_up_while_the_first_claim_waits(db: str, store: St
         wait_for(lambda: get_json(f"http://127.0.0.1:{port}/health")[0] == 200, timeout=30, what="health endpoint")
         assert job_status(db, job.id) == "pending"
     wait_for(lambda: job_status(db, job.id) == "completed", what="the job, once the lock is gone")
+
+
+@direct_only
+def test_a_supervisor_whose_handler_modules_opened_a_connection_starts_its_workers_fresh(
+    db: str, store: Store, workers: Workers
+) -> None:
+    # Forked, both workers would share the one connection the module opened in the supervisor.
+    supervisor = workers.start("--processes", "2", "--import", "tests.support.handlers.connected", "-c", "2")
+    ids = supaworker.create_jobs([{"type": "own_connection"}] * 40, store=store)
+    wait_for(lambda: unfinished(db) == 0, what="the jobs")
+    supervisor.send_signal(signal.SIGTERM)
+    assert supervisor.wait(timeout=30) == 0
+    with psycopg.connect(db) as conn:
+        results = [r for (r,) in conn.execute("SELECT result FROM supaworker.jobs WHERE id = ANY (%s)", (ids,))]
+    assert count_by_status(db) == {"completed": 40}, workers.log_text(0)
+    backends = {(r["worker"], r["backend"]) for r in results}
+    assert len({w for w, _ in backends}) == len({b for _, b in backends}) == len(backends), backends
+    assert "forked=True" not in workers.log_text(0)

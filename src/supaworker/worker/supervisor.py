@@ -101,14 +101,29 @@ def _reap(pid: int) -> int:
 
 def can_fork() -> bool:
     """A fork is safe, and its child can be waited for, only from a process with one thread (a lock another
-    thread held would stay held in the child) on a system with pidfds (Linux 5.3)."""
-    if not hasattr(os, "pidfd_open") or threading.active_count() != 1:
+    thread held would stay held in the child) and no open socket (a connection a handler module opened at
+    import would be shared by every child), on a system with pidfds (Linux 5.3)."""
+    if not hasattr(os, "pidfd_open") or threading.active_count() != 1 or _holds_sockets():
         return False
     try:
         os.close(os.pidfd_open(os.getpid()))
     except OSError:
         return False
     return True
+
+
+def _holds_sockets() -> bool:
+    """Whether this process has a socket open beyond its standard streams (which may be one, under systemd)."""
+    try:
+        fds = [int(fd) for fd in os.listdir("/proc/self/fd")]
+    except OSError:
+        return True  # cannot tell
+    for fd in fds:
+        if fd > 2:
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                    return True
+    return False
 
 
 def fork_worker(spec: WorkerSpec, profile: ConnectionProfile, settings: Settings) -> ForkedChild:
