@@ -41,7 +41,11 @@ def get_json(url: str) -> tuple[int, dict]:
         with urllib.request.urlopen(url, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+        body = err.read()
+        try:
+            return err.code, json.loads(body)
+        except ValueError:
+            raise AssertionError(f"GET {url}: {err.code} with a body that is not JSON: {body[:500]!r}") from None
     except (urllib.error.URLError, ConnectionError):
         return 0, {}
 
@@ -117,7 +121,8 @@ def test_supervisor_restarts_a_crashed_child_and_stops_all_on_sigterm(db: str, s
     victim = min(children)
 
     os.kill(victim, signal.SIGKILL)
-    wait_for(lambda: len(child_pids()) == 2 and victim not in child_pids(), timeout=60, what="restart")
+    # One look at a time: two (the count, then the victim) passed between the victim's end and its replacement.
+    wait_for(lambda: (now := child_pids()) and len(now) == 2 and victim not in now, timeout=60, what="restart")
     ids = supaworker.create_jobs([{"type": "record"}] * 200, store=store)
     wait_for(lambda: unfinished(db) == 0, what="jobs done by the restarted group")
     supervisor.send_signal(signal.SIGTERM)
