@@ -7,6 +7,7 @@ tests/faults/test_worker_trust.py.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import psycopg
@@ -113,6 +114,22 @@ def test_nothing_is_rescued_in_the_first_grace_after_the_server_started(conn: ps
     rescued = conn.execute("SELECT * FROM supaworker.rescue_expired_jobs_v2('x', 100, 0, 0, %s)", (grace,)).fetchall()
     assert rescued == []
     assert len(rescue(conn, "x")) == 1
+
+
+def test_nothing_is_rescued_on_a_session_younger_than_the_grace(
+    conn: psycopg.Connection, store: Store, db: str
+) -> None:
+    # Found behind PgBouncer under load: a rescue sent during an outage waited in PgBouncer and ran the moment it
+    # logged in to the server again, on that new session, before live workers could renew their leases.
+    job = supaworker.create_job("t", store=store)
+    claim(conn, "live", limit=1, start=1)
+    expire(conn)
+    statement = "SELECT id FROM supaworker.rescue_expired_jobs_v2('rescuer', 100, 0, 0, 1)"  # a grace of 1 s
+    with psycopg.connect(db, autocommit=True) as fresh:
+        assert fresh.execute(statement).fetchall() == []
+        assert job_row(db, job.id)["status"] == "processing"
+        time.sleep(1.1)  # the session is now older than the grace
+        assert fresh.execute(statement).fetchall() == [(job.id,)]
 
 
 def may_have_started(conn: psycopg.Connection, job_id: int) -> bool:
