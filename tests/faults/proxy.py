@@ -22,12 +22,25 @@ class FreezableProxy:
         self.port: int = self._listener.getsockname()[1]
         self._frozen = threading.Event()
         self._closed = threading.Event()
+        self._cut = threading.Event()
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def freeze(self) -> None:
         self._frozen.set()
+
+    def cut(self) -> None:
+        """Every connection through it ends, and new ones end at once (until restore())."""
+        self._cut.set()
+        with self._lock:
+            for sock in self._sockets:
+                with contextlib.suppress(OSError):
+                    sock.close()
+            self._sockets.clear()
+
+    def restore(self) -> None:
+        self._cut.clear()
 
     def thaw(self) -> None:
         self._frozen.clear()
@@ -46,6 +59,9 @@ class FreezableProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self._cut.is_set():
+                client.close()
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=5)
             except OSError:

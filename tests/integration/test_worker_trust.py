@@ -7,16 +7,26 @@ tests/faults/test_worker_trust.py.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
 import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg_pool import AsyncConnectionPool
 
 import supaworker
+from supaworker.maintenance.rescuer import Rescuer, RescuerConfig
 from supaworker.registry import Registry
-from supaworker.store import Store
+from supaworker.store import Store, WorkerStore
+from supaworker.store.worker import WaitedForDatabase
+from supaworker.worker.protocol import RetryDelays
+from tests.faults.proxy import FreezableProxy
 from tests.support.waiting import wait_until_async
 from tests.support.worker import job_row, make_worker, running, status_is
+
+from ..conftest import SCHEMA
 
 
 async def test_a_result_postgres_cannot_store_fails_only_its_own_job(db: str, store: Store) -> None:
@@ -116,20 +126,68 @@ def test_nothing_is_rescued_in_the_first_grace_after_the_server_started(conn: ps
     assert len(rescue(conn, "x")) == 1
 
 
-def test_nothing_is_rescued_on_a_session_younger_than_the_grace(
+async def test_a_rescue_that_waited_to_reach_the_database_does_not_run(
     conn: psycopg.Connection, store: Store, db: str
 ) -> None:
-    # Found behind PgBouncer under load: a rescue sent during an outage waited in PgBouncer and ran the moment it
-    # logged in to the server again, on that new session, before live workers could renew their leases.
+    # Found behind PgBouncer under load: a rescue sent during an outage waited (in PgBouncer, or in the pool) and
+    # ran the moment the database was back, taking live workers' jobs before they could renew their leases.
     job = supaworker.create_job("t", store=store)
     claim(conn, "live", limit=1, start=1)
     expire(conn)
-    statement = "SELECT id FROM supaworker.rescue_expired_jobs_v2('rescuer', 100, 0, 0, 1)"  # a grace of 1 s
-    with psycopg.connect(db, autocommit=True) as fresh:
-        assert fresh.execute(statement).fetchall() == []
+    pool = AsyncConnectionPool(db, min_size=1, max_size=1, kwargs={"autocommit": True}, open=False)
+    await pool.open(wait=True)
+    try:
+        rescuer = Rescuer(WorkerStore(pool, SCHEMA), "rescuer", RescuerConfig(0.1, 2.0, RetryDelays(0, 0)))
+        async with pool.connection():  # the only connection is busy for a second, as if the server were away
+            waiting = asyncio.create_task(rescuer.run_once())
+            await asyncio.sleep(1.0)
+        with pytest.raises(WaitedForDatabase, match=r"waited \d+\.\d s to reach the database"):
+            await waiting
         assert job_row(db, job.id)["status"] == "processing"
-        time.sleep(1.1)  # the session is now older than the grace
-        assert fresh.execute(statement).fetchall() == [(job.id,)]
+        assert await rescuer.run_once() == {"retried": 1, "failed": 0, "handed_back": 0}  # no wait: it runs
+    finally:
+        await pool.close()
+
+
+async def test_a_rescuer_that_had_trouble_waits_a_lease_of_answers_before_rescuing(
+    conn: psycopg.Connection, store: Store, db: str
+) -> None:
+    # Found behind PgBouncer under load: a rescuer that had failed held off for a lease without looking, and
+    # rescued the moment the database was back, before the live owner could renew its leases.
+    params = conninfo_to_dict(db)
+    proxy = FreezableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    job = supaworker.create_job("t", store=store)
+    claim(conn, "live", limit=1, start=1)
+    expire(conn)
+    lease = 1.0
+    failures: list[float] = []
+    pool = AsyncConnectionPool(
+        make_conninfo(db, port=str(proxy.port)), min_size=1, max_size=2, kwargs={"autocommit": True}, open=False
+    )
+    await pool.open(wait=True)
+    rescuer = Rescuer(WorkerStore(pool, SCHEMA), "rescuer", RescuerConfig(0.1, lease, RetryDelays(0, 0)))
+    rescuing = asyncio.create_task(
+        rescuer.run(
+            paused=lambda: False,
+            last_trouble=lambda: failures[-1] if failures else -math.inf,
+            on_trouble=lambda: failures.append(time.monotonic()),
+            on_rescued=lambda: None,
+        )
+    )
+    try:
+        await asyncio.sleep(0.05)
+        proxy.cut()  # the database is away for this rescuer
+        await wait_until_async(lambda: bool(failures), "a failure")
+        await asyncio.sleep(lease - 0.15)  # back just before a lease after that failure
+        proxy.restore()
+        back = time.monotonic()
+        await wait_until_async(lambda: job_row(db, job.id)["status"] == "pending", "the rescue", timeout=10)
+        assert time.monotonic() - back >= 0.9 * lease, "rescued before the owner had a lease to renew"
+    finally:
+        rescuing.cancel()
+        await asyncio.gather(rescuing, return_exceptions=True)
+        await pool.close()
+        proxy.close()
 
 
 def may_have_started(conn: psycopg.Connection, job_id: int) -> bool:

@@ -5,14 +5,15 @@ Every worker runs a rescuer (the statement is cheap and skips rows another rescu
 an attempt only to a job whose handler had started; one that was merely claimed ahead goes back uncharged
 (see `record_job_starts` in `sql/schema.sql`). The database side also waits a lease after the server
 started, and never rescues the rescuing worker's own jobs; this side adds the worker's own view: after
-trouble of its own a rescuer cannot tell a dead worker from one cut off as it was, so it holds off for a
-lease, and a fenced worker rescues nothing.
+trouble of its own a rescuer cannot tell a dead worker from one cut off as it was, so it rescues only once
+the database has answered it for a whole lease, and a fenced worker rescues nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,16 +84,28 @@ class Rescuer:
         on_trouble: Callable[[], None],
         on_rescued: Callable[[], None],
     ) -> None:
-        """Rescues every interval until cancelled, except while `paused()` (the worker is fenced) or within a
-        lease of `last_trouble()` (monotonic time this worker last failed to reach the database)."""
+        """Rescues every interval until cancelled, except while `paused()` (the worker is fenced) and until the
+        database has answered this worker for a whole lease since its last trouble (`last_trouble()`: monotonic
+        time this worker last failed to reach it). Meanwhile it looks every interval with a ping: counting a
+        lease from the last failure alone, a rescuer that did not look while the database stayed away (it
+        holds off without statements) rescued the moment it came back, before live workers could renew."""
+        answering_since = -math.inf  # since when every look found the database answering; none yet failed
+        trouble_seen = last_trouble()
         while True:
             await asyncio.sleep(self.config.interval_seconds)
-            if paused() or time.monotonic() - last_trouble() < self.config.lease_seconds:
+            if paused():
                 continue
+            if last_trouble() > trouble_seen:
+                trouble_seen, answering_since = last_trouble(), math.inf
             try:
+                if time.monotonic() - answering_since < self.config.lease_seconds:
+                    await self.store.ping(self.config.interval_seconds)
+                    answering_since = min(answering_since, time.monotonic())
+                    continue
                 counts = await self.run_once()
             except TRANSIENT_ERRORS as exc:
                 on_trouble()
+                trouble_seen, answering_since = last_trouble(), math.inf
                 log.warning("rescue failed", extra={"error": str(exc).strip()})
                 continue
             if any(counts.values()):

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0022_rescue_on_settled_sessions) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0021_rules_from_one_definition) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -2286,11 +2286,6 @@ DECLARE
   v_failed bigint[];
 BEGIN
   IF pg_postmaster_start_time() + make_interval(secs => p_grace_seconds) > now() THEN
-    RETURN;
-  END IF;
-  -- Nor on a session younger than the grace: one opened as the server came back within reach.
-  IF (SELECT a.backend_start FROM pg_stat_get_activity(pg_backend_pid()) a)
-     + make_interval(secs => p_grace_seconds) > now() THEN
     RETURN;
   END IF;
   WITH expired AS (

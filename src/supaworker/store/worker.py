@@ -17,6 +17,15 @@ from ..worker.protocol import ClaimRequest, Completions, Reachability, Rescued, 
 
 # How long a worker waits for its first connections before giving up.
 OPEN_TIMEOUT_SECONDS = 30.0
+# A rescue whose first round trip took longer than this part of its grace does not run (see
+# rescue_expired_jobs).
+RESCUE_MAX_WAIT_OF_GRACE = 0.25
+
+
+class WaitedForDatabase(psycopg.OperationalError):
+    """A rescue's connection or first round trip took long: the database may have been away until a moment
+    ago."""
+
 
 # Admin shutdown, crash shutdown, cannot connect now (starting up, shutting down, in recovery).
 _SERVER_DOWN_SQLSTATES = {"57P01", "57P02", "57P03"}
@@ -173,7 +182,19 @@ class WorkerStore:
             "retry_cap_seconds": delays.cap_seconds,
             "grace_seconds": grace_seconds,
         }
-        async with self.pool.connection() as conn:
+        # The rescuer decided to rescue because it had no trouble of late. A statement that then waits (for a
+        # pooled connection, or inside PgBouncer for a server it cannot log in to) would run the moment the
+        # database is back, before live workers could renew their leases. So one quick round trip first, in
+        # the transaction (and so on the server session) the rescue will use; if getting there took long, the
+        # rescue does not run, and the failure counts as trouble: the rescuer holds off for a lease.
+        began = time.monotonic()
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT 1")
+            waited = time.monotonic() - began
+            if waited > RESCUE_MAX_WAIT_OF_GRACE * grace_seconds:
+                raise WaitedForDatabase(
+                    f"waited {waited:.1f} s to reach the database: it may just be back, so no rescue yet"
+                )
             cur = await conn.execute(self.q.rescue_expired_jobs, params)
             return list(await cur.fetchall())
 
