@@ -193,8 +193,17 @@ def test_an_outage_behind_pgbouncer_charges_no_live_job(cluster: PrivateCluster,
     report("outage-behind-pgbouncer-lease-2s", jobs=12, fenced=0, charged=0)
 
 
-def _wait_for_down(worker: WorkerProcess, fleet: Fleet) -> None:
-    wait_until(lambda: '"msg": "database down' in worker.log_text(), fleet.explain("the worker to see the server down"))
+def _silence_after_down(
+    cluster: PrivateCluster, url: str, fleet: Fleet, *, jobs: int, sleep: float, lease: float
+) -> tuple[list[int], WorkerProcess, SilentServer]:
+    """`jobs` jobs of `sleep` seconds running on one worker with `lease`; then the server stops, the worker
+    finds it down, and a server that never answers takes its port (close it, then start the cluster)."""
+    ids = enqueue_effects(url, jobs, max_attempts=3, job_type="slow_async", sleep=sleep)
+    w = fleet.start(worker_env(url, url, **FAST_ENV), "-c", str(jobs), "--lease-seconds", str(lease))
+    wait_until(lambda: query(url, "SELECT count(*) FROM public.test_starts")[0][0] == jobs, "every job to start")
+    cluster.stop("immediate")
+    wait_until(lambda: '"msg": "database down' in w.log_text(), fleet.explain("the worker to see the server down"))
+    return ids, w, SilentServer(cluster.port)
 
 
 def test_a_server_silent_as_it_comes_back_charges_no_live_job(
@@ -203,12 +212,7 @@ def test_a_server_silent_as_it_comes_back_charges_no_live_job(
     # Found under load: a probe that timed out right after the worker had found the server down fenced it, and
     # its running jobs were stopped and charged. A server seen down that then does not answer is taken as still
     # down for 0.8 of a lease after it was last seen so (the rescuers wait longer than that).
-    ids = enqueue_effects(fault_db, 4, max_attempts=3, job_type="slow_async", sleep=25)
-    w = fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "-c", "4", "--lease-seconds", "6")
-    wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 4, "every job to start")
-    cluster.stop("immediate")
-    _wait_for_down(w, fleet)
-    silent = SilentServer(cluster.port)
+    ids, w, silent = _silence_after_down(cluster, fault_db, fleet, jobs=4, sleep=25, lease=6)
     try:
         # A probe every third of the lease (2 s) after the one that found the server down: the next lands here,
         # is answered by nothing, and fails when this closes, 2.5 s after it opened (before 0.8 of the lease).
@@ -229,12 +233,7 @@ def test_a_server_seen_down_that_stays_silent_still_fences_the_worker(
 ) -> None:
     # The other side of the test above: silence that outlasts 0.8 of a lease after the server was last seen
     # down may be a partition that began as the server came back, and the worker fences itself as ever.
-    enqueue_effects(fault_db, 1, max_attempts=3, job_type="slow_async", sleep=60)
-    w = fleet.start(worker_env(fault_db, fault_db, **FAST_ENV), "-c", "1", "--lease-seconds", "3")
-    wait_until(lambda: query(fault_db, "SELECT count(*) FROM public.test_starts")[0][0] == 1, "the job to start")
-    cluster.stop("immediate")
-    _wait_for_down(w, fleet)
-    silent = SilentServer(cluster.port)
+    _, w, silent = _silence_after_down(cluster, fault_db, fleet, jobs=1, sleep=60, lease=3)
     try:
         wait_until(lambda: '"msg": "lost the database' in w.log_text(), fleet.explain("the worker to fence itself"))
     finally:
