@@ -104,8 +104,7 @@ class Rescuer:
                     continue
                 counts = await self.run_once()
             except TRANSIENT_ERRORS as exc:
-                on_trouble()
-                trouble_seen, answering_since = last_trouble(), math.inf
+                on_trouble()  # a new last_trouble(): the next look starts the count again
                 log.warning("rescue failed", extra={"error": str(exc).strip()})
                 continue
             if any(counts.values()):

@@ -186,7 +186,7 @@ class WorkerStore:
         # pooled connection, or inside PgBouncer for a server it cannot log in to) would run the moment the
         # database is back, before live workers could renew their leases. So one quick round trip first, in
         # the transaction (and so on the server session) the rescue will use; if getting there took long, the
-        # rescue does not run, and the failure counts as trouble: the rescuer holds off for a lease.
+        # rescue does not run, and the failure counts as trouble: the rescuer waits for a lease of answers.
         began = time.monotonic()
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT 1")

@@ -21,7 +21,7 @@ the server answers, and otherwise tells two outages apart:
 A server just found down that then does not answer is most likely still coming back (a crash recovery, a
 first connection slow on a loaded host), not a partition: for 0.8 of a lease after its last "down" answer the
 keeper holds as if it were down. The rescuers cannot act sooner: the server waits a lease after it starts,
-and each rescuer a lease after its own last failure.
+and a rescuer that had trouble waits until the database has answered it for a lease (maintenance/rescuer.py).
 """
 
 from __future__ import annotations
