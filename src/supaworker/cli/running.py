@@ -222,10 +222,7 @@ def worker_process(ctx: CommandContext, options_json: str, supervisor_pid: int |
 
     profile = database()
     # The supervisor logs only pids; this line says what each child really runs with.
-    log.info(
-        "worker process options",
-        extra={**spec.options.to_dict(), "imports": list(spec.imports), "builtins": spec.builtins},
-    )
+    log.info("worker process options", extra=spec.log_fields())
     sys.exit(run_worker(profile, settings, default_registry, spec.options, supervisor_pid=supervisor_pid))
 
 

@@ -93,6 +93,10 @@ class WorkerSpec:
     def to_json(self) -> str:
         return json.dumps({"options": self.options.to_dict(), "imports": list(self.imports), "builtins": self.builtins})
 
+    def log_fields(self) -> dict[str, Any]:
+        """Every option, the imports and builtins, flat: what a supervised worker logs it runs with."""
+        return {**self.options.to_dict(), "imports": list(self.imports), "builtins": self.builtins}
+
     @classmethod
     def from_json(cls, text: str) -> WorkerSpec:
         """The spec `to_json` gave; ValueError when the text is not one."""

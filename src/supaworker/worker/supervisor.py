@@ -99,6 +99,12 @@ def _reap(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
+def child_environment(conninfo: str) -> dict[str, str]:
+    """What a worker's environment says beyond its supervisor's: the database the supervisor resolved, and no
+    health endpoint of its own (the supervisor serves one for the group)."""
+    return {"DATABASE_URL": conninfo, "ENABLE_HEALTH_CHECK": "false"}
+
+
 def can_fork() -> bool:
     """A fork is safe, and its child can be waited for, only from a process with one thread (a lock another
     thread held would stay held in the child) and no open socket (a connection a handler module opened at
@@ -139,13 +145,10 @@ def fork_worker(spec: WorkerSpec, profile: ConnectionProfile, settings: Settings
         os.setsid()
         exit_on_stop_while_starting()
         # What a fresh child gets in its environment, for the handlers' own use (create_job() and the like).
-        os.environ.update(DATABASE_URL=profile.conninfo, ENABLE_HEALTH_CHECK="false")
+        os.environ.update(child_environment(profile.conninfo))
         from .main import run_worker
 
-        logging.getLogger("supaworker.worker").info(
-            "worker process options",
-            extra={**spec.options.to_dict(), "imports": list(spec.imports), "builtins": spec.builtins},
-        )
+        logging.getLogger("supaworker.worker").info("worker process options", extra=spec.log_fields())
         child_settings = settings.model_copy(update={"enable_health_check": False, "database_url": profile.conninfo})
         code = run_worker(profile, child_settings, default_registry, spec.options, supervisor_pid=supervisor_pid)
     except SystemExit as exc:
@@ -185,7 +188,7 @@ class Supervisor:
             child = self._forked.pop(0)
             log.info("worker process started", extra={"slot": slot, "pid": child.pid, "forked": True})
             return child
-        env = {**os.environ, "DATABASE_URL": self.conninfo, "ENABLE_HEALTH_CHECK": "false"}
+        env = {**os.environ, **child_environment(self.conninfo)}
         # A process group of its own: a terminal's Ctrl-C or `kill -- -PGID` reaches the supervisor only, which
         # passes it on (see _forward).
         proc = await asyncio.create_subprocess_exec(
