@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from psycopg.conninfo import conninfo_to_dict
 
 import supaworker
 from supaworker.handlers import BUILTIN_HANDLERS
@@ -408,12 +408,11 @@ def test_a_stop_while_the_database_is_gone_before_the_first_claim_exits_at_once(
 ) -> None:
     # The database went away after the worker's probe: opening its connections waits up to OPEN_TIMEOUT_SECONDS
     # (30) for it to come back, and a stop did not end that wait.
-    params = conninfo_to_dict(db)
-    proxy = FreezableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    proxy = FreezableProxy.in_front_of(db)
     job = supaworker.create_job("record", store=store)
     gate = tmp_path / "gate"
     try:
-        proc = workers.start(*GATED, IMPORT_GATE=str(gate), DATABASE_URL=make_conninfo(db, port=str(proxy.port)))
+        proc = workers.start(*GATED, IMPORT_GATE=str(gate), DATABASE_URL=proxy.url_for(db))
         _held(tmp_path)
     finally:
         proxy.close()  # every connection through it is cut, and new ones are refused
@@ -431,11 +430,10 @@ def test_a_stop_that_a_frozen_link_to_the_database_holds_up_ends_after_the_grace
 ) -> None:
     # A link that stops carrying data while its sockets stay open (a hung proxy or pooler) never answers the
     # statement the worker waits for (its claim, or "I wait for jobs"): a SIGTERM then waited forever.
-    params = conninfo_to_dict(db)
-    proxy = FreezableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    proxy = FreezableProxy.in_front_of(db)
     try:
         proc = workers.start("--lease-seconds", "2", "--shutdown-grace", "1", SUPAWORKER_POOLER_MODE="session",
-                             DATABASE_URL=make_conninfo(db, port=str(proxy.port)))  # fmt: skip
+                             DATABASE_URL=proxy.url_for(db))  # fmt: skip
         wait_for(lambda: "worker started" in workers.log_text(0), timeout=30, what="the worker to start")
         time.sleep(0.5)  # idle: it claims now and then, and says it waits for jobs
         proxy.freeze()

@@ -12,6 +12,8 @@ import select
 import socket
 import threading
 
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
 POLL_SECONDS = 0.05
 
 
@@ -26,6 +28,16 @@ class FreezableProxy:
         self._sockets: list[socket.socket] = []
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
+
+    @classmethod
+    def in_front_of(cls, url: str) -> FreezableProxy:
+        """A proxy to the server `url` names (127.0.0.1:5432 where it names no host or port)."""
+        params = conninfo_to_dict(url)
+        return cls(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+
+    def url_for(self, url: str) -> str:
+        """`url`, reached through this proxy."""
+        return make_conninfo(url, port=str(self.port))
 
     def freeze(self) -> None:
         self._frozen.set()

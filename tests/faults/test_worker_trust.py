@@ -315,7 +315,7 @@ def test_a_cut_off_worker_stops_its_jobs_before_another_is_given_them(
     fault_db: str, fleet: Fleet, proxy: FreezableProxy
 ) -> None:
     [job_id] = enqueue_effects(fault_db, 1, max_attempts=3, job_type="slow_async", sleep=20)
-    behind = fault_db.replace(f"port={fault_db.split('port=')[1].split()[0]}", f"port={proxy.port}")
+    behind = proxy.url_for(fault_db)
     # Through the proxy the server's port differs from the one connected to, which looks like a pooler.
     env = worker_env(behind, fault_db, SUPAWORKER_POOLER_MODE="session", **FAST_ENV)
     cut = fleet.start(env, "-c", "2", "--lease-seconds", "5", name="cut")

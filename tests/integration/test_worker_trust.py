@@ -13,7 +13,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 import supaworker
@@ -154,16 +153,13 @@ async def test_a_rescuer_that_had_trouble_waits_a_lease_of_answers_before_rescui
 ) -> None:
     # Found behind PgBouncer under load: a rescuer that had failed held off for a lease without looking, and
     # rescued the moment the database was back, before the live owner could renew its leases.
-    params = conninfo_to_dict(db)
-    proxy = FreezableProxy(str(params.get("host") or "127.0.0.1"), int(params.get("port") or 5432))
+    proxy = FreezableProxy.in_front_of(db)
     job = supaworker.create_job("t", store=store)
     claim(conn, "live", limit=1, start=1)
     expire(conn)
     lease = 1.0
     failures: list[float] = []
-    pool = AsyncConnectionPool(
-        make_conninfo(db, port=str(proxy.port)), min_size=1, max_size=2, kwargs={"autocommit": True}, open=False
-    )
+    pool = AsyncConnectionPool(proxy.url_for(db), min_size=1, max_size=2, kwargs={"autocommit": True}, open=False)
     await pool.open(wait=True)
     rescuer = Rescuer(WorkerStore(pool, SCHEMA), "rescuer", RescuerConfig(0.1, lease, RetryDelays(0, 0)))
     rescuing = asyncio.create_task(
