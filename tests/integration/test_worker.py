@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import psycopg
 import pytest
@@ -429,3 +430,46 @@ async def test_a_retry_claimed_while_a_renewal_is_in_flight_runs_and_is_not_char
             renewing.cancel()
     assert {job_id: attempts for job_id, attempts in ran.items() if attempts != [1, 2, 3]} == {}
     assert set(ran) == set(ids)
+
+
+async def test_a_batch_of_completions_being_written_holds_back_claims_only_beyond_a_prefetch(
+    db: str, store: Store
+) -> None:
+    """While one batch of completions is being written, the worker claims and runs more beside it; what it has
+    finished but not recorded (all a crash could make run twice) stops growing at its slots plus two prefetches."""
+    registry = Registry()
+    ran: list[int] = []
+
+    async def note(job: supaworker.Job) -> None:
+        ran.append(job.id)
+
+    registry.register("note", note)
+    ids = supaworker.create_jobs([{"type": "note"}] * 400, store=store)
+    concurrency, prefetch = 5, 40
+    gate, writing = asyncio.Event(), asyncio.Event()
+    async with running(make_worker(db, registry, concurrency=concurrency, prefetch=prefetch)) as worker:
+        complete_jobs = worker.store.complete_jobs
+
+        async def gated(*args: Any, **kwargs: Any) -> set[int]:  # the completer's own writes wait at the gate
+            writing.set()
+            await gate.wait()
+            return await complete_jobs(*args, **kwargs)
+
+        worker.store.complete_jobs = gated  # type: ignore[method-assign]
+        await asyncio.wait_for(writing.wait(), 10)
+
+        seen = -1
+        while len(ran) != seen:  # until it stops claiming
+            seen = len(ran)
+            await asyncio.sleep(0.3)
+        with psycopg.connect(db) as conn:
+            recorded = conn.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'").fetchone()[0]
+        unrecorded = len(ran) - recorded
+        # Held back at a slot's worth (the old rule) it would stop at 2 x 5 + 40 = 50.
+        assert 2 * concurrency + prefetch < unrecorded <= concurrency + 2 * prefetch
+        gate.set()
+        await wait_until_async(lambda: job_row(db, ids[-1])["status"] == "completed")
+        await wait_until_async(lambda: all(job_row(db, i)["status"] == "completed" for i in ids[::50]))
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*), max(attempts) FROM supaworker.jobs").fetchone() == (400, 1)
+    assert sorted(ran) == sorted(ids)  # each exactly once

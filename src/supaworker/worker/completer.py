@@ -1,8 +1,9 @@
 """Buffers completions and writes them in one fenced statement per batch.
 
 While one batch is being written the next one gathers, so batches grow with load and a lone job is still
-completed at once (group commit). The runner counts buffered jobs against its slots, which bounds how
-many finished-but-unrecorded jobs a crash can make run again.
+completed at once (group commit). The claim loop carries a few with its claim and leaves a bigger batch to
+run() here, beside the claim; it counts what is not yet written beyond a prefetch's worth against its slots,
+which bounds how many finished-but-unrecorded jobs a crash can make run again.
 """
 
 from __future__ import annotations
