@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from datetime import UTC
 from typing import Any
 
 import psycopg
@@ -34,6 +35,20 @@ async def test_worker_completes_async_and_sync_jobs_with_results(db: str, store:
         await wait_until_async(status_is(db, a.id, "completed"))
     assert job_row(db, a.id)["result"] == {"value": 42}
     assert job_row(db, b.id)["result"] == "HI"
+
+
+async def test_a_handler_gets_its_payload_as_stored_and_its_times_in_utc(db: str, store: Store) -> None:
+    registry, seen = Registry(), []
+    registry.register("look", lambda job: seen.append((job.payload, job.created_at, job.run_at)))
+    payload = {"text": "ünïcødé ✓ 𝄞", "n": 2**62, "nested": [{"é": None}]}
+    created = supaworker.create_job("look", payload, store=store)
+    async with running(make_worker(db, registry)):
+        await wait_until_async(status_is(db, created.id, "completed"))
+    [(got, created_at, run_at)] = seen
+    assert got == payload
+    # UTC (datetime.timezone.utc), whatever the server's zone: psycopg reads it three times as fast.
+    assert created_at.tzinfo is UTC and run_at.tzinfo is UTC
+    assert created_at == job_row(db, created.id)["created_at"]
 
 
 async def test_failing_job_is_retried_then_failed_permanently(db: str, store: Store) -> None:

@@ -52,9 +52,20 @@ def _in_claim_order(jobs: Iterable[Job]) -> list[Job]:
     return sorted(jobs, key=lambda job: job._claim_seq)
 
 
+def _int_array(values: list[int]) -> str:
+    """A list of ints as the text of a PostgreSQL array: psycopg dumps a list element by element in Python, which
+    for a batch of hundreds cost a completion more than a microsecond a job, five times this."""
+    return "{" + ",".join(map(str, values)) + "}"
+
+
 def _completion_params(worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> dict[str, Any]:
     # The results travel as one JSON array (see sql/queries/complete_jobs.sql).
-    return {"worker_id": worker_id, "ids": ids, "attempts": attempts, "results": json.dumps(results)}
+    return {
+        "worker_id": worker_id,
+        "ids": _int_array(ids),
+        "attempts": _int_array(attempts),
+        "results": json.dumps(results),
+    }
 
 
 class WorkerStore:
