@@ -14,7 +14,8 @@ it is the figure the side-by-side benchmark cannot give, because it does not mea
 one run, interleaved (`--repeat` times each), and prints the medians and their ratio (limited / unlimited;
 results also in bench/results/limit.md): what setting a limit costs a drain that stays under it.
 
-`--compare-handlers` drains with an `async def` and a plain `def` no-op handler, interleaved, and prints what
+`--compare-handlers` drains with an `async def` no-op handler, a plain `def` one (run in a thread) and a `def`
+one registered `inline=True` (run on the event loop), interleaved, and prints what
 each job cost besides the rate: the worker's context switches (all its threads) and the round trips the
 worker made for it (`claim_jobs_v2` and `complete_jobs` calls, from pg_stat_user_functions); results also in
 bench/results/def_handlers.md.
@@ -41,6 +42,7 @@ sys.path.insert(0, str(HERE / "peers"))
 from measure import DbCpu, proc_stat  # noqa: E402
 
 DB = "bench_worker_cost"
+HANDLER_TYPES = {"async": "noop", "def": "noop_def", "inline": "noop_inline"}
 
 
 @supaworker.handler("noop")
@@ -53,18 +55,25 @@ def noop_def(job: supaworker.Job) -> None:
     return None
 
 
+@supaworker.handler("noop_inline", inline=True)
+def noop_inline(job: supaworker.Job) -> None:
+    return None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--jobs", type=int, default=100_000)
     ap.add_argument("--processes", type=int, default=1)
     ap.add_argument("--concurrency", type=int, default=10)
     ap.add_argument("--prefetch", type=int, help="default: the worker's own")
-    ap.add_argument("--handler", choices=("async", "def"), default="async", help="the no-op handler's kind")
+    ap.add_argument(
+        "--handler", choices=HANDLER_TYPES, default="async", help="the no-op handler's kind (inline: def, inline=True)"
+    )
     ap.add_argument(
         "--limit", type=int, help="a global max_running for the type (the claim then takes its limits path)"
     )
     ap.add_argument("--compare-limit", type=int, metavar="N", help="drains without a limit and with max_running N")
-    ap.add_argument("--compare-handlers", action="store_true", help="drains with async def and def handlers")
+    ap.add_argument("--compare-handlers", action="store_true", help="drains with async def, def and inline handlers")
     ap.add_argument("--repeat", type=int, default=3, help="drains of each kind with --compare-limit/-handlers")
     ap.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/", help="server URL, without database")
     a = ap.parse_args()
@@ -96,7 +105,7 @@ def main() -> None:
 
 
 def compare_handlers(a: argparse.Namespace) -> None:
-    runs: dict[str, list[dict[str, float]]] = {"async": [], "def": []}
+    runs: dict[str, list[dict[str, float]]] = {"async": [], "def": [], "inline": []}
     for _ in range(a.repeat):
         for handler in runs:
             a.handler = handler
@@ -116,13 +125,16 @@ def compare_handlers(a: argparse.Namespace) -> None:
         ("server CPU, us/job", "server_us", ".1f"),
     ]
     table = "".join(
-        f"| {label} | {median('async', key):{fmt}} | {median('def', key):{fmt}} |\n" for label, key, fmt in rows
+        f"| {label} | {' | '.join(f'{median(kind, key):{fmt}}' for kind in runs)} |\n" for label, key, fmt in rows
     )
     summary = (
-        f"# `def` and `async def` handlers, same run\n\n`bench/worker_cost.py --jobs {a.jobs} --compare-handlers"
+        f"# `def` and `async def` handlers, same run\n\n`bench/worker_cost.py --jobs {a.jobs} --processes {a.processes}"
+        f" --compare-handlers"
         f" --repeat {a.repeat}`: {a.jobs:,} no-op jobs, {a.processes} x concurrency {a.concurrency}, prefetch"
-        f" {a.prefetch or 'default'}, drains interleaved; medians.\n\n| | async def | def |\n|---|---:|---:|\n{table}\n"
-        f"ratio def / async def: **{median('def', 'rate') / median('async', 'rate'):.2f}**\n"
+        f" {a.prefetch or 'default'}, drains interleaved; medians.\n\n| | async def | def | def, inline=True |\n"
+        f"|---|---:|---:|---:|\n{table}\n"
+        f"ratio def / async def: **{median('def', 'rate') / median('async', 'rate'):.2f}**; def with inline=True /"
+        f" async def: **{median('inline', 'rate') / median('async', 'rate'):.2f}**\n"
     )
     (HERE / "results" / "def_handlers.md").write_text(summary)
     print(summary)
@@ -156,7 +168,7 @@ def drain(a: argparse.Namespace, limit: int | None) -> dict[str, float]:
     }
     subprocess.run([sys.executable, "-m", "supaworker", "migrate"], env=env, check=True, capture_output=True)
     os.environ["DATABASE_URL"] = dsn
-    job_type = "noop" if a.handler == "async" else "noop_def"
+    job_type = HANDLER_TYPES[a.handler]
     supaworker.create_jobs([{"type": job_type}] * a.jobs)
     if limit:
         supaworker.set_limits(job_type, max_running=limit)
