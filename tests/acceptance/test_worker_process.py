@@ -331,13 +331,16 @@ NOT_BEFORE_THE_FIRST_JOB = [
 ]
 
 
+@pytest.mark.parametrize("processes", ["1", "2"])
 def test_first_job_runs_before_what_the_worker_needs_only_later_is_loaded_then_that_starts(
-    db: str, store: Store, workers: Workers, tmp_path: Path
+    db: str, store: Store, workers: Workers, tmp_path: Path, processes: str
 ) -> None:
+    # With --processes 2 the job runs in a child forked from the supervisor, which holds everything the
+    # supervisor loaded before forking: its health endpoint's web server is loaded after.
     modules_file = tmp_path / "modules.json"
     supaworker.create_job("report_modules", store=store)
     port = free_port()
-    workers.start("--import", "tests.support.handlers.startup", ENABLE_HEALTH_CHECK="true",
+    workers.start("--import", "tests.support.handlers.startup", "--processes", processes, ENABLE_HEALTH_CHECK="true",
                   HEALTH_CHECK_PORT=str(port), MODULES_FILE=str(modules_file))  # fmt: skip
     wait_for(lambda: modules_file.exists() and modules_file.stat().st_size > 0, timeout=60, what="the first job")
     loaded = set(json.loads(modules_file.read_text()))

@@ -28,7 +28,6 @@ from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import default_registry
 from ..store import WorkerStore
-from . import health
 from .options import WorkerSpec
 from .stopping import FORCE_SIGNAL, STOP_SIGNAL, exit_on_stop_while_starting, hold_stops
 
@@ -263,7 +262,10 @@ class Supervisor:
         return self.exit_code
 
     async def _serve_health(self) -> None:
+        # Loaded here, after the fork: the children do not need starlette and uvicorn, and they start 30 ms sooner.
         from psycopg_pool import AsyncConnectionPool
+
+        from . import health
 
         async with AsyncConnectionPool(
             self.conninfo, min_size=0, max_size=1, open=False, kwargs={"autocommit": True, "prepare_threshold": None}
