@@ -447,6 +447,21 @@ async def test_a_retry_claimed_while_a_renewal_is_in_flight_runs_and_is_not_char
     assert set(ran) == set(ids)
 
 
+def _gate_completer_writes(worker: Any) -> tuple[asyncio.Event, asyncio.Event]:
+    """The completer's own writes (not those a claim carries) wait at the returned gate; the second event is set
+    once one does."""
+    gate, writing = asyncio.Event(), asyncio.Event()
+    complete_jobs = worker.store.complete_jobs
+
+    async def gated(*args: Any, **kwargs: Any) -> set[int]:
+        writing.set()
+        await gate.wait()
+        return await complete_jobs(*args, **kwargs)
+
+    worker.store.complete_jobs = gated
+    return gate, writing
+
+
 async def test_a_batch_of_completions_being_written_holds_back_claims_only_beyond_a_prefetch(
     db: str, store: Store
 ) -> None:
@@ -461,18 +476,9 @@ async def test_a_batch_of_completions_being_written_holds_back_claims_only_beyon
     registry.register("note", note)
     ids = supaworker.create_jobs([{"type": "note"}] * 400, store=store)
     concurrency, prefetch = 5, 40
-    gate, writing = asyncio.Event(), asyncio.Event()
     async with running(make_worker(db, registry, concurrency=concurrency, prefetch=prefetch)) as worker:
-        complete_jobs = worker.store.complete_jobs
-
-        async def gated(*args: Any, **kwargs: Any) -> set[int]:  # the completer's own writes wait at the gate
-            writing.set()
-            await gate.wait()
-            return await complete_jobs(*args, **kwargs)
-
-        worker.store.complete_jobs = gated  # type: ignore[method-assign]
+        gate, writing = _gate_completer_writes(worker)
         await asyncio.wait_for(writing.wait(), 10)
-
         seen = -1
         while len(ran) != seen:  # until it stops claiming
             seen = len(ran)
@@ -488,3 +494,25 @@ async def test_a_batch_of_completions_being_written_holds_back_claims_only_beyon
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT count(*), max(attempts) FROM supaworker.jobs").fetchone() == (400, 1)
     assert sorted(ran) == sorted(ids)  # each exactly once
+
+
+async def test_under_a_limit_a_claim_that_came_back_short_carries_the_workers_completions(
+    db: str, store: Store
+) -> None:
+    """max_running counts a worker's finished jobs as running until their completions commit. A claim after one
+    that the limit cut short writes them in its own transaction first, so the worker goes on at the limit's pace
+    even while a batch it writes on its own is held up."""
+    registry = Registry()
+    registry.register("limited", lambda job: None)
+    supaworker.set_limits("limited", max_running=50, store=store)
+    ids = supaworker.create_jobs([{"type": "limited"}] * 300, store=store)
+    count = "SELECT count(*) FROM supaworker.jobs WHERE status = 'completed'"
+    async with running(make_worker(db, registry, concurrency=5, prefetch=40)) as worker:
+        gate, writing = _gate_completer_writes(worker)
+        await asyncio.wait_for(writing.wait(), 10)  # a batch is held up, counted as running
+        with psycopg.connect(db, autocommit=True) as conn:
+            await wait_until_async(lambda: conn.execute(count).fetchone()[0] >= 200, "jobs completed beside it")
+        gate.set()
+        await wait_until_async(lambda: all(job_row(db, i)["status"] == "completed" for i in ids[::30] + ids[-1:]))
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT count(*), max(attempts) FROM supaworker.jobs").fetchone() == (300, 1)

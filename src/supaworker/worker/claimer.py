@@ -5,10 +5,11 @@ A worker claims its free capacity (slots plus prefetch) in batches, never one jo
 has work queued; waits for a NOTIFY (or the poll interval) when the queue ran short; claims nothing while
 fenced; and with named queues claims each queue's free slots separately.
 
-A claim carries the buffered completions only while they are few (a slot's worth): one round trip and one
-commit for both. A bigger batch is the completer's to write on a connection of its own while the claim runs:
-two server backends at work instead of one, where short jobs spend their time (a drain of no-op jobs went from
-about 19,500 to 25,000 jobs a second; see bench/worker_cost.py).
+A claim carries the buffered completions only while they are few (a slot's worth), or after a claim that came
+back short: one round trip and one commit for both. A bigger batch, while the queue has more than the worker
+takes, is the completer's to write on a connection of its own while the claim runs: two server backends at
+work instead of one, where short jobs spend their time (a drain of no-op jobs went from about 19,500 to 25,000
+jobs a second; see bench/worker_cost.py).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ class Claimer:
         self.waiting = False  # said it waits for a NOTIFY (see _ran_short)
         self._renew_waiting_at = 0.0
         self.claim_seq = 0  # places in this worker's claim sequence given out so far
+        self.came_back_short = False  # the last claim found fewer jobs than it asked for (see _claim)
         self.to_release: list[Job] = []  # claimed, never started, dropped while fenced: handed back after
 
     async def run(self) -> None:
@@ -107,6 +109,7 @@ class Claimer:
             self._wakeup.clear()
             try:
                 short, claimed = await self._claim_targets(targets)
+                self.came_back_short = short
                 backoff.reset()
                 if short:
                     await self._ran_short(claimed)
@@ -208,7 +211,10 @@ class Claimer:
         start = min(want, max(0, self.options.concurrency - len(slots.running) - len(slots.queued)))
         if self.options.queue_concurrency:
             start = want  # no prefetch: every job claimed has a slot of its queue free
-        batch = self.completer.take() if self.completer.backlog <= self.options.concurrency else []
+        # After a short claim, all of them: a limit (max_running) counts this worker's finished jobs as running
+        # until their completions commit, and in the claim's transaction they do so before it looks.
+        carry = self.completer.backlog <= self.options.concurrency or self.came_back_short
+        batch = self.completer.take() if carry else []
         starts = self.starter.take()
         claim = ClaimRequest(want, self.options.lease_seconds, self.types, queues, start, self.claim_seq)
         sent = time.monotonic()
