@@ -97,6 +97,9 @@ def admin(sql: str, base: str) -> None:
 
 def run_runner(cmd: list[str], args: list[str], timeout: float) -> dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(PEERS)])}
+    # As installed packages have it: supaworker, run from the checkout, writes its bytecode caches at its first
+    # launch instead of compiling every module at each one (the Python peers' are written by pip).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     try:
         p = subprocess.run(cmd + args, capture_output=True, text=True, timeout=timeout, env=env, cwd=PEERS)
     except subprocess.TimeoutExpired:

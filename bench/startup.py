@@ -90,7 +90,13 @@ def main() -> None:
         )
 
     def side_env(side: str, db: str, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SUPAWORKER_", "WORKER_"))}
+        # Without PYTHONDONTWRITEBYTECODE: the untimed first launch writes the bytecode caches, which an
+        # installed package has from pip.
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("SUPAWORKER_", "WORKER_")) and k != "PYTHONDONTWRITEBYTECODE"
+        }
         env.update(
             DATABASE_URL=a.pg + db,
             PYTHONPATH=os.pathsep.join([str(sides[side]), str(here)]),
