@@ -239,7 +239,8 @@ class Claimer:
 
     def _held(self) -> int:
         """Completions not yet written beyond a prefetch's worth (or a slot's, the larger) hold slots: claims go on
-        beside one batch being written, and what a crash can make run twice stays about one batch."""
+        beside one batch being written, and what a crash can make run twice stays within concurrency plus twice
+        the prefetch (every claimed job finished, none of it written)."""
         return max(0, self.completer.backlog - max(self.options.concurrency, self.prefetch.value))
 
     def _queue_targets(self, held: int) -> list[tuple[Sequence[str] | None, int]]:

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from importlib import import_module
 from typing import Protocol
 
 import psycopg
@@ -262,10 +263,11 @@ class Supervisor:
         return self.exit_code
 
     async def _serve_health(self) -> None:
-        # Loaded here, after the fork: the children do not need starlette and uvicorn, and they start 30 ms sooner.
+        # Loaded after the fork (the children do not need starlette and uvicorn, and start 30 ms sooner), in a
+        # thread: signals and the children's exits are handled meanwhile.
         from psycopg_pool import AsyncConnectionPool
 
-        from . import health
+        health = await asyncio.to_thread(import_module, "supaworker.worker.health")
 
         async with AsyncConnectionPool(
             self.conninfo, min_size=0, max_size=1, open=False, kwargs={"autocommit": True, "prepare_threshold": None}
