@@ -42,7 +42,7 @@ EXIT_FAILED = 1
 _background_imports = threading.Lock()
 
 
-async def _import_in_background(name: str) -> ModuleType:
+async def import_in_background(name: str) -> ModuleType:
     """Imports a module in a thread, so the event loop (and the jobs on it) keeps running meanwhile."""
 
     def load() -> ModuleType:
@@ -147,7 +147,7 @@ async def _serve_health(worker: Worker, settings: Settings) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(HEALTH_WAITS_FOR_FIRST_CLAIM_SECONDS):
             await worker.claimed_once.wait()
-    health = await _import_in_background("supaworker.worker.health")
+    health = await import_in_background("supaworker.worker.health")
 
     async def active_jobs() -> int:
         return worker.active_jobs
@@ -169,7 +169,7 @@ class _Maintenance:
         self.pool: ConnectionPool | None = None
 
     async def run(self) -> None:
-        await _import_in_background("supaworker.maintenance.service")
+        await import_in_background("supaworker.maintenance.service")
         await self._build().run()
 
     def _build(self) -> MaintenanceService:

@@ -176,7 +176,8 @@ class Worker:
         partition drops our connection within about a lease (see db.py), and times come in UTC, which psycopg
         reads three times as fast as a named zone such as Etc/UTC (the jobs' times are instants either way)."""
         set_json_loads(utf8_json_loads, conn)
-        if self.profile is None or not self.profile.transaction_pooler:
+        assert self.profile is not None  # the pool, and so this, exist only for a Postgres connection
+        if not self.profile.transaction_pooler:
             await conn.execute(server_liveness_statement(self.options.lease_seconds) + "; SET TimeZone = 'UTC'")
 
     # -- public ---------------------------------------------------------------------------------------

@@ -20,7 +20,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from importlib import import_module
 from typing import Protocol
 
 import psycopg
@@ -267,7 +266,9 @@ class Supervisor:
         # thread: signals and the children's exits are handled meanwhile.
         from psycopg_pool import AsyncConnectionPool
 
-        health = await asyncio.to_thread(import_module, "supaworker.worker.health")
+        from .main import import_in_background
+
+        health = await import_in_background("supaworker.worker.health")
 
         async with AsyncConnectionPool(
             self.conninfo, min_size=0, max_size=1, open=False, kwargs={"autocommit": True, "prepare_threshold": None}
