@@ -428,25 +428,50 @@ def test_a_stop_while_the_database_is_gone_before_the_first_claim_exits_at_once(
 
 
 @direct_only
-def test_a_stop_that_a_frozen_link_to_the_database_holds_up_ends_after_the_grace_period_and_a_lease(
-    db: str, workers: Workers
+def test_a_stop_that_a_frozen_link_holds_up_ends_after_the_grace_period_and_a_lease_for_a_worker_holding_a_job(
+    db: str, store: Store, workers: Workers
 ) -> None:
     # A link that stops carrying data while its sockets stay open (a hung proxy or pooler) never answers the
-    # statement the worker waits for (its claim, or "I wait for jobs"): a SIGTERM then waited forever.
+    # statement the worker waits for: a SIGTERM then waited forever. With a job still in its thread the worker
+    # gives it the grace period and a lease, then exits as on a second signal.
     proxy = FreezableProxy.in_front_of(db)
+    job = supaworker.create_job("record_sync", {"sleep": 60}, store=store)
     try:
         proc = workers.start("--lease-seconds", "2", "--shutdown-grace", "1", SUPAWORKER_POOLER_MODE="session",
+                             DATABASE_URL=proxy.url_for(db))  # fmt: skip
+        wait_for(lambda: workers.executions()[job.id] == 1, timeout=30, what="the job to start")
+        proxy.freeze()
+        time.sleep(0.5)
+        stopped = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 130, workers.log_text(0)
+        assert time.monotonic() - stopped >= 2.5  # the grace period and a lease, less what the signal took
+    finally:
+        proxy.close()
+    log = workers.log_text(0)
+    assert "could not finish stopping" in log and "Traceback" not in log, log
+
+
+@direct_only
+def test_a_stop_that_a_frozen_link_holds_up_ends_soon_for_a_worker_holding_no_job(db: str, workers: Workers) -> None:
+    # Idle, the worker waits only for its claim or its "I wait for jobs": nothing of its own is left to finish,
+    # record or hand back, so it does not wait out the grace period and a lease (a minute by default).
+    proxy = FreezableProxy.in_front_of(db)
+    try:
+        proc = workers.start("--lease-seconds", "30", "--shutdown-grace", "30", SUPAWORKER_POOLER_MODE="session",
                              DATABASE_URL=proxy.url_for(db))  # fmt: skip
         wait_for(lambda: "worker started" in workers.log_text(0), timeout=30, what="the worker to start")
         time.sleep(0.5)  # idle: it claims now and then, and says it waits for jobs
         proxy.freeze()
         time.sleep(0.5)
+        stopped = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=20) == 130, workers.log_text(0)
+        assert proc.wait(timeout=20) == 0, workers.log_text(0)
+        assert time.monotonic() - stopped < 15
     finally:
         proxy.close()
     log = workers.log_text(0)
-    assert "could not finish stopping" in log and "Traceback" not in log, log
+    assert "no job held" in log and "could not finish stopping" not in log and "Traceback" not in log, log
 
 
 @direct_only

@@ -9,7 +9,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import import_module
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -37,6 +37,9 @@ SUPERVISOR_CHECK_SECONDS = 1.0
 HEALTH_WAITS_FOR_FIRST_CLAIM_SECONDS = 1.0
 # A task of the worker died (see worker/monitor.py): a supervisor should start it again.
 EXIT_FAILED = 1
+# A stop not finished this long after it began, by a worker that holds no job, waits for nothing of its own
+# (see _StopDeadline).
+IDLE_STOP_SECONDS = 5.0
 
 # One module tree at a time: two threads importing modules that import each other could see them half-done.
 _background_imports = threading.Lock()
@@ -67,11 +70,11 @@ async def _run(
     settings: Settings,
     supervisor_pid: int | None,
     held: Sequence[int] = (),
-    deadline: threading.Timer | None = None,
+    deadline: _StopDeadline | None = None,
 ) -> None:
     """Runs the worker with its signal handlers, its health endpoint and its supervisor's watch; `held`: the
     signals received before those handlers were in place, acted on as soon as they are; `deadline`: started
-    once the worker is told to stop (see _stop_deadline)."""
+    once the worker is told to stop (see _StopDeadline)."""
     loop = asyncio.get_running_loop()
     watch = asyncio.create_task(_watch_supervisor(worker, supervisor_pid)) if supervisor_pid else None
     own_signals = 0
@@ -113,29 +116,64 @@ async def _run(
                 await asyncio.gather(task, return_exceptions=True)
 
 
-def _stop_deadline(worker: Worker) -> threading.Timer:
-    """A timer, started once the worker is told to stop (see _run), that gives the stop the grace period and a
-    lease. A stop unfinished by then waits for a database that stopped answering in the middle of a statement
-    (a hung proxy or pooler keeps the socket open, so nothing times out), in the worker or in a maintenance
-    thread the closing event loop waits for. The jobs it held are past their leases: the process exits at
-    once, as on a second signal. A thread, as the event loop may be what waits."""
-    seconds = worker.options.shutdown_grace_seconds + worker.options.lease_seconds
+class _StopDeadline:
+    """Ends a stop that the database holds up. Started once the worker is told to stop (see _run), in a thread,
+    as the event loop may be what waits: for a statement a database stopped answering in the middle of (a hung
+    proxy or pooler keeps the socket open, so nothing times out), in the worker or in a maintenance thread the
+    closing event loop waits for.
 
-    def exit_now() -> None:
+    A worker that holds no job IDLE_STOP_SECONDS after the stop began has nothing left to finish, record or
+    hand back: it exits then, with 0 (a claim still in flight may have taken jobs for it; they come back
+    when their lease expires, as a killed worker's do). One that holds jobs gets the grace period and a
+    lease: its jobs are past their leases by then, and it exits as on a second signal."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.seconds = worker.options.shutdown_grace_seconds + worker.options.lease_seconds
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._cancelled = False
+
+    def start(self) -> None:
+        self._after(min(IDLE_STOP_SECONDS, self.seconds), self._exit_if_idle)
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._timer is not None:
+                self._timer.cancel()
+
+    def _after(self, seconds: float, action: Callable[[], None]) -> None:
+        with self._lock:
+            if self._cancelled:
+                return
+            self._timer = threading.Timer(seconds, action)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _exit_if_idle(self) -> None:
+        if not self.worker.holds_nothing():
+            self._after(max(0.0, self.seconds - IDLE_STOP_SECONDS), self._exit_forced)
+            return
+        log.warning(
+            "stop not finished after %s s and no job held (the database stopped answering?): exiting now",
+            IDLE_STOP_SECONDS,
+            extra={"worker_id": self.worker.worker_id},
+        )
+        logging.shutdown()
+        os._exit(0)
+
+    def _exit_forced(self) -> None:
         log.error(
             "could not finish stopping within the grace period and a lease (the database stopped answering?): "
             "exiting now; unfinished jobs return when their lease expires",
-            extra={"worker_id": worker.worker_id, "seconds": seconds},
+            extra={"worker_id": self.worker.worker_id, "seconds": self.seconds},
         )
         logging.shutdown()
         os._exit(EXIT_FORCED)
 
-    timer = threading.Timer(seconds, exit_now)
-    timer.daemon = True
-    return timer
 
-
-async def _start_when_stopping(worker: Worker, deadline: threading.Timer) -> None:
+async def _start_when_stopping(worker: Worker, deadline: _StopDeadline) -> None:
     await worker.stop_requested()
     deadline.start()
 
@@ -221,7 +259,7 @@ def run_worker(
         services.append(maintenance)
     worker = Worker(connection, settings.schema_name, registry, options, worker_id=worker_id, services=services)
     held = hold_stops(WORKER_SIGNALS)
-    deadline = _stop_deadline(worker)
+    deadline = _StopDeadline(worker)
     try:
         asyncio.run(_run(worker, settings, supervisor_pid, held, deadline))
     finally:

@@ -199,6 +199,17 @@ class Worker:
         """Attempts this worker failed that will be retried."""
         return self.attempts.retried
 
+    def holds_nothing(self) -> bool:
+        """No job running, claimed ahead, finished but not yet recorded, or to hand back, and no sync handler still
+        in its thread. Read from another thread (a stop's deadline): lengths only, each read atomically."""
+        return not (
+            len(self.slots.running)
+            or len(self.slots.queued)
+            or self.completer.backlog
+            or len(self.claimer.to_release)
+            or self.executor.busy_threads()
+        )
+
     def request_stop(self) -> None:
         if not self._stopping.is_set():
             log.info(
