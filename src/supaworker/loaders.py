@@ -6,8 +6,13 @@ odd row must never break a page that lists it. The Store reads through these loa
 - a timestamp beyond Python's datetime (`'infinity'`, year 200000, BC) reads as an `OutOfRangeTime`: a
   datetime at the nearest end of Python's range (so comparisons and sorting still work) whose text, in JSON
   and in `str()`, is what PostgreSQL printed;
-- a JSON value nested deeper than READABLE_DEPTH (which the encoders that serve it could not handle) reads
-  as its JSON text, a string.
+- a JSON value nested deeper than READABLE_DEPTH (which the encoders that serve it could not handle), or
+  one Python cannot load at all (an integer of more than 4,300 digits, which jsonb holds, and the SQL API
+  takes, but Python refuses to read from text; nesting deeper than Python's recursion limit), reads as an
+  `UnreadableJson`: its JSON text, a string, that says why.
+
+The worker's loader (`utf8_json_loads`) reads those the same way, and the worker fails such a job for good,
+with the reason, rather than letting one row break the claim that read it.
 """
 
 from __future__ import annotations
@@ -68,22 +73,39 @@ class LenientTimestamptzLoader(Loader):
             return OutOfRangeTime(bytes(data).decode("utf-8", "replace"))
 
 
+class UnreadableJson(str):
+    """A stored JSON value read as its text, because Python cannot load it or serve it; `reason` says why."""
+
+    reason: str
+
+    def __new__(cls, text: str, reason: str) -> UnreadableJson:
+        value = super().__new__(cls, text)
+        value.reason = reason
+        return value
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return UnreadableJson(text, "nested deeper than Python can read")
+    except ValueError as exc:  # jsonb is valid JSON: what Python refuses is an integer too long to convert
+        return UnreadableJson(text, str(exc).split(";")[0])
+
+
 def utf8_json_loads(data: str | bytes) -> Any:
-    """json.loads of the UTF-8 text PostgreSQL sends: given bytes, json.loads first works out their encoding,
-    a third of the time it takes to load a small payload."""
-    return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    """json.loads of the UTF-8 text PostgreSQL sends (given bytes, json.loads first works out their encoding,
+    a third of the time it takes to load a small payload); a value it cannot load as an UnreadableJson."""
+    return _loads(data.decode("utf-8") if isinstance(data, bytes) else data)
 
 
 def lenient_json_loads(data: bytes | str) -> Any:
-    """json.loads, but a value too deep to serve is returned as its text."""
+    """json.loads, but a value Python cannot load, or too deep to serve, is returned as an UnreadableJson."""
     text = data.decode("utf-8") if isinstance(data, bytes | bytearray | memoryview) else data
-    try:
-        value = json.loads(text)
-    except RecursionError:
-        return text
+    value = _loads(text)
     # Nesting N levels takes at least 2N characters: short values need no walk.
     if len(text) > 2 * READABLE_DEPTH and _deeper_than(value, READABLE_DEPTH):
-        return text
+        return UnreadableJson(text, f"nested deeper than {READABLE_DEPTH} levels")
     return value
 
 

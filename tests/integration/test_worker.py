@@ -331,6 +331,44 @@ async def test_result_that_is_not_json_fails_the_attempt(db: str, store: Store) 
     assert "must be JSON-serialisable" in job_row(db, j.id)["last_error"]
 
 
+# jsonb holds what Python cannot read: an integer of more than 4,300 digits, nesting past its recursion limit.
+UNREADABLE_PAYLOADS = {'{"n": ' + "9" * 5001 + "}": "4300 digits", "[" * 3000 + "]" * 3000: "nested deeper"}
+
+
+async def test_a_job_whose_payload_python_cannot_read_fails_for_good_and_the_claim_goes_on(
+    db: str, store: Store
+) -> None:
+    # Plain SQL and the SQL API's create_job() store such a payload (Python's create_job refuses it): it failed
+    # the whole claim that read it, again at each retry, so no job of that claim ever ran.
+    registry, ran = Registry(), []
+    registry.register("look", lambda job: ran.append(job.id))
+    ordinary = supaworker.create_job("look", store=store).id
+    with psycopg.connect(db, autocommit=True) as c:
+        odd = {
+            c.execute(
+                "INSERT INTO supaworker.jobs (type, payload) VALUES ('look', %s::jsonb) RETURNING id", (text,)
+            ).fetchone()[0]: reason  # type: ignore[index]
+            for text, reason in UNREADABLE_PAYLOADS.items()
+        }
+
+    def outcomes() -> dict[int, tuple[str, int, str | None]]:
+        with psycopg.connect(db) as c:
+            rows = c.execute("SELECT id, status::text, attempts, last_error FROM supaworker.jobs").fetchall()
+        return {job_id: (status, attempts, error) for job_id, status, attempts, error in rows}
+
+    async with running(make_worker(db, registry)):
+        await wait_until_async(lambda: {s for s, _, _ in outcomes().values()} <= {"completed", "failed"})
+    final = outcomes()
+    assert final[ordinary][0] == "completed" and ran == [ordinary]
+    for job_id, reason in odd.items():
+        status, attempts, error = final[job_id]
+        assert (status, attempts) == ("failed", 1), final[job_id]
+        assert error is not None and error.startswith("InvalidJob: the payload cannot be read") and reason in error
+    with psycopg.connect(db) as c:  # the payload is left as it was stored
+        stored = c.execute("SELECT payload::text FROM supaworker.jobs WHERE id = ANY (%s) ORDER BY id", (list(odd),))
+        assert [len(text) for (text,) in stored] == [len(text) for text in UNREADABLE_PAYLOADS]
+
+
 async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Store) -> None:
     registry = Registry()
     order: list[str] = []

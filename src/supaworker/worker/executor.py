@@ -10,6 +10,7 @@ from typing import Any
 
 from ..errors import InvalidJob, UnrecoverableError
 from ..job import Job
+from ..loaders import UnreadableJson
 from ..registry import Registry
 from ..validation import check_json, storable_text
 from .threads import HandlerThreads
@@ -33,6 +34,16 @@ def describe_error(exc: BaseException) -> str:
     return storable_text((head + ("\n" + tail if tail else ""))[:MAX_ERROR_CHARS])
 
 
+def _unreadable(job: Job) -> str | None:
+    """Why the job's payload, or an upstream step's result, cannot be given to its handler (see loaders.py)."""
+    if isinstance(job.payload, UnreadableJson):
+        return f"InvalidJob: the payload cannot be read: {job.payload.reason}"
+    for parent_id, result in job.upstream_by_id.items():
+        if isinstance(result, UnreadableJson):
+            return f"InvalidJob: the result of upstream job {parent_id} cannot be read: {result.reason}"
+    return None
+
+
 class Executor:
     def __init__(self, registry: Registry, default_timeout_seconds: float, threads: int) -> None:
         self.registry = registry
@@ -48,6 +59,10 @@ class Executor:
         started = perf_counter()
         if handler is None:
             return Outcome(False, 0.0, error=f"no handler registered for job type {job.type!r}")
+        unreadable = _unreadable(job)
+        if unreadable:
+            # jsonb holds it and Python cannot read it: no attempt could, so none is retried.
+            return Outcome(False, 0.0, error=unreadable, retryable=False)
         try:
             if handler.is_async:
                 result = await handler.func(job)
