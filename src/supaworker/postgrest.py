@@ -24,6 +24,7 @@ import httpx
 from .config import Settings
 from .errors import ConfigError, DatabaseUnavailable, MigrationError, SupaworkerError
 from .job import Job
+from .loaders import utf8_json_loads
 from .worker.protocol import ClaimRequest, Completions, Rescued, RetryDelays
 
 log = logging.getLogger("supaworker.postgrest")
@@ -83,6 +84,14 @@ def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value is not None else None
 
 
+# What job_from_row reads of a claimed row. The payload comes as its JSON text, read job by job: a payload
+# Python cannot read (loaders.py) then fails its own job instead of the whole response, and the claim with it.
+CLAIMED_COLUMNS = (
+    "id,type,queue,priority,payload:payload::text,attempts,max_attempts,timeout_seconds,brief_id,run_at,"
+    "created_at,started_at,handler_started,claim_seq,handed_back"
+)
+
+
 def job_from_row(row: dict[str, Any], worker_id: str) -> Job:
     """A claimed jobs row, as PostgREST returns it in JSON, as the Job a handler receives."""
     brief = row.get("brief_id")
@@ -91,7 +100,7 @@ def job_from_row(row: dict[str, Any], worker_id: str) -> Job:
         type=row["type"],
         queue=row["queue"],
         priority=int(row["priority"]),
-        payload=row["payload"],
+        payload=utf8_json_loads(row["payload"]),
         attempt=int(row["attempts"]),
         max_attempts=int(row["max_attempts"]),
         timeout_seconds=row.get("timeout_seconds"),
@@ -115,9 +124,11 @@ class PostgrestWorkerStore:
         options = client_options(rest_url, service_key, schema, timeout)
         self.client = httpx.AsyncClient(**options, limits=httpx.Limits(max_connections=MAX_CONNECTIONS))
 
-    async def rpc(self, function: str, args: dict[str, Any]) -> Any:
+    async def rpc(self, function: str, args: dict[str, Any], select: str | None = None) -> Any:
+        """Calls `function`; `select`: the columns of the rows it returns to send back (PostgREST's select)."""
         try:
-            response = await self.client.post(f"/rpc/{function}", json=args)
+            params = {"select": select} if select else None
+            response = await self.client.post(f"/rpc/{function}", json=args, params=params)
         except httpx.TransportError as exc:
             raise DatabaseUnavailable(f"PostgREST at {self.rest_url} unreachable: {exc!r}") from exc
         if response.status_code < 300:
@@ -174,6 +185,7 @@ class PostgrestWorkerStore:
         rows = await self.rpc(
             "claim_jobs_v2",
             {f"p_{name}": value for name, value in claim.params(worker_id).items()},
+            select=CLAIMED_COLUMNS,
         )
         jobs = sorted((job_from_row(row, worker_id) for row in rows or []), key=lambda job: job._claim_seq)
         if jobs:

@@ -91,6 +91,34 @@ def test_jobs_complete_through_postgrest(supa: tuple[str, PostgREST], fleet: Fle
     assert "listen=False" in w.log_text() or '"listen": false' in w.log_text()
 
 
+def test_a_job_whose_payload_python_cannot_read_fails_alone_through_postgrest(
+    supa: tuple[str, PostgREST], fleet: Fleet
+) -> None:
+    # One such payload in a claim made the whole response unreadable: the claim failed, and the worker with it.
+    url, server = supa
+    ordinary = enqueue_effects(url, 3)
+    with psycopg.connect(url, autocommit=True) as conn:
+        odd = [
+            conn.execute(
+                "INSERT INTO supaworker.jobs (type, payload) VALUES ('effect', %s::jsonb) RETURNING id", (text,)
+            ).fetchone()[0]  # type: ignore[index]
+            for text in ('{"n": ' + "9" * 5001 + "}", "[" * 3000 + "]" * 3000)
+        ]
+    w = fleet.start(http_env(url, server))
+    wait_until(lambda: status_counts(url) == {"completed": 3, "failed": 2}, fleet.explain("the jobs over HTTP"))
+    assert w.stop() == 0, w.log_text()
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT id, status::text, attempts, last_error FROM supaworker.jobs ORDER BY id"
+        ).fetchall()
+    outcome = {job_id: (status, attempts, error) for job_id, status, attempts, error in rows}
+    assert all(outcome[i][0] == "completed" for i in ordinary)
+    for job_id, reason in zip(odd, ("4300 digits", "nested deeper"), strict=True):
+        status, attempts, error = outcome[job_id]
+        assert (status, attempts) == ("failed", 1) and error is not None, outcome[job_id]
+        assert error.startswith("InvalidJob: the payload cannot be read") and reason in error, error
+
+
 def test_pipeline_steps_get_their_parents_results_and_progress_is_written_through_postgrest(
     supa: tuple[str, PostgREST], fleet: Fleet
 ) -> None:
