@@ -108,9 +108,7 @@ def test_a_job_whose_payload_python_cannot_read_fails_alone_through_postgrest(
     wait_until(lambda: status_counts(url) == {"completed": 3, "failed": 2}, fleet.explain("the jobs over HTTP"))
     assert w.stop() == 0, w.log_text()
     with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT id, status::text, attempts, last_error FROM supaworker.jobs ORDER BY id"
-        ).fetchall()
+        rows = conn.execute("SELECT id, status::text, attempts, last_error FROM supaworker.jobs ORDER BY id").fetchall()
     outcome = {job_id: (status, attempts, error) for job_id, status, attempts, error in rows}
     assert all(outcome[i][0] == "completed" for i in ordinary)
     for job_id, reason in zip(odd, ("4300 digits", "nested deeper"), strict=True):
