@@ -7,9 +7,10 @@ odd row must never break a page that lists it. The Store reads through these loa
   datetime at the nearest end of Python's range (so comparisons and sorting still work) whose text, in JSON
   and in `str()`, is what PostgreSQL printed;
 - a JSON value nested deeper than READABLE_DEPTH (which the encoders that serve it could not handle), or
-  one Python cannot load at all (an integer of more than 4,300 digits, which jsonb holds, and the SQL API
-  takes, but Python refuses to read from text; nesting deeper than Python's recursion limit), reads as an
-  `UnreadableJson`: its JSON text, a string, that says why.
+  one Python cannot load as it is (an integer of more than 4,300 digits, which jsonb holds, and the SQL API
+  takes, but Python refuses to read from text; a number beyond a float's range, which it would read as an
+  infinity; nesting deeper than Python's recursion limit), reads as an `UnreadableJson`: its JSON text, a
+  string, that says why.
 
 The worker's loader (`utf8_json_loads`) reads those the same way, and the worker fails such a job for good,
 with the reason, rather than letting one row break the claim that read it.
@@ -18,6 +19,7 @@ with the reason, rather than letting one row break the claim that read it.
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,12 +86,24 @@ class UnreadableJson(str):
         return value
 
 
+def _finite_float(text: str) -> float:
+    # float() reads a number beyond a float's range (jsonb holds any numeric) as an infinity, silently.
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text[:24]}... is beyond a float's range")
+    return value
+
+
+# One decoder for every value: json.loads given a keyword makes a new one at each call.
+_decode = json.JSONDecoder(parse_float=_finite_float).decode
+
+
 def _loads(text: str) -> Any:
     try:
-        return json.loads(text)
+        return _decode(text)
     except RecursionError:
         return UnreadableJson(text, "nested deeper than Python can read")
-    except ValueError as exc:  # jsonb is valid JSON: what Python refuses is an integer too long to convert
+    except ValueError as exc:  # jsonb is valid JSON: what Python refuses is a number it cannot represent
         return UnreadableJson(text, str(exc).split(";")[0])
 
 

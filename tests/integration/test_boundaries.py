@@ -264,13 +264,19 @@ ODD_ROWS = [
     ("result", "%(deep)s::jsonb"),
     ("payload", "%(huge)s::jsonb"),
     ("result", "%(huge)s::jsonb"),
+    ("payload", "%(overflow)s::jsonb"),
 ]
 
 
 def insert_odd_rows(conn: psycopg.Connection) -> list[int]:
     """One ordinary job, then one job per odd value, inserted by plain SQL."""
     # An integer of more than 4,300 digits: jsonb holds it, Python refuses to read it from text.
-    params = {"deep": json.dumps(nested(300)), "deeper": "[" * 3000 + "]" * 3000, "huge": '{"n": ' + "9" * 5001 + "}"}
+    params = {
+        "deep": json.dumps(nested(300)),
+        "deeper": "[" * 3000 + "]" * 3000,
+        "huge": '{"n": ' + "9" * 5001 + "}",
+        "overflow": '{"x": ' + "1" * 400 + ".5}",
+    }
     ids = [make_job(conn)]
     for column, value in ODD_ROWS:
         sql = f"INSERT INTO supaworker.jobs (type, {column}) VALUES ('odd', {value}) RETURNING id"
@@ -291,6 +297,7 @@ def test_api_readers_render_odd_rows(api: TestClient, conn: psycopg.Connection) 
     assert isinstance(by_id[ids[5]]["payload"], str) and by_id[ids[5]]["payload"].startswith('{"a": {"a"')
     assert by_id[ids[6]]["payload"].startswith("[[[[")
     assert by_id[ids[8]]["payload"] == '{"n": ' + "9" * 5001 + "}"
+    assert by_id[ids[10]]["payload"] == '{"x": ' + "1" * 400 + ".5}"  # not an infinity
     for job_id in ids:
         one = api.get(f"/api/jobs/{job_id}", headers=AUTH)
         assert one.status_code == 200, one.text

@@ -331,8 +331,13 @@ async def test_result_that_is_not_json_fails_the_attempt(db: str, store: Store) 
     assert "must be JSON-serialisable" in job_row(db, j.id)["last_error"]
 
 
-# jsonb holds what Python cannot read: an integer of more than 4,300 digits, nesting past its recursion limit.
-UNREADABLE_PAYLOADS = {'{"n": ' + "9" * 5001 + "}": "4300 digits", "[" * 3000 + "]" * 3000: "nested deeper"}
+# jsonb holds what Python cannot read as it is: an integer of more than 4,300 digits, a number beyond a
+# float's range, nesting past its recursion limit.
+UNREADABLE_PAYLOADS = {
+    '{"n": ' + "9" * 5001 + "}": "4300 digits",
+    '{"x": ' + "1" * 400 + ".5}": "beyond a float's range",  # not an infinity
+    "[" * 3000 + "]" * 3000: "nested deeper",
+}
 
 
 async def test_a_job_whose_payload_python_cannot_read_fails_for_good_and_the_claim_goes_on(
