@@ -42,7 +42,11 @@ class OutOfRangeTime(datetime):
 
     text: str
 
-    def __new__(cls, text: str) -> OutOfRangeTime:
+    def __new__(cls, text: str, *fields: Any, **named: Any) -> datetime:  # type: ignore[misc]
+        if fields or named or not isinstance(text, str):
+            # Arithmetic on one (the time a second before it) builds its result through this class: a plain
+            # datetime, near the end of the range where this one stands.
+            return datetime(text, *fields, **named)  # type: ignore[arg-type]
         end = datetime.min if text.startswith("-") or text.endswith("BC") else datetime.max
         moment = super().__new__(
             cls, end.year, end.month, end.day, end.hour, end.minute, end.second, end.microsecond, tzinfo=UTC

@@ -24,7 +24,7 @@ import httpx
 from .config import Settings
 from .errors import ConfigError, DatabaseUnavailable, MigrationError, SupaworkerError
 from .job import Job
-from .loaders import utf8_json_loads
+from .loaders import OutOfRangeTime, utf8_json_loads
 from .worker.protocol import ClaimRequest, Completions, Rescued, RetryDelays
 
 log = logging.getLogger("supaworker.postgrest")
@@ -81,7 +81,12 @@ def client_options(rest_url: str, service_key: str, schema: str, timeout: float)
 
 
 def _time(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value is not None else None
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:  # 'infinity', year 200000: stored by plain SQL, beyond what Python reads
+        return OutOfRangeTime(value)
 
 
 # What job_from_row reads of a claimed row. The payload comes as its JSON text, read job by job: a payload

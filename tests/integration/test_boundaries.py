@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 
 import supaworker
 from supaworker.errors import InvalidBrief, InvalidJob
+from supaworker.feed.change_feed import ChangeFeed
+from supaworker.loaders import OutOfRangeTime
 from supaworker.rules import MAX_PAYLOAD_DEPTH
 from supaworker.store import Store
 from tests.conftest import run_cli
@@ -303,6 +305,51 @@ def test_api_readers_render_odd_rows(api: TestClient, conn: psycopg.Connection) 
         assert one.status_code == 200, one.text
     for action in ("pending", "active", "stats"):
         assert api.get(f"/api/jobs?action={action}", headers=AUTH).status_code == 200, action
+
+
+def insert_infinite_time_rows(conn: psycopg.Connection) -> dict[str, int]:
+    """Jobs whose times plain SQL set to an infinity: now() minus one is an error in PostgreSQL."""
+    rows = {
+        "pending": "INSERT INTO supaworker.jobs (type, created_at) VALUES ('odd', '-infinity')",
+        "processing": "INSERT INTO supaworker.jobs (type, status, started_at, worker_id, lease_expires_at, attempts)"
+        " VALUES ('odd', 'processing', '-infinity', 'w', now() + interval '1 hour', 1)",
+        "finished": "INSERT INTO supaworker.jobs (type, status, run_at, started_at, completed_at)"
+        " VALUES ('odd', 'completed', '-infinity', '-infinity', now())",
+        "finished later than now": "INSERT INTO supaworker.jobs (type, status, completed_at)"
+        " VALUES ('odd', 'completed', 'infinity')",
+    }
+    return {name: conn.execute(sql + " RETURNING id").fetchone()[0] for name, sql in rows.items()}  # type: ignore[index]
+
+
+def test_the_views_and_the_api_answer_for_jobs_at_infinite_times(api: TestClient, conn: psycopg.Connection) -> None:
+    ids = insert_infinite_time_rows(conn)
+    assert conn.execute("SELECT age FROM supaworker.pending_jobs_queue").fetchall() == [(None,)]
+    assert conn.execute("SELECT running_for FROM supaworker.active_jobs").fetchall() == [(None,)]
+    for action, key in (("pending", "pending"), ("active", "processing")):
+        answer = api.get(f"/api/jobs?action={action}", headers=AUTH)
+        assert answer.status_code == 200, answer.text
+        assert [j["id"] for j in answer.json()["jobs"]] == [ids[key]]
+
+
+def test_the_change_feed_goes_on_past_jobs_finished_at_odd_times(store: Store, conn: psycopg.Connection) -> None:
+    # A finish with infinite times failed every sample; one later than now (read as the end of Python's range)
+    # moved the feed's watermark past every job still to finish, and the arithmetic on it stopped the feed.
+    ids = insert_infinite_time_rows(conn)
+    feed = ChangeFeed(store, listen_conninfo=None, count_cap=1000)
+    first = feed._sample()
+    assert [r["id"] for r in first.backfill] == [ids["finished"]]
+    assert first.backfill[0]["duration_seconds"] is None
+    later = conn.execute(
+        "INSERT INTO supaworker.jobs (type, status, completed_at) VALUES ('t', 'completed', now()) RETURNING id"
+    ).fetchone()[0]  # type: ignore[index]
+    assert [r["id"] for r in feed._sample().finished] == [later]
+
+
+def test_a_time_beyond_pythons_range_takes_arithmetic_as_the_end_of_that_range() -> None:
+    late, early = OutOfRangeTime("infinity"), OutOfRangeTime("-infinity")
+    assert late - timedelta(seconds=5) == datetime.max.replace(tzinfo=UTC) - timedelta(seconds=5)
+    assert early + timedelta(days=1) == datetime.min.replace(tzinfo=UTC) + timedelta(days=1)
+    assert str(late) == "infinity" and late > datetime(9999, 1, 1, tzinfo=UTC)
 
 
 def test_dashboard_renders_odd_rows(api: TestClient, conn: psycopg.Connection) -> None:

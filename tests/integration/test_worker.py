@@ -374,6 +374,27 @@ async def test_a_job_whose_payload_python_cannot_read_fails_for_good_and_the_cla
         assert [len(text) for (text,) in stored] == [len(text) for text in UNREADABLE_PAYLOADS]
 
 
+async def test_jobs_at_times_beyond_pythons_range_run_and_the_claim_goes_on(db: str, store: Store) -> None:
+    # Plain SQL can store 'infinity', year 200000 or BC: reading such a time failed the whole claim that read it.
+    registry, seen = Registry(), {}
+    registry.register("look", lambda job: seen.update({job.id: (job.run_at, job.created_at)}))
+    ordinary = supaworker.create_job("look", store=store).id
+    with psycopg.connect(db, autocommit=True) as c:
+        odd = [
+            c.execute(
+                f"INSERT INTO supaworker.jobs (type, {column}) VALUES ('look', %s) RETURNING id", (value,)
+            ).fetchone()[0]  # type: ignore[index]
+            for column, value in (("run_at", "-infinity"), ("created_at", "infinity"), ("created_at", "4000-01-01 BC"))
+        ]
+    async with running(make_worker(db, registry)):
+        for job_id in (ordinary, *odd):
+            await wait_until_async(lambda job_id=job_id: job_id in seen)
+    assert seen[odd[0]][0].year == 1 and seen[odd[1]][1].year == 9999 and seen[odd[2]][1].year == 1
+    with psycopg.connect(db) as c:
+        statuses = c.execute("SELECT status::text, count(*) FROM supaworker.jobs GROUP BY 1").fetchall()
+    assert dict(statuses) == {"completed": 4}
+
+
 async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Store) -> None:
     registry = Registry()
     order: list[str] = []

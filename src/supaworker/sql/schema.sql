@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0021_rules_from_one_definition) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0022_views_over_infinite_times) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -276,7 +276,10 @@ CREATE VIEW {{schema}}.active_jobs AS
     jobs.payload,
     jobs.started_at,
     jobs.lease_expires_at,
-    now() - jobs.started_at AS running_for,
+        CASE
+            WHEN isfinite(jobs.started_at) THEN now() - jobs.started_at
+            ELSE NULL::interval
+        END AS running_for,
     jobs.created_at,
     jobs.progress,
     jobs.progress_message,
@@ -436,7 +439,10 @@ CREATE VIEW {{schema}}.pending_jobs_queue AS
     jobs.brief_id,
     jobs.payload,
     jobs.created_at,
-    now() - jobs.created_at AS age,
+        CASE
+            WHEN isfinite(jobs.created_at) THEN now() - jobs.created_at
+            ELSE NULL::interval
+        END AS age,
     jobs.run_at <= now() AS runnable
    FROM {{schema}}.jobs
   WHERE jobs.status = 'pending'::{{schema}}.job_status
