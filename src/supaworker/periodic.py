@@ -19,10 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypedDict, Unpack
 
 import psycopg
-from croniter import CroniterError, croniter
+from croniter import CroniterBadDateError, CroniterError, croniter
 
 from .client import _store_for
 from .errors import InvalidJob
+from .loaders import OutOfRangeTime
 from .new_job import NewJob
 from .registry import HandlerFunc, Registry, default_registry
 from .rules import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH
@@ -33,6 +34,9 @@ from .validation import check_text
 # Longer than a leader failover (maintenance.LEADER_TTL_SECONDS), so a change of leader misses nothing.
 MISSED_TICK_GRACE_SECONDS = 60.0
 SCHEDULES_LIMIT = 500  # schedules the console and the API list at most
+# What computing the ticks of a schedule stored by plain SQL can raise: a cron croniter refuses or that never
+# fires, a last tick at the end of Python's datetime range.
+SCHEDULE_ERRORS = (ValueError, KeyError, OverflowError, TypeError, CroniterError)
 
 
 class ScheduleOptions(TypedDict, total=False):
@@ -78,8 +82,7 @@ def validate_periodic(cron: str, *, type: str, **options: Unpack[ScheduleOptions
     unknown = sorted(set(options) - SCHEDULE_OPTIONS)
     if unknown:
         raise TypeError(f"unexpected keyword argument {unknown[0]!r}")
-    if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron.split()) not in (5, 6):
-        raise InvalidJob(f"cron must be a cron expression of 5 fields (or 6, seconds last), not {cron!r}")
+    _check_cron(cron)
     job = NewJob.build(
         type,
         options.get("payload"),
@@ -94,6 +97,17 @@ def validate_periodic(cron: str, *, type: str, **options: Unpack[ScheduleOptions
     if not isinstance(catch_up, bool):
         raise InvalidJob("catch_up must be True or False")
     return PeriodicJob(name, cron, job, catch_up)
+
+
+def _check_cron(cron: str) -> None:
+    """Raises InvalidJob unless `cron` is a cron expression that fires."""
+    if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron.split()) not in (5, 6):
+        raise InvalidJob(f"cron must be a cron expression of 5 fields (or 6, seconds last), not {cron!r}")
+    try:
+        # Valid syntax can name a date that does not exist ('0 0 30 2 *'): croniter finds no next tick.
+        croniter(cron, datetime.now(UTC)).get_next(datetime)
+    except CroniterBadDateError:
+        raise InvalidJob(f"cron {cron!r} never fires: no date matches it") from None
 
 
 @dataclass(frozen=True)
@@ -222,9 +236,11 @@ def list_periodic_jobs(*, conn: psycopg.Connection | None = None, store: Store |
 def next_tick(cron: str, last_tick: datetime) -> datetime | None:
     """The tick after `last_tick`; None when a schedule stored by plain SQL has no readable one (a cron
     croniter refuses, a last tick beyond Python's datetime)."""
+    if isinstance(last_tick, OutOfRangeTime):
+        return None  # the scheduler skips such a schedule (maintenance/scheduler.py)
     try:
         return croniter(cron, last_tick.astimezone(UTC)).get_next(datetime)
-    except (ValueError, KeyError, OverflowError, TypeError, CroniterError):
+    except SCHEDULE_ERRORS:
         return None
 
 

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import logging
+import re
 import threading
 from datetime import UTC, datetime
 
 import psycopg
+import pytest
 from psycopg_pool import ConnectionPool
 
 import supaworker
+from supaworker.errors import InvalidJob
 from supaworker.maintenance import MaintenanceConfig, MaintenanceService, PeriodicScheduler
 from supaworker.periodic import PeriodicRegistry, periodic, sync_periodic_jobs
 from supaworker.registry import Registry
@@ -64,8 +68,49 @@ def test_ticks_missed_while_all_workers_were_down_are_enqueued_once(store: Store
 
 def test_new_schedule_waits_for_its_first_tick(store: Store, conn: psycopg.Connection) -> None:
     supaworker.add_periodic_job("0 0 1 1 *", type="yearly", store=store)
-    assert PeriodicScheduler(store).run_once() == {"enqueued": 0, "skipped": 0, "lost": 0}
+    assert PeriodicScheduler(store).run_once() == {"enqueued": 0, "skipped": 0, "lost": 0, "unreadable": 0}
     assert conn.execute("SELECT count(*) FROM supaworker.jobs").fetchone() == (0,)
+
+
+def test_a_cron_that_never_fires_is_refused(store: Store, conn: psycopg.Connection) -> None:
+    for cron in ("0 0 30 2 *", "* * 31 2 *", "0 0 31 4 *", "0 0 30 2 * 0"):
+        with pytest.raises(InvalidJob, match=re.escape(f"cron '{cron}' never fires")):
+            supaworker.add_periodic_job(cron, type="analysis", store=store)
+    supaworker.add_periodic_job("0 0 29 2 *", type="leap", store=store)  # once in four years is not never
+    assert conn.execute("SELECT name FROM supaworker.periodic_jobs").fetchall() == [("leap",)]
+
+
+def test_scheduler_skips_schedules_it_cannot_compute_and_runs_the_others(
+    store: Store, conn: psycopg.Connection, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Rows only plain SQL can store; one of them must neither stop the scheduler nor be warned about every tick.
+    conn.execute(
+        """INSERT INTO supaworker.periodic_jobs (name, cron, type, last_tick_at) VALUES
+             ('not-cron', 'not a cron at all', 'x', now()),
+             ('feb-30', '0 0 30 2 *', 'x', now() - interval '1 day'),
+             ('infinite', '* * * * *', 'x', 'infinity'),
+             ('minus-infinite', '* * * * *', 'x', '-infinity'),
+             ('year-9999', '* * * * *', 'x', '9999-12-31 23:59:00+00')"""
+    )
+    supaworker.add_periodic_job("* * * * * *", type="report", store=store)
+    conn.execute("UPDATE supaworker.periodic_jobs SET last_tick_at = now() - interval '3 s' WHERE name = 'report'")
+    scheduler = PeriodicScheduler(store)
+
+    def warned() -> list[str]:
+        return sorted(getattr(r, "schedule", "") for r in caplog.records if "cannot be computed" in r.message)
+
+    with caplog.at_level(logging.WARNING, "supaworker.maintenance"):
+        first, second = scheduler.run_once(), scheduler.run_once()
+        assert warned() == ["feb-30", "infinite", "minus-infinite", "not-cron", "year-9999"]  # once each
+        assert first["unreadable"] == second["unreadable"] == 5 and first["enqueued"] >= 2
+        assert len(periodic_jobs(conn)) == first["enqueued"] + second["enqueued"]
+        assert conn.execute("SELECT count(*) FROM supaworker.jobs WHERE type = 'x'").fetchone() == (0,)
+        # Repaired, a schedule runs again; broken anew, it is warned about anew.
+        caplog.clear()
+        conn.execute("UPDATE supaworker.periodic_jobs SET cron = '0 0 1 1 *' WHERE name = 'feb-30'")
+        conn.execute("UPDATE supaworker.periodic_jobs SET cron = '0 0 31 4 *' WHERE name = 'not-cron'")
+        assert scheduler.run_once()["unreadable"] == 4
+        assert warned() == ["not-cron"]
 
 
 def test_schedules_declared_in_code_are_written_by_sync(store: Store) -> None:
