@@ -26,6 +26,8 @@ from .errors import InvalidJob
 from .rules import MAX_BIGINT, MAX_PAYLOAD_DEPTH, MAX_RUN_AT, MIN_RUN_AT, RUN_AT_MESSAGE
 
 _ENCODER = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+# Python writes an integer of more than 4,300 digits as text only when told to (sys.set_int_max_str_digits).
+MAX_KEY_INT = 10**4300 - 1
 
 
 def text_problem(value: str) -> str | None:
@@ -88,6 +90,7 @@ def check_json(field: str, value: Any, *, max_depth: int = MAX_PAYLOAD_DEPTH) ->
             if depth + 1 > max_depth:
                 raise InvalidJob(f"{field} is nested more than {max_depth} levels deep", field=field)
             if isinstance(item, Mapping):
+                converted = False
                 for key, child in item.items():
                     if isinstance(key, str):
                         problem = text_problem(key)
@@ -95,7 +98,14 @@ def check_json(field: str, value: Any, *, max_depth: int = MAX_PAYLOAD_DEPTH) ->
                             raise InvalidJob(f"{where}: key {key!r} {problem}", field=field)
                     elif not (key is None or isinstance(key, int | float | bool)):
                         raise InvalidJob(f"{where}: keys must be strings, not {type(key).__name__}", field=field)
+                    else:
+                        converted = True
+                        if isinstance(key, int) and not isinstance(key, bool) and abs(key) > MAX_KEY_INT:
+                            problem = "an integer key of more than 4,300 digits, which Python cannot write"
+                            raise InvalidJob(f"{where}: {problem}", field=field)
                     stack.append((child, depth + 1, f"{where}.{key}"))
+                if converted:
+                    _check_converted_keys(field, where, item)
             else:
                 stack.extend((child, depth + 1, f"{where}[{i}]") for i, child in enumerate(item))
         else:
@@ -110,9 +120,28 @@ def check_json(field: str, value: Any, *, max_depth: int = MAX_PAYLOAD_DEPTH) ->
         raise InvalidJob(f"{field} must be JSON-serialisable: {exc}", field=field) from None
 
 
+def _check_converted_keys(field: str, where: str, mapping: Mapping[Any, Any]) -> None:
+    """JSON keys are strings: json writes 1 as "1", True as "true", None as "null". Two keys that become the same
+    string would keep only the last value in jsonb, so that is refused rather than lost."""
+    named: dict[str, Any] = {}
+    for key in mapping:
+        try:
+            text = key if isinstance(key, str) else _ENCODER.encode(key)  # as json writes it: true, null, 1.5
+        except (TypeError, ValueError) as exc:
+            raise InvalidJob(f"{where}: key cannot be a JSON key: {exc}", field=field) from None
+        if text in named:
+            raise InvalidJob(
+                f"{where}: keys {named[text]!r} and {key!r} are both the JSON key {text!r}: one value would be lost",
+                field=field,
+            )
+        named[text] = key
+
+
 def is_number(value: Any) -> bool:
     """An int or float that is finite (booleans are not numbers here, though Python says they are)."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def check_seconds(field: str, value: Any, *, maximum: float, positive: bool) -> float:
@@ -121,7 +150,8 @@ def check_seconds(field: str, value: Any, *, maximum: float, positive: bool) -> 
         bound = "> 0" if positive else ">= 0"
         raise InvalidJob(f"{field} must be a finite number of seconds {bound}, not {value!r}", field=field)
     if value > maximum:
-        raise InvalidJob(f"{field} must be at most {maximum:g} seconds, not {value:g}", field=field)
+        shown = f"{value:g}" if value < 1e300 else "a number past a float's range"
+        raise InvalidJob(f"{field} must be at most {maximum:g} seconds, not {shown}", field=field)
     return float(value)
 
 

@@ -192,6 +192,13 @@ def test_out_of_bounds_parameters_get_422_naming_them(
         {"type": "t", "unique_key": "k", "unique_for": 1e300},
         {"type": "t", "unique_key": f"k{NUL}"},
         {"type": "t", "brief_id": "00000000-0000-4000-8000-000000000001"},
+        # Numbers past a float's range, and keys that json would write as the same string (one value lost).
+        {"type": "t", "timeout": 10**400},
+        {"type": "t", "delay": 10**400},
+        {"type": "t", "payload": {10**5000: 1}},
+        {"type": "t", "payload": {1: "a", "1": "b"}},
+        {"type": "t", "payload": {"x": [{True: "c", "true": "d"}]}},
+        {"type": "t", "payload": {None: "e", "null": "f"}},
     ],
 )
 def test_create_job_raises_invalid_job_and_writes_nothing(store: Store, conn: psycopg.Connection, kwargs: dict) -> None:

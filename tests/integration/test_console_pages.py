@@ -101,6 +101,7 @@ def test_artifacts_are_served_only_from_a_jobs_result_inside_the_artifacts_direc
         str(root / "b" / "poster.png"),
         str(outside),
         str(root / "b" / "../../secret.txt"),
+        str(root / "b" / ("x" * 300 + ".md")),  # a name longer than the file system takes: is_file() raises
     ]
     brief = conn.execute(
         "INSERT INTO supaworker.briefs (user_id, query, media_type, pipeline) VALUES ('u', 'q', 'text', '{render}')"
@@ -114,7 +115,7 @@ def test_artifacts_are_served_only_from_a_jobs_result_inside_the_artifacts_direc
     with TestClient(make_app(store, artifacts_dir=str(root))) as client:
         page = client.get(f"/test-worker/panels/briefs/{brief}", headers=AUTH).json()["panels"]["artifacts"]
         assert "<h1>Report</h1>" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>" not in page
-        assert page.count("(not on this server)") == 2
+        assert page.count("(not on this server)") == 3
         signed = page.split('src="')[1].split('"')[0].replace("&amp;", "&")
         assert signed.startswith(f"/test-worker/artifacts/{job}/1?e=")
         image = client.get(signed)  # no key: the signature is enough

@@ -80,9 +80,9 @@ def _root(request: Request) -> Path:
 def _inside(root: Path, raw: str) -> Path | None:
     try:
         path = Path(raw).resolve()
-    except (OSError, RuntimeError, ValueError):
+        return path if path.is_relative_to(root) and path.is_file() else None
+    except (OSError, RuntimeError, ValueError):  # a name too long for the file system, a symlink loop
         return None
-    return path if path.is_relative_to(root) and path.is_file() else None
 
 
 def _signature(request: Request, job_id: int, index: int, expires: int) -> str:
