@@ -395,6 +395,35 @@ async def test_jobs_at_times_beyond_pythons_range_run_and_the_claim_goes_on(db: 
     assert dict(statuses) == {"completed": 4}
 
 
+@pytest.mark.parametrize("period", ["NaN", "Infinity"])
+async def test_claims_go_on_past_a_job_at_its_last_attempt_and_a_rate_window_without_end(
+    db: str, store: Store, period: str
+) -> None:
+    # Both are rows only plain SQL writes, and each failed every claim (a check violation, "interval out of
+    # range"): no worker ran anything.
+    registry, ran = Registry(), []
+    registry.register("look", lambda job: ran.append(job.id))
+    registry.register("limited", lambda job: ran.append(job.id))
+    with psycopg.connect(db, autocommit=True) as c:
+        spent, limited = (
+            c.execute(sql).fetchone()[0]  # type: ignore[index]
+            for sql in (
+                "INSERT INTO supaworker.jobs (type, attempts, max_attempts) VALUES ('look', 3, 3) RETURNING id",
+                "INSERT INTO supaworker.jobs (type) VALUES ('limited') RETURNING id",
+            )
+        )
+        c.execute(
+            "INSERT INTO supaworker.job_controls (scope, name, rate_limit, rate_period_seconds, window_started_at)"
+            " VALUES ('type', 'limited', 5, %s, now())",
+            (period,),
+        )
+    async with running(make_worker(db, registry)):
+        await wait_until_async(lambda: {spent, limited} <= set(ran))
+        await wait_until_async(status_is(db, spent, "completed"))
+    row = job_row(db, spent)
+    assert (row["attempts"], row["max_attempts"]) == (4, 4)
+
+
 async def test_dependent_job_runs_after_its_parent_completes(db: str, store: Store) -> None:
     registry = Registry()
     order: list[str] = []

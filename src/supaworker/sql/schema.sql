@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0022_views_over_infinite_times) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0023_claims_past_odd_rows) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -921,7 +921,7 @@ BEGIN
              k.max_running - (SELECT count(*) FROM {{schema}}.jobs r
                                WHERE r.type = k.name AND r.status = 'processing'),
              CASE WHEN k.window_started_at IS NULL
-                    OR k.window_started_at + make_interval(secs => k.rate_period_seconds) <= now()
+                    OR k.window_started_at + make_interval(secs => least(k.rate_period_seconds, 3153600000)) <= now()
                   THEN k.rate_limit ELSE k.rate_limit - k.window_count END)) ORDER BY k.name), '{}'),
            coalesce(bool_or(k.rate_limit IS NOT NULL), false)
       INTO v_limited, v_allowed, v_rated
@@ -1197,10 +1197,10 @@ BEGIN
     -- Rate windows: a claim after the window ran out opens a new one (BullMQ's fixed-window limiter).
     UPDATE {{schema}}.job_controls k
        SET window_started_at = CASE WHEN k.window_started_at IS NULL
-                                      OR k.window_started_at + make_interval(secs => k.rate_period_seconds) <= now()
+                                      OR k.window_started_at + make_interval(secs => least(k.rate_period_seconds, 3153600000)) <= now()
                                     THEN now() ELSE k.window_started_at END,
            window_count = CASE WHEN k.window_started_at IS NULL
-                                 OR k.window_started_at + make_interval(secs => k.rate_period_seconds) <= now()
+                                 OR k.window_started_at + make_interval(secs => least(k.rate_period_seconds, 3153600000)) <= now()
                                THEN n.claimed ELSE k.window_count + n.claimed END
       FROM (SELECT c.type, count(*)::integer AS claimed FROM {{schema}}.jobs c
              WHERE c.id = ANY (v_ids) GROUP BY c.type) n
@@ -1216,6 +1216,9 @@ BEGIN
      SET status = 'processing',
          worker_id = p_worker_id,
          attempts = j.attempts + 1,
+         -- A pending job whose attempts plain SQL set to its max_attempts: this run is one more allowed
+         -- (as retry_job() does), not a check violation that failed the claim of every worker.
+         max_attempts = greatest(j.max_attempts, j.attempts + 1),
          -- The clock, not now(): the claim may share a transaction begun before a parent's completion
          -- committed (a worker's pipeline), and a job must not show as started before its parent completed.
          started_at = clock_timestamp(),
