@@ -111,8 +111,12 @@ def test_lone_surrogates_get_422_and_write_nothing(api: TestClient, conn: psycop
 
 @pytest.mark.parametrize(
     "raw",
-    [b'{"type": "\xff\xfe"}', b"[" * 100_000 + b"]" * 100_000],
-    ids=["invalid-utf8", "nested-beyond-the-parser"],
+    [
+        b'{"type": "\xff\xfe"}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"type": "t", "payload": {"n": ' + b"9" * 5001 + b"}}",
+    ],
+    ids=["invalid-utf8", "nested-beyond-the-parser", "integer-beyond-the-parser"],
 )
 def test_a_body_that_is_not_json_gets_422_and_writes_nothing(
     api: TestClient, conn: psycopg.Connection, raw: bytes

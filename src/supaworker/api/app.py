@@ -160,9 +160,16 @@ def _unprocessable(field: str, where: str, reason: str) -> JSONResponse:
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError | RecursionError):
-            # FastAPI's 400 for a body it could not decode: a bad body is a 422 like any other.
-            why = "not UTF-8" if isinstance(exc.__cause__, UnicodeDecodeError) else "nested too deeply to parse"
+        cause = exc.__cause__
+        if exc.status_code == 400 and isinstance(cause, ValueError | RecursionError):
+            # FastAPI's 400 for a body it could not decode: a bad body is a 422 like any other. A ValueError
+            # that is not a UnicodeDecodeError is json refusing an integer of more than 4,300 digits.
+            if isinstance(cause, UnicodeDecodeError):
+                why = "not UTF-8"
+            elif isinstance(cause, RecursionError):
+                why = "nested too deeply to parse"
+            else:
+                why = "a number too long to read"
             return _unprocessable("body", "body", f"the body is not valid JSON ({why})")
         response = _error(exc.status_code, str(exc.detail))
         if exc.headers:
