@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from . import rules
+from .validation import text_problem
 
 MEDIA_TYPES: tuple[str, ...] = ("video", "image", "audio", "text")
 
@@ -58,4 +59,7 @@ def check_steps(steps: Sequence[str]) -> tuple[str, ...]:
     for step in steps:
         if not isinstance(step, str) or not step.strip() or len(step) > rules.MAX_TYPE_LENGTH:
             raise ValueError(f"{rules.STEP_MESSAGE}{step!r}")
+        problem = text_problem(step)
+        if problem:
+            raise ValueError(f"step {step!r} {problem}")
     return tuple(steps)

@@ -232,6 +232,11 @@ def test_create_brief_with_a_nul_raises_invalid_brief_and_writes_nothing(
         supaworker.create_brief_with_job(
             user_id="u", query="q", media_type="video", options={"x": f"{NUL}"}, store=store
         )
+    for step in (f"a{NUL}b", "\udcff"):  # a step the database cannot store failed with UnicodeEncodeError
+        with pytest.raises(InvalidBrief, match="step"):
+            supaworker.create_brief_with_job(
+                user_id="u", query="q", media_type="video", use_pipeline=True, steps=["t", step], store=store
+            )
     assert row_counts(conn) == (0, 0)
 
 

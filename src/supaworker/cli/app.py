@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..log import configure_logging
 from ..rules import MAX_PAYLOAD_DEPTH
+from .output import printable
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -71,7 +72,8 @@ _ERROR_EXITS: tuple[tuple[type[BaseException], int], ...] = (
 
 def fail(message: str, code: int) -> NoReturn:
     """Prints `error: MESSAGE` on stderr and exits with `code`."""
-    click.echo(f"error: {message}", err=True)
+    # A message can quote what the database holds (`wait` gives the job's error).
+    click.echo(f"error: {printable(message, multiline=True)}", err=True)
     sys.exit(code)
 
 
@@ -217,12 +219,19 @@ def main() -> None:
 
 
 def parse_payload(payload: str | None, option: str = "--payload") -> Any:
-    """The JSON an option holds (`{}` when it is absent); exits 2 on invalid or too deeply nested JSON."""
+    """The JSON an option holds (`{}` when it is absent); exits 2 on invalid or too deeply nested JSON, or on
+    an integer too long for Python to read."""
     if payload is None:
         return {}
     try:
         return json.loads(payload)
     except json.JSONDecodeError as exc:
         fail(f"{option} is not valid JSON: {exc}", EXIT_BAD_INPUT)
+    except ValueError:
+        # Python converts at most sys.get_int_max_str_digits() digits of text to an int.
+        fail(
+            f"{option} holds an integer of more than {sys.get_int_max_str_digits()} digits, which cannot be read",
+            EXIT_BAD_INPUT,
+        )
     except RecursionError:
         fail(f"{option} is nested too deeply (the limit is {MAX_PAYLOAD_DEPTH} levels)", EXIT_BAD_INPUT)

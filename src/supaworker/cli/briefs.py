@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 
 from .. import briefs, pipelines
+from ..errors import InvalidBrief
 from ..rules import MAX_LIST_LIMIT
+from ..validation import check_text
 from .app import EXIT_BAD_INPUT, CommandContext, command, fail, json_option, main, parse_payload
-from .output import cell, print_rows, print_table
+from .output import cell, dump_json, print_rows, print_table, printable
 
 
 @main.group()
@@ -20,12 +21,12 @@ def brief() -> None:
 
 def _print_brief(b: briefs.Brief, as_json: bool) -> None:
     if as_json:
-        click.echo(json.dumps(b.to_dict(), default=str, indent=2))
+        click.echo(dump_json(b.to_dict(), indent=2))
         return
     click.echo(f"brief {b.id}: {b.status} ({b.steps_completed}/{b.steps_total} steps completed)")
-    click.echo(f"  user {b.user_id}, {b.media_type}, pipeline {' -> '.join(b.pipeline)}")
+    click.echo(printable(f"  user {b.user_id}, {b.media_type}, pipeline {' -> '.join(b.pipeline)}"))
     if b.title:
-        click.echo(f"  title: {b.title}")
+        click.echo(f"  title: {printable(b.title)}")
     click.echo(f"  query: {cell(b.query)}")
     if b.failed_step:
         click.echo(f"  failed at step {b.failed_step} (job {b.failed_job_id}): {cell(b.error)}")
@@ -67,6 +68,9 @@ def brief_create(
     extra = parse_payload(options, "--options") if options is not None else None
     if extra is not None and not isinstance(extra, dict):
         fail("--options must be a JSON object", EXIT_BAD_INPUT)
+    for step in steps:
+        # validate_brief checks the steps' shape, not that PostgreSQL can store their text.
+        check_text("step", step, allow_blank=True, error=InvalidBrief)
     fields: dict[str, Any] = {
         "user_id": user_id,
         "title": title,
@@ -79,10 +83,10 @@ def brief_create(
     briefs.validate_brief(**fields)  # reject bad input before touching the database
     created = briefs.create_brief_with_job(**fields, options=extra, fairness_key=fairness_key, store=ctx.store())
     if as_json:
-        click.echo(json.dumps(created.brief.to_dict(), default=str, indent=2))
+        click.echo(dump_json(created.brief.to_dict(), indent=2))
     else:
         ids = " ".join(str(step.id) for step in created.brief.steps)
-        click.echo(f"brief {created.brief.id}: jobs {ids} ({' -> '.join(created.brief.pipeline)})")
+        click.echo(printable(f"brief {created.brief.id}: jobs {ids} ({' -> '.join(created.brief.pipeline)})"))
 
 
 @command(brief, "show")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
@@ -10,6 +9,7 @@ import click
 from .. import briefs, client
 from ..new_job import NewJob
 from ..states import JobStatus
+from ..validation import check_text
 from .app import (
     EXIT_BAD_INPUT,
     EXIT_JOB_FAILED,
@@ -21,7 +21,7 @@ from .app import (
     main,
     parse_payload,
 )
-from .output import cell, print_rows
+from .output import cell, dump_json, print_rows, printable
 
 
 @command(main)
@@ -116,7 +116,7 @@ def _print_table_health_summary(tables: list[dict[str, Any]]) -> None:
         )
     invalid = [f"{t['table_name']}.{i}" for t in tables for i in t["invalid_indexes"]]
     if invalid:
-        click.echo(f"invalid indexes (drop or REINDEX them): {', '.join(invalid)}")
+        click.echo(f"invalid indexes (drop or REINDEX them): {printable(', '.join(invalid))}")
 
 
 @command(main)
@@ -126,6 +126,9 @@ def _print_table_health_summary(tables: list[dict[str, Any]]) -> None:
 @json_option
 def jobs(ctx: CommandContext, status: str | None, job_type: str | None, limit: int, as_json: bool) -> None:
     """List jobs, newest first."""
+    if job_type is not None:
+        # What the shell passed as bytes that are not UTF-8 cannot be sent to PostgreSQL.
+        check_text("type", job_type, allow_blank=True)
     records = ctx.store().list_jobs(status=status, type=job_type, limit=limit)
     rows = [r.to_dict() for r in records]
     columns = ["id", "type", "status", "attempts", "max_attempts", "priority", "created_at", "last_error"]
@@ -137,7 +140,7 @@ def jobs(ctx: CommandContext, status: str | None, job_type: str | None, limit: i
 def show(ctx: CommandContext, job_id: int) -> None:
     """Print one job as JSON, with its progress, result and errors."""
     job = client.get_job(job_id, store=ctx.store())
-    click.echo(json.dumps(job.to_dict(), default=str, indent=2))
+    click.echo(dump_json(job.to_dict(), indent=2))
 
 
 @command(main)
@@ -154,7 +157,7 @@ def wait(ctx: CommandContext, job_id: int, timeout: float | None) -> None:
         fail(str(exc).splitlines()[0], EXIT_JOB_FAILED)
     except WaitTimeout as exc:
         fail(str(exc), EXIT_WAIT_TIMEOUT)
-    click.echo(json.dumps(result, default=str))
+    click.echo(dump_json(result))
 
 
 @command(main)

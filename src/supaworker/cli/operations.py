@@ -3,7 +3,6 @@ Supabase set-up."""
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ from .app import (
     json_option,
     main,
 )
-from .output import print_rows
+from .output import dump_json, print_rows, printable
 
 
 @command(main)
@@ -53,12 +52,13 @@ def doctor(ctx: CommandContext, as_json: bool) -> None:
 
     findings = checks.run_checks(ctx.profile, ctx.settings.schema_name)
     if as_json:
-        click.echo(json.dumps(checks.as_dicts(findings), indent=2))
+        click.echo(dump_json(checks.as_dicts(findings), indent=2))
     else:
+        # Findings name objects and roles found in the database.
         for f in findings:
-            click.echo(f"{f.status.upper():4}  {f.check:<10}  {f.detail}")
+            click.echo(f"{f.status.upper():4}  {f.check:<10}  {printable(f.detail)}")
             if f.fix:
-                click.echo(f"{'':4}  {'':<10}  fix: {f.fix}")
+                click.echo(f"{'':4}  {'':<10}  fix: {printable(f.fix)}")
     if any(f.status == checks.FAIL for f in findings):
         sys.exit(EXIT_DOCTOR_FAILED)
 

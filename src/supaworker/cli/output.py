@@ -1,8 +1,10 @@
-"""Plain-text output for the commands: aligned tables of short, one-line cells."""
+"""Output for the commands: aligned tables of short, one-line cells, text safe for a terminal, and JSON."""
 
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,11 +12,41 @@ import click
 
 MAX_CELL_CHARS = 60
 
+# C0 controls, DEL and C1 controls: a terminal acts on them (clears the screen, sets its title) instead of
+# showing them, and any API client can store them in a job's type or error.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_TAB_AND_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str, *, multiline: bool = False) -> str:
+    """`text` with each control character written as `\\xNN`; tab and newline kept when `multiline`."""
+    pattern = _CONTROLS_BUT_TAB_AND_NEWLINE if multiline else _CONTROLS
+    return pattern.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def dump_json(value: Any, indent: int | None = None) -> str:
+    """`value` as JSON, a NaN or infinite float (a float column can hold one) given as the string PostgreSQL
+    writes for it: a bare `NaN` is not JSON, and parsers refuse it."""
+    try:
+        return json.dumps(value, default=str, indent=indent, allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(value), default=str, indent=indent, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
 
 def print_rows(rows: list[dict[str, Any]], columns: Sequence[str], as_json: bool, empty: str | None = None) -> None:
     """The rows as indented JSON, or `empty` when there are none, or else as a table of `columns`."""
     if as_json:
-        click.echo(json.dumps(rows, default=str, indent=2))
+        click.echo(dump_json(rows, indent=2))
     elif not rows and empty is not None:
         click.echo(empty)
     else:
@@ -31,7 +63,8 @@ def print_table(rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
 
 
 def cell(value: Any) -> str:
-    """A value as one table cell: `-` for none, JSON for objects and lists, the first line, cut at 60 chars."""
+    """A value as one table cell: `-` for none, JSON for objects and lists, the first line with its control
+    characters escaped, cut at 60 chars."""
     if value is None:
         return "-"
     text = (
@@ -41,5 +74,5 @@ def cell(value: Any) -> str:
         if isinstance(value, dict | list)
         else str(value)
     )
-    text = text.splitlines()[0] if text else text
+    text = printable(text.splitlines()[0] if text else text)
     return text if len(text) <= MAX_CELL_CHARS else text[: MAX_CELL_CHARS - 3] + "..."

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import click
 
+from ..rules import MAX_TYPE_LENGTH
+from ..validation import check_text
 from .app import EXIT_NOT_FOUND, CommandContext, command, fail, json_option, main, parse_payload
-from .output import print_rows
+from .output import print_rows, printable
 
 
 @main.group()
@@ -59,7 +61,7 @@ def periodic_add(
         catch_up=catch_up,
     )
     row = ctx.store().upsert_periodic_job(schedule.row("api"))
-    click.echo(f"periodic job {row['name']}: {row['cron']} -> {row['type']}")
+    click.echo(printable(f"periodic job {row['name']}: {row['cron']} -> {row['type']}"))
 
 
 @command(periodic, "remove")
@@ -68,6 +70,7 @@ def periodic_remove(ctx: CommandContext, name: str) -> None:
     """Delete the schedule NAME (one declared in code returns when a worker with that code starts)."""
     from ..periodic import remove_periodic_job
 
+    check_text("name", name, max_length=MAX_TYPE_LENGTH)  # as enable and disable check it
     if not remove_periodic_job(name, store=ctx.store()):
         fail(f"no periodic job named {name!r}", EXIT_NOT_FOUND)
     click.echo(f"periodic job {name} removed")
