@@ -274,6 +274,15 @@ def test_a_moved_job_or_brief_cannot_be_retried_and_says_why(store: Store, conn:
         conn.execute("SELECT supaworker.create_job(type => 'child', depends_on => ARRAY[%s]::bigint[])", (job,))
 
 
+def test_a_job_finished_at_minus_infinity_stays_and_the_others_move(store: Store, conn: psycopg.Connection) -> None:
+    # Stored by plain SQL: it came first (the oldest), had no partition, and failed every move after it.
+    odd, old = supaworker.create_jobs([{"type": "t"}] * 2, store=store)
+    conn.execute("UPDATE supaworker.jobs SET status = 'completed', completed_at = '-infinity' WHERE id = %s", (odd,))
+    finish(conn, [old], "completed", "2 hours")
+    assert keeper(store).run_once()["moved"] == 1
+    assert where(conn, [odd, old]) == {"jobs": [odd], "job_history": [old]}
+
+
 def test_dropping_history_names_the_partitions_it_dropped(store: Store, conn: psycopg.Connection) -> None:
     ids = supaworker.create_jobs([{"type": "t"}], store=store)
     finish(conn, ids, "completed", "3 hours")

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0023_claims_past_odd_rows) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0024_history_past_infinite_finishes) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -491,6 +491,8 @@ BEGIN
     FROM (SELECT f.id FROM {{schema}}.jobs f
            WHERE f.status IN ('completed', 'failed', 'cancelled')
              AND f.completed_at < now() - make_interval(secs => p_older_than_seconds)
+             -- '-infinity' (plain SQL) has no partition: it stays in jobs rather than stop every move.
+             AND isfinite(f.completed_at)
              AND NOT EXISTS (
                    SELECT 1 FROM {{schema}}.job_dependencies d JOIN {{schema}}.jobs c ON c.id = d.job_id
                     WHERE d.depends_on = f.id AND c.status IN ('waiting', 'pending', 'processing'))
