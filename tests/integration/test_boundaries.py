@@ -377,6 +377,22 @@ def test_dashboard_renders_odd_rows(api: TestClient, conn: psycopg.Connection) -
         assert str(ids[-1]) in page.text
 
 
+def test_an_error_of_megabytes_on_one_line_is_cut_short_in_the_lists(api: TestClient, conn: psycopg.Connection) -> None:
+    # Plain SQL can store one: the overview and every panel refresh rendered it whole, twice (4 MB a refresh).
+    error = "RuntimeError: " + "x" * 2_000_000
+    job_id = conn.execute(
+        "INSERT INTO supaworker.jobs (type, status, completed_at, attempts, last_error)"
+        " VALUES ('odd', 'failed', now(), 1, %s) RETURNING id",
+        (error,),
+    ).fetchone()[0]  # type: ignore[index]
+    api.app.state.feed.poke()
+    for path in ("/test-worker", "/test-worker/panels", "/test-worker/jobs?status=failed"):
+        page = api.get(path, headers=AUTH)
+        assert page.status_code == 200 and str(job_id) in page.text, path
+        assert len(page.text) < 100_000, (path, len(page.text))
+    assert error[:50_000] in api.get(f"/test-worker/panels/jobs/{job_id}", headers=AUTH).text  # its own page
+
+
 def test_cli_readers_render_odd_rows(db: str, conn: psycopg.Connection) -> None:
     ids = insert_odd_rows(conn)
     shown = run_cli(db, "show", str(ids[1]))

@@ -49,9 +49,22 @@ def duration(seconds: float | None) -> str:
     return f"{seconds / 86_400:.1f} d"
 
 
+# What a row of a list shows of an error, and its tooltip: the whole text is on the job's page. A single
+# line of megabytes (plain SQL can store one) was rendered whole, twice, into every refresh of the overview.
+SUMMARY_CHARS = 300
+TOOLTIP_CHARS = 2000
+
+
+def clip(text: str | None, limit: int = TOOLTIP_CHARS) -> str:
+    """`text` cut at `limit` characters (an ellipsis says so)."""
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def first_line(text: str | None) -> str:
-    """An error's first line (the exception and its message); the traceback is on the job's page."""
-    return (text or "").strip().split("\n", 1)[0]
+    """An error's first line (the exception and its message), cut at SUMMARY_CHARS; the traceback is on the
+    job's page."""
+    return clip((text or "").strip().split("\n", 1)[0], SUMMARY_CHARS)
 
 
 def epoch(moment: datetime | None) -> float | None:
@@ -151,6 +164,7 @@ env.filters.update(
     preview=preview,
     duration=duration,
     first_line=first_line,
+    clip=clip,
     epoch=epoch,
     clock=clock_text,
     json_tree=json_tree,
