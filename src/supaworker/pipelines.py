@@ -61,5 +61,5 @@ def check_steps(steps: Sequence[str]) -> tuple[str, ...]:
             raise ValueError(f"{rules.STEP_MESSAGE}{step!r}")
         problem = text_problem(step)
         if problem:
-            raise ValueError(f"step {step!r} {problem}")
+            raise ValueError(f"step {problem}: {step!r}")
     return tuple(steps)

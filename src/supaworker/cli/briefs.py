@@ -7,9 +7,7 @@ from typing import Any
 import click
 
 from .. import briefs, pipelines
-from ..errors import InvalidBrief
 from ..rules import MAX_LIST_LIMIT
-from ..validation import check_text
 from .app import EXIT_BAD_INPUT, CommandContext, command, fail, json_option, main, parse_payload
 from .output import cell, dump_json, print_rows, print_table, printable
 
@@ -68,9 +66,6 @@ def brief_create(
     extra = parse_payload(options, "--options") if options is not None else None
     if extra is not None and not isinstance(extra, dict):
         fail("--options must be a JSON object", EXIT_BAD_INPUT)
-    for step in steps:
-        # validate_brief checks the steps' shape, not that PostgreSQL can store their text.
-        check_text("step", step, allow_blank=True, error=InvalidBrief)
     fields: dict[str, Any] = {
         "user_id": user_id,
         "title": title,

@@ -27,11 +27,22 @@ JSON_TREE_OPEN_LEVELS = 2  # levels of a tree shown unfolded
 env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
 
 
+# What a row of a list shows of an error, and its tooltip: the whole text is on the job's page. A single
+# line of megabytes (plain SQL can store one) was rendered whole, twice, into every refresh of the overview.
+SUMMARY_CHARS = 300
+TOOLTIP_CHARS = 2000
+
+
+def clip(text: str | None, limit: int = TOOLTIP_CHARS) -> str:
+    """`text` cut at `limit` characters (an ellipsis says so)."""
+    text = text or ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def preview(value: Any, chars: int = PREVIEW_CHARS) -> str:
     """One line of a value: a string as it is, anything else as compact JSON, cut to `chars`."""
     text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
-    text = " ".join(text.split())
-    return text if len(text) <= chars else text[: chars - 1] + "…"
+    return clip(" ".join(text.split()), chars)
 
 
 def duration(seconds: float | None) -> str:
@@ -47,18 +58,6 @@ def duration(seconds: float | None) -> str:
     if seconds < 172_800:
         return f"{seconds / 3600:.1f} h"
     return f"{seconds / 86_400:.1f} d"
-
-
-# What a row of a list shows of an error, and its tooltip: the whole text is on the job's page. A single
-# line of megabytes (plain SQL can store one) was rendered whole, twice, into every refresh of the overview.
-SUMMARY_CHARS = 300
-TOOLTIP_CHARS = 2000
-
-
-def clip(text: str | None, limit: int = TOOLTIP_CHARS) -> str:
-    """`text` cut at `limit` characters (an ellipsis says so)."""
-    text = text or ""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def first_line(text: str | None) -> str:
