@@ -50,6 +50,9 @@ async def test_a_waiting_worker_says_so_and_a_busy_one_does_not(
     waiting = "SELECT count(*) FROM supaworker.waiting_workers WHERE until > now()"
     async with running(make_worker(db, registry, poll_interval_seconds=60)) as worker:
         await wait_until_async(lambda: conn.execute(waiting).fetchone()[0] == 1, "the idle worker to say it waits")
+        # Its row commits before the claim loop resumes to note that it waits: a backlog found before then
+        # would find it not yet waiting, and nothing to take back.
+        await wait_until_async(lambda: worker.claimer.waiting is True, "the worker to note that it waits")
         supaworker.create_jobs([{"type": "quick"}] * 2000, store=store)
         await wait_until_async(lambda: worker.claimer.waiting is False, "the worker to find the backlog")
         assert conn.execute(waiting).fetchone()[0] == 0  # enqueues skip the NOTIFY while it works
