@@ -221,7 +221,7 @@ def test_get_job_and_404_for_an_unknown_one(api: TestClient) -> None:
     assert api.get(f"/api/jobs/{job['id']}", headers=AUTH).json()["job"]["id"] == job["id"]
     missing = api.get("/api/jobs/999999", headers=AUTH)
     assert missing.status_code == 404 and "999999" in missing.json()["error"]
-    assert api.get("/api/jobs/abc", headers=AUTH).status_code == 422
+    assert api.get("/api/jobs/abc", headers=AUTH).status_code == 404  # no job has that id
 
 
 def test_cancel_then_retry_a_job(api: TestClient, conn: psycopg.Connection) -> None:

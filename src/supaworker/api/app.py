@@ -20,13 +20,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from .. import errors
 from ..feed import ChangeFeed, JobMetrics
 from ..store import Store
 from . import briefs, console, jobs
 from .auth import reads
-from .contract import EVENT_STREAM_RESPONSE, event_stream
+from .contract import EVENT_STREAM_RESPONSE, event_stream, refine_document
 from .docs import add_offline_docs
 from .limits import BodySizeLimit
 from .security import SecurityHeaders
@@ -94,6 +95,14 @@ def create_app(
     app.include_router(briefs.router)
     app.include_router(console.router)
     _add_error_handlers(app)
+    generate_document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = refine_document(generate_document(), reads_open=settings.reads_are_public)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @reads(
         app,
@@ -157,9 +166,23 @@ def _unprocessable(field: str, where: str, reason: str) -> JSONResponse:
     return _error(422, f"invalid request: {reason}", detail=[{"field": field, "in": where, "reason": reason}])
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route answers at this request's path, asked of the router itself."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL for route in request.app.router.routes
+        )
+    ]
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         cause = exc.__cause__
         if exc.status_code == 400 and isinstance(cause, ValueError | RecursionError):
             # FastAPI's 400 for a body it could not decode: a bad body is a 422 like any other. A ValueError
@@ -174,6 +197,9 @@ def _add_error_handlers(app: FastAPI) -> None:
         response = _error(exc.status_code, str(exc.detail))
         if exc.headers:
             response.headers.update(exc.headers)
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route the path matched; a path has one route per method.
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
         return response
 
     @app.exception_handler(RequestValidationError)

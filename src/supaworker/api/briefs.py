@@ -73,7 +73,11 @@ def create_brief(request: Request, body: BriefCreate) -> dict[str, Any]:
 def list_briefs(
     request: Request,
     user_id: Annotated[StorableText | None, Query(min_length=1, max_length=rules.MAX_USER_ID_LENGTH)] = None,
-    status: str | None = Query(None, description=f"One of {', '.join(s.value for s in briefs.BriefStatus)}."),
+    status: str | None = Query(
+        None,
+        description=f"One of {', '.join(s.value for s in briefs.BriefStatus)}.",
+        json_schema_extra={"enum": [s.value for s in briefs.BriefStatus]},
+    ),
     before: Annotated[DateTimeText | None, Query(description="The next page: the previous `next_before`.")] = None,
     limit: int = Query(LIST_LIMIT_DEFAULT, ge=1, le=LIST_LIMIT_MAX),
 ) -> dict[str, Any]:

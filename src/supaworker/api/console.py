@@ -10,6 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic.json_schema import JsonDict
 
 from .. import controls
 from ..bulk import MAX_IDS, bulk_action
@@ -21,12 +22,12 @@ from ..states import JobStatus
 from ..store import Store
 from .auth import reads, writes
 from .jobs import poke_feed, read_store_of, store_of
-from .models import DateTimeText, StorableText
+from .models import WHOLE_NUMBER, DateTimeText, StorableText
 
 router = APIRouter(prefix="/api", tags=["console"])
 
 Name = Annotated[StorableText, Field(min_length=1, max_length=MAX_TYPE_LENGTH)]
-JobIdItem = Annotated[StrictInt, Field(ge=1, le=MAX_BIGINT)]
+JobIdItem = Annotated[StrictInt, Field(ge=1, le=MAX_BIGINT), WHOLE_NUMBER]
 
 
 class JobFilterBody(BaseModel):
@@ -58,10 +59,17 @@ def _exactly_one(model: M, first: str, second: str) -> M:
     return model
 
 
+def exactly_one_schema(first: tuple[str, str], second: tuple[str, str]) -> JsonDict:
+    """The rule of `_exactly_one` for the document: one of the two fields (name, JSON type) is given and not null."""
+    return {"oneOf": [{"required": [name], "properties": {name: {"type": kind}}} for name, kind in (first, second)]}
+
+
 class BulkRequest(BaseModel):
     """Jobs named by `ids`, or every job matching `filter` (exactly one of the two)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=exactly_one_schema(("ids", "array"), ("filter", "object"))
+    )
 
     action: Literal["retry", "cancel", "delete"] = Field(
         description="retry failed or cancelled jobs; cancel unfinished ones; delete finished ones "
@@ -124,7 +132,9 @@ def bulk_run(request: Request, body: BulkRequest) -> dict[str, Any]:
 class ControlTarget(BaseModel):
     """A job type or a queue (exactly one)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra=exactly_one_schema(("type", "string"), ("queue", "string"))
+    )
 
     type: Name | None = None
     queue: Name | None = None
@@ -140,9 +150,9 @@ class LimitsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     type: Name
-    max_running: Annotated[StrictInt, Field(ge=1, lt=2**31)] | None = None
-    rate_limit: Annotated[StrictInt, Field(ge=1, lt=2**31)] | None = None
-    rate_period: StrictFloat | StrictInt = Field(
+    max_running: Annotated[StrictInt, Field(ge=1, lt=2**31), WHOLE_NUMBER] | None = None
+    rate_limit: Annotated[StrictInt, Field(ge=1, lt=2**31), WHOLE_NUMBER] | None = None
+    rate_period: StrictFloat = Field(  # an int too
         controls.DEFAULT_RATE_PERIOD_SECONDS, gt=0, le=366 * 86_400, description="Seconds per rate window."
     )
 

@@ -1,5 +1,7 @@
 """What the OpenAPI document promises beyond the routes' own signatures: the error body every error status
-answers with, which statuses each route can answer, and the bearer-key security scheme."""
+answers with, which statuses each route can answer, the bearer-key security scheme, and what the generated
+document would leave out of the rules the API enforces (`refine_document`), so that a client or a fuzzer that
+takes the document at its word is answered as it promises."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from typing import Any
 from fastapi.responses import StreamingResponse
 from fastapi.security import HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
+
+from ..rules import MAX_BIGINT
 
 
 class Problem(BaseModel):
@@ -43,6 +47,84 @@ bearer = HTTPBearer(
     scheme_name="bearer",
     description="`Authorization: Bearer <key>`: SUPAWORKER_API_KEY(S) or the Supabase service role key.",
 )
+
+
+# What StorableText checks, as a JSON Schema pattern: no NUL. (It refuses lone surrogates too, which no pattern
+# can name for every validator: Rust's regexes, for one, cannot hold them.) And the same with at least one
+# character that is not white space.
+STORABLE_PATTERN = r"^[^\u0000]*$"
+NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
+
+# Marks a field's schema as any JSON value jsonb stores (`validation.check_json`); see refine_document.
+JSON_VALUE_MARK = "x-json-value"
+JSON_VALUE_SCHEMA: dict[str, Any] = {
+    "description": "Any JSON value; no NUL characters or lone surrogates in its strings and keys.",
+    "anyOf": [
+        {"type": ["null", "boolean", "number"]},
+        {"type": "string", "pattern": STORABLE_PATTERN},
+        {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": STORABLE_PATTERN},
+            "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+        },
+    ],
+}
+# Query parameters a route needs although FastAPI sees them as optional: the route answers their absence with
+# a 400 of its own, which names what to send.
+REQUIRED_QUERY = {("/api/jobs", "get"): {"action"}}
+
+
+def refine_document(document: dict[str, Any], *, reads_open: bool) -> dict[str, Any]:
+    """The generated document, corrected where it would promise more or less than the API does:
+
+    - bounds are exact integers: FastAPI's document models keep them as floats, and 2**63 - 1 became
+      9.223372036854776e18, which a client reads as allowing ids up to 2**63 + 1024;
+    - JSON fields (JSON_VALUE_MARK) refer to one JsonValue schema that says what jsonb refuses;
+    - the parameters of REQUIRED_QUERY are required;
+    - every error answers JSON (ErrorBody), also on a route whose success is text (FastAPI gives every response
+      of a route its response class's media type);
+    - when reads need no key (`reads_open`), each GET route says its key is optional.
+    """
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            if node.pop(JSON_VALUE_MARK, False):
+                node["$ref"] = "#/components/schemas/JsonValue"
+            for key, value in node.items():
+                if key in ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum") and isinstance(value, float):
+                    node[key] = _exact(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+        return node
+
+    walk(document)
+    document.setdefault("components", {}).setdefault("schemas", {})["JsonValue"] = JSON_VALUE_SCHEMA
+    for path, operations in document.get("paths", {}).items():
+        for method, operation in operations.items():
+            required = REQUIRED_QUERY.get((path, method), set())
+            for parameter in operation.get("parameters", []):
+                if parameter["name"] in required:
+                    parameter["required"] = True
+            for status, response in operation.get("responses", {}).items():
+                if status[0] in "45":
+                    response["content"] = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+            if reads_open and method == "get" and operation.get("security"):
+                operation["security"] = [{}, *operation["security"]]
+    return document
+
+
+def _exact(value: float) -> int | float:
+    """The integer a float bound stood for: bigint's ends, which a float cannot hold, or the float's own value."""
+    if not value.is_integer():
+        return value
+    return _BIGINT_ENDS.get(value, int(value))
+
+
+_BIGINT_ENDS = {float(MAX_BIGINT): MAX_BIGINT, float(-MAX_BIGINT - 1): -MAX_BIGINT - 1}
 
 
 # The 200 of a server-sent events route, and the response itself (no caching, no proxy buffering).

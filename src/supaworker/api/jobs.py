@@ -47,9 +47,13 @@ def poke_feed(request: Request) -> None:
 @reads(router, "", "Pending, active, stats, a brief's jobs, or a page", 400, 404)
 def jobs_action(
     request: Request,
-    action: str | None = Query(None, description=f"One of {', '.join(ACTIONS)}."),
-    brief_id: str | None = Query(None, description="With action=by_brief."),
-    status: str | None = Query(None, description="With action=list: only this status."),
+    action: str | None = Query(
+        None, description=f"One of {', '.join(ACTIONS)}.", json_schema_extra={"enum": list(ACTIONS)}
+    ),
+    brief_id: str | None = Query(None, description="With action=by_brief.", json_schema_extra={"format": "uuid"}),
+    status: str | None = Query(
+        None, description="With action=list: only this status.", json_schema_extra={"enum": [str(s) for s in JobStatus]}
+    ),
     type: Annotated[
         StorableText | None, Query(max_length=MAX_TYPE_LENGTH, description="With action=list: only this type.")
     ] = None,
@@ -101,13 +105,13 @@ def create_job(request: Request, body: JobCreate) -> dict[str, Any]:
     return {"job": jsonable_encoder(job.to_dict())}
 
 
-@reads(router, "/{job_id}", "One job", 404)
+@reads(router, "/{job_id:int}", "One job", 404)
 def get_job(request: Request, job_id: JobId) -> dict[str, Any]:
     """Read from the primary even with a replica: a client that just created the job gets it, not a 404."""
     return {"job": jsonable_encoder(client.get_job(job_id, store=store_of(request)).to_dict())}
 
 
-@writes(router, "/{job_id}/retry", "Retry a failed or cancelled job", 404, 409)
+@writes(router, "/{job_id:int}/retry", "Retry a failed or cancelled job", 404, 409)
 def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     store = store_of(request)
     client.retry_job(job_id, store=store)
@@ -115,7 +119,7 @@ def retry_job(request: Request, job_id: JobId) -> dict[str, Any]:
     return {"job": jsonable_encoder(client.get_job(job_id, store=store).to_dict())}
 
 
-@writes(router, "/{job_id}/cancel", "Cancel an unfinished job", 404, 409)
+@writes(router, "/{job_id:int}/cancel", "Cancel an unfinished job", 404, 409)
 def cancel_job(request: Request, job_id: JobId, body: Annotated[CancelRequest | None, Body()] = None) -> dict[str, Any]:
     store = store_of(request)
     client.cancel_job(job_id, (body or CancelRequest()).reason, store=store)

@@ -19,11 +19,13 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic.json_schema import JsonDict
 
 from .. import pipelines, rules, validation
 from ..client import MAX_REASON_LENGTH
 from ..errors import InvalidJob
 from ..new_job import NewJob
+from .contract import JSON_VALUE_MARK, NOT_BLANK_PATTERN, STORABLE_PATTERN
 
 
 def _storable_text(value: str) -> str:
@@ -34,7 +36,22 @@ def _storable_text(value: str) -> str:
 
 
 # A string PostgreSQL can store (no NUL, no lone surrogate): the body's strings and the query parameters.
-StorableText = Annotated[str, AfterValidator(_storable_text)]
+StorableText = Annotated[str, AfterValidator(_storable_text), Field(json_schema_extra={"pattern": STORABLE_PATTERN})]
+
+
+def _whole_number(value: Any) -> Any:
+    """JSON's `3.0` is the integer 3 (JSON Schema's `integer` says so); `3.5`, `true` and `"3"` stay refused."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer field of a body takes an int, or a float with nothing after the point: `Annotated[StrictInt,
+# Field(<bounds>), WHOLE_NUMBER]` (the bounds before it, or the document loses them).
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+
+# Arbitrary JSON that jsonb stores (`validation.check_json`): contract.refine_document describes it.
+JSON_VALUE_REF: JsonDict = {JSON_VALUE_MARK: True}
 
 
 _NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
@@ -60,17 +77,31 @@ def _run_at(value: datetime | None) -> datetime | None:
 class JobCreate(BaseModel):
     """`POST /api/jobs`: the fields of `supaworker.create_job`, with the limits of `supaworker.rules`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "allOf": [
+                {"not": {"required": ["payload", "metadata"]}},
+                {
+                    "not": {
+                        "required": ["run_at", "delay"],
+                        "properties": {"run_at": {"type": "string"}, "delay": {"type": "number"}},
+                    }
+                },
+            ]
+        },
+    )
 
     type: StorableText = Field(
         min_length=1, max_length=rules.MAX_TYPE_LENGTH, description="Job type (a registered handler)."
     )
     payload: Any = Field(
         default_factory=dict,
+        json_schema_extra=JSON_VALUE_REF,
         description=f"JSON handed to the handler, nested at most {rules.MAX_PAYLOAD_DEPTH} levels deep; "
         "no NUL characters or lone surrogates in its strings and keys.",
     )
-    priority: StrictInt = Field(0, ge=-(2**31), lt=2**31, description="Lower runs first.")
+    priority: Annotated[StrictInt, WHOLE_NUMBER] = Field(0, ge=-(2**31), lt=2**31, description="Lower runs first.")
     run_at: Annotated[DateTimeText | None, AfterValidator(_run_at)] = Field(
         None,
         description=f"Not before this time (timezone-aware), from {rules.MIN_RUN_AT.isoformat()} "
@@ -79,7 +110,7 @@ class JobCreate(BaseModel):
     delay: StrictFloat | None = Field(
         None, ge=0, le=rules.MAX_DELAY_SECONDS, description="Seconds from now before it may run."
     )
-    max_attempts: StrictInt = Field(rules.DEFAULT_MAX_ATTEMPTS, ge=1, le=rules.MAX_INT32)
+    max_attempts: Annotated[StrictInt, WHOLE_NUMBER] = Field(rules.DEFAULT_MAX_ATTEMPTS, ge=1, le=rules.MAX_INT32)
     timeout: StrictFloat | None = Field(
         None, gt=0, le=rules.MAX_TIMEOUT_SECONDS, description="Per-attempt timeout in seconds."
     )
@@ -92,6 +123,7 @@ class JobCreate(BaseModel):
     )
     metadata: Any = Field(
         None,
+        json_schema_extra=JSON_VALUE_REF,
         description="The old system's name for `payload` (`createJob({ brief_id, type, metadata })`): give one "
         "or the other; the same rules apply.",
     )
@@ -120,12 +152,23 @@ class BriefCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_id: StorableText = Field(
-        min_length=1, max_length=rules.MAX_USER_ID_LENGTH, description="Who the brief is for."
+        min_length=1,
+        max_length=rules.MAX_USER_ID_LENGTH,
+        description="Who the brief is for.",
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
     )
     title: StorableText = Field("", max_length=rules.MAX_TITLE_LENGTH)
     description: StorableText = Field("", max_length=rules.MAX_TEXT_LENGTH)
-    query: StorableText = Field(min_length=1, max_length=rules.MAX_TEXT_LENGTH, description="What to make.")
-    media_type: str = Field(description=f"One of {', '.join(pipelines.MEDIA_TYPES)}.")
+    query: StorableText = Field(
+        min_length=1,
+        max_length=rules.MAX_TEXT_LENGTH,
+        description="What to make.",
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+    )
+    media_type: str = Field(
+        description=f"One of {', '.join(pipelines.MEDIA_TYPES)}.",
+        json_schema_extra={"enum": list(pipelines.MEDIA_TYPES)},
+    )
     use_pipeline: StrictBool = Field(False, description="Run the media type's whole pipeline, not only analysis.")
     fairness_key: StorableText | None = Field(
         None,
