@@ -11,6 +11,8 @@ from functools import lru_cache
 from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .sql import schema_name_problem
+
 DEFAULT_SCHEMA = "supaworker"
 MAX_CONCURRENT_JOBS = 10
 POLL_INTERVAL_MS = 1000
@@ -154,8 +156,9 @@ class Settings(BaseSettings):
     @field_validator("schema_name")
     @classmethod
     def _check_schema(cls, value: str) -> str:
-        if not value or len(value) > 63 or not value.replace("_", "a").isalnum() or value[0].isdigit():
-            raise ValueError(f"SUPAWORKER_SCHEMA must be a plain SQL identifier, not {value!r}")
+        why = schema_name_problem(value)
+        if why:
+            raise ValueError(f"SUPAWORKER_SCHEMA {value!r} cannot hold supaworker: {why}")
         return value
 
     @field_validator(

@@ -2,8 +2,10 @@
 
 Each migration runs in its own transaction with the lock held, so several processes migrating at once
 apply each version exactly once, and the lock also works behind a transaction pooler. supaworker installs
-only into a schema of its own (see `refuse_shared_schema`), and after every upgrade re-secures its own
-objects (`secure_schema()`, migration 0009).
+only into a schema of its own (see `refuse_shared_schema`) whose name the SQL can use (see `check_schema_name`),
+and secures its own objects (`secure_schema()`, migration 0009) in the transaction of the last migration, so a
+migrate stopped at any point (a crash, kill -9) never leaves the latest schema unsecured; a run with nothing to
+apply secures them again too.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ import psycopg
 from psycopg import sql as pgsql
 
 from . import sql
-from .errors import MigrationError, SchemaInUse
+from .errors import ConfigError, MigrationError, SchemaInUse
 
 log = logging.getLogger("supaworker.migrate")
 
+# The schema itself is created only when missing (`_create_schema`): CREATE SCHEMA IF NOT EXISTS needs CREATE on the
+# database even when the schema exists, which a role given a schema of its own by the database owner lacks.
 _CREATE_LEDGER = """
-CREATE SCHEMA IF NOT EXISTS {schema};
 CREATE TABLE IF NOT EXISTS {schema}.migrations (
   version integer PRIMARY KEY,
   name text NOT NULL,
@@ -62,6 +65,32 @@ _SEARCH_PATH_HINT = (
 SHOWN_OBJECTS = 5
 
 
+def check_schema_name(schema: str) -> None:
+    """Raises ConfigError unless the migrations can install into `schema` (see `sql.schema_name_problem`)."""
+    why = sql.schema_name_problem(schema)
+    if why:
+        raise ConfigError(f"SUPAWORKER_SCHEMA {schema!r} cannot hold supaworker: {why}. Nothing was changed.")
+
+
+def _create_schema(conn: psycopg.Connection, schema: str) -> None:
+    """Creates the schema when it is missing, naming the role and the grant it lacks when it may not."""
+    exists = conn.execute("SELECT to_regnamespace(%s) IS NOT NULL", (pgsql.Identifier(schema).as_string(),))
+    if exists.fetchone()[0]:  # type: ignore[index]
+        return
+    try:
+        with conn.transaction():
+            conn.execute(pgsql.SQL("CREATE SCHEMA {}").format(pgsql.Identifier(schema)))
+    except psycopg.errors.InsufficientPrivilege as exc:
+        role, database = conn.execute("SELECT current_user, current_database()").fetchone()  # type: ignore[misc]
+        raise MigrationError(
+            f"cannot create schema {schema!r}: role {role!r} may not create schemas in database {database!r} "
+            f"({str(exc).strip()}). Nothing was changed. Have the database owner run "
+            f"`CREATE SCHEMA {pgsql.Identifier(schema).as_string()} AUTHORIZATION {pgsql.Identifier(role).as_string()}`"
+            f" (or `GRANT CREATE ON DATABASE {pgsql.Identifier(database).as_string()} TO "
+            f"{pgsql.Identifier(role).as_string()}`), then run `supaworker migrate` again"
+        ) from exc
+
+
 def _ledger_exists(conn: psycopg.Connection, schema: str) -> bool:
     row = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (pgsql.Identifier(schema).as_string() + ".migrations",))
     return bool(row.fetchone()[0])  # type: ignore[index]
@@ -99,15 +128,23 @@ def status(conn: psycopg.Connection, schema: str) -> MigrationStatus:
 
 def migrate(conninfo: str, schema: str) -> list[int]:
     """Brings the schema up to date; returns the versions applied now (empty when already current)."""
+    check_schema_name(schema)
     applied_now: list[int] = []
     latest = sql.migrations()[-1].version
+    secure = pgsql.SQL("SELECT {}.secure_schema()").format(pgsql.Identifier(schema))
     with psycopg.connect(conninfo, prepare_threshold=None) as conn:
         for migration in sql.migrations():
             with conn.transaction():
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
                 if not _ledger_exists(conn, schema):
                     refuse_shared_schema(conn, schema)
-                conn.execute(pgsql.SQL(_CREATE_LEDGER).format(schema=pgsql.Identifier(schema)))
+                    _create_schema(conn, schema)
+                _apply(
+                    conn,
+                    schema,
+                    pgsql.SQL(_CREATE_LEDGER).format(schema=pgsql.Identifier(schema)),
+                    "the ledger (supaworker's table of applied migrations)",
+                )
                 versions = applied_versions(conn, schema)
                 if versions and max(versions) > latest:
                     raise MigrationError(
@@ -117,7 +154,7 @@ def migrate(conninfo: str, schema: str) -> list[int]:
                 if migration.version in versions:
                     continue
                 log.info("applying migration %04d_%s", migration.version, migration.name)
-                conn.execute(sql.render(migration.text, schema))
+                _apply(conn, schema, sql.render(migration.text, schema), f"migration {migration.version:04d}")
                 conn.execute(
                     pgsql.SQL("INSERT INTO {}.migrations (version, name, breaking) VALUES (%s, %s, %s)").format(
                         pgsql.Identifier(schema)
@@ -125,12 +162,59 @@ def migrate(conninfo: str, schema: str) -> list[int]:
                     (migration.version, migration.name, migration.breaking),
                 )
                 applied_now.append(migration.version)
-        if applied_now:
-            # A migration's new functions are open to PUBLIC until this runs (see 0009); idempotent.
-            with conn.transaction():
-                conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
-                conn.execute(pgsql.SQL("SELECT {}.secure_schema()").format(pgsql.Identifier(schema)))
+                if migration.version == latest:
+                    # A migration's new functions are open to PUBLIC until this runs (see 0009): it commits with
+                    # the last one, or a migrate stopped in between would leave them open, and a second run,
+                    # finding nothing to apply, would not secure them.
+                    conn.execute(secure)
+        if applied_now and applied_now[-1] == latest:
+            return applied_now
+        # Nothing applied, or only an earlier version missing from the ledger: secure again all the same, so a
+        # run repairs what an earlier one stopped before securing (or a release that secured in a transaction
+        # of its own) left open, and covers roles created since. Only the owner may; it changes only what is
+        # missing and takes no table lock then (0015).
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
+            if applied_now:
+                conn.execute(secure)
+            elif _may_secure(conn, schema):
+                _secure_again(conn, schema, secure)
     return applied_now
+
+
+def _secure_again(conn: psycopg.Connection, schema: str, secure: pgsql.Composed) -> None:
+    """secure_schema() on an up-to-date schema: a role that may call it but does not own every object (what an
+    interrupted migrate left open to PUBLIC) is told, and the run, which had nothing to apply, still succeeds."""
+    try:
+        with conn.transaction():
+            conn.execute(secure)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        log.warning(
+            "schema %s is up to date but could not be secured as this role (%s): run `supaworker migrate` as its "
+            "owner (`supaworker doctor` shows what is open)",
+            schema,
+            exc.diag.message_primary or exc,
+        )
+
+
+def _may_secure(conn: psycopg.Connection, schema: str) -> bool:
+    function = pgsql.Identifier(schema).as_string() + ".secure_schema()"
+    row = conn.execute("SELECT has_function_privilege(to_regprocedure(%s), 'EXECUTE')", (function,)).fetchone()
+    return bool(row and row[0])
+
+
+def _apply(conn: psycopg.Connection, schema: str, statements: str | pgsql.Composed, what: str) -> None:
+    """Runs a migration's SQL, naming the role and the privilege it lacks when one is missing."""
+    try:
+        conn.execute(statements)
+    except psycopg.errors.InsufficientPrivilege as exc:
+        role = conn.info.parameter_status("session_authorization") or conn.info.user
+        raise MigrationError(
+            f"cannot apply {what} to schema {schema!r} as role {role!r}: {exc.diag.message_primary or exc}; "
+            "nothing of it was applied. Run `supaworker migrate` as the schema's owner, or grant this role "
+            f"CREATE on it: `GRANT CREATE ON SCHEMA {pgsql.Identifier(schema).as_string()} TO "
+            f"{pgsql.Identifier(role).as_string()}`"
+        ) from exc
 
 
 def breaking_versions_after(conn: psycopg.Connection, schema: str, version: int) -> list[int]:

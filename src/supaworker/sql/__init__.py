@@ -30,6 +30,30 @@ def channel_name(schema: str) -> str:
     return f"{schema}_jobs"
 
 
+# The wake-up channel is an identifier: pg_notify() refuses one longer than this, in bytes.
+MAX_CHANNEL_BYTES = 63
+MAX_SCHEMA_BYTES = MAX_CHANNEL_BYTES - len(channel_name(""))
+
+
+def schema_name_problem(schema: str) -> str | None:
+    """Why supaworker cannot live in a schema of this name (None when it can). The migrations name the schema
+    both quoted and as PostgreSQL folds an unquoted name (`parse_ident`, `::regnamespace`), so it is a plain
+    lower-case identifier; `pg_` names are reserved; and its wake-up channel must fit an identifier, or every
+    enqueue fails while a worker waits."""
+    if not schema or not schema.replace("_", "a").isalnum() or schema[0].isdigit():
+        return "it must be a plain SQL identifier: letters, digits and _, not starting with a digit"
+    if schema != schema.lower():
+        return "it must be lower case (the migrations name it unquoted too, which PostgreSQL folds to lower case)"
+    if schema.startswith("pg_"):
+        return "names starting with pg_ are reserved for PostgreSQL's own schemas"
+    if len(schema.encode()) > MAX_SCHEMA_BYTES:
+        return (
+            f"it is {len(schema.encode())} bytes long and at most {MAX_SCHEMA_BYTES} fit: its wake-up channel "
+            f"{channel_name(schema)!r} must fit PostgreSQL's {MAX_CHANNEL_BYTES}-byte identifiers"
+        )
+    return None
+
+
 _RULE = re.compile(r"\{\{rule:([a-z0-9_]+)\}\}")
 
 
