@@ -4,6 +4,8 @@ export type JobStatus = "waiting" | "pending" | "processing" | "completed" | "fa
 export type BriefStatus = "failed" | "cancelled" | "completed" | "processing" | "pending";
 export type MediaType = "video" | "image" | "audio" | "text";
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
+/** A job's id: a Number, a BigInt, or its decimal digits (as a route's parameter holds it). */
+export type JobId = number | bigint | string;
 
 export declare const JOB_STATUSES: readonly JobStatus[];
 export declare const BRIEF_STATUSES: readonly BriefStatus[];
@@ -70,19 +72,24 @@ export interface Brief {
   steps?: Job[];
 }
 
-/** The fields of supaworker.create_job, snake_case as in the old system; `metadata` is the payload's old name. */
+/**
+ * The fields of supaworker.create_job, snake_case as in the old system; `metadata` is the payload's old name.
+ * Strings must hold no NUL (\u0000) and no lone surrogate; the payload must be JSON as given (no NaN,
+ * Infinity, BigInt, Map, function or circular reference, at most 64 levels deep). A value of another type
+ * (e.g. "5" as a priority) is refused: InvalidJob naming the field.
+ */
 export interface CreateJobInput {
   type: string;
   payload?: Json;
   /** The old system's name for `payload`: give one or the other. */
   metadata?: Json;
   /** Lower runs first (32-bit). */
-  priority?: number;
-  /** Not before this time. */
+  priority?: number | bigint;
+  /** Not before this time: a Date, or ISO 8601 text with a time zone ("2030-01-02T03:04:05Z"). */
   run_at?: Date | string;
   /** Seconds from now before it may run (not with run_at). */
   delay?: number;
-  max_attempts?: number;
+  max_attempts?: number | bigint;
   /** Per-attempt timeout in seconds. */
   timeout?: number;
   brief_id?: string;
@@ -92,7 +99,7 @@ export interface CreateJobInput {
   /** Seconds the key is held after the holder was created. */
   unique_for?: number;
   /** Ids of existing jobs this one waits for. */
-  depends_on?: number[];
+  depends_on?: (number | bigint)[];
   /** The tenant whose share of the workers the job uses (fair shares; omitted: the default tenant). */
   fairness_key?: string;
 }
@@ -101,7 +108,7 @@ export interface CreateJobInput {
  * naming existing jobs by id and jobs of the batch by key. */
 export interface CreateJobsItem extends Omit<CreateJobInput, "depends_on" | "delay" | "unique_key" | "unique_for"> {
   key?: string;
-  depends_on?: (number | string)[];
+  depends_on?: (number | bigint | string)[];
 }
 
 /** The fields of supaworker.create_brief_with_job, as the old system's createBriefWithJob took them. */
@@ -117,8 +124,8 @@ export interface CreateBriefInput {
   steps?: string[];
   /** Extra payload fields every step receives. */
   options?: { [key: string]: Json };
-  priority?: number;
-  max_attempts?: number;
+  priority?: number | bigint;
+  max_attempts?: number | bigint;
   queue?: string;
   /** The tenant whose share of the workers the steps use (omitted: the brief's user_id). */
   fairness_key?: string;
@@ -138,10 +145,11 @@ export interface ListBriefsFilters {
   limit?: number;
 }
 
+/** NaN, a negative timeout or an interval <= 0 throws a RangeError naming the option. */
 export interface WaitOptions {
   /** Give up after this long (default DEFAULT_WAIT_TIMEOUT_MS; null waits for ever). */
   timeoutMs?: number | null;
-  /** The longest pause between two looks (default DEFAULT_POLL_INTERVAL_MS). */
+  /** The longest pause between two looks (default DEFAULT_POLL_INTERVAL_MS), > 0. */
   intervalMs?: number;
   signal?: AbortSignal;
 }
@@ -157,16 +165,16 @@ export interface Supaworker {
   createJobs(jobs: CreateJobsItem[]): Promise<number[]>;
   /** The brief and all its steps in one call, atomically. */
   createBriefWithJob(input: CreateBriefInput): Promise<BriefWithJob>;
-  getJob(jobId: number): Promise<Job>;
+  getJob(jobId: JobId): Promise<Job>;
   getBrief(briefId: string): Promise<Brief & { steps: Job[] }>;
   /** Newest first, without steps. */
   listBriefs(filters?: ListBriefsFilters): Promise<Brief[]>;
-  retryJob(jobId: number): Promise<Job>;
-  cancelJob(jobId: number, reason?: string): Promise<Job>;
+  retryJob(jobId: JobId): Promise<Job>;
+  cancelJob(jobId: JobId, reason?: string): Promise<Job>;
   cancelBrief(briefId: string, reason?: string): Promise<Brief & { steps: Job[] }>;
   retryBrief(briefId: string): Promise<Brief & { steps: Job[] }>;
   /** Resolves with the completed job; rejects with JobFailed, JobNotFound or WaitTimeout. */
-  waitForJob(jobId: number, options?: WaitOptions): Promise<Job>;
+  waitForJob(jobId: JobId, options?: WaitOptions): Promise<Job>;
   /** Yields the brief now and at each change of its or its steps' status or progress, until it is final. */
   followBrief(briefId: string, options?: WaitOptions): AsyncGenerator<Brief & { steps: Job[] }, void, void>;
   /** Resolves with the brief once completed, failed or cancelled. */

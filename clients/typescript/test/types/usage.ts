@@ -36,7 +36,10 @@ export async function seedCalls(): Promise<void> {
     void status;
   }
   const page: Brief[] = await listBriefs({ user_id: userId, status: "completed", limit: 10 });
-  void [first, steps, done, page];
+  // A job id as a route's parameter holds it, or as a BigInt.
+  const fromRoute: Job = await createSupaworker(supabase).getJob("42");
+  const fromBigInt: Job = await createSupaworker(supabase).getJob(BigInt(job.id));
+  void [first, steps, done, page, fromRoute, fromBigInt];
 }
 
 export async function inTransaction(pool: pg.Pool): Promise<number[]> {
