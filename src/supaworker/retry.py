@@ -1,7 +1,8 @@
 """Riding out a database that is away for a while: which errors are worth retrying, and how long to wait.
 
 `TRANSIENT_ERRORS` are what a lost connection, a restarting server, a full pool or an unreachable PostgREST
-raise. Anything else (a bad statement, a constraint) is a bug or bad input and is never retried blindly.
+raise; the stores raise a session a pooler ended as one too (`ended_session`). Anything else (a bad statement,
+a constraint) is a bug or bad input and is never retried blindly.
 """
 
 from __future__ import annotations
@@ -17,6 +18,23 @@ from psycopg_pool import PoolTimeout
 from .errors import DatabaseUnavailable
 
 T = TypeVar("T")
+
+
+class SessionEnded(psycopg.OperationalError):
+    """The server, or a pooler in front of it, ended the session with a FATAL error of a class psycopg does not
+    take for a lost connection. Supavisor, Supabase's pooler, reports the server connection it lost or could
+    not check out so: SQLSTATE XX000, `(EDBHANDLEREXITED) connection to database closed ...` or `(ECHECKOUTTIMEOUT)
+    ...`. The session is gone either way; another connection may well work."""
+
+
+def ended_session(exc: psycopg.Error) -> psycopg.Error:
+    """`exc`, or a SessionEnded in its place when it ended the session (see SessionEnded)."""
+    if isinstance(exc, psycopg.OperationalError) or exc.diag.severity_nonlocalized != "FATAL":
+        return exc
+    ended = SessionEnded(str(exc).strip())
+    ended.__cause__ = exc
+    return ended
+
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (
     psycopg.OperationalError,

@@ -1,4 +1,5 @@
-"""A TCP proxy that can freeze: a link that silently stops carrying data while every socket stays open.
+"""A TCP proxy that can freeze: a link that silently stops carrying data while every socket stays open. It can
+also end the sessions through it with an error of its choice, as a pooler in front of PostgreSQL does.
 
 Frozen, it neither reads nor writes: what a client sends is acknowledged by the kernel and goes nowhere,
 and keepalive probes are still answered. That is the hardest partition for a client to notice, harder than
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import struct
 import threading
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -26,6 +28,8 @@ class FreezableProxy:
         self._closed = threading.Event()
         self._cut = threading.Event()
         self._sockets: list[socket.socket] = []
+        self._clients: set[socket.socket] = set()
+        self._ending: dict[socket.socket, bytes] = {}  # client socket -> the error that ends its session
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -50,6 +54,17 @@ class FreezableProxy:
                 with contextlib.suppress(OSError):
                     sock.close()
             self._sockets.clear()
+
+    def end_sessions(self, sqlstate: str, message: str) -> int:
+        """Each connection open now ends at its client's next message with a FATAL error of this SQLSTATE and
+        message, and is closed: what Supavisor does to a session whose server connection it lost (XX000,
+        `(EDBHANDLEREXITED) ...`). Connections made later are not touched. Returns how many were open."""
+        fields = b"SFATAL\0VFATAL\0C" + sqlstate.encode() + b"\0M" + message.encode() + b"\0\0"
+        error = b"E" + struct.pack("!I", len(fields) + 4) + fields
+        with self._lock:
+            for client in self._clients:
+                self._ending[client] = error
+            return len(self._clients)
 
     def restore(self) -> None:
         self._cut.clear()
@@ -81,6 +96,7 @@ class FreezableProxy:
                 continue
             with self._lock:
                 self._sockets += [client, server]
+                self._clients.add(client)
             threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
 
     def _pump(self, a: socket.socket, b: socket.socket) -> None:
@@ -95,10 +111,18 @@ class FreezableProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    with self._lock:
+                        ending = self._ending.pop(sock, None) if sock is a else None
+                    if ending is not None:
+                        a.sendall(ending)
+                        return
                     peer[sock].sendall(data)
         except OSError:
             return
         finally:
+            with self._lock:
+                self._clients.discard(a)
+                self._ending.pop(a, None)
             for sock in (a, b):
                 with contextlib.suppress(OSError):
                     sock.close()

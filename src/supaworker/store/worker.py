@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..job import Job
+from ..retry import ended_session
 from ..sql import queries_for
 from ..worker.protocol import ClaimRequest, Completions, Reachability, Rescued, RetryDelays
 
@@ -32,7 +34,17 @@ _SERVER_DOWN_SQLSTATES = {"57P01", "57P02", "57P03"}
 # What PgBouncer answers while it cannot log in to the server: the pooler is reached, the server is not, for
 # every worker behind it. It keeps refusing for `server_login_retry` (15 s) after a failed login, so a restart
 # of a few seconds looks several times longer from behind it.
-_POOLER_SAYS_SERVER_DOWN = ("server login has been failing", "pgbouncer cannot connect to server")
+# Supavisor says so with codes of its own (SQLSTATE XX000): the server connection it had for the session closed,
+# or it could not check one out.
+_POOLER_SAYS_SERVER_DOWN = (
+    "server login has been failing",
+    "pgbouncer cannot connect to server",
+    "(edbhandlerexited)",
+    "dbhandler exited",
+    "(echeckouttimeout)",
+    "(echeckoutretries)",
+    "unable to check out process from the pool",
+)
 
 
 def _server_is_down(exc: psycopg.Error) -> bool:
@@ -80,14 +92,26 @@ class WorkerStore:
         self.conninfo = conninfo
         self.connect_kwargs = connect_kwargs or {}
 
+    @contextlib.asynccontextmanager
+    async def _connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; a session the server or a pooler ended is raised as one (retry.SessionEnded)."""
+        try:
+            async with self.pool.connection(timeout=timeout) as conn:
+                yield conn
+        except psycopg.Error as exc:
+            ended = ended_session(exc)
+            if ended is exc:
+                raise
+            raise ended from exc
+
     async def claim_jobs(self, worker_id: str, claim: ClaimRequest) -> list[Job]:
         params = claim.params(worker_id)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(self.q.claim_jobs, params)
             return _in_claim_order(Job.from_claim(row, worker_id) for row in await cur.fetchall())
 
     async def _execute(self, query: str, params: dict[str, Any]) -> None:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             await conn.execute(query, params)
 
     async def record_job_starts(self, worker_id: str, through: int) -> None:
@@ -104,13 +128,13 @@ class WorkerStore:
 
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(self.q.upstream_results, {"id": job_id})
             return list(await cur.fetchall())
 
     async def complete_jobs(self, worker_id: str, ids: list[int], attempts: list[int], results: list[Any]) -> set[int]:
         params = _completion_params(worker_id, ids, attempts, results)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(self.q.complete_jobs, params)
             return {row[0] for row in await cur.fetchall()}
 
@@ -122,7 +146,7 @@ class WorkerStore:
         and the caller writes them again (fencing makes that safe)."""
         ids, attempts, results = completions
         claim_params = claim.params(worker_id)
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             async with conn.pipeline():
                 done_cur = None
                 if ids:
@@ -147,13 +171,13 @@ class WorkerStore:
             "retry_cap_seconds": delays.cap_seconds,
             "retryable": retryable,
         }
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             row = await (await conn.execute(self.q.fail_job, params)).fetchone()
             return row[0] if row else None
 
     async def heartbeat_jobs(self, worker_id: str, ids: list[int], lease_seconds: float) -> set[int]:
         params = {"worker_id": worker_id, "ids": ids, "lease_seconds": lease_seconds}
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(self.q.heartbeat_jobs, params)
             return {row[0] for row in await cur.fetchall()}
 
@@ -179,7 +203,7 @@ class WorkerStore:
 
     async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]:
         params = {"worker_id": worker_id, "ids": ids, "attempts": attempts}
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(self.q.release_jobs, params)
             return {row[0] for row in await cur.fetchall()}
 
@@ -199,7 +223,7 @@ class WorkerStore:
         # the transaction (and so on the server session) the rescue will use; if getting there took long, the
         # rescue does not run, and the failure counts as trouble: the rescuer waits for a lease of answers.
         began = time.monotonic()
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             await conn.execute("SELECT 1")
             waited = time.monotonic() - began
             if waited > RESCUE_MAX_WAIT_OF_GRACE * grace_seconds:
@@ -210,7 +234,7 @@ class WorkerStore:
             return list(await cur.fetchall())
 
     async def count_active_jobs(self, worker_patterns: list[str]) -> int:
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             row = await (await conn.execute(self.q.count_active_jobs, {"worker_patterns": worker_patterns})).fetchone()
             return int(row[0]) if row else 0
 
@@ -220,7 +244,7 @@ class WorkerStore:
         deadline = time.monotonic() + timeout
         while True:
             try:
-                async with self.pool.connection(timeout=max(0.1, deadline - time.monotonic())) as conn:
+                async with self._connection(timeout=max(0.1, deadline - time.monotonic())) as conn:
                     await conn.execute("SELECT 1")
                 return
             except psycopg.OperationalError:
@@ -245,6 +269,6 @@ class WorkerStore:
             "percents": percents,
             "messages": messages,
         }
-        async with self.pool.connection() as conn:
+        async with self._connection() as conn:
             cur = await conn.execute(self.q.update_job_progress, params)
             return {row[0] for row in await cur.fetchall()}
