@@ -402,3 +402,12 @@ def test_cli_readers_render_odd_rows(db: str, conn: psycopg.Connection) -> None:
     assert listing.returncode == 0, listing.stderr
     assert len(json.loads(listing.stdout)) == len(ids)
     assert run_cli(db, "jobs").returncode == 0
+
+
+def test_the_overview_shows_a_payload_in_any_script_as_written(api: TestClient, conn: psycopg.Connection) -> None:
+    # It showed {"t":"\u0645\u0631..."} for Arabic text, while the jobs list showed the text itself.
+    conn.execute("""INSERT INTO supaworker.jobs (type, payload) VALUES ('odd', '{"t": "مرحبا 世界 🧨"}')""")
+    api.app.state.feed.poke()
+    page = api.get("/test-worker/panels", headers=AUTH)
+    assert page.status_code == 200
+    assert "مرحبا 世界 🧨" in page.text and "\\u0645" not in page.text

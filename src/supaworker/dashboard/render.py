@@ -40,8 +40,11 @@ def clip(text: str | None, limit: int = TOOLTIP_CHARS) -> str:
 
 
 def preview(value: Any, chars: int = PREVIEW_CHARS) -> str:
-    """One line of a value: a string as it is, anything else as compact JSON, cut to `chars`."""
-    text = value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"))
+    """One line of a value: a string as it is, anything else as compact JSON (its text as written, not
+    \\u-escaped: the job's list shows the stored text so too), cut to `chars`."""
+    text = (
+        value if isinstance(value, str) else json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
+    )
     return clip(" ".join(text.split()), chars)
 
 
