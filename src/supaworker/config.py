@@ -60,7 +60,7 @@ class Settings(BaseSettings):
     log_level: str = Field("info", validation_alias=_env("LOG_LEVEL"))
     log_format: str = Field("text", validation_alias=_env("LOG_FORMAT", "SUPAWORKER_LOG_FORMAT"))
     enable_health_check: bool = Field(True, validation_alias=_env("ENABLE_HEALTH_CHECK"))
-    health_check_port: int = Field(HEALTH_CHECK_PORT, validation_alias=_env("HEALTH_CHECK_PORT"))
+    health_check_port: int = Field(HEALTH_CHECK_PORT, ge=0, le=65535, validation_alias=_env("HEALTH_CHECK_PORT"))
     health_check_host: str = Field("0.0.0.0", validation_alias=_env("HEALTH_CHECK_HOST"))
     max_concurrent_jobs: int = Field(
         MAX_CONCURRENT_JOBS,

@@ -57,6 +57,8 @@ def test_env_local_file_is_read_and_environment_wins(monkeypatch: pytest.MonkeyP
         ("SUPAWORKER_SCHEMA", "bad-name;", "plain SQL identifier"),
         ("MAX_CONCURRENT_JOBS", "0", "greater than or equal to 1"),
         ("HEALTH_CHECK_PORT", "http", "valid integer"),
+        ("HEALTH_CHECK_PORT", "70000", "less than or equal to 65535"),
+        ("HEALTH_CHECK_PORT", "-1", "greater than or equal to 0"),
         ("SUPAWORKER_POOLER_MODE", "magic", "POOLER_MODE"),
     ],
 )
