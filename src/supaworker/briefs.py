@@ -20,7 +20,7 @@ from uuid import UUID
 import psycopg
 
 from . import pipelines
-from .client import MAX_REASON_LENGTH, _store_for, insert_dependencies
+from .client import _store_for, insert_dependencies
 from .config import get_settings
 from .errors import BriefNotFound, InvalidBrief, InvalidJob, InvalidTransition
 from .job import JobRecord
@@ -29,6 +29,7 @@ from .rules import (
     DEFAULT_MAX_ATTEMPTS,
     LIST_LIMIT_MESSAGE,
     MAX_LIST_LIMIT,
+    MAX_REASON_LENGTH,
     MAX_TEXT_LENGTH,
     MAX_TITLE_LENGTH,
     MAX_USER_ID_LENGTH,
@@ -111,16 +112,18 @@ def validate_brief(*, steps: Sequence[str] | None = None, **fields: Any) -> dict
     check_text("description", description, max_length=MAX_TEXT_LENGTH, allow_blank=True, error=InvalidBrief)
     check_text("query", query, max_length=MAX_TEXT_LENGTH, error=InvalidBrief)
     if not isinstance(media_type, str) or media_type not in pipelines.MEDIA_TYPES:
-        raise InvalidBrief(f"media_type must be one of {', '.join(pipelines.MEDIA_TYPES)}, not {media_type!r}")
+        raise InvalidBrief(
+            f"media_type must be one of {', '.join(pipelines.MEDIA_TYPES)}, not {media_type!r}", field="media_type"
+        )
     if not isinstance(use_pipeline, bool):
-        raise InvalidBrief(f"use_pipeline must be true or false, not {use_pipeline!r}")
+        raise InvalidBrief(f"use_pipeline must be true or false, not {use_pipeline!r}", field="use_pipeline")
     if steps is None:
         plan = pipelines.steps_for(media_type, use_pipeline)
     else:
         try:
             plan = pipelines.check_steps(steps)
         except ValueError as exc:
-            raise InvalidBrief(str(exc)) from None
+            raise InvalidBrief(str(exc), field="steps") from None
     return {
         "user_id": user_id,
         "title": title,
@@ -179,7 +182,7 @@ def create_brief_with_job(
         steps=steps,
     )
     if options is not None and not isinstance(options, Mapping):
-        raise InvalidBrief("options must be a mapping of extra payload fields")
+        raise InvalidBrief("options must be a mapping of extra payload fields", field="options")
     if options is not None:
         try:
             check_json("options", options)
@@ -190,7 +193,7 @@ def create_brief_with_job(
         NewJob.build(row["pipeline"][0], step_payload(UUID(int=0), row, options), priority=priority,
                      max_attempts=max_attempts, queue=queue, fairness_key=fairness_key)  # fmt: skip
     except InvalidJob as exc:
-        raise InvalidBrief(str(exc)) from None
+        raise InvalidBrief(str(exc), field=exc.field) from None
     tenant = row["user_id"] if fairness_key is None else fairness_key
     if conn is None and store is None and get_settings().uses_http:
         return _create_over_rpc(row, steps, options, priority, max_attempts, queue, fairness_key)
@@ -281,9 +284,11 @@ def list_briefs(
     """Briefs newest first (without their steps), optionally of one user and in one status; page with
     `before=<created_at of the last one seen>`."""
     if status is not None and status not in BriefStatus.__members__.values():
-        raise InvalidBrief(f"status must be one of {', '.join(s.value for s in BriefStatus)}, not {status!r}")
+        raise InvalidBrief(
+            f"status must be one of {', '.join(s.value for s in BriefStatus)}, not {status!r}", field="status"
+        )
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIST_LIMIT:
-        raise InvalidBrief(LIST_LIMIT_MESSAGE)
+        raise InvalidBrief(LIST_LIMIT_MESSAGE, field="limit")
     if user_id is not None:
         check_text("user_id", user_id, max_length=MAX_USER_ID_LENGTH, error=InvalidBrief)
     rows = _store_for(conn, store).list_briefs(user_id=user_id, status=status, before=before, limit=limit, conn=conn)

@@ -23,10 +23,8 @@ from .dependencies import check_depends_on, check_parents, topological_order
 from .errors import InvalidJob, InvalidTransition, JobNotFound
 from .job import JobRecord
 from .new_job import JOB_OPTIONS, JobOptions, NewJob
-from .rules import KEY_MESSAGE, MAX_KEY_LENGTH
+from .rules import KEY_MESSAGE, MAX_KEY_LENGTH, MAX_REASON_LENGTH
 from .store import Store
-
-MAX_REASON_LENGTH = 1000
 
 _lock = threading.Lock()
 _default_store: Store | None = None
@@ -96,7 +94,9 @@ def enqueue(job: NewJob, *, conn: psycopg.Connection | None = None, store: Store
     check_briefs_exist(s, [job.brief_id], conn)
     if job.unique_key is not None:
         if job.depends_on:
-            raise InvalidJob("unique_key cannot be combined with depends_on (yet): give one or the other")
+            raise InvalidJob(
+                "unique_key cannot be combined with depends_on (yet): give one or the other", field="unique_key"
+            )
         return s.insert_unique_job(job, conn)
     if not job.depends_on:
         return s.insert_job(job, conn)

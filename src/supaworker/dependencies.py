@@ -21,21 +21,21 @@ def check_depends_on(depends_on: Any, *, allow_keys: bool = False) -> list[int |
     if depends_on is None:
         return []
     if isinstance(depends_on, str | bytes | Mapping) or not isinstance(depends_on, Iterable):
-        raise InvalidJob("depends_on must be a list of job ids")
+        raise InvalidJob("depends_on must be a list of job ids", field="depends_on")
     refs: list[int | str] = []
     for ref in depends_on:
         if isinstance(ref, bool) or not isinstance(ref, int | str):
-            raise InvalidJob(f"depends_on entries must be job ids, not {ref!r}")
+            raise InvalidJob(f"depends_on entries must be job ids, not {ref!r}", field="depends_on")
         if isinstance(ref, int) and not 1 <= ref < 2**63:
-            raise InvalidJob(f"depends_on entries must be job ids, not {ref!r}")
+            raise InvalidJob(f"depends_on entries must be job ids, not {ref!r}", field="depends_on")
         if isinstance(ref, str) and not allow_keys:
-            raise InvalidJob(f"depends_on entries must be job ids (integers), not {ref!r}")
+            raise InvalidJob(f"depends_on entries must be job ids (integers), not {ref!r}", field="depends_on")
         if isinstance(ref, str) and (not ref.strip() or len(ref) > MAX_KEY_LENGTH):
-            raise InvalidJob(DEPENDS_ON_KEY_MESSAGE)
+            raise InvalidJob(DEPENDS_ON_KEY_MESSAGE, field="depends_on")
         if ref not in refs:
             refs.append(ref)
     if len(refs) > MAX_DEPENDENCIES:
-        raise InvalidJob(f"a job may depend on at most {MAX_DEPENDENCIES} jobs, not {len(refs)}")
+        raise InvalidJob(f"a job may depend on at most {MAX_DEPENDENCIES} jobs, not {len(refs)}", field="depends_on")
     return refs
 
 
@@ -46,12 +46,15 @@ def check_parents(job_label: str, parent_ids: Sequence[int], statuses: Mapping[i
     if unknown:
         raise InvalidJob(
             f"{job_label} depends on unknown job id(s) {', '.join(map(str, unknown))}"
-            " (not in the queue: never made, pruned, or finished and moved to history)"
+            " (not in the queue: never made, pruned, or finished and moved to history)",
+            field="depends_on",
         )
     dead = [(p, statuses[p]) for p in parent_ids if statuses[p] in ("failed", "cancelled")]
     if dead:
         described = ", ".join(f"job {p} is {s}" for p, s in dead)
-        raise InvalidJob(f"{job_label} cannot depend on a job that will never complete: {described}")
+        raise InvalidJob(
+            f"{job_label} cannot depend on a job that will never complete: {described}", field="depends_on"
+        )
     return "pending" if all(statuses[p] == "completed" for p in parent_ids) else "waiting"
 
 

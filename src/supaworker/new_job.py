@@ -102,10 +102,10 @@ class NewJob:
         if unique_key is not None:
             validation.check_text("unique_key", unique_key, max_length=MAX_UNIQUE_KEY_LENGTH, allow_blank=True)
             if not unique_key:
-                raise InvalidJob(UNIQUE_KEY_MESSAGE)
+                raise InvalidJob(UNIQUE_KEY_MESSAGE, field="unique_key")
         if unique_for is not None:
             if unique_key is None:
-                raise InvalidJob("unique_for needs a unique_key")
+                raise InvalidJob("unique_for needs a unique_key", field="unique_for")
             unique_for = validation.check_seconds("unique_for", unique_for, maximum=MAX_HOLD_SECONDS, positive=True)
         brief_id = options.get("brief_id")
         if brief_id is not None and not isinstance(brief_id, UUID):

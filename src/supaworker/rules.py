@@ -44,6 +44,7 @@ MAX_TITLE_LENGTH = 500
 MAX_TEXT_LENGTH = 20_000  # a brief's description and query, as the built-in handlers bound them
 MAX_STEPS = 50  # a brief's steps are jobs; a longer list is a mistake, not a pipeline
 MAX_LIST_LIMIT = 10_000  # briefs one list_briefs call returns
+MAX_REASON_LENGTH = 1000  # why a job or brief was cancelled (the job's last_error)
 
 PRIORITY_MESSAGE = "priority must be a 32-bit integer (lower runs first)"
 MAX_ATTEMPTS_MESSAGE = "max_attempts must be an integer >= 1"
@@ -90,6 +91,7 @@ def sql_values() -> dict[str, str]:
         "max_text_length": MAX_TEXT_LENGTH,
         "max_steps": MAX_STEPS,
         "max_list_limit": MAX_LIST_LIMIT,
+        "max_reason_length": MAX_REASON_LENGTH,
         "priority_message": PRIORITY_MESSAGE,
         "max_attempts_message": MAX_ATTEMPTS_MESSAGE,
         "unique_key_message": UNIQUE_KEY_MESSAGE,

@@ -1,6 +1,6 @@
 """The SQL API of migration 0008 (create_job, create_jobs, create_brief_with_job, get_job, get_brief,
-list_briefs), called as plain SQL: it accepts and rejects exactly what the Python API does, with the same
-messages, one list of cases for both."""
+list_briefs, cancel_job, cancel_brief), called as plain SQL: it accepts and rejects exactly what the Python API
+does, with the same messages and fields, one list of cases for both."""
 
 from __future__ import annotations
 
@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from psycopg.types.json import Jsonb
 
 import supaworker
-from supaworker import pipelines
-from supaworker.briefs import create_brief_with_job, get_brief
+from supaworker import pipelines, rules
+from supaworker.briefs import cancel_brief, create_brief_with_job, get_brief, list_briefs
 from supaworker.errors import InvalidJob
 from supaworker.store import Store
 
@@ -61,7 +61,15 @@ def nested(depth: int) -> Any:
     return value
 
 
-# create_job keyword arguments that every way in refuses, each with the field the error names (None: none).
+def nested_empty(depth: int, container: type = list) -> Any:
+    """`depth` containers inside each other around nothing: the shortest document of that depth."""
+    value: Any = container()
+    for _ in range(depth - 1):
+        value = [value] if container is list else {"a": value}
+    return value
+
+
+# create_job keyword arguments that every way in refuses, each with the field the error names.
 REJECTED_JOBS: list[tuple[dict[str, Any], str | None]] = [
     ({"type": ""}, "type"),
     ({"type": "   "}, "type"),
@@ -73,6 +81,9 @@ REJECTED_JOBS: list[tuple[dict[str, Any], str | None]] = [
     ({"type": "t", "queue": None}, "queue"),
     ({"type": "t", "payload": nested(65)}, "payload"),
     ({"type": "t", "payload": {"a": nested(64)}}, "payload"),
+    ({"type": "t", "payload": nested_empty(65)}, "payload"),
+    ({"type": "t", "payload": nested_empty(66)}, "payload"),
+    ({"type": "t", "payload": nested_empty(65, dict)}, "payload"),
     ({"type": "t", "priority": 2**31}, "priority"),
     ({"type": "t", "priority": -(2**31) - 1}, "priority"),
     ({"type": "t", "priority": None}, "priority"),
@@ -90,20 +101,20 @@ REJECTED_JOBS: list[tuple[dict[str, Any], str | None]] = [
     ({"type": "t", "delay": -1}, "delay"),
     ({"type": "t", "delay": float("inf")}, "delay"),
     ({"type": "t", "delay": 100 * 365 * 86_400 + 1}, "delay"),
-    ({"type": "t", "unique_key": ""}, None),
+    ({"type": "t", "unique_key": ""}, "unique_key"),
     ({"type": "t", "unique_key": "k" * 513}, "unique_key"),
-    ({"type": "t", "unique_for": 10}, None),
+    ({"type": "t", "unique_for": 10}, "unique_for"),
     ({"type": "t", "unique_key": "k", "unique_for": 0}, "unique_for"),
     ({"type": "t", "unique_key": "k", "unique_for": 100 * 365 * 86_400 + 1}, "unique_for"),
     ({"type": "t", "brief_id": uuid.UUID(int=12345)}, "brief_id"),
-    ({"type": "t", "depends_on": [0]}, None),
-    ({"type": "t", "depends_on": [-5]}, None),
-    ({"type": "t", "depends_on": [None]}, None),
-    ({"type": "t", "depends_on": list(range(1, 1002))}, None),
-    ({"type": "t", "depends_on": [987654321]}, None),
-    ({"type": "t", "depends_on": [EXISTING, 987654321, 987654322]}, None),
-    ({"type": "t", "depends_on": [CANCELLED]}, None),
-    ({"type": "t", "depends_on": [EXISTING], "unique_key": "k"}, None),
+    ({"type": "t", "depends_on": [0]}, "depends_on"),
+    ({"type": "t", "depends_on": [-5]}, "depends_on"),
+    ({"type": "t", "depends_on": [None]}, "depends_on"),
+    ({"type": "t", "depends_on": list(range(1, 1002))}, "depends_on"),
+    ({"type": "t", "depends_on": [987654321]}, "depends_on"),
+    ({"type": "t", "depends_on": [EXISTING, 987654321, 987654322]}, "depends_on"),
+    ({"type": "t", "depends_on": [CANCELLED]}, "depends_on"),
+    ({"type": "t", "depends_on": [EXISTING], "unique_key": "k"}, "unique_key"),
 ]
 
 # ... and arguments every way in accepts, with what the job then holds.
@@ -111,6 +122,8 @@ ACCEPTED_JOBS: list[dict[str, Any]] = [
     {"type": "analysis"},
     {"type": " x ", "payload": {"video_url": "https://example.com/v.mp4"}, "priority": -(2**31)},
     {"type": "t", "payload": nested(64), "priority": 2**31 - 1, "max_attempts": 2**31 - 1, "queue": "q" * 128},
+    {"type": "t", "payload": nested_empty(64)},
+    {"type": "t", "payload": nested_empty(64, dict)},
     {"type": "t", "payload": [1, "two", None, True, 2.5], "timeout": 30 * 86_400, "delay": 0},
     {"type": "t", "payload": "just text", "run_at": datetime(1970, 1, 1, tzinfo=UTC)},
     {"type": "t", "run_at": datetime(9998, 12, 31, 23, 59, tzinfo=UTC), "delay": None},
@@ -167,9 +180,8 @@ def test_sql_create_job_rejects_what_create_job_rejects_with_the_same_error(
         supaworker.create_job(store=store, **kwargs)
     error = sql_error(conn, "create_job", JOB_ARGUMENT_TYPES, kwargs)
     assert error.sqlstate == "22023", error
+    assert (error.diag.column_name, error.diag.message_detail) == (field, f"field: {field}" if field else None)
     assert (python.value.field, stem(str(python.value))) == (field, stem(error.diag.message_primary or ""))
-    assert error.diag.column_name == field
-    assert error.diag.message_detail == (f"field: {field}" if field else None)
     assert conn.execute("SELECT count(*) FROM supaworker.jobs").fetchone() == (2,)  # only the fixture's
 
 
@@ -237,6 +249,7 @@ REJECTED_BATCHES: list[list[Any]] = [
     [{"type": "a", "max_attempts": 0}],
     [{"type": "a", "queue": 7}],
     [{"type": "a", "payload": nested(65)}],
+    [{"type": "a", "payload": nested_empty(65)}],
     [{"type": "a", "delay": 5}],
     [{"type": "a", "unique_key": "k"}],
     [{"type": "a", "key": "k"}, {"type": "b", "key": "k"}],
@@ -284,7 +297,7 @@ def test_sql_create_jobs_makes_a_graph_with_parents_before_children(conn: psycop
 
 BRIEF = {"user_id": "user-1", "title": "My Video Project", "query": "Generate a video about AI", "media_type": "video"}
 
-# create_brief_with_job keyword arguments every way in refuses, with the field named (None: none).
+# create_brief_with_job keyword arguments every way in refuses, with the field named.
 REJECTED_BRIEFS: list[tuple[dict[str, Any], str | None]] = [
     ({**BRIEF, "user_id": ""}, "user_id"),
     ({**BRIEF, "user_id": "u" * 256}, "user_id"),
@@ -293,18 +306,18 @@ REJECTED_BRIEFS: list[tuple[dict[str, Any], str | None]] = [
     ({**BRIEF, "description": "d" * 20_001}, "description"),
     ({**BRIEF, "query": " \n "}, "query"),
     ({**BRIEF, "query": None}, "query"),
-    ({**BRIEF, "media_type": "film"}, None),
-    ({**BRIEF, "media_type": None}, None),
-    ({**BRIEF, "use_pipeline": None}, None),
-    ({**BRIEF, "steps": []}, None),
-    ({**BRIEF, "steps": ["analysis", " "]}, None),
-    ({**BRIEF, "steps": ["s" * 129]}, None),
-    ({**BRIEF, "steps": ["analysis"] * 51}, None),
-    ({**BRIEF, "options": ["not", "a", "mapping"]}, None),
+    ({**BRIEF, "media_type": "film"}, "media_type"),
+    ({**BRIEF, "media_type": None}, "media_type"),
+    ({**BRIEF, "use_pipeline": None}, "use_pipeline"),
+    ({**BRIEF, "steps": []}, "steps"),
+    ({**BRIEF, "steps": ["analysis", " "]}, "steps"),
+    ({**BRIEF, "steps": ["s" * 129]}, "steps"),
+    ({**BRIEF, "steps": ["analysis"] * 51}, "steps"),
+    ({**BRIEF, "options": ["not", "a", "mapping"]}, "options"),
     ({**BRIEF, "options": {"deep": nested(64)}}, "options"),
-    ({**BRIEF, "priority": 2**31}, None),
-    ({**BRIEF, "max_attempts": 0}, None),
-    ({**BRIEF, "queue": ""}, None),
+    ({**BRIEF, "priority": 2**31}, "priority"),
+    ({**BRIEF, "max_attempts": 0}, "max_attempts"),
+    ({**BRIEF, "queue": ""}, "queue"),
 ]
 
 
@@ -326,8 +339,85 @@ def test_sql_create_brief_with_job_rejects_what_python_rejects_and_writes_nothin
         create_brief_with_job(store=store, **kwargs)
     error = sql_error(conn, "create_brief_with_job", BRIEF_ARGUMENT_TYPES, kwargs)
     assert error.sqlstate == "22023"
+    assert (error.diag.column_name, error.diag.message_detail) == (field, f"field: {field}" if field else None)
     assert (python.value.field, stem(str(python.value))) == (field, stem(error.diag.message_primary or ""))
     assert brief_counts(conn) == (0, 0, 0)
+
+
+# list_briefs keyword arguments every way in refuses, with the field named.
+REJECTED_LISTS: list[tuple[dict[str, Any], str]] = [
+    ({"status": "done"}, "status"),
+    ({"limit": 0}, "limit"),
+    ({"limit": rules.MAX_LIST_LIMIT + 1}, "limit"),
+    ({"user_id": ""}, "user_id"),
+]
+
+
+@pytest.mark.parametrize("case", REJECTED_LISTS, ids=case_id)
+def test_sql_list_briefs_rejects_what_python_rejects_with_the_same_error(
+    case: tuple[dict[str, Any], str], store: Store, conn: psycopg.Connection
+) -> None:
+    kwargs, field = case
+    with pytest.raises(InvalidJob) as python:
+        list_briefs(store=store, **kwargs)
+    types = {"status": "text", "limit": "integer", "user_id": "text"}
+    args = ", ".join(f'"{name}" => %({name})s::{types[name]}' for name in kwargs)
+    with pytest.raises(psycopg.Error) as sql:
+        conn.execute(f"SELECT supaworker.list_briefs({args})", kwargs)
+    assert sql.value.sqlstate == "22023"
+    assert (sql.value.diag.column_name, sql.value.diag.message_detail) == (field, f"field: {field}")
+    assert (python.value.field, stem(str(python.value))) == (field, stem(sql.value.diag.message_primary or ""))
+
+
+# A cancel's reason every way in refuses (client.cancel_job, briefs.cancel_brief, cancel_job(), cancel_brief()).
+REJECTED_REASONS: list[str | None] = ["", " \t", "r" * (rules.MAX_REASON_LENGTH + 1), "r" * 100_000, None]
+
+
+def reason_id(reason: str | None) -> str:
+    return "None" if reason is None else f"{len(reason)} characters {reason[:2]!r}"
+
+
+@pytest.mark.parametrize("reason", REJECTED_REASONS, ids=reason_id)
+def test_sql_cancel_job_rejects_the_reason_python_rejects_and_cancels_nothing(
+    reason: str | None, store: Store, conn: psycopg.Connection
+) -> None:
+    job_id = supaworker.create_job("t", store=store).id
+    with pytest.raises(InvalidJob) as python:
+        supaworker.cancel_job(job_id, reason, store=store)
+    with pytest.raises(psycopg.Error) as sql:
+        conn.execute("SELECT supaworker.cancel_job(%s, %s)", (job_id, reason))
+    assert sql.value.sqlstate == "22023"
+    assert (sql.value.diag.column_name, sql.value.diag.message_detail) == ("reason", "field: reason")
+    assert (python.value.field, str(python.value)) == ("reason", sql.value.diag.message_primary)
+    assert conn.execute("SELECT status::text FROM supaworker.jobs WHERE id = %s", (job_id,)).fetchone() == ("pending",)
+
+
+@pytest.mark.parametrize("reason", REJECTED_REASONS, ids=reason_id)
+def test_sql_cancel_brief_rejects_the_reason_python_rejects_and_cancels_nothing(
+    reason: str | None, store: Store, conn: psycopg.Connection
+) -> None:
+    brief_id = create_brief_with_job(store=store, **BRIEF).brief.id
+    with pytest.raises(InvalidJob) as python:
+        cancel_brief(brief_id, reason, store=store)
+    with pytest.raises(psycopg.Error) as sql:
+        conn.execute("SELECT supaworker.cancel_brief(%s, %s)", (brief_id, reason))
+    assert sql.value.sqlstate == "22023"
+    assert (sql.value.diag.column_name, sql.value.diag.message_detail) == ("reason", "field: reason")
+    assert (python.value.field, str(python.value)) == ("reason", sql.value.diag.message_primary)
+    assert conn.execute("SELECT count(*) FROM supaworker.jobs WHERE status = 'cancelled'").fetchone() == (0,)
+
+
+def test_sql_cancel_takes_a_reason_at_the_limit_as_python_does(store: Store, conn: psycopg.Connection) -> None:
+    reason = "r" * rules.MAX_REASON_LENGTH
+    python_job, sql_job = (supaworker.create_job("t", store=store).id for _ in range(2))
+    assert supaworker.cancel_job(python_job, reason, store=store) == "cancelled"
+    assert conn.execute("SELECT supaworker.cancel_job(%s, %s)::text", (sql_job, reason)).fetchone() == ("cancelled",)
+    brief_id = create_brief_with_job(store=store, **BRIEF).brief.id
+    assert conn.execute("SELECT supaworker.cancel_brief(%s, %s)", (brief_id, reason)).fetchone() == (1,)
+    rows = conn.execute(
+        "SELECT last_error FROM supaworker.jobs WHERE id = ANY (%s) OR brief_id = %s", ([python_job, sql_job], brief_id)
+    ).fetchall()
+    assert rows == [(reason,)] * 3
 
 
 @pytest.mark.parametrize("media_type", pipelines.MEDIA_TYPES)
@@ -445,7 +535,8 @@ JOB_KWARGS = st.fixed_dictionaries(
     {"type": st.just("t") | st.just("t") | TEXTS},
     optional={
         "queue": st.just("q") | TEXTS,
-        "payload": st.none() | st.sampled_from([{}, [], "x", nested(64), nested(65), {"a": nested(64)}]),
+        "payload": st.none()
+        | st.sampled_from([{}, [], "x", nested(64), nested(65), {"a": nested(64)}, nested_empty(64), nested_empty(65)]),
         "priority": st.none() | st.integers(-(2**31) - 2, 2**31 + 1) | BOUNDS_32,
         "max_attempts": st.none() | st.integers(-2, 5) | BOUNDS_32,
         "timeout": SECONDS,

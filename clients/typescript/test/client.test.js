@@ -117,7 +117,7 @@ for (const transport of TRANSPORTS) {
         ],
         [
           { type: "t", depends_on: [987654321] },
-          null,
+          "depends_on",
           "the job depends on unknown job id(s) 987654321 (not in the queue: never made, pruned, or finished and moved to history)",
         ],
       ];

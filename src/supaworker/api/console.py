@@ -14,10 +14,9 @@ from pydantic.json_schema import JsonDict
 
 from .. import controls
 from ..bulk import MAX_IDS, bulk_action
-from ..client import MAX_REASON_LENGTH
 from ..job_search import JobFilter
 from ..periodic import list_periodic_schedules, set_periodic_enabled
-from ..rules import MAX_BIGINT, MAX_TYPE_LENGTH, MAX_USER_ID_LENGTH
+from ..rules import MAX_BIGINT, MAX_REASON_LENGTH, MAX_TYPE_LENGTH, MAX_USER_ID_LENGTH
 from ..states import JobStatus
 from ..store import Store
 from .auth import reads, writes

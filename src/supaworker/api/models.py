@@ -22,9 +22,9 @@ from pydantic import (
 from pydantic.json_schema import JsonDict
 
 from .. import pipelines, rules, validation
-from ..client import MAX_REASON_LENGTH
 from ..errors import InvalidJob
 from ..new_job import NewJob
+from ..rules import MAX_REASON_LENGTH
 from .contract import JSON_VALUE_MARK, NOT_BLANK_PATTERN, STORABLE_PATTERN
 
 

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0024_history_past_infinite_finishes) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0025_sql_api_names_every_field) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -569,6 +569,7 @@ DECLARE
   v_id bigint;
   v_count integer;
 BEGIN
+  PERFORM {{schema}}.check_text('reason', p_reason, 1000);
   SELECT array_agg(j.id ORDER BY j.id) INTO v_ids FROM (
     SELECT id FROM {{schema}}.jobs
      WHERE brief_id = p_brief_id AND status IN ('waiting', 'pending', 'processing')
@@ -614,6 +615,7 @@ AS $function$
 DECLARE
   v_was {{schema}}.job_status;
 BEGIN
+  PERFORM {{schema}}.check_text('reason', p_reason, 1000);
   SELECT status INTO v_was FROM {{schema}}.jobs WHERE id = p_job_id FOR UPDATE;
   IF v_was IS NULL OR v_was NOT IN ('waiting', 'pending', 'processing') THEN
     RETURN NULL;
@@ -682,24 +684,25 @@ BEGIN
   IF check_job.unique_key IS NOT NULL THEN
     PERFORM {{schema}}.check_text('unique_key', check_job.unique_key, 512, true);
     IF check_job.unique_key = '' THEN
-      PERFORM {{schema}}.raise_invalid('unique_key must be a non-empty string of at most 512 characters');
+      PERFORM {{schema}}.raise_invalid('unique_key must be a non-empty string of at most 512 characters', 'unique_key');
     END IF;
   END IF;
   IF check_job.unique_for IS NOT NULL THEN
     IF check_job.unique_key IS NULL THEN
-      PERFORM {{schema}}.raise_invalid('unique_for needs a unique_key');
+      PERFORM {{schema}}.raise_invalid('unique_for needs a unique_key', 'unique_for');
     END IF;
     PERFORM {{schema}}.check_seconds('unique_for', check_job.unique_for, 3153600000.0, true);
   END IF;
   -- dependencies.check_depends_on
   FOREACH v_ref IN ARRAY coalesce(check_job.depends_on, '{}') LOOP
     IF v_ref IS NULL OR v_ref < 1 THEN
-      PERFORM {{schema}}.raise_invalid('depends_on entries must be job ids, not ' || coalesce(v_ref::text, 'None'));
+      PERFORM {{schema}}.raise_invalid('depends_on entries must be job ids, not ' || coalesce(v_ref::text, 'None'),
+                                       'depends_on');
     END IF;
   END LOOP;
   IF (SELECT count(DISTINCT r) FROM unnest(check_job.depends_on) r) > 1000 THEN
     PERFORM {{schema}}.raise_invalid(format('a job may depend on at most %s jobs, not %s', 1000,
-                                            (SELECT count(DISTINCT r) FROM unnest(check_job.depends_on) r)));
+                                            (SELECT count(DISTINCT r) FROM unnest(check_job.depends_on) r)), 'depends_on');
   END IF;
 END $function$;
 
@@ -769,8 +772,9 @@ CREATE OR REPLACE FUNCTION {{schema}}.check_json_depth(p_field text, p_value jso
  IMMUTABLE
 AS $function$
 BEGIN
-  -- Cheap first: a document shorter than 2 * (max + 1) characters cannot hold max + 1 nested containers.
-  IF length(p_value::text) > 2 * (p_max_depth + 1)
+  -- Cheap first: p_max_depth + 1 nested containers take at least 2 * (p_max_depth + 1) characters (all empty
+  -- arrays), so a shorter document cannot be too deep.
+  IF length(p_value::text) >= 2 * (p_max_depth + 1)
      AND jsonb_path_exists(p_value, format('strict $.**{%s to last} ? (@.type() == "object" || @.type() == "array")',
                                            p_max_depth)::jsonpath) THEN
     PERFORM {{schema}}.raise_invalid(format('%s is nested more than %s levels deep', p_field, p_max_depth), p_field);
@@ -794,14 +798,15 @@ BEGIN
   IF v_unknown IS NOT NULL THEN
     PERFORM {{schema}}.raise_invalid(format(
       '%s depends on unknown job id(s) %s (not in the queue: never made, pruned, or finished and moved to history)',
-      p_label, v_unknown));
+      p_label, v_unknown), 'depends_on');
   END IF;
   SELECT string_agg(format('job %s is %s', x.p, s.status), ', ' ORDER BY x.o) INTO v_dead
     FROM unnest(p_ids) WITH ORDINALITY AS x(p, o)
     JOIN unnest(v_ids, v_statuses) AS s(id, status) ON s.id = x.p
    WHERE s.status IN ('failed', 'cancelled');
   IF v_dead IS NOT NULL THEN
-    PERFORM {{schema}}.raise_invalid(format('%s cannot depend on a job that will never complete: %s', p_label, v_dead));
+    PERFORM {{schema}}.raise_invalid(format('%s cannot depend on a job that will never complete: %s', p_label, v_dead),
+                                     'depends_on');
   END IF;
   RETURN CASE WHEN 'completed' = ALL (coalesce(v_statuses, '{}')) THEN 'pending' ELSE 'waiting' END;
 END $function$;
@@ -1276,6 +1281,7 @@ DECLARE
   v_plan text[];
   v_step text;
   v_msg text;
+  v_field text;
   v_brief_id uuid;
   v_payload jsonb;
   v_ids bigint[];
@@ -1288,21 +1294,21 @@ BEGIN
   PERFORM {{schema}}.check_text('query', create_brief_with_job.query, 20000);
   IF create_brief_with_job.media_type IS NULL OR NOT create_brief_with_job.media_type = ANY (v_media_types) THEN
     PERFORM {{schema}}.raise_invalid(format('media_type must be one of %s, not %s', array_to_string(v_media_types, ', '),
-                                            {{schema}}.repr(create_brief_with_job.media_type)));
+                                            {{schema}}.repr(create_brief_with_job.media_type)), 'media_type');
   END IF;
   IF create_brief_with_job.use_pipeline IS NULL THEN
-    PERFORM {{schema}}.raise_invalid('use_pipeline must be true or false, not None');
+    PERFORM {{schema}}.raise_invalid('use_pipeline must be true or false, not None', 'use_pipeline');
   END IF;
   IF create_brief_with_job.steps IS NULL THEN
     v_plan := {{schema}}.brief_steps(create_brief_with_job.media_type, create_brief_with_job.use_pipeline);
   ELSE
     -- pipelines.check_steps
     IF coalesce(cardinality(create_brief_with_job.steps), 0) NOT BETWEEN 1 AND 50 THEN
-      PERFORM {{schema}}.raise_invalid('steps must hold between 1 and 50 job types');
+      PERFORM {{schema}}.raise_invalid('steps must hold between 1 and 50 job types', 'steps');
     END IF;
     FOREACH v_step IN ARRAY create_brief_with_job.steps LOOP
       IF v_step IS NULL OR {{schema}}.is_blank(v_step) OR length(v_step) > 128 THEN
-        PERFORM {{schema}}.raise_invalid('each step must be a non-empty job type of at most 128 characters, not ' || {{schema}}.repr(v_step));
+        PERFORM {{schema}}.raise_invalid('each step must be a non-empty job type of at most 128 characters, not ' || {{schema}}.repr(v_step), 'steps');
       END IF;
     END LOOP;
     v_plan := create_brief_with_job.steps;
@@ -1312,7 +1318,7 @@ BEGIN
   END IF;
   IF create_brief_with_job.options IS NOT NULL THEN
     IF jsonb_typeof(create_brief_with_job.options) <> 'object' THEN
-      PERFORM {{schema}}.raise_invalid('options must be a mapping of extra payload fields');
+      PERFORM {{schema}}.raise_invalid('options must be a mapping of extra payload fields', 'options');
     END IF;
     PERFORM {{schema}}.check_json_depth('options', create_brief_with_job.options, 64);
   END IF;
@@ -1320,8 +1326,9 @@ BEGIN
     PERFORM {{schema}}.check_job(v_plan[1], '{}', create_brief_with_job.priority, NULL, NULL,
                                  create_brief_with_job.max_attempts, NULL, create_brief_with_job.queue, NULL, NULL, NULL);
   EXCEPTION WHEN invalid_parameter_value THEN
-    GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT;
-    PERFORM {{schema}}.raise_invalid(v_msg);
+    -- The job's field (priority, max_attempts, queue) is the brief's argument of the same name.
+    GET STACKED DIAGNOSTICS v_msg = MESSAGE_TEXT, v_field = COLUMN_NAME;
+    PERFORM {{schema}}.raise_invalid(v_msg, nullif(v_field, ''));
   END;
 
   INSERT INTO {{schema}}.briefs AS b (user_id, title, description, query, media_type, use_pipeline, pipeline)
@@ -1381,7 +1388,8 @@ BEGIN
   v_run_at := coalesce(create_job.run_at, now() + make_interval(secs => coalesce(create_job.delay, 0)));
   IF create_job.unique_key IS NOT NULL THEN
     IF v_parents IS NOT NULL THEN
-      PERFORM {{schema}}.raise_invalid('unique_key cannot be combined with depends_on (yet): give one or the other');
+      PERFORM {{schema}}.raise_invalid('unique_key cannot be combined with depends_on (yet): give one or the other',
+                                       'unique_key');
     END IF;
     SELECT u.duplicate, u.job INTO v_unique
       FROM {{schema}}.insert_unique_job_v2(create_job.type, create_job.queue, create_job.priority::integer,
@@ -2131,10 +2139,10 @@ BEGIN
   IF list_briefs.status IS NOT NULL
      AND list_briefs.status NOT IN ('failed', 'cancelled', 'completed', 'processing', 'pending') THEN
     PERFORM {{schema}}.raise_invalid(format('status must be one of failed, cancelled, completed, processing, pending, '
-                                            'not %s', {{schema}}.repr(list_briefs.status)));
+                                            'not %s', {{schema}}.repr(list_briefs.status)), 'status');
   END IF;
   IF list_briefs."limit" IS NULL OR list_briefs."limit" NOT BETWEEN 1 AND 10000 THEN
-    PERFORM {{schema}}.raise_invalid('limit must be an integer between 1 and 10000');
+    PERFORM {{schema}}.raise_invalid('limit must be an integer between 1 and 10000', 'limit');
   END IF;
   IF list_briefs.user_id IS NOT NULL THEN
     PERFORM {{schema}}.check_text('user_id', list_briefs.user_id, 255);
