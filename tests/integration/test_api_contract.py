@@ -7,6 +7,7 @@ have answered 405 with the right `Allow`. /docs needs no CDN."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 
 import hypothesis
 import psycopg
@@ -16,6 +17,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from schemathesis.checks import positive_data_acceptance
 
+from supaworker import rules, validation
+from supaworker.api.contract import RUN_AT_PATTERN
+from supaworker.errors import InvalidJob
 from supaworker.store import Store
 from tests.conftest import SCHEMA
 from tests.support.api import AUTH, make_app
@@ -138,3 +142,43 @@ def test_a_whole_number_written_with_a_point_is_an_integer(store: Store) -> None
     assert (made.json()["job"]["max_attempts"], made.json()["job"]["priority"]) == (5, -2)
     assert half.status_code == 422 and half.json()["detail"][0]["field"] == "max_attempts"
     assert truth.status_code == 422 and truth.json()["detail"][0]["field"] == "max_attempts"
+
+
+# (body schema, field) the API refuses blank, with a request that sends it blank.
+BLANK_REFUSED = [
+    ("JobCreate", "type", "post", "/api/jobs", {"type": " "}),
+    ("JobCreate", "queue", "post", "/api/jobs", {"type": "t", "queue": " "}),
+    ("ControlTarget", "type", "post", "/api/controls/pause", {"type": " "}),
+    ("LimitsRequest", "type", "post", "/api/controls/limits", {"type": " "}),
+    ("PeriodicSwitch", "name", "post", "/api/periodic/enabled", {"name": " ", "enabled": True}),
+    ("BriefCreate", "query", "post", "/api/briefs", {"user_id": "u", "query": " ", "media_type": "text"}),
+    ("CancelRequest", "reason", "post", "/api/jobs/1/cancel", {"reason": " "}),
+]
+
+
+@pytest.mark.parametrize(("model", "field", "method", "path", "body"), BLANK_REFUSED)
+def test_text_refused_blank_is_documented_so(
+    store: Store, conn: psycopg.Connection, model: str, field: str, method: str, path: str, body: dict
+) -> None:
+    # A schema-valid blank reason to cancel a job answered 422: the document did not say "not blank".
+    conn.execute("INSERT INTO supaworker.jobs (type) VALUES ('t')")
+    with TestClient(make_app(store)) as client:
+        doc = client.get("/openapi.json").json()
+        answer = client.request(method, path, json=body, headers=AUTH)
+    assert answer.status_code == 422 and answer.json()["detail"][0]["field"] == field, answer.text
+    schema = doc["components"]["schemas"][model]["properties"][field]
+    patterns = [s["pattern"] for s in [schema, *schema.get("anyOf", [])] if "pattern" in s]
+    assert patterns and all(not re.search(p, " ") and re.search(p, "x") for p in patterns), schema
+
+
+def test_run_ats_documented_range_is_the_rules() -> None:
+    day = timedelta(days=1)
+    inside = [rules.MIN_RUN_AT, rules.MIN_RUN_AT + day, rules.MAX_RUN_AT - day, datetime(2030, 6, 1, tzinfo=UTC)]
+    outside = [rules.MIN_RUN_AT - day, rules.MAX_RUN_AT, datetime(158, 7, 19, tzinfo=UTC)]
+    for moment in inside:
+        assert re.search(RUN_AT_PATTERN, moment.isoformat()), moment
+        validation.check_run_at(moment)
+    for moment in outside:
+        assert not re.search(RUN_AT_PATTERN, moment.isoformat()), moment
+        with pytest.raises(InvalidJob):
+            validation.check_run_at(moment)

@@ -20,12 +20,16 @@ from ..rules import MAX_BIGINT, MAX_REASON_LENGTH, MAX_TYPE_LENGTH, MAX_USER_ID_
 from ..states import JobStatus
 from ..store import Store
 from .auth import reads, writes
+from .contract import NOT_BLANK_PATTERN
 from .jobs import poke_feed, read_store_of, store_of
 from .models import WHOLE_NUMBER, DateTimeText, StorableText
 
 router = APIRouter(prefix="/api", tags=["console"])
 
-Name = Annotated[StorableText, Field(min_length=1, max_length=MAX_TYPE_LENGTH)]
+# A type, queue or schedule name: not blank either.
+Name = Annotated[
+    StorableText, Field(min_length=1, max_length=MAX_TYPE_LENGTH, json_schema_extra={"pattern": NOT_BLANK_PATTERN})
+]
 JobIdItem = Annotated[StrictInt, Field(ge=1, le=MAX_BIGINT), WHOLE_NUMBER]
 
 

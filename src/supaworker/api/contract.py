@@ -55,6 +55,11 @@ bearer = HTTPBearer(
 STORABLE_PATTERN = r"^[^\u0000]*$"
 NOT_BLANK_PATTERN = r"^[^\u0000]*[^\s\u0000][^\u0000]*$"
 
+# run_at's range, rules.MIN_RUN_AT to before rules.MAX_RUN_AT (years 1970 to 9998), on its text: JSON Schema's
+# date-time format has no bounds. It lets one corner through: a time early on 1970-01-01 with a positive offset,
+# before the epoch in UTC.
+RUN_AT_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+
 # Marks a field's schema as any JSON value jsonb stores (`validation.check_json`); see refine_document.
 JSON_VALUE_MARK = "x-json-value"
 JSON_VALUE_SCHEMA: dict[str, Any] = {

@@ -25,7 +25,7 @@ from .. import pipelines, rules, validation
 from ..errors import InvalidJob
 from ..new_job import NewJob
 from ..rules import MAX_REASON_LENGTH
-from .contract import JSON_VALUE_MARK, NOT_BLANK_PATTERN, STORABLE_PATTERN
+from .contract import JSON_VALUE_MARK, NOT_BLANK_PATTERN, RUN_AT_PATTERN, STORABLE_PATTERN
 
 
 def _storable_text(value: str) -> str:
@@ -93,7 +93,10 @@ class JobCreate(BaseModel):
     )
 
     type: StorableText = Field(
-        min_length=1, max_length=rules.MAX_TYPE_LENGTH, description="Job type (a registered handler)."
+        min_length=1,
+        max_length=rules.MAX_TYPE_LENGTH,
+        description="Job type (a registered handler).",
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
     )
     payload: Any = Field(
         default_factory=dict,
@@ -106,6 +109,7 @@ class JobCreate(BaseModel):
         None,
         description=f"Not before this time (timezone-aware), from {rules.MIN_RUN_AT.isoformat()} "
         f"to before {rules.MAX_RUN_AT.isoformat()}.",
+        json_schema_extra={"pattern": RUN_AT_PATTERN},
     )
     delay: StrictFloat | None = Field(
         None, ge=0, le=rules.MAX_DELAY_SECONDS, description="Seconds from now before it may run."
@@ -115,7 +119,9 @@ class JobCreate(BaseModel):
         None, gt=0, le=rules.MAX_TIMEOUT_SECONDS, description="Per-attempt timeout in seconds."
     )
     brief_id: UUID | None = Field(None, description="An existing brief the job belongs to.")
-    queue: StorableText = Field("default", min_length=1, max_length=rules.MAX_TYPE_LENGTH)
+    queue: StorableText = Field(
+        "default", min_length=1, max_length=rules.MAX_TYPE_LENGTH, json_schema_extra={"pattern": NOT_BLANK_PATTERN}
+    )
     fairness_key: StorableText | None = Field(
         None,
         max_length=rules.MAX_FAIRNESS_KEY_LENGTH,
@@ -196,4 +202,9 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: StorableText = Field("cancelled by request", min_length=1, max_length=MAX_REASON_LENGTH)
+    reason: StorableText = Field(
+        "cancelled by request",
+        min_length=1,
+        max_length=MAX_REASON_LENGTH,
+        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+    )
