@@ -197,3 +197,37 @@ async def test_a_worker_whose_own_claimed_jobs_fill_a_limit_claims_again_once_id
     async with running(worker):
         await wait_until_async(lambda: len(ran) == 200, "the 200 jobs to run 20 at a time", timeout=30)
     assert sorted(ran) == sorted(set(ran))
+
+
+@pytest.mark.parametrize("scope", ["type", "queue"])
+async def test_a_pause_hands_back_the_jobs_a_worker_claimed_ahead(db: str, store: Store, scope: str) -> None:
+    # A pause stopped claims, but a worker still started the paused jobs it held claimed ahead: 1,148 of them
+    # after the pause, with --prefetch 500, across three processes.
+    registry = Registry()
+    started: list[int] = []
+    gate = asyncio.Event()
+
+    async def held(job: supaworker.Job) -> None:
+        started.append(job.id)
+        await gate.wait()
+
+    registry.register("held", held)
+    ids = supaworker.create_jobs([{"type": "held", "queue": "slow"}] * 30, store=store)
+    async with running(make_worker(db, registry, concurrency=1, prefetch=20, poll_interval_seconds=60)) as worker:
+        await wait_until_async(lambda: len(started) == 1 and len(worker.slots.queued) == 20, "a claim ahead")
+        supaworker.pause(**{scope: "held" if scope == "type" else "slow"}, store=store)  # type: ignore[arg-type]
+        await wait_until_async(lambda: not worker.slots.queued and not worker.claimer.to_release, "the hand-back")
+        with psycopg.connect(db) as c:
+            back = c.execute(
+                "SELECT count(*) FROM supaworker.jobs WHERE status = 'pending' AND attempts = 0 AND id = ANY(%s)",
+                (ids,),
+            ).fetchone()
+        assert back == (29,)  # every job but the running one, uncharged
+        gate.set()
+        await wait_until_async(status_is(db, started[0], "completed"))
+        await asyncio.sleep(0.2)
+        assert len(started) == 1  # nothing of the paused type or queue started after the pause
+        supaworker.resume(**{scope: "held" if scope == "type" else "slow"}, store=store)  # type: ignore[arg-type]
+        for job_id in ids:
+            await wait_until_async(status_is(db, job_id, "completed"))
+    assert sorted(started) == sorted(ids)

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0025_sql_api_names_every_field) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0026_pause_hands_back_claimed_jobs) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -2545,7 +2545,9 @@ BEGIN
   INSERT INTO {{schema}}.job_controls (scope, name, paused) VALUES (p_scope, p_name, p_paused)
   ON CONFLICT (scope, name) DO UPDATE SET paused = excluded.paused, updated_at = now();
   PERFORM {{schema}}.drop_empty_job_control(p_scope, p_name);
-  IF NOT p_paused THEN
+  IF p_paused THEN
+    PERFORM pg_notify({{channel}}, 'paused:' || p_scope || ':' || p_name);
+  ELSE
     PERFORM pg_notify({{channel}}, '');
   END IF;
   RETURN p_paused;

@@ -54,6 +54,8 @@ log = logging.getLogger("supaworker.worker")
 
 # NOTIFY payload on the jobs channel that asks the worker running a job to stop it (see cancel_job()).
 CANCEL_PREFIX = "cancel:"
+# `paused:<scope>:<name>`: a type or queue was paused (set_job_paused(), migration 0026).
+PAUSED_PREFIX = "paused:"
 
 
 def new_worker_id() -> str:
@@ -328,7 +330,20 @@ class Worker:
         if payload.startswith(CANCEL_PREFIX):
             with contextlib.suppress(ValueError):
                 self.slots.cancel(int(payload.removeprefix(CANCEL_PREFIX)), "job cancelled while running")
+        elif payload.startswith(PAUSED_PREFIX):
+            self._paused(*payload.removeprefix(PAUSED_PREFIX).partition(":")[::2])
         else:
+            self._wakeup.set()
+
+    def _paused(self, scope: str, name: str) -> None:
+        """A pause stops claims; the jobs of that type or queue this worker claimed ahead and has not started go
+        back too (uncharged), or it would still start them. A worker that polls (no NOTIFY behind a transaction
+        pooler) starts those it holds: at most its prefetch."""
+        held = self.slots.take_queued_of(scope, name)
+        if held:
+            log.info("paused: handing back jobs claimed ahead", extra={scope: name, "jobs": len(held)})
+            self.claimer.to_release += held
+            self._slot_freed.set()  # the claim loop hands them back at its next turn
             self._wakeup.set()
 
     # -- leases (LeaseHolder) -------------------------------------------------------------------------
@@ -383,7 +398,9 @@ class Worker:
     async def _finish_running(self) -> None:
         """Hands back jobs that never started at once, lets running jobs finish within the grace period, then
         hands back what is still running."""
-        await self._release(self.slots.take_queued())
+        # Jobs never started: the local queue's, and those a pause or a fence took out of it not yet handed back.
+        never_started, self.claimer.to_release = self.slots.take_queued() + self.claimer.to_release, []
+        await self._release(never_started)
         running = self.slots.running
         if running:
             log.info(
