@@ -1,7 +1,7 @@
 """Riding out a database that is away for a while: which errors are worth retrying, and how long to wait.
 
 `TRANSIENT_ERRORS` are what a lost connection, a restarting server, a full pool or an unreachable PostgREST
-raise; the stores raise a session a pooler ended as one too (`ended_session`). Anything else (a bad statement,
+raise; the stores raise a session a pooler ended as one too (`ended_sessions_as_lost`). Anything else (a bad statement,
 a constraint) is a bug or bad input and is never retried blindly.
 """
 
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import psycopg
@@ -27,13 +28,15 @@ class SessionEnded(psycopg.OperationalError):
     ...`. The session is gone either way; another connection may well work."""
 
 
-def ended_session(exc: psycopg.Error) -> psycopg.Error:
-    """`exc`, or a SessionEnded in its place when it ended the session (see SessionEnded)."""
-    if isinstance(exc, psycopg.OperationalError) or exc.diag.severity_nonlocalized != "FATAL":
-        return exc
-    ended = SessionEnded(str(exc).strip())
-    ended.__cause__ = exc
-    return ended
+@contextmanager
+def ended_sessions_as_lost() -> Iterator[None]:
+    """Raises an error that ended the session (see SessionEnded) as a SessionEnded; any other as it is."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        if isinstance(exc, psycopg.OperationalError) or exc.diag.severity_nonlocalized != "FATAL":
+            raise
+        raise SessionEnded(str(exc).strip()) from exc
 
 
 TRANSIENT_ERRORS: tuple[type[Exception], ...] = (

@@ -12,7 +12,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
 from ..loaders import use_lenient_loaders
-from ..retry import ended_session
+from ..retry import ended_sessions_as_lost
 from ..sql import queries_for
 
 
@@ -50,14 +50,8 @@ class StoreBase:
             return
         if self.pool is None:
             raise RuntimeError("this Store has no pool; pass conn=")
-        try:
-            with self.pool.connection() as pooled:
-                yield pooled
-        except psycopg.Error as exc:
-            ended = ended_session(exc)
-            if ended is exc:
-                raise
-            raise ended from exc
+        with ended_sessions_as_lost(), self.pool.connection() as pooled:
+            yield pooled
 
     @contextmanager
     def transaction(self, conn: psycopg.Connection | None = None) -> Iterator[psycopg.Connection]:

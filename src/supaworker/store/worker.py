@@ -13,7 +13,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from ..job import Job
-from ..retry import ended_session
+from ..retry import ended_sessions_as_lost
 from ..sql import queries_for
 from ..worker.protocol import ClaimRequest, Completions, Reachability, Rescued, RetryDelays
 
@@ -95,14 +95,9 @@ class WorkerStore:
     @contextlib.asynccontextmanager
     async def _connection(self, timeout: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         """A pooled connection; a session the server or a pooler ended is raised as one (retry.SessionEnded)."""
-        try:
+        with ended_sessions_as_lost():
             async with self.pool.connection(timeout=timeout) as conn:
                 yield conn
-        except psycopg.Error as exc:
-            ended = ended_session(exc)
-            if ended is exc:
-                raise
-            raise ended from exc
 
     async def claim_jobs(self, worker_id: str, claim: ClaimRequest) -> list[Job]:
         params = claim.params(worker_id)
