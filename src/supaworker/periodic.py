@@ -3,7 +3,8 @@
 Schedules live in the `periodic_jobs` table. The elected leader's scheduler (maintenance/scheduler.py)
 enqueues one job per tick, judged by the database clock; advancing a schedule's last tick is a
 compare-and-set in the same statement as the insert, so however many schedulers run, a tick is enqueued
-once. Cron expressions are evaluated in UTC: five fields, or six with seconds last.
+once. Cron expressions are evaluated in UTC: five fields, or six with seconds last. croniter's R (a random
+value) is refused: drawn anew at each read, it would fire at another time on every scheduler run.
 
 After downtime: ticks older than `MISSED_TICK_GRACE_SECONDS` count as missed. With `catch_up` (the
 default) one job is enqueued on return for all of them together, as a BullMQ job scheduler does (its next
@@ -13,6 +14,7 @@ cron do.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,9 +36,14 @@ from .validation import check_text
 # Longer than a leader failover (maintenance.LEADER_TTL_SECONDS), so a change of leader misses nothing.
 MISSED_TICK_GRACE_SECONDS = 60.0
 SCHEDULES_LIMIT = 500  # schedules the console and the API list at most
-# What computing the ticks of a schedule stored by plain SQL can raise: a cron croniter refuses or that never
-# fires, a last tick at the end of Python's datetime range.
+# What computing the ticks of a schedule stored by plain SQL can raise: a cron croniter refuses, that never
+# fires or that is random (RandomCron, a ValueError), a last tick at the end of Python's datetime range.
 SCHEDULE_ERRORS = (ValueError, KeyError, OverflowError, TypeError, CroniterError)
+# A field croniter reads as R, a random value drawn anew each time it reads the cron: the scheduler reads it every
+# run, so 'R * * * *' would fire at a new random minute each time (hundreds of jobs an hour, not one). croniter
+# reads the fields as runs of non-blank ASCII, in lower case. (H, a hash, needs a hash_id and is refused already.)
+_CRON_FIELD = re.compile(r"\S+", re.ASCII)
+_RANDOM_FIELD = re.compile(r"r(\(\d+-\d+\))?(/\d+)?", re.ASCII | re.IGNORECASE)
 
 
 class ScheduleOptions(TypedDict, total=False):
@@ -102,12 +109,28 @@ def validate_periodic(cron: str, *, type: str, **options: Unpack[ScheduleOptions
 def _check_cron(cron: str) -> None:
     """Raises InvalidJob unless `cron` is a cron expression that fires."""
     if not isinstance(cron, str) or not croniter.is_valid(cron) or len(cron.split()) not in (5, 6):
-        raise InvalidJob(f"cron must be a cron expression of 5 fields (or 6, seconds last), not {cron!r}")
+        raise InvalidJob(f"cron must be a cron expression of 5 fields (or 6, seconds last), not {cron!r}", field="cron")
     try:
         # Valid syntax can name a date that does not exist ('0 0 30 2 *'): croniter finds no next tick.
-        croniter(cron, datetime.now(UTC)).get_next(datetime)
+        _cron_ticks(cron, datetime.now(UTC)).get_next(datetime)
     except CroniterBadDateError:
-        raise InvalidJob(f"cron {cron!r} never fires: no date matches it") from None
+        raise InvalidJob(f"cron {cron!r} never fires: no date matches it", field="cron") from None
+    except RandomCron as exc:
+        raise InvalidJob(str(exc), field="cron") from None
+
+
+class RandomCron(ValueError):
+    """A cron with a random field (R), whose ticks change each time it is read (one of SCHEDULE_ERRORS)."""
+
+
+def _cron_ticks(cron: str, start: datetime) -> croniter:
+    """croniter's ticks of `cron` after `start`; raises RandomCron for a random field, whose ticks cannot be planned."""
+    if any(_RANDOM_FIELD.fullmatch(field) for field in _CRON_FIELD.findall(cron)):
+        raise RandomCron(
+            f"cron {cron!r} has a random field (R): it would fire at a new random time at every scheduler run;"
+            " write the minute or hour you want"
+        )
+    return croniter(cron, start)
 
 
 @dataclass(frozen=True)
@@ -127,14 +150,14 @@ def plan_ticks(
     last_tick, now = last_tick.astimezone(UTC), now.astimezone(UTC)
     start = max(last_tick, now - timedelta(seconds=grace_seconds))
     recent: list[datetime] = []
-    ticks = croniter(cron, start)
+    ticks = _cron_ticks(cron, start)
     while (tick := ticks.get_next(datetime)) <= now:
         recent.append(tick)
-    missed = croniter(cron, last_tick).get_next(datetime) <= start
+    missed = _cron_ticks(cron, last_tick).get_next(datetime) <= start
     if recent:
         return TickPlan(recent, recent[-1], int(missed))
     if missed:
-        latest_missed = croniter(cron, start + timedelta(microseconds=1)).get_prev(datetime)
+        latest_missed = _cron_ticks(cron, start + timedelta(microseconds=1)).get_prev(datetime)
         return TickPlan([latest_missed] if catch_up else [], latest_missed, 1)
     return TickPlan([], None, 0)
 
@@ -239,7 +262,7 @@ def next_tick(cron: str, last_tick: datetime) -> datetime | None:
     if isinstance(last_tick, OutOfRangeTime):
         return None  # the scheduler skips such a schedule (maintenance/scheduler.py)
     try:
-        return croniter(cron, last_tick.astimezone(UTC)).get_next(datetime)
+        return _cron_ticks(cron, last_tick.astimezone(UTC)).get_next(datetime)
     except SCHEDULE_ERRORS:
         return None
 

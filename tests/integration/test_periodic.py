@@ -68,7 +68,13 @@ def test_ticks_missed_while_all_workers_were_down_are_enqueued_once(store: Store
 
 def test_new_schedule_waits_for_its_first_tick(store: Store, conn: psycopg.Connection) -> None:
     supaworker.add_periodic_job("0 0 1 1 *", type="yearly", store=store)
-    assert PeriodicScheduler(store).run_once() == {"enqueued": 0, "skipped": 0, "lost": 0, "unreadable": 0}
+    assert PeriodicScheduler(store).run_once() == {
+        "enqueued": 0,
+        "skipped": 0,
+        "lost": 0,
+        "duplicate": 0,
+        "unreadable": 0,
+    }
     assert conn.execute("SELECT count(*) FROM supaworker.jobs").fetchone() == (0,)
 
 

@@ -24,7 +24,8 @@ SCHEDULER_INTERVAL_SECONDS = 1.0
 
 class PeriodicScheduler:
     """`run_once()` enqueues what is due and returns counts: enqueued, skipped (missed without catch-up),
-    lost (another scheduler handled the tick first), unreadable (schedules whose ticks cannot be computed)."""
+    lost (another scheduler handled the tick first), duplicate (the tick's job was there already: its unique
+    key held), unreadable (schedules whose ticks cannot be computed)."""
 
     def __init__(self, store: Store, *, grace_seconds: float = MISSED_TICK_GRACE_SECONDS) -> None:
         self.store = store
@@ -34,7 +35,7 @@ class PeriodicScheduler:
         self._unreadable: dict[str, tuple[str, str]] = {}
 
     def run_once(self) -> dict[str, int]:
-        counts = {"enqueued": 0, "skipped": 0, "lost": 0, "unreadable": 0}
+        counts = {"enqueued": 0, "skipped": 0, "lost": 0, "duplicate": 0, "unreadable": 0}
         unreadable: dict[str, tuple[str, str]] = {}
         for schedule in self.store.list_periodic_jobs():
             if not schedule["enabled"]:
@@ -55,7 +56,13 @@ class PeriodicScheduler:
                     counts["lost"] += 1
                     break
                 prev = tick
-                if enqueue:
+                if enqueue and job_id is None:
+                    counts["duplicate"] += 1
+                    log.info(
+                        "periodic tick's job already there",
+                        extra={"schedule": schedule["name"], "tick": tick.isoformat()},
+                    )
+                elif enqueue:
                     counts["enqueued"] += 1
                     log.info(
                         "periodic job enqueued",
