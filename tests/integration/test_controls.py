@@ -231,3 +231,28 @@ async def test_a_pause_hands_back_the_jobs_a_worker_claimed_ahead(db: str, store
         for job_id in ids:
             await wait_until_async(status_is(db, job_id, "completed"))
     assert sorted(started) == sorted(ids)
+
+
+async def test_a_worker_whose_listener_connects_after_a_pause_hands_back_what_it_holds(db: str, store: Store) -> None:
+    # A pause's NOTIFY reaches only a worker that listens at that moment: one whose LISTEN connection was still
+    # opening (at start, or after a lost connection) looks at the pauses once it listens.
+    registry = Registry()
+    started: list[int] = []
+    gate = asyncio.Event()
+
+    async def held(job: supaworker.Job) -> None:
+        started.append(job.id)
+        await gate.wait()
+
+    registry.register("held", held)
+    supaworker.create_jobs([{"type": "held"}] * 10, store=store)
+    async with running(make_worker(db, registry, concurrency=1, prefetch=5, poll_interval_seconds=60)) as worker:
+        await wait_until_async(lambda: len(started) == 1 and len(worker.slots.queued) == 5, "a claim ahead")
+        with psycopg.connect(db, autocommit=True) as c:  # paused without a NOTIFY, as if sent while not listening
+            c.execute("INSERT INTO supaworker.job_controls (scope, name, paused) VALUES ('type', 'held', true)")
+        worker._listening()  # what the listener calls once it listens again
+        await wait_until_async(lambda: not worker.slots.queued and not worker.claimer.to_release, "the hand-back")
+        gate.set()
+        await wait_until_async(status_is(db, started[0], "completed"))
+        await asyncio.sleep(0.2)
+    assert len(started) == 1

@@ -153,6 +153,7 @@ class Worker:
         self.claimed_once = asyncio.Event()
         self.monitor = TaskMonitor(self._task_died, stopping=self._stopping.is_set)
         self.failure: str | None = None  # why the worker stopped itself (a task died): it exits non-zero
+        self._side_tasks: set[asyncio.Task[None]] = set()  # one-off tasks, held until they are done
         self._db_trouble_at = -math.inf  # monotonic time the database last failed a statement of ours
         self.claimer = Claimer(
             self.store,
@@ -325,6 +326,18 @@ class Worker:
     def _listening(self) -> None:
         self._wakeup.set()  # anything inserted while we were not listening
         self.leases.renew_now()  # and any job cancelled meanwhile: the heartbeat finds those
+        if isinstance(self.store, WorkerStore):  # and any pause: its NOTIFY came while we were not listening
+            task = asyncio.ensure_future(self._hand_back_paused(self.store))
+            self._side_tasks.add(task)
+            task.add_done_callback(self._side_tasks.discard)
+
+    async def _hand_back_paused(self, store: WorkerStore) -> None:
+        try:
+            paused = await store.paused_controls()
+        except TRANSIENT_ERRORS:
+            return  # the listener's next connection looks again
+        for scope, name in paused:
+            self._paused(scope, name)
 
     def _notified(self, channel: str, payload: str) -> None:
         if payload.startswith(CANCEL_PREFIX):
