@@ -1,4 +1,5 @@
-"""`GET /health` for a worker or a supervisor: 200 while the database answers, 503 when it does not."""
+"""`GET /health` for a worker or a supervisor: 200 while the database answers (and a supervisor has all its
+worker processes running), 503 when it does not."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class HealthSource:
     uptime_seconds: Callable[[], float]
     ping: Callable[[float], Awaitable[None]]
     children: Callable[[], list[int]] | None = None  # a supervisor's worker processes
+    # What is wrong besides the database (a supervisor short of worker processes); None when nothing is.
+    problem: Callable[[], str | None] | None = None
 
 
 def build_app(source: HealthSource) -> Starlette:
@@ -35,6 +38,9 @@ def build_app(source: HealthSource) -> Starlette:
         body: dict[str, object] = {"worker_id": source.worker_id(), "uptime": round(source.uptime_seconds())}
         if source.children is not None:
             body["children"] = source.children()
+        problem = source.problem() if source.problem is not None else None
+        if problem:
+            return JSONResponse({"status": "unhealthy", **body, "error": problem}, status_code=503)
         try:
             ping = asyncio.ensure_future(source.ping(PING_TIMEOUT_SECONDS))
             finished, _still = await asyncio.wait({ping}, timeout=PING_TIMEOUT_SECONDS + 0.5)

@@ -28,6 +28,7 @@ from ..config import Settings
 from ..db import ConnectionProfile
 from ..registry import default_registry
 from ..store import WorkerStore
+from .main import EXIT_FORCED
 from .options import WorkerSpec
 from .stopping import FORCE_SIGNAL, STOP_SIGNAL, exit_on_stop_while_starting, hold_stops
 
@@ -180,6 +181,7 @@ class Supervisor:
         self._children: dict[int, Child] = {}
         self._forked = list(forked)  # the first children, forked before the event loop started
         self._stopping = False
+        self._stop_requested = asyncio.Event()
         self.exit_code = 0
 
     async def _spawn(self, slot: int) -> Child:
@@ -208,6 +210,10 @@ class Supervisor:
         while not self._stopping:
             proc = await self._spawn(slot)
             self._children[slot] = proc
+            if self._stopping:
+                # The stop came while the process was being started, before it was among the children the stop
+                # reached: it gets it now.
+                proc.send_signal(STOP_SIGNAL)
             began = time.monotonic()
             code = await proc.wait()
             if self._stopping:
@@ -224,7 +230,9 @@ class Supervisor:
                 "worker process died, restarting",
                 extra={"slot": slot, "pid": proc.pid, "code": code, "restart_in": delay},
             )
-            await asyncio.sleep(delay)
+            # A stop meanwhile ends the wait: there is no worker left to stop in this slot.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop_requested.wait(), delay)
             delay = min(delay * 2, RESTART_DELAY_MAX_SECONDS)
 
     def _forward(self, signum: int) -> None:
@@ -233,6 +241,7 @@ class Supervisor:
         them exit at once (FORCE_SIGNAL)."""
         first = not self._stopping
         self._stopping = True
+        self._stop_requested.set()
         sent = STOP_SIGNAL if first else FORCE_SIGNAL
         log.info(
             "forwarding signal to workers",
@@ -241,6 +250,8 @@ class Supervisor:
         for proc in self._children.values():
             if proc.returncode is None:
                 proc.send_signal(sent)
+                if not first and not self.exit_code:
+                    self.exit_code = EXIT_FORCED  # what a single worker exits with on a second signal
 
     async def run(self, held: Sequence[int] = ()) -> int:
         """Keeps the workers running until stopped; `held`: the signals received before its handlers were in
@@ -282,8 +293,20 @@ class Supervisor:
             def children() -> list[int]:
                 return sorted(p.pid for p in self._children.values() if p.returncode is None)
 
+            def problem() -> str | None:
+                # A worker that keeps dying (restarted with a growing delay) shows here, not only in the log.
+                live = len(children())
+                if self._stopping or live >= self.processes:
+                    return None
+                return f"worker processes running: {live} of {self.processes} (the others are being restarted)"
+
             source = health.HealthSource(
-                lambda: self.worker_id, active_jobs, lambda: time.monotonic() - self.started, store.ping, children
+                lambda: self.worker_id,
+                active_jobs,
+                lambda: time.monotonic() - self.started,
+                store.ping,
+                children,
+                problem,
             )
             await health.serve(source, self.settings.health_check_host, self.settings.health_check_port)
 
