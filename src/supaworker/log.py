@@ -52,5 +52,6 @@ def configure_logging(level: str = "info", fmt: str = "text") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Library chatter stays at warning unless we are debugging.
-    for noisy in ("psycopg", "psycopg.pool", "uvicorn", "uvicorn.access", "uvicorn.error"):
+    # httpx logs every request at INFO: an HTTP worker's every poll.
+    for noisy in ("psycopg", "psycopg.pool", "uvicorn", "uvicorn.access", "uvicorn.error", "httpx", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.DEBUG if level == "debug" else logging.WARNING)

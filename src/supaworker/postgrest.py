@@ -20,6 +20,7 @@ from typing import Any, Literal
 from uuid import UUID
 
 import httpx
+import psycopg
 
 from .config import Settings
 from .errors import ConfigError, DatabaseUnavailable, MigrationError, SupaworkerError
@@ -38,6 +39,18 @@ TRANSIENT_STATUSES = frozenset({502, 503, 504, 520, 521, 522, 523, 524})
 
 class PostgrestError(SupaworkerError):
     """PostgREST refused a call for a reason retrying will not fix."""
+
+
+def transient_sqlstate(code: object) -> bool:
+    """Whether a PostgreSQL error PostgREST passed on (as a 500, mostly) is one the Postgres worker retries:
+    psycopg's OperationalError classes (a statement or lock timeout, a deadlock, a serialization failure, an
+    administrator's shutdown). Over HTTP they are no more final than over a direct connection."""
+    if not isinstance(code, str) or len(code) != 5 or code.startswith("PGRST"):
+        return False
+    try:
+        return issubclass(psycopg.errors.lookup(code), psycopg.OperationalError)
+    except KeyError:
+        return False
 
 
 def jwt_role(key: str) -> str | None:
@@ -148,8 +161,9 @@ class PostgrestWorkerStore:
         code = body.get("code") if isinstance(body, dict) else None
         message = (body.get("message") if isinstance(body, dict) else None) or response.text[:300]
         where = f"PostgREST {self.rest_url}/rpc/{function}"
-        if response.status_code in TRANSIENT_STATUSES:
-            return DatabaseUnavailable(f"{where} answered {response.status_code}: {message}")
+        if response.status_code in TRANSIENT_STATUSES or transient_sqlstate(code):
+            status = f"{response.status_code} {code}" if code else str(response.status_code)
+            return DatabaseUnavailable(f"{where} answered {status}: {message}")
         if code == "PGRST106":
             return ConfigError(
                 f"{where}: schema {self.schema!r} is not exposed ({message}); add it to the exposed schemas "
@@ -159,6 +173,11 @@ class PostgrestWorkerStore:
             return MigrationError(
                 f"{where}: function not found ({message}); run `supaworker migrate` and make sure PostgREST "
                 "reloaded its schema cache (NOTIFY pgrst, 'reload schema')"
+            )
+        if code in ("PGRST301", "PGRST302"):
+            return ConfigError(
+                f"{where} refused SUPABASE_SERVICE_ROLE_KEY ({response.status_code} {code}: {message}): the key "
+                "expired, or was replaced (a new JWT secret); set it to the project's current service_role key"
             )
         if response.status_code in (401, 403) or code == "42501":
             return ConfigError(
@@ -195,7 +214,14 @@ class PostgrestWorkerStore:
         jobs = sorted((job_from_row(row, worker_id) for row in rows or []), key=lambda job: job._claim_seq)
         if jobs:
             # The rows do not say which jobs have parents whose results they need: one more call per batch.
-            with_parents = set(await self.rpc("jobs_with_parents", {"p_ids": [job.id for job in jobs]}) or [])
+            try:
+                with_parents = set(await self.rpc("jobs_with_parents", {"p_ids": [job.id for job in jobs]}) or [])
+            except DatabaseUnavailable as exc:
+                # The jobs are this worker's now, and nothing rescues a live worker's own jobs: raising here left
+                # them `processing` for good. Each asks for its parents' results itself (retried, and empty for
+                # a job without parents) before it runs.
+                log.warning("looking for the jobs' parents failed, each job looks itself", extra={"error": str(exc)})
+                with_parents = {job.id for job in jobs}
             for job in jobs:
                 job.has_parents = job.id in with_parents
         return jobs
@@ -211,6 +237,11 @@ class PostgrestWorkerStore:
 
     async def stop_waiting_for_jobs(self, worker_id: str) -> None:
         await self.rpc("stop_waiting_for_jobs", {"p_worker_id": worker_id})
+
+    async def rate_window_reopens(self, types: list[str]) -> float | None:
+        # No SQL function answers this by the database clock, and this host's clock may differ from it: an
+        # idle HTTP worker looks again after its poll interval, as it would without rate limits.
+        return None
 
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         rows = await self.rpc("upstream_results", {"p_job_id": job_id})

@@ -46,6 +46,26 @@ async def test_a_result_postgres_cannot_store_fails_only_its_own_job(db: str, st
     assert all(job_row(db, job.id)["result"] == {"ok": True} for job in good)
 
 
+async def test_a_bare_int_result_json_cannot_write_fails_only_its_own_job(db: str, store: Store) -> None:
+    # A bare int skipped the result check: one of more than 4,300 digits then failed json.dumps in the
+    # completer, which stopped the worker with the completions of every job in its batch.
+    registry = Registry()
+    registry.register("huge", lambda job: 10**5000)
+    registry.register("big", lambda job: -(2**80))
+    registry.register("good", lambda job: 7)
+    huge = supaworker.create_job("huge", max_attempts=1, store=store)
+    big = supaworker.create_job("big", store=store)
+    good = [supaworker.create_job("good", store=store) for _ in range(5)]
+    async with running(make_worker(db, registry)) as worker:
+        for job in (huge, big, *good):
+            await wait_until_async(status_is(db, job.id, "completed", "failed"))
+        assert worker.failure is None
+    assert job_row(db, huge.id)["status"] == "failed"
+    assert "4300 digits" in job_row(db, huge.id)["last_error"] or "4,300" in job_row(db, huge.id)["last_error"]
+    assert job_row(db, big.id)["result"] == -(2**80)
+    assert all(job_row(db, job.id)["result"] == 7 for job in good)
+
+
 async def test_an_error_text_with_nul_is_stored_visibly(db: str, store: Store) -> None:
     registry = Registry()
 

@@ -34,6 +34,12 @@ def describe_error(exc: BaseException) -> str:
     return storable_text((head + ("\n" + tail if tail else ""))[:MAX_ERROR_CHARS])
 
 
+def _small_int(value: Any) -> bool:
+    """An int any JSON writer takes as it is (no check needed): one of more than 4,300 digits makes json.dumps
+    fail, in the completer, for every job of its batch."""
+    return isinstance(value, int) and -(2**64) < value < 2**64
+
+
 def _unreadable(job: Job) -> str | None:
     """Why the job's payload, or an upstream step's result, cannot be given to its handler (see loaders.py)."""
     if isinstance(job.payload, UnreadableJson):
@@ -76,7 +82,7 @@ class Executor:
         except Exception as exc:
             return Outcome(False, perf_counter() - started, error=describe_error(exc))
         duration = perf_counter() - started
-        if result is not None and not isinstance(result, int | bool):
+        if result is not None and not isinstance(result, bool) and not _small_int(result):
             # What jsonb would refuse (NUL, lone surrogates, NaN, over-deep nesting) fails this attempt here,
             # with the reason, instead of the batch of completions it would be written with.
             try:
