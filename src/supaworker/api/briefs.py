@@ -16,9 +16,9 @@ from starlette.concurrency import run_in_threadpool
 from .. import briefs, rules
 from ..errors import BriefNotFound, InvalidBrief
 from .auth import reads, session_user, writes
-from .contract import EVENT_STREAM_RESPONSE, NOT_BLANK_PATTERN, error_responses, event_stream
+from .contract import EVENT_STREAM_RESPONSE, error_responses, event_stream
 from .jobs import poke_feed, read_store_of, store_of
-from .models import BriefCreate, CancelRequest, DateTimeText, StorableText
+from .models import BriefCreate, CancelRequest, DateTimeText, NonBlankText
 
 router = APIRouter(prefix="/api/briefs", tags=["briefs"])
 
@@ -72,10 +72,7 @@ def create_brief(request: Request, body: BriefCreate) -> dict[str, Any]:
 @reads(router, "", "Briefs, newest first", 400)
 def list_briefs(
     request: Request,
-    user_id: Annotated[
-        StorableText | None,
-        Query(min_length=1, max_length=rules.MAX_USER_ID_LENGTH, json_schema_extra={"pattern": NOT_BLANK_PATTERN}),
-    ] = None,
+    user_id: Annotated[NonBlankText | None, Query(min_length=1, max_length=rules.MAX_USER_ID_LENGTH)] = None,
     status: str | None = Query(
         None,
         description=f"One of {', '.join(s.value for s in briefs.BriefStatus)}.",

@@ -20,16 +20,12 @@ from ..rules import MAX_BIGINT, MAX_REASON_LENGTH, MAX_TYPE_LENGTH, MAX_USER_ID_
 from ..states import JobStatus
 from ..store import Store
 from .auth import reads, writes
-from .contract import NOT_BLANK_PATTERN
 from .jobs import poke_feed, read_store_of, store_of
-from .models import WHOLE_NUMBER, DateTimeText, StorableText
+from .models import WHOLE_NUMBER, DateTimeText, NonBlankText, StorableText
 
 router = APIRouter(prefix="/api", tags=["console"])
 
-# A type, queue or schedule name: not blank either.
-Name = Annotated[
-    StorableText, Field(min_length=1, max_length=MAX_TYPE_LENGTH, json_schema_extra={"pattern": NOT_BLANK_PATTERN})
-]
+Name = Annotated[NonBlankText, Field(min_length=1, max_length=MAX_TYPE_LENGTH)]  # a type, queue or schedule
 JobIdItem = Annotated[StrictInt, Field(ge=1, le=MAX_BIGINT), WHOLE_NUMBER]
 
 

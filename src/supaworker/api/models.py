@@ -37,6 +37,8 @@ def _storable_text(value: str) -> str:
 
 # A string PostgreSQL can store (no NUL, no lone surrogate): the body's strings and the query parameters.
 StorableText = Annotated[str, AfterValidator(_storable_text), Field(json_schema_extra={"pattern": STORABLE_PATTERN})]
+# The same, for text the API (or the function it calls) refuses blank: the document says so too.
+NonBlankText = Annotated[StorableText, Field(json_schema_extra={"pattern": NOT_BLANK_PATTERN})]
 
 
 def _whole_number(value: Any) -> Any:
@@ -92,11 +94,8 @@ class JobCreate(BaseModel):
         },
     )
 
-    type: StorableText = Field(
-        min_length=1,
-        max_length=rules.MAX_TYPE_LENGTH,
-        description="Job type (a registered handler).",
-        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+    type: NonBlankText = Field(
+        min_length=1, max_length=rules.MAX_TYPE_LENGTH, description="Job type (a registered handler)."
     )
     payload: Any = Field(
         default_factory=dict,
@@ -119,9 +118,7 @@ class JobCreate(BaseModel):
         None, gt=0, le=rules.MAX_TIMEOUT_SECONDS, description="Per-attempt timeout in seconds."
     )
     brief_id: UUID | None = Field(None, description="An existing brief the job belongs to.")
-    queue: StorableText = Field(
-        "default", min_length=1, max_length=rules.MAX_TYPE_LENGTH, json_schema_extra={"pattern": NOT_BLANK_PATTERN}
-    )
+    queue: NonBlankText = Field("default", min_length=1, max_length=rules.MAX_TYPE_LENGTH)
     fairness_key: StorableText | None = Field(
         None,
         max_length=rules.MAX_FAIRNESS_KEY_LENGTH,
@@ -157,20 +154,12 @@ class BriefCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: StorableText = Field(
-        min_length=1,
-        max_length=rules.MAX_USER_ID_LENGTH,
-        description="Who the brief is for.",
-        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
+    user_id: NonBlankText = Field(
+        min_length=1, max_length=rules.MAX_USER_ID_LENGTH, description="Who the brief is for."
     )
     title: StorableText = Field("", max_length=rules.MAX_TITLE_LENGTH)
     description: StorableText = Field("", max_length=rules.MAX_TEXT_LENGTH)
-    query: StorableText = Field(
-        min_length=1,
-        max_length=rules.MAX_TEXT_LENGTH,
-        description="What to make.",
-        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
-    )
+    query: NonBlankText = Field(min_length=1, max_length=rules.MAX_TEXT_LENGTH, description="What to make.")
     media_type: str = Field(
         description=f"One of {', '.join(pipelines.MEDIA_TYPES)}.",
         json_schema_extra={"enum": list(pipelines.MEDIA_TYPES)},
@@ -202,9 +191,4 @@ class CancelRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: StorableText = Field(
-        "cancelled by request",
-        min_length=1,
-        max_length=MAX_REASON_LENGTH,
-        json_schema_extra={"pattern": NOT_BLANK_PATTERN},
-    )
+    reason: NonBlankText = Field("cancelled by request", min_length=1, max_length=MAX_REASON_LENGTH)

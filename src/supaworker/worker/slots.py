@@ -86,9 +86,7 @@ class Slots:
     def take_queued_of(self, scope: str, name: str) -> list[Job]:
         """Takes the queued jobs of a type (`scope` "type") or a queue ("queue") out of the local queue."""
         taken = [job for job in self.queued if (job.type if scope == "type" else job.queue) == name]
-        if taken:
-            ids = {job.id for job in taken}
-            self.queued = deque(job for job in self.queued if job.id not in ids)
+        self.drop({job.id for job in taken})
         return taken
 
     def drop(self, ids: set[int]) -> None:
