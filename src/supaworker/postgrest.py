@@ -238,11 +238,6 @@ class PostgrestWorkerStore:
     async def stop_waiting_for_jobs(self, worker_id: str) -> None:
         await self.rpc("stop_waiting_for_jobs", {"p_worker_id": worker_id})
 
-    async def rate_window_reopens(self, types: list[str]) -> float | None:
-        # No SQL function answers this by the database clock, and this host's clock may differ from it: an
-        # idle HTTP worker looks again after its poll interval, as it would without rate limits.
-        return None
-
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         rows = await self.rpc("upstream_results", {"p_job_id": job_id})
         return [(row["id"], row["type"], row["result"], row["depth"]) for row in rows or []]

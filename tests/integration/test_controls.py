@@ -256,15 +256,3 @@ async def test_a_worker_whose_listener_connects_after_a_pause_hands_back_what_it
         await wait_until_async(status_is(db, started[0], "completed"))
         await asyncio.sleep(0.2)
     assert len(started) == 1
-
-
-async def test_an_idle_worker_looks_again_when_a_rate_window_opens(db: str, store: Store) -> None:
-    # Nothing notifies a worker that a rate window opened: it waited its poll interval, so a window shorter than
-    # that drained slower than the rate (25 per 0.5 s under a 1 s poll: 300 jobs in 11.4 s, not 6).
-    registry = Registry()
-    registry.register("metered", lambda job: None)
-    ids = supaworker.create_jobs([{"type": "metered"}] * 20, store=store)
-    supaworker.set_limits("metered", rate_limit=5, rate_period=0.3, store=store)
-    async with running(make_worker(db, registry, poll_interval_seconds=60)):  # a poll would take a minute
-        for job_id in ids:
-            await wait_until_async(status_is(db, job_id, "completed"), "four windows of five jobs")

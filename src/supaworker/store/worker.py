@@ -228,11 +228,6 @@ class WorkerStore:
             cur = await conn.execute(self.q.rescue_expired_jobs, params)
             return list(await cur.fetchall())
 
-    async def rate_window_reopens(self, types: list[str]) -> float | None:
-        async with self._connection() as conn:
-            row = await (await conn.execute(self.q.rate_window_reopens, {"types": types})).fetchone()
-            return None if row is None or row[0] is None else max(0.0, float(row[0]))
-
     async def paused_controls(self) -> list[tuple[str, str]]:
         """(scope, name) of every paused type and queue."""
         async with self._connection() as conn:

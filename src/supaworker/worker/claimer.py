@@ -43,8 +43,6 @@ ACTIVE_POLL_SECONDS = 0.002
 # How long a worker's "I wait" holds, in poll intervals (renewed at each), plus a margin for a slow round trip.
 WAITING_FOR_POLLS = 2
 WAITING_MARGIN_SECONDS = 1.0
-# A look at a rate window that just opened, by the database clock: this much after it.
-RATE_WINDOW_MARGIN_SECONDS = 0.005
 
 
 class Claimer:
@@ -160,7 +158,7 @@ class Claimer:
         sleeps until a NOTIFY or the poll interval, renewing what it said once per interval."""
         poll = self.options.poll_interval_seconds
         if not self.listen:
-            await self._wait_for_work(await self._next_look(poll))  # behind a transaction pooler, polling is all
+            await self._wait_for_work(poll)  # behind a transaction pooler polling is all there is
         elif claimed >= FLOW_JOBS:
             if self.waiting:
                 await self.stop_waiting()
@@ -169,13 +167,7 @@ class Claimer:
             await self.store.wait_for_jobs(self.worker_id, WAITING_FOR_POLLS * poll + WAITING_MARGIN_SECONDS)
             self.waiting, self._renew_waiting_at = True, time.monotonic() + poll
         else:
-            await self._wait_for_work(await self._next_look(poll))
-
-    async def _next_look(self, poll: float) -> float:
-        """How long an idle worker waits for a NOTIFY: the poll interval, or until an exhausted rate window of
-        its types opens again, if sooner (nothing notifies that)."""
-        reopens = await self.store.rate_window_reopens(self.types)
-        return poll if reopens is None else min(poll, reopens + RATE_WINDOW_MARGIN_SECONDS)
+            await self._wait_for_work(poll)
 
     async def stop_waiting(self) -> None:
         await self.store.stop_waiting_for_jobs(self.worker_id)

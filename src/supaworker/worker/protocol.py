@@ -77,9 +77,6 @@ class WorkerQueries(Protocol):
     async def stop_waiting_for_jobs(self, worker_id: str) -> None:
         """The worker found work (or stops): enqueues need not NOTIFY for it."""
 
-    async def rate_window_reopens(self, types: list[str]) -> float | None:
-        """Seconds until the first exhausted rate window of these types opens again (None: none is)."""
-
     async def upstream_results(self, job_id: int) -> list[tuple[int, str, Any, int]]:
         """(id, type, result, depth) of every completed ancestor of a job, nearest last."""
 
