@@ -307,12 +307,19 @@ class PostgrestWorkerStore:
         return {int(i) for i in released or []}
 
     async def rescue_expired_jobs(
-        self, *, worker_id: str | None, limit: int, delays: RetryDelays, grace_seconds: float
+        self,
+        *,
+        worker_id: str | None,
+        held: list[int] | None,
+        limit: int,
+        delays: RetryDelays,
+        grace_seconds: float,
     ) -> list[Rescued]:
         rows = await self.rpc(
-            "rescue_expired_jobs_v2",
+            "rescue_expired_jobs_v3",
             {
                 "p_worker_id": worker_id,
+                "p_held": held,
                 "p_limit": limit,
                 "p_retry_base_seconds": delays.base_seconds,
                 "p_retry_cap_seconds": delays.cap_seconds,

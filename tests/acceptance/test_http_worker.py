@@ -191,6 +191,25 @@ async def test_a_key_without_a_role_claim_is_refused_with_a_clear_error(supa: tu
     await store.close()
 
 
+async def test_a_claim_whose_answer_was_lost_comes_back_to_its_worker_uncharged(supa: tuple[str, PostgREST]) -> None:
+    # A gateway timeout after the claim committed: the worker never received these jobs, and was alone.
+    url, server = supa
+    ids = enqueue_effects(url, 3)
+    store = PostgrestWorkerStore(server.url, key("service_role"), SCHEMA)
+    try:
+        await store.claim_jobs("alone", ClaimRequest(5, lease_seconds=0.1, start=5))  # its answer "lost"
+        await asyncio.sleep(0.3)
+        delays = RetryDelays(0, 0)
+        assert (
+            await store.rescue_expired_jobs(worker_id="alone", held=None, limit=10, delays=delays, grace_seconds=0)
+            == []
+        )
+        rescued = await store.rescue_expired_jobs(worker_id="alone", held=[], limit=10, delays=delays, grace_seconds=0)
+        assert sorted((r[0], r[2], r[3], r[5]) for r in rescued) == [(i, 0, "pending", False) for i in sorted(ids)]
+    finally:
+        await store.close()
+
+
 async def test_a_late_http_completion_is_fenced_out(supa: tuple[str, PostgREST]) -> None:
     url, server = supa
     (job_id,) = enqueue_effects(url, 1)
@@ -199,7 +218,7 @@ async def test_a_late_http_completion_is_fenced_out(supa: tuple[str, PostgREST])
         (job,) = await store.claim_jobs("slow-worker", ClaimRequest(5, lease_seconds=0.1))
         await asyncio.sleep(0.3)  # the lease runs out (the database clock decides)
         rescued = await store.rescue_expired_jobs(
-            worker_id="fast-worker", limit=10, delays=RetryDelays(0, 0), grace_seconds=0
+            worker_id="fast-worker", held=[], limit=10, delays=RetryDelays(0, 0), grace_seconds=0
         )
         assert [(r[0], r[3], r[4]) for r in rescued] == [(job_id, "pending", "slow-worker")]
         (again,) = await store.claim_jobs("fast-worker", ClaimRequest(5, lease_seconds=30))

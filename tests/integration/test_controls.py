@@ -233,6 +233,52 @@ async def test_a_pause_hands_back_the_jobs_a_worker_claimed_ahead(db: str, store
     assert sorted(started) == sorted(ids)
 
 
+async def test_a_pause_and_resume_made_with_plain_sql_reach_the_workers(db: str, store: Store) -> None:
+    # Only set_job_paused() notified: an UPDATE of job_controls left the claimed-ahead jobs to start, and a resume
+    # so made waited for the workers' next poll.
+    registry = Registry()
+    started: list[int] = []
+    gate = asyncio.Event()
+
+    async def held(job: supaworker.Job) -> None:
+        started.append(job.id)
+        await gate.wait()
+
+    registry.register("held", held)
+    ids = supaworker.create_jobs([{"type": "held"}] * 10, store=store)
+    supaworker.set_limits("held", max_running=100, store=store)  # the row the UPDATE below changes
+    async with running(make_worker(db, registry, concurrency=1, prefetch=5, poll_interval_seconds=120)) as worker:
+        await wait_until_async(lambda: len(started) == 1 and len(worker.slots.queued) == 5, "a claim ahead")
+        with psycopg.connect(db, autocommit=True) as c:
+            c.execute("UPDATE supaworker.job_controls SET paused = true WHERE scope = 'type' AND name = 'held'")
+        await wait_until_async(lambda: not worker.slots.queued and not worker.claimer.to_release, "the hand-back")
+        gate.set()
+        await wait_until_async(status_is(db, started[0], "completed"))
+        await asyncio.sleep(0.2)
+        assert len(started) == 1
+        with psycopg.connect(db, autocommit=True) as c:  # polls are 120 s apart: only a NOTIFY wakes it in time
+            c.execute("DELETE FROM supaworker.job_controls WHERE scope = 'type' AND name = 'held'")
+        for job_id in ids:
+            await wait_until_async(status_is(db, job_id, "completed"), timeout=10)
+    assert sorted(started) == sorted(ids)
+
+
+def test_only_a_change_of_paused_notifies(conn: psycopg.Connection) -> None:
+    conn.execute("LISTEN supaworker_jobs")
+
+    def heard() -> list[str]:
+        return [n.payload for n in conn.notifies(timeout=0.3, stop_after=10)]
+
+    conn.execute("INSERT INTO supaworker.job_controls (scope, name, paused) VALUES ('queue', 'q:1', true)")
+    assert heard() == ["paused:queue:q:1"]
+    conn.execute("UPDATE supaworker.job_controls SET updated_at = now()")  # not a change of `paused`
+    conn.execute("UPDATE supaworker.job_controls SET paused = true")  # paused already
+    assert heard() == []
+    conn.execute("SELECT supaworker.set_job_paused('queue', 'q:1', false)")
+    assert heard() == [""]
+    assert conn.execute("SELECT count(*) FROM supaworker.job_controls").fetchone() == (0,)
+
+
 async def test_a_worker_whose_listener_connects_after_a_pause_hands_back_what_it_holds(db: str, store: Store) -> None:
     # A pause's NOTIFY reaches only a worker that listens at that moment: one whose LISTEN connection was still
     # opening (at start, or after a lost connection) looks at the pauses once it listens.
@@ -248,7 +294,8 @@ async def test_a_worker_whose_listener_connects_after_a_pause_hands_back_what_it
     supaworker.create_jobs([{"type": "held"}] * 10, store=store)
     async with running(make_worker(db, registry, concurrency=1, prefetch=5, poll_interval_seconds=60)) as worker:
         await wait_until_async(lambda: len(started) == 1 and len(worker.slots.queued) == 5, "a claim ahead")
-        with psycopg.connect(db, autocommit=True) as c:  # paused without a NOTIFY, as if sent while not listening
+        with psycopg.connect(db) as c:  # paused without a NOTIFY (triggers off), as if sent while not listening
+            c.execute("SET LOCAL session_replication_role = replica")
             c.execute("INSERT INTO supaworker.job_controls (scope, name, paused) VALUES ('type', 'held', true)")
         worker._listening()  # what the listener calls once it listens again
         await wait_until_async(lambda: not worker.slots.queued and not worker.claimer.to_release, "the hand-back")

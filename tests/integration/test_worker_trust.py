@@ -134,6 +134,66 @@ def test_a_rescuer_never_takes_its_own_workers_jobs(conn: psycopg.Connection, st
     assert rescue(conn, "someone-else") == [(job.id, "pending", 1, True)]
 
 
+def rescue_v3(conn: psycopg.Connection, rescuer: str, held: list[int] | None) -> list[tuple[Any, ...]]:
+    return conn.execute(
+        "SELECT id, status::text, attempts, started FROM supaworker.rescue_expired_jobs_v3(%s, %s, 100, 0, 0, 0)",
+        (rescuer, held),
+    ).fetchall()
+
+
+def test_a_rescuer_hands_back_its_own_expired_jobs_it_does_not_hold_uncharged(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    # A claim whose answer was lost: the rows say `me`, started as far as the marks go, but `me` never had them.
+    ids = [supaworker.create_job("t", max_attempts=1, store=store).id for _ in range(4)]
+    claim(conn, "me", limit=4, start=2)
+    conn.execute("SELECT supaworker.record_job_starts('me', 4)")  # a later claim reused these places
+    conn.execute("UPDATE supaworker.jobs SET lease_expires_at = now() - interval '1 s' WHERE id = ANY (%s)", (ids[1:],))
+    assert rescue_v3(conn, "me", None) == []  # NULL: none of its own, as v2
+    rescued = sorted(rescue_v3(conn, "me", [ids[0], ids[1]]))  # it holds the first two; the first is not expired
+    assert rescued == [(ids[2], "pending", 0, False), (ids[3], "pending", 0, False)]
+    rows = conn.execute(
+        "SELECT status::text, attempts, errors, worker_id, handed_back FROM supaworker.jobs WHERE id = ANY (%s)"
+        " ORDER BY id",
+        (ids,),
+    ).fetchall()
+    assert rows == [("processing", 1, [], "me", 0)] * 2 + [("pending", 0, [], None, 1)] * 2
+    # The caller is alive: its start marks stay, though it has no expired job left.
+    assert conn.execute("SELECT started_through FROM supaworker.worker_starts WHERE worker_id = 'me'").fetchone() == (
+        4,
+    )
+    # Another worker's expired jobs are rescued by v3 as by v2, charged when started.
+    expire(conn)
+    assert sorted(rescue_v3(conn, "other", [])) == [(ids[0], "failed", 1, True), (ids[1], "failed", 1, True)]
+
+
+async def test_a_lone_worker_gets_back_the_jobs_of_a_claim_whose_answer_it_lost(db: str, store: Store) -> None:
+    # Found over PostgREST: a gateway timeout after the claim had committed left 20 of 20 jobs `processing` for
+    # good under a worker running alone (a rescuer never took its own worker's jobs). Played here by making the
+    # worker's first claim in SQL, as the lost one did: its id, the first places of its claim sequence (which
+    # its next claims then reuse, and its start marks cover), the first five marked started.
+    registry = Registry()
+    ran: list[int] = []
+    registry.register("t", lambda job: ran.append(job.id))
+    lease = 1.5
+    lost = [supaworker.create_job("t", store=store).id for _ in range(20)]
+    with psycopg.connect(db, autocommit=True) as c:
+        claimed = c.execute(
+            "SELECT id FROM supaworker.claim_jobs_v2('w-lost', NULL, 20, %s, NULL, 5, 0)", (lease,)
+        ).fetchall()
+    assert sorted(r[0] for r in claimed) == lost
+    received = [supaworker.create_job("t", store=store).id for _ in range(10)]
+    async with running(make_worker(db, registry, lease_seconds=lease, worker_id="w-lost")):
+        for job_id in lost + received:
+            await wait_until_async(status_is(db, job_id, "completed"), timeout=15)
+    assert sorted(ran) == sorted(lost + received)  # each ran once
+    with psycopg.connect(db) as c:
+        rows = c.execute(
+            "SELECT attempts, errors, handed_back FROM supaworker.jobs WHERE id = ANY (%s)", (lost,)
+        ).fetchall()
+    assert rows == [(1, [], 1)] * 20  # never charged for the lost claim
+
+
 def test_nothing_is_rescued_in_the_first_grace_after_the_server_started(conn: psycopg.Connection, store: Store) -> None:
     supaworker.create_job("t", store=store)
     claim(conn, "w", limit=1, start=1)

@@ -30,12 +30,15 @@ FAST = {
 }
 
 
-def make_worker(db: str, registry: Registry, *, listen: bool = True, **options: Any) -> Worker:
+def make_worker(
+    db: str, registry: Registry, *, listen: bool = True, worker_id: str | None = None, **options: Any
+) -> Worker:
     return Worker(
         ConnectionProfile(db, transaction_pooler=not listen),
         "supaworker",
         registry,
         WorkerOptions(**{**FAST, **options}),
+        worker_id=worker_id,
     )
 
 

@@ -4,7 +4,8 @@ backoff) or to `failed` when its attempts are used up.
 Every worker runs a rescuer (the statement is cheap and skips rows another rescuer holds). A rescue charges
 an attempt only to a job whose handler had started; one that was merely claimed ahead goes back uncharged
 (see `record_job_starts` in `sql/schema.sql`). The database side also waits a lease after the server
-started, and never rescues the rescuing worker's own jobs; this side adds the worker's own view: after
+started, and of the rescuing worker's own jobs takes only those it does not hold (a claim whose answer it
+lost: never started there, so handed back uncharged); this side adds the worker's own view: after
 trouble of its own a rescuer cannot tell a dead worker from one cut off as it was, so it rescues only once
 the database has answered it for a whole lease, and a fenced worker rescues nothing.
 """
@@ -38,22 +39,35 @@ class Rescuer:
     """`run_once()` rescues up to a batch and returns how many jobs were charged and retried (`retried`),
     failed for good (`failed`) and handed back uncharged (`handed_back`)."""
 
-    def __init__(self, store: WorkerQueries, worker_id: str, config: RescuerConfig) -> None:
+    def __init__(
+        self,
+        store: WorkerQueries,
+        worker_id: str,
+        config: RescuerConfig,
+        held: Callable[[], list[int]] = list,
+    ) -> None:
+        """`held()`: the ids of the jobs the worker holds (what its heartbeat renews)."""
         self.store = store
         self.worker_id = worker_id
         self.config = config
+        self.held = held
 
     async def run_once(self) -> dict[str, int]:
         c = self.config
         rescued = await self.store.rescue_expired_jobs(
             worker_id=self.worker_id,
+            held=self.held(),
             limit=c.batch_size,
             delays=c.delays,
             grace_seconds=c.lease_seconds,
         )
         counts = {"retried": 0, "failed": 0, "handed_back": 0}
         handed_back: list[int] = []
+        never_received: list[int] = []
         for job_id, job_type, attempts, status, dead_worker, started in rescued:
+            if dead_worker == self.worker_id:  # never started here: the database hands these back uncharged
+                never_received.append(job_id)
+                continue
             if not started:
                 handed_back.append(job_id)
                 continue
@@ -68,7 +82,12 @@ class Rescuer:
                     "dead_worker": dead_worker,
                 },
             )
-        counts["handed_back"] = len(handed_back)
+        counts["handed_back"] = len(handed_back) + len(never_received)
+        if never_received:
+            log.warning(
+                "jobs a claim of this worker took but whose answer was lost handed back, uncharged",
+                extra={"jobs": len(never_received), "ids": never_received[:20]},
+            )
         if handed_back:
             log.warning(
                 "jobs a dead worker had claimed but not started handed back, uncharged",

@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0026_pause_hands_back_claimed_jobs) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0028_pauses_by_plain_sql_notify) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -2157,6 +2157,23 @@ BEGIN
              LIMIT list_briefs."limit") b), '[]'::jsonb);
 END $function$;
 
+CREATE OR REPLACE FUNCTION {{schema}}.notify_job_paused()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    IF OLD.paused THEN
+      PERFORM pg_catalog.pg_notify({{channel}}, '');
+    END IF;
+  ELSIF NEW.paused AND (TG_OP = 'INSERT' OR NOT OLD.paused) THEN
+    PERFORM pg_catalog.pg_notify({{channel}}, 'paused:' || NEW.scope || ':' || NEW.name);
+  ELSIF NOT NEW.paused AND TG_OP = 'UPDATE' AND OLD.paused THEN
+    PERFORM pg_catalog.pg_notify({{channel}}, '');
+  END IF;
+  RETURN NULL;
+END $function$;
+
 CREATE OR REPLACE FUNCTION {{schema}}.notify_jobs_inserted()
  RETURNS trigger
  LANGUAGE plpgsql
@@ -2361,6 +2378,79 @@ BEGIN
   RETURN QUERY SELECT * FROM unnest(v_ids, v_types, v_attempts, v_statuses, v_workers, v_started);
 END $function$;
 
+CREATE OR REPLACE FUNCTION {{schema}}.rescue_expired_jobs_v3(p_worker_id text, p_held bigint[], p_limit integer DEFAULT 1000, p_retry_base_seconds double precision DEFAULT 5, p_retry_cap_seconds double precision DEFAULT 3600, p_grace_seconds double precision DEFAULT 30)
+ RETURNS TABLE(id bigint, type text, attempts integer, status {{schema}}.job_status, worker_id text, started boolean)
+ LANGUAGE plpgsql
+ SET enable_seqscan TO 'off'
+ SET jit TO 'off'
+AS $function$
+DECLARE
+  v_ids bigint[];
+  v_types text[];
+  v_attempts integer[];
+  v_statuses {{schema}}.job_status[];
+  v_workers text[];
+  v_started boolean[];
+  v_failed bigint[];
+BEGIN
+  IF pg_postmaster_start_time() + make_interval(secs => p_grace_seconds) > now() THEN
+    RETURN;
+  END IF;
+  WITH expired AS (
+    SELECT e.id, e.worker_id,
+           e.worker_id IS DISTINCT FROM p_worker_id
+             AND (e.handler_started OR coalesce(e.claim_seq <= {{schema}}.job_starts_of(e.worker_id), false))
+             AS handler_started
+      FROM {{schema}}.jobs e
+     WHERE e.status = 'processing' AND e.lease_expires_at < now()
+       AND (e.worker_id IS DISTINCT FROM p_worker_id OR (p_held IS NOT NULL AND e.id <> ALL (p_held)))
+     ORDER BY e.lease_expires_at
+     LIMIT p_limit
+       FOR UPDATE OF e SKIP LOCKED
+  ), moved AS (
+    UPDATE {{schema}}.jobs j
+       SET status = CASE WHEN NOT e.handler_started OR j.attempts < j.max_attempts
+                         THEN 'pending' ELSE 'failed' END::{{schema}}.job_status,
+           attempts = CASE WHEN e.handler_started THEN j.attempts ELSE j.attempts - 1 END,
+           run_at = CASE WHEN e.handler_started AND j.attempts < j.max_attempts
+                         THEN now() + {{schema}}.retry_delay(j.attempts, p_retry_base_seconds, p_retry_cap_seconds)
+                         ELSE j.run_at END,
+           completed_at = CASE WHEN e.handler_started AND j.attempts >= j.max_attempts THEN now() END,
+           last_error = CASE WHEN e.handler_started
+                             THEN format('worker %s died while running the job (lease expired)', j.worker_id)
+                             ELSE j.last_error END,
+           errors = CASE WHEN e.handler_started
+                         THEN j.errors || jsonb_build_object(
+                           'attempt', j.attempts,
+                           'error', format('worker %s died while running the job (lease expired)', j.worker_id),
+                           'at', now(), 'worker_id', j.worker_id, 'started_at', j.started_at)
+                         ELSE j.errors END,
+           worker_id = CASE WHEN e.handler_started THEN j.worker_id END,
+           started_at = CASE WHEN e.handler_started THEN j.started_at END,
+           lease_expires_at = NULL,
+           handler_started = false,
+           claim_seq = NULL,
+           handed_back = j.handed_back + CASE WHEN e.handler_started THEN 0 ELSE 1 END
+      FROM expired e
+     WHERE j.id = e.id
+    RETURNING j.id, j.type, j.attempts, j.status, e.worker_id, e.handler_started
+  )
+  SELECT array_agg(m.id), array_agg(m.type), array_agg(m.attempts), array_agg(m.status),
+         array_agg(m.worker_id), array_agg(m.handler_started)
+    INTO v_ids, v_types, v_attempts, v_statuses, v_workers, v_started
+    FROM moved m;
+  IF v_ids IS NULL THEN
+    RETURN;
+  END IF;
+  SELECT array_agg(f.id) INTO v_failed FROM unnest(v_ids, v_statuses) AS f(id, status) WHERE f.status = 'failed';
+  IF v_failed IS NOT NULL THEN
+    PERFORM {{schema}}.cancel_dependents(v_failed, 'cancelled: a dependency failed (worker lost)');
+  END IF;
+  -- A dead worker's row goes with its last job; the caller is alive and keeps its own.
+  PERFORM {{schema}}.forget_dead_job_starts(array_remove(v_workers, p_worker_id));
+  RETURN QUERY SELECT * FROM unnest(v_ids, v_types, v_attempts, v_statuses, v_workers, v_started);
+END $function$;
+
 CREATE OR REPLACE FUNCTION {{schema}}.retry_brief(p_brief_id uuid)
  RETURNS integer
  LANGUAGE plpgsql
@@ -2545,11 +2635,6 @@ BEGIN
   INSERT INTO {{schema}}.job_controls (scope, name, paused) VALUES (p_scope, p_name, p_paused)
   ON CONFLICT (scope, name) DO UPDATE SET paused = excluded.paused, updated_at = now();
   PERFORM {{schema}}.drop_empty_job_control(p_scope, p_name);
-  IF p_paused THEN
-    PERFORM pg_notify({{channel}}, 'paused:' || p_scope || ':' || p_name);
-  ELSE
-    PERFORM pg_notify({{channel}}, '');
-  END IF;
   RETURN p_paused;
 END $function$;
 
@@ -2638,6 +2723,8 @@ AS $function$
 $function$;
 
 -- -- triggers, by table -------------------------------------------------------------------------------------------
+
+CREATE TRIGGER job_controls_notify_paused AFTER INSERT OR DELETE OR UPDATE OF paused ON {{schema}}.job_controls FOR EACH ROW EXECUTE FUNCTION {{schema}}.notify_job_paused();
 
 CREATE TRIGGER job_dependencies_check AFTER INSERT ON {{schema}}.job_dependencies REFERENCING NEW TABLE AS new_deps FOR EACH STATEMENT EXECUTE FUNCTION {{schema}}.check_job_dependencies();
 
@@ -2755,6 +2842,7 @@ GRANT EXECUTE ON FUNCTION {{schema}}.job_starts_of(text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.jobs_with_parents(bigint[]) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.json_type_name(jsonb) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.list_briefs(text,text,timestamp with time zone,integer) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.notify_job_paused() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.notify_jobs_inserted() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.pipelines() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.prune_finished_jobs({{schema}}.job_status,double precision,integer) TO service_role;
@@ -2766,6 +2854,7 @@ GRANT EXECUTE ON FUNCTION {{schema}}.repr(text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.request_user_id() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.rescue_expired_jobs(integer,double precision,double precision) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.rescue_expired_jobs_v2(text,integer,double precision,double precision,double precision) TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.rescue_expired_jobs_v3(text,bigint[],integer,double precision,double precision,double precision) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.retry_brief(uuid) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.retry_delay(integer,double precision,double precision) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.retry_job(bigint) TO service_role;

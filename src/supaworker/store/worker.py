@@ -203,10 +203,17 @@ class WorkerStore:
             return {row[0] for row in await cur.fetchall()}
 
     async def rescue_expired_jobs(
-        self, *, worker_id: str | None, limit: int, delays: RetryDelays, grace_seconds: float
+        self,
+        *,
+        worker_id: str | None,
+        held: list[int] | None,
+        limit: int,
+        delays: RetryDelays,
+        grace_seconds: float,
     ) -> list[Rescued]:
         params = {
             "worker_id": worker_id,
+            "held": held,
             "limit": limit,
             "retry_base_seconds": delays.base_seconds,
             "retry_cap_seconds": delays.cap_seconds,

@@ -110,8 +110,15 @@ class WorkerQueries(Protocol):
     async def release_jobs(self, worker_id: str, ids: list[int], attempts: list[int]) -> set[int]: ...
 
     async def rescue_expired_jobs(
-        self, *, worker_id: str | None, limit: int, delays: RetryDelays, grace_seconds: float
+        self,
+        *,
+        worker_id: str | None,
+        held: list[int] | None,
+        limit: int,
+        delays: RetryDelays,
+        grace_seconds: float,
     ) -> list[Rescued]:
-        """The jobs moved, up to `limit`, from workers whose leases ran out more than `grace_seconds` ago."""
+        """The jobs moved, up to `limit`, from workers whose leases ran out more than `grace_seconds` ago, and
+        the expired jobs of `worker_id` itself that are not in `held` (None: none of its own)."""
 
     async def ping(self, timeout: float) -> None: ...

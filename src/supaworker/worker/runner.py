@@ -146,6 +146,7 @@ class Worker:
                 lease_seconds=options.lease_seconds,
                 delays=options.retry_delays,
             ),
+            held=lambda: [job_id for job_id, _ in self.held()],
         )
         self.services = list(services)
         # Set once the first claim is answered or has failed: what the first jobs do not need starts then
