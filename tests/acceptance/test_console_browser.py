@@ -1,7 +1,8 @@
 """The operator's console in a real browser (Debian's Chromium driven by Playwright): every page at 390, 1024
 and 1440 px wide without horizontal overflow, console errors or serious accessibility violations (axe-core,
 bundled with axe-playwright-python: nothing is fetched); a running job's clock and progress bar moving
-without a reload; a bulk retry of 100 failed jobs from the page; each attempt's error on the job page.
+without a reload; a bulk retry of 100 failed jobs from the page; each attempt's error on the job page;
+bidirectional controls in stored text shown as markers, by the server and by the page's live updates.
 Screenshots go to test-artifacts/ (gitignored)."""
 
 from __future__ import annotations
@@ -262,3 +263,60 @@ def test_the_job_page_shows_every_attempts_error_as_text(
         assert page.evaluate("() => window.pwned") is None
         assert problems == []
         screenshot(page, "console-job-attempts.png")
+
+
+RLO, RLI = "\u202e", "\u2067"  # right-to-left override and isolate: each reorders the text after it
+
+
+def test_bidi_controls_in_stored_text_show_as_markers_on_the_page_and_in_live_updates(
+    store: Store, conn: psycopg.Connection, chromium: Browser
+) -> None:
+    brief = conn.execute(
+        "INSERT INTO supaworker.briefs (user_id, title, query, media_type, pipeline)"
+        " VALUES ('u', %s, 'q', 'video', '{render}') RETURNING id",
+        (f"Trams {RLO}nobsiL{RLI} plan",),
+    ).fetchone()[0]
+    conn.execute(
+        "INSERT INTO supaworker.jobs (type, payload, brief_id) VALUES (%s, %s, %s), ('encode', '{}', NULL)",
+        (f"render{RLO}wols", f'{{"note": "pay{RLI}load"}}', brief),
+    )
+    failed = claim(conn, WORKER)
+    fail_attempt(conn, failed, f"worker{RLO}deliated{RLI} at step", False)
+    running = claim(conn, WORKER)
+    app = make_app(store, public_reads=True)
+    with serve(app) as base:
+        page, problems = chromium.page(390)
+        for name, path, where in [
+            ("overview", "/test-worker", f'#panel-jobs tr[data-job-id="{failed}"]'),
+            ("job", f"/test-worker/jobs/{failed}", "#panel-summary pre.error"),
+            ("brief", f"/test-worker/briefs/{brief}", "#panel-summary .title"),
+        ]:
+            page.goto(base + path)
+            page.locator(where).wait_for()
+            text = page.inner_text("main")
+            assert RLO not in text and RLI not in text, path
+            assert "<U+202E>" in text and "<U+2067>" in text, path
+            serious = page.evaluate(
+                "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations"
+                ".filter(v => v.impact === 'serious' || v.impact === 'critical').map(v => v.id))"
+            )
+            assert serious == [], (path, serious)
+            screenshot(page, f"console-bidi-{name}-390.png")
+        assert page.locator("#panel-summary .title bdi .bidi-mark").count() == 2
+
+        # Live: the event's progress message, set by the page's script (the panels' refresh held back).
+        page.goto(f"{base}/test-worker/jobs/{running}")
+        page.locator("#live.on").wait_for()
+        page.route("**/test-worker/panels/**", lambda route: route.fulfill(status=503, json={"error": "held"}))
+        conn.execute(
+            "SELECT supaworker.update_job_progress(%s, ARRAY[%s]::bigint[], ARRAY[1], ARRAY[60]::real[], ARRAY[%s])",
+            (WORKER, running, f"step {RLO}eno{RLI} two"),
+        )
+        shown = page.locator(f'[data-progress-text="{running}"]')
+        page.wait_for_function(
+            "(sel) => document.querySelector(sel).textContent.startsWith('60%')",
+            arg=f'[data-progress-text="{running}"]',
+        )
+        assert shown.inner_text() == "60% · step <U+202E>eno<U+2067> two"
+        assert shown.locator("bdi .bidi-mark").count() == 2
+        assert problems == [] or all("503" in p for p in problems)

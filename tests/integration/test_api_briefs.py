@@ -311,4 +311,4 @@ def test_dashboard_briefs_panel_draws_each_step_with_its_status_and_escapes_the_
         assert f'data-step="{step}" data-status="{status}"' in panel
     assert 'data-action="retry" data-id="' in panel and "retry step" in panel and "retry brief" in panel
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in panel and "<script>" not in panel
-    assert "asset_prep failed: no &lt;b&gt;assets&lt;/b&gt;" in panel
+    assert "<bdi>asset_prep</bdi> failed: <bdi>no &lt;b&gt;assets&lt;/b&gt;</bdi>" in panel

@@ -1,7 +1,8 @@
 """The console's pages on the server side: each renders with odd rows stored by plain SQL, a bad parameter
 answers 400 naming it and a missing job or brief 404, panels need the key when reads are closed, and the
 artifact route serves only files a job's result names inside the artifacts directory (signed links work
-without the key, forged ones do not). The queues page's sample weighting is checked on its own."""
+without the key, forged ones do not), and bidirectional controls in stored text show as markers instead of
+reordering the page. The queues page's sample weighting is checked on its own."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 from supaworker.dashboard.queue_stats import PER_SLICE, compute, weighted_percentile
 from supaworker.store import Store
 from tests.support.api import AUTH, claim, fail, make_app
+from tests.support.waiting import wait_until
 
 ODD_ROWS = """
 INSERT INTO supaworker.jobs (type, status, created_at, run_at, started_at, completed_at, worker_id, lease_expires_at,
@@ -179,3 +181,49 @@ def test_busy_hours_are_estimated_from_their_samples_rate() -> None:
     assert stats.hourly["a"][-4] == (0.0, 1.0)
     assert stats.day["a"].run_p(0.5) == 1.0 and stats.day["a"].run_p(1.0) == 9.0
     assert weighted_percentile([(1.0, 1.0), (5.0, 3.0)], 0.5) == 5.0 and weighted_percentile([], 0.5) is None
+
+
+RLO, RLI = "\u202e", "\u2067"  # right-to-left override and isolate: each reorders the text after it
+BIDI_ROWS = """
+WITH brief AS (
+  INSERT INTO supaworker.briefs (user_id, title, query, media_type, pipeline)
+  VALUES ('u' || %(rlo)s, 'Trams ' || %(rlo)s || 'nobsiL' || %(rli)s || ' plan', 'q' || %(rli)s, 'video', '{render}')
+  RETURNING id
+)
+INSERT INTO supaworker.jobs (type, queue, payload, status, attempts, started_at, completed_at, worker_id,
+                             last_error, errors, brief_id, progress, progress_message)
+SELECT 'render' || %(rlo)s || 'wols', 'media' || %(rli)s, jsonb_build_object('note', 'pay' || %(rli)s || 'load'),
+       'failed', 1, now(), now(), 'w' || %(rlo)s || '1', 'worker' || %(rlo)s || 'deliated' || %(rli)s || ' at step',
+       jsonb_build_array(jsonb_build_object('attempt', 1, 'error', 'worker' || %(rlo)s || 'deliated', 'at', now(),
+                                            'worker_id', 'w' || %(rlo)s || '1')),
+       brief.id, 40, 'step ' || %(rli)s || 'one'
+  FROM brief
+RETURNING id, brief_id
+"""
+
+
+def test_bidi_controls_in_stored_text_show_as_markers_on_every_page(store: Store, conn: psycopg.Connection) -> None:
+    job, brief = conn.execute(BIDI_ROWS, {"rlo": RLO, "rli": RLI}).fetchone()
+    with TestClient(make_app(store, public_reads=True)) as client:
+        client.app.state.feed.poke()
+        wait_until(
+            lambda: f'data-key="f{job}"' in client.get("/test-worker/panels").json()["panels"]["failures"],
+            "the failure on the overview",
+        )
+        for path in [
+            "/test-worker", "/test-worker/jobs", f"/test-worker/jobs/{job}", "/test-worker/briefs",
+            f"/test-worker/briefs/{brief}", "/test-worker/queues",
+        ]:  # fmt: skip
+            page = client.get(path).text
+            panels = client.get(path.replace("/test-worker", "/test-worker/panels", 1)).json()["panels"]
+            for html in [page, *panels.values()]:
+                assert RLO not in html and RLI not in html, path
+            assert '<span class="bidi-mark"' in page and "&lt;U+202E&gt;</span>" in page, path
+            assert "&lt;U+2067&gt;</span>" in page, path
+        job_page = client.get(f"/test-worker/jobs/{job}").text
+        # Isolated and marked in the content; marked as plain text in a tooltip.
+        assert '<pre class="error"><bdi>worker<span class="bidi-mark"' in job_page
+        assert 'title="render&lt;U+202E&gt;wols"' in job_page
+        # A search field keeps the text as typed, so searching again finds the same jobs.
+        found = client.get("/test-worker/jobs", params={"type": f"render{RLO}wols"}).text
+        assert f'value="render{RLO}wols"' in found and f'data-job-id="{job}"' in found

@@ -4,11 +4,18 @@ Jinja2 escapes everything it prints, so job data holding HTML or a script shows 
 with their epoch seconds in a `data-since` / `data-until` attribute, so the page's script keeps them ticking
 between renders; a time beyond Python's datetime (`'infinity'`, stored by plain SQL) prints as PostgreSQL
 printed it and does not tick.
+
+Bidirectional controls (U+202A-U+202E, U+2066-U+2069, U+200E, U+200F, U+061C) in stored text would reorder
+what follows them, so an error "worker\u202edeliated" reads "workerdetailed" and can pull neighbouring text
+in. Every string a template prints has them written as `<U+202E>` (the environment's `finalize`: attributes
+such as tooltips included), and the `shown` filter, used wherever stored text is an element's content, also
+isolates the text in a `<bdi>` and styles each marker. The page's script does the same for the text it sets.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +31,44 @@ PREVIEW_CHARS = 120
 JSON_TREE_NODES = 1_500  # a value with more nodes is shown as pretty text instead of a tree
 JSON_TREE_OPEN_LEVELS = 2  # levels of a tree shown unfolded
 
-env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True))
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BIDI_PIECES = re.compile(f"({BIDI_CONTROLS.pattern})")  # a split keeping each control, at the odd indexes
+_BIDI_MARK = Markup('<span class="bidi-mark" title="a bidirectional control character, shown, not applied">{}</span>')
+
+
+def bidi_marker(char: str) -> str:
+    """What a bidi control shows as: `<U+202E>`."""
+    return f"<U+{ord(char):04X}>"
+
+
+def marked(text: str) -> str:
+    """`text` with each bidi control written as its marker, as plain text (fit for an attribute)."""
+    return BIDI_CONTROLS.sub(lambda m: bidi_marker(m.group()), text)
+
+
+def shown(value: Any) -> Markup:
+    """Stored text as an element's content: escaped, in a `<bdi>` so that its direction cannot reorder the
+    text around it, and each bidi control a styled marker instead of taking effect."""
+    pieces = _BIDI_PIECES.split("" if value is None else str(value))
+    inner = Markup("").join(_BIDI_MARK.format(bidi_marker(p)) if i % 2 else p for i, p in enumerate(pieces) if p)
+    return Markup("<bdi>{}</bdi>").format(inner)
+
+
+def as_typed(value: str | None) -> Markup:
+    """A form field's value as it was typed, bidi controls kept: the field sends it back, so a marker would
+    change what it searches for (a field shows its value in a paragraph of its own)."""
+    return escape(value or "")
+
+
+def _printed(value: Any) -> Any:
+    """Every value a template prints: plain text gets its bidi controls marked, so none takes effect even
+    where a template does not use `shown` (an attribute, a message); markup (built here) is left as it is."""
+    return marked(value) if isinstance(value, str) and not isinstance(value, Markup) else value
+
+
+env = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True), finalize=_printed
+)
 
 
 # What a row of a list shows of an error, and its tooltip: the whole text is on the job's page. A single
@@ -128,7 +172,7 @@ def json_tree(value: Any) -> Markup:
     try:
         count(value)
     except (OverflowError, RecursionError):
-        return Markup('<pre class="json">{}</pre>').format(pretty(value))
+        return Markup('<pre class="json">{}</pre>').format(shown(pretty(value)))
     return Markup('<div class="json-tree">{}</div>').format(_node(value, 0))
 
 
@@ -138,13 +182,18 @@ def _node(value: Any, level: int) -> Markup:
             return Markup('<span class="j-empty">{}</span>').format("{}" if isinstance(value, dict) else "[]")
         items = value.items() if isinstance(value, dict) else enumerate(value)
         rows = Markup("").join(
-            Markup('<li><span class="j-key">{}</span>: {}</li>').format(key, _node(child, level + 1))
+            Markup('<li><span class="j-key">{}</span>: {}</li>').format(
+                shown(key) if isinstance(value, dict) else key, _node(child, level + 1)
+            )
             for key, child in items
         )
         kind = f"{{{len(value)}}}" if isinstance(value, dict) else f"[{len(value)}]"
         opened = " open" if level < JSON_TREE_OPEN_LEVELS else ""
         return Markup("<details{}><summary>{}</summary><ul>{}</ul></details>").format(Markup(opened), kind, rows)
-    return Markup('<span class="j-{}">{}</span>').format(type(value).__name__, json.dumps(value, ensure_ascii=False))
+    text = json.dumps(value, ensure_ascii=False)
+    return Markup('<span class="j-{}">{}</span>').format(
+        type(value).__name__, shown(text) if isinstance(value, str) else text
+    )
 
 
 def pretty(value: Any) -> str:
@@ -171,6 +220,8 @@ env.filters.update(
     clock=clock_text,
     json_tree=json_tree,
     pretty=pretty,
+    shown=shown,
+    as_typed=as_typed,
 )
 env.globals.update(STATUSES=[s.value for s in JobStatus], age=age, until=until, seconds_between=seconds_between)
 

@@ -23,8 +23,42 @@
     return h;
   }
 
+  // -- stored text ---------------------------------------------------------------------------------------
+  // Bidirectional controls reorder the text after them, so a stored text could disguise itself and what
+  // surrounds it. As on the server's pages (render.py), each shows as a styled marker, `<U+202E>`, and stored
+  // text sits in a <bdi>: the nodes built here match the server's, so a refresh finds nothing to change.
+  const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+  const BIDI_MARK_TITLE = "a bidirectional control character, shown, not applied";
+
+  function bidiMarker(char) {
+    return "<U+" + char.codePointAt(0).toString(16).toUpperCase().padStart(4, "0") + ">";
+  }
+
+  // The text as nodes: its runs as text, each bidi control as its marker.
+  function marked(text) {
+    const nodes = [];
+    let from = 0;
+    for (const m of text.matchAll(BIDI_CONTROLS)) {
+      if (m.index > from) nodes.push(document.createTextNode(text.slice(from, m.index)));
+      const mark = document.createElement("span");
+      mark.className = "bidi-mark";
+      mark.title = BIDI_MARK_TITLE;
+      mark.textContent = bidiMarker(m[0]);
+      nodes.push(mark);
+      from = m.index + m[0].length;
+    }
+    if (from < text.length) nodes.push(document.createTextNode(text.slice(from)));
+    return nodes;
+  }
+
+  function storedText(text) {
+    const bdi = document.createElement("bdi");
+    bdi.append(...marked(text));
+    return bdi;
+  }
+
   function say(text, isError) {
-    flash.textContent = text;
+    flash.replaceChildren(...marked(String(text))); // a message may quote stored text
     flash.className = isError ? "error" : "ok";
   }
 
@@ -164,7 +198,8 @@
     for (const p of list || []) {
       for (const bar of document.querySelectorAll('progress[data-progress-job="' + p.id + '"]')) bar.value = p.progress;
       for (const text of document.querySelectorAll('[data-progress-text="' + p.id + '"]')) {
-        text.textContent = Math.round(p.progress) + "%" + (p.message ? " · " + p.message : "");
+        text.replaceChildren(Math.round(p.progress) + "%" + (p.message ? " · " : ""));
+        if (p.message) text.append(storedText(String(p.message)));
       }
     }
   }
