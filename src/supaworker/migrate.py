@@ -126,6 +126,12 @@ def status(conn: psycopg.Connection, schema: str) -> MigrationStatus:
     return MigrationStatus(applied_versions(conn, schema), sql.migrations()[-1].version)
 
 
+# PostgREST (Supabase's REST API, and the worker's transport over it) caches the functions it may call: without a
+# reload it answers "function not found" for what a migration added until it restarts. Sent on commit; nothing
+# happens where no PostgREST listens.
+RELOAD_POSTGREST = "NOTIFY pgrst, 'reload schema'"
+
+
 def migrate(conninfo: str, schema: str) -> list[int]:
     """Brings the schema up to date; returns the versions applied now (empty when already current)."""
     check_schema_name(schema)
@@ -167,6 +173,7 @@ def migrate(conninfo: str, schema: str) -> list[int]:
                     # the last one, or a migrate stopped in between would leave them open, and a second run,
                     # finding nothing to apply, would not secure them.
                     conn.execute(secure)
+                    conn.execute(RELOAD_POSTGREST)
         if applied_now and applied_now[-1] == latest:
             return applied_now
         # Nothing applied, or only an earlier version missing from the ledger: secure again all the same, so a
@@ -177,6 +184,7 @@ def migrate(conninfo: str, schema: str) -> list[int]:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
             if applied_now:
                 conn.execute(secure)
+                conn.execute(RELOAD_POSTGREST)
             elif _may_secure(conn, schema):
                 _secure_again(conn, schema, secure)
     return applied_now

@@ -32,6 +32,17 @@ def test_migrate_installs_every_migration_then_is_a_no_op(empty_db: str) -> None
     assert applied(empty_db) == versions
 
 
+def test_migrate_tells_postgrest_to_reload_its_schema_cache_when_it_changed_something(empty_db: str) -> None:
+    # PostgREST answered "function not found" (PGRST202) for functions a migration added until it restarted:
+    # a worker over it stopped at its first rescue after an upgrade.
+    with psycopg.connect(empty_db, autocommit=True) as listener:
+        listener.execute("LISTEN pgrst")
+        assert run_cli(empty_db, "migrate").returncode == 0
+        assert [n.payload for n in listener.notifies(timeout=1, stop_after=5)] == ["reload schema"]
+        assert run_cli(empty_db, "migrate").returncode == 0  # up to date: nothing to reload
+        assert [n.payload for n in listener.notifies(timeout=0.5, stop_after=5)] == []
+
+
 def test_concurrent_migrate_processes_apply_each_version_once(empty_db: str) -> None:
     procs = [
         subprocess.Popen(
