@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 
 import pytest
 
@@ -13,6 +14,7 @@ from supaworker.log import JsonFormatter, TextFormatter
 from supaworker.new_job import NewJob
 from supaworker.registry import Registry
 from supaworker.worker.executor import describe_error
+from supaworker.worker.runner import new_worker_id
 
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
@@ -76,3 +78,12 @@ def test_new_job_fills_defaults_encodes_once_and_rejects_booleans_as_numbers() -
         NewJob.build("t", delay=-1)
     with pytest.raises(TypeError, match="'prio'"):
         NewJob.build("t", prio=1)  # type: ignore[call-arg]
+
+
+def test_worker_ids_made_in_the_same_millisecond_by_the_same_pid_differ() -> None:
+    # Replicas of a container all run their worker as pid 1 and may start in the same millisecond: ids of
+    # pid and time alone collided, and twins shared leases, start marks and rescues.
+    ids = [new_worker_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(i.startswith(f"worker-{os.getpid()}-") for i in ids)  # what the supervisor's patterns match
+    assert all(len(f"supaworker:{i}") <= 63 for i in ids)  # fits application_name (NAMEDATALEN - 1)

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import secrets
 import time
 from collections.abc import Awaitable, Sequence
 from typing import Any, Protocol
@@ -59,7 +60,9 @@ PAUSED_PREFIX = "paused:"
 
 
 def new_worker_id() -> str:
-    return f"worker-{os.getpid()}-{int(time.time() * 1000)}"
+    """Unique across hosts: containers all run their worker as pid 1, and replicas started together can start in
+    the same millisecond; two workers sharing an id would share their leases, start marks and rescues."""
+    return f"worker-{os.getpid()}-{int(time.time() * 1000)}-{secrets.token_hex(3)}"
 
 
 class WorkerService(Protocol):
