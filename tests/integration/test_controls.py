@@ -303,3 +303,48 @@ async def test_a_worker_whose_listener_connects_after_a_pause_hands_back_what_it
         await wait_until_async(status_is(db, started[0], "completed"))
         await asyncio.sleep(0.2)
     assert len(started) == 1
+
+
+async def test_an_idle_worker_looks_again_when_a_rate_window_has_passed(db: str, store: Store) -> None:
+    # Nothing notifies a worker that a rate window opened: it waited its poll interval, so a window shorter than
+    # that drained slower than the rate (25 per 0.5 s under a 1 s poll: 300 jobs in 11.4 s, not 6).
+    registry = Registry()
+    registry.register("metered", lambda job: None)
+    ids = supaworker.create_jobs([{"type": "metered"}] * 20, store=store)
+    supaworker.set_limits("metered", rate_limit=5, rate_period=0.3, store=store)
+    async with running(make_worker(db, registry, poll_interval_seconds=60)):  # a poll would take a minute
+        for job_id in ids:
+            await wait_until_async(status_is(db, job_id, "completed"), "four windows of five jobs", timeout=10)
+
+
+async def test_a_rate_limit_set_while_a_worker_runs_reaches_it(db: str, store: Store) -> None:
+    registry = Registry()
+    registry.register("metered", lambda job: None)
+    async with running(make_worker(db, registry, poll_interval_seconds=60)) as worker:
+        await wait_until_async(lambda: worker.claimed_once.is_set(), "the first claim")
+        supaworker.set_limits("metered", rate_limit=5, rate_period=0.3, store=store)
+        await wait_until_async(lambda: worker.claimer.rate_windows == {"metered": 0.3}, "the limit's NOTIFY")
+        ids = supaworker.create_jobs([{"type": "metered"}] * 20, store=store)
+        for job_id in ids:
+            await wait_until_async(status_is(db, job_id, "completed"), "four windows of five jobs", timeout=10)
+        supaworker.set_limits("metered", store=store)  # removed
+        await wait_until_async(lambda: worker.claimer.rate_windows == {}, "the removal's NOTIFY")
+
+
+def test_a_change_of_a_rate_limit_notifies_and_a_claim_counting_its_window_does_not(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    conn.execute("LISTEN supaworker_jobs")
+
+    def heard() -> list[str]:
+        return [n.payload for n in conn.notifies(timeout=0.3, stop_after=10) if n.payload.startswith("limits:")]
+
+    supaworker.set_limits("t", rate_limit=100, rate_period=60, store=store)
+    assert heard() == ["limits:type:t"]
+    supaworker.create_job("t", store=store)
+    conn.execute("SELECT count(*) FROM supaworker.claim_jobs_v2('w', ARRAY['t'], 1, 30, NULL, 1, 0)")
+    assert conn.execute("SELECT window_count FROM supaworker.job_controls").fetchone() == (1,)
+    supaworker.set_limits("t", max_running=3, rate_limit=100, rate_period=60, store=store)  # same rate
+    assert heard() == []
+    supaworker.set_limits("t", store=store)
+    assert heard() == ["limits:type:t"]

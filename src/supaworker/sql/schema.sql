@@ -1,4 +1,4 @@
--- The current supaworker schema: every object as applying the migrations (up to 0028_pauses_by_plain_sql_notify) to an
+-- The current supaworker schema: every object as applying the migrations (up to 0028_controls_notify_every_change) to an
 -- empty database leaves it.
 --
 -- GENERATED, DO NOT EDIT. The numbered migrations in migrations/ are the source of truth: they stay as they
@@ -2157,7 +2157,7 @@ BEGIN
              LIMIT list_briefs."limit") b), '[]'::jsonb);
 END $function$;
 
-CREATE OR REPLACE FUNCTION {{schema}}.notify_job_paused()
+CREATE OR REPLACE FUNCTION {{schema}}.notify_job_controls()
  RETURNS trigger
  LANGUAGE plpgsql
 AS $function$
@@ -2166,10 +2166,20 @@ BEGIN
     IF OLD.paused THEN
       PERFORM pg_catalog.pg_notify({{channel}}, '');
     END IF;
-  ELSIF NEW.paused AND (TG_OP = 'INSERT' OR NOT OLD.paused) THEN
+    IF OLD.rate_limit IS NOT NULL THEN
+      PERFORM pg_catalog.pg_notify({{channel}}, 'limits:' || OLD.scope || ':' || OLD.name);
+    END IF;
+    RETURN NULL;
+  END IF;
+  IF NEW.paused AND (TG_OP = 'INSERT' OR NOT OLD.paused) THEN
     PERFORM pg_catalog.pg_notify({{channel}}, 'paused:' || NEW.scope || ':' || NEW.name);
   ELSIF NOT NEW.paused AND TG_OP = 'UPDATE' AND OLD.paused THEN
     PERFORM pg_catalog.pg_notify({{channel}}, '');
+  END IF;
+  IF (TG_OP = 'INSERT' AND NEW.rate_limit IS NOT NULL)
+     OR (TG_OP = 'UPDATE'
+         AND (NEW.rate_limit, NEW.rate_period_seconds) IS DISTINCT FROM (OLD.rate_limit, OLD.rate_period_seconds)) THEN
+    PERFORM pg_catalog.pg_notify({{channel}}, 'limits:' || NEW.scope || ':' || NEW.name);
   END IF;
   RETURN NULL;
 END $function$;
@@ -2724,7 +2734,7 @@ $function$;
 
 -- -- triggers, by table -------------------------------------------------------------------------------------------
 
-CREATE TRIGGER job_controls_notify_paused AFTER INSERT OR DELETE OR UPDATE OF paused ON {{schema}}.job_controls FOR EACH ROW EXECUTE FUNCTION {{schema}}.notify_job_paused();
+CREATE TRIGGER job_controls_notify AFTER INSERT OR DELETE OR UPDATE OF paused, rate_limit, rate_period_seconds ON {{schema}}.job_controls FOR EACH ROW EXECUTE FUNCTION {{schema}}.notify_job_controls();
 
 CREATE TRIGGER job_dependencies_check AFTER INSERT ON {{schema}}.job_dependencies REFERENCING NEW TABLE AS new_deps FOR EACH STATEMENT EXECUTE FUNCTION {{schema}}.check_job_dependencies();
 
@@ -2842,7 +2852,7 @@ GRANT EXECUTE ON FUNCTION {{schema}}.job_starts_of(text) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.jobs_with_parents(bigint[]) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.json_type_name(jsonb) TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.list_briefs(text,text,timestamp with time zone,integer) TO service_role;
-GRANT EXECUTE ON FUNCTION {{schema}}.notify_job_paused() TO service_role;
+GRANT EXECUTE ON FUNCTION {{schema}}.notify_job_controls() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.notify_jobs_inserted() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.pipelines() TO service_role;
 GRANT EXECUTE ON FUNCTION {{schema}}.prune_finished_jobs({{schema}}.job_status,double precision,integer) TO service_role;

@@ -235,10 +235,10 @@ class WorkerStore:
             cur = await conn.execute(self.q.rescue_expired_jobs, params)
             return list(await cur.fetchall())
 
-    async def paused_controls(self) -> list[tuple[str, str]]:
-        """(scope, name) of every paused type and queue."""
+    async def followed_controls(self) -> list[tuple[str, str, bool, float | None]]:
+        """(scope, name, paused, rate window in seconds or None) of every paused or rate-limited type and queue."""
         async with self._connection() as conn:
-            return [(scope, name) for scope, name in await (await conn.execute(self.q.paused_controls)).fetchall()]
+            return list(await (await conn.execute(self.q.followed_controls)).fetchall())
 
     async def count_active_jobs(self, worker_patterns: list[str]) -> int:
         async with self._connection() as conn:

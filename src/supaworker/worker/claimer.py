@@ -43,6 +43,10 @@ ACTIVE_POLL_SECONDS = 0.002
 # How long a worker's "I wait" holds, in poll intervals (renewed at each), plus a margin for a slow round trip.
 WAITING_FOR_POLLS = 2
 WAITING_MARGIN_SECONDS = 1.0
+# An idle worker with rate-limited types looks again a window after its last look (nothing tells it a window
+# opened), this much later for the database's clock, and never more often than every RATE_LOOK_MIN_SECONDS.
+RATE_LOOK_MARGIN_SECONDS = 0.005
+RATE_LOOK_MIN_SECONDS = 0.01
 
 
 class Claimer:
@@ -68,6 +72,7 @@ class Claimer:
         self.store = store
         self.worker_id = worker_id
         self.types = types
+        self.rate_windows: dict[str, float] = {}  # type -> seconds of its rate window (job_controls)
         self.options = options
         self.slots = slots
         self.prefetch = prefetch
@@ -156,7 +161,7 @@ class Claimer:
         so that busy producers skip the NOTIFY (and the commit-time lock it takes). One that found none or one
         says it waits, claims once more (a job inserted just before that was said drew no NOTIFY) and then
         sleeps until a NOTIFY or the poll interval, renewing what it said once per interval."""
-        poll = self.options.poll_interval_seconds
+        poll = self._poll_interval()
         if not self.listen:
             await self._wait_for_work(poll)  # behind a transaction pooler polling is all there is
         elif claimed >= FLOW_JOBS:
@@ -168,6 +173,15 @@ class Claimer:
             self.waiting, self._renew_waiting_at = True, time.monotonic() + poll
         else:
             await self._wait_for_work(poll)
+
+    def _poll_interval(self) -> float:
+        """The poll interval, or a rate window of this worker's types if shorter: a claim that met a spent window
+        found nothing, and a window shorter than the poll drained at the poll's pace (half the rate at 0.5 s)."""
+        poll = self.options.poll_interval_seconds
+        windows = [self.rate_windows[t] for t in self.types if t in self.rate_windows]
+        if not windows:
+            return poll
+        return min(poll, max(RATE_LOOK_MIN_SECONDS, min(windows) + RATE_LOOK_MARGIN_SECONDS))
 
     async def stop_waiting(self) -> None:
         await self.store.stop_waiting_for_jobs(self.worker_id)

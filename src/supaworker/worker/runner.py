@@ -55,8 +55,10 @@ log = logging.getLogger("supaworker.worker")
 
 # NOTIFY payload on the jobs channel that asks the worker running a job to stop it (see cancel_job()).
 CANCEL_PREFIX = "cancel:"
-# `paused:<scope>:<name>`: a type or queue was paused (set_job_paused(), migration 0026).
+# `paused:<scope>:<name>`: a type or queue was paused (migrations 0026, 0028).
 PAUSED_PREFIX = "paused:"
+# `limits:<scope>:<name>`: a rate limit was set, changed or removed (migration 0028).
+LIMITS_PREFIX = "limits:"
 
 
 def new_worker_id() -> str:
@@ -158,6 +160,7 @@ class Worker:
         self.monitor = TaskMonitor(self._task_died, stopping=self._stopping.is_set)
         self.failure: str | None = None  # why the worker stopped itself (a task died): it exits non-zero
         self._side_tasks: set[asyncio.Task[None]] = set()  # one-off tasks, held until they are done
+        self._controls_reads = self._controls_applied = 0  # reads of job_controls asked for, and the last applied
         self._db_trouble_at = -math.inf  # monotonic time the database last failed a statement of ours
         self.claimer = Claimer(
             self.store,
@@ -330,18 +333,27 @@ class Worker:
     def _listening(self) -> None:
         self._wakeup.set()  # anything inserted while we were not listening
         self.leases.renew_now()  # and any job cancelled meanwhile: the heartbeat finds those
-        if isinstance(self.store, WorkerStore):  # and any pause: its NOTIFY came while we were not listening
-            task = asyncio.ensure_future(self._hand_back_paused(self.store))
+        self._read_controls()  # and any pause or rate limit: its NOTIFY came while we were not listening
+
+    def _read_controls(self) -> None:
+        if isinstance(self.store, WorkerStore):
+            self._controls_reads += 1
+            task = asyncio.ensure_future(self._follow_controls(self.store, self._controls_reads))
             self._side_tasks.add(task)
             task.add_done_callback(self._side_tasks.discard)
 
-    async def _hand_back_paused(self, store: WorkerStore) -> None:
+    async def _follow_controls(self, store: WorkerStore, read: int) -> None:
         try:
-            paused = await store.paused_controls()
+            controls = await store.followed_controls()
         except TRANSIENT_ERRORS:
             return  # the listener's next connection looks again
-        for scope, name in paused:
-            self._paused(scope, name)
+        if read < self._controls_applied:
+            return  # a later read answered first
+        self._controls_applied = read
+        self.claimer.rate_windows = {name: w for scope, name, _, w in controls if scope == "type" and w is not None}
+        for scope, name, paused, _ in controls:
+            if paused:
+                self._paused(scope, name)
 
     def _notified(self, channel: str, payload: str) -> None:
         if payload.startswith(CANCEL_PREFIX):
@@ -349,6 +361,8 @@ class Worker:
                 self.slots.cancel(int(payload.removeprefix(CANCEL_PREFIX)), "job cancelled while running")
         elif payload.startswith(PAUSED_PREFIX):
             self._paused(*payload.removeprefix(PAUSED_PREFIX).partition(":")[::2])
+        elif payload.startswith(LIMITS_PREFIX):
+            self._read_controls()
         else:
             self._wakeup.set()
 
