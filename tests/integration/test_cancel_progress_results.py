@@ -69,6 +69,38 @@ async def test_sync_handler_is_told_through_the_job_and_its_outcome_is_dropped(
     assert worker.retried == 0 and worker.failed == 0
 
 
+async def test_a_job_retried_while_its_cancelled_sync_handler_runs_on_runs_again_beside_it(
+    db: str, store: Store
+) -> None:
+    # A sync handler that does not look at job.cancelled runs on after a cancel; a retry then made the same
+    # worker claim the job again beside it, and the first slot to finish removed the other's entry: the second
+    # died on a KeyError and took the worker down (README's cancel_brief + retry_brief did it 6 runs in 10).
+    registry = Registry()
+    runs: list[int] = []
+    release = threading.Event()
+
+    def stubborn(job: supaworker.Job) -> str:
+        runs.append(job.attempt)
+        if job.attempt == 1:
+            release.wait(10)  # deaf to the cancel
+        return f"attempt {job.attempt}"
+
+    registry.register("stubborn", stubborn)
+    j = supaworker.create_job("stubborn", store=store)
+    async with running(make_worker(db, registry)) as worker:
+        await wait_until_async(lambda: runs == [1])
+        await asyncio.to_thread(supaworker.cancel_job, j.id, store=store)
+        await asyncio.to_thread(supaworker.retry_job, j.id, store=store)
+        await wait_until_async(status_is(db, j.id, "completed"))  # attempt 2, beside the first
+        release.set()
+        await wait_until_async(lambda: worker.active_jobs == 0)
+        after = supaworker.create_job("stubborn", store=store)
+        await wait_until_async(status_is(db, after.id, "completed"))
+        assert worker.failure is None
+    assert runs[:2] == [1, 2]
+    assert (job_row(db, j.id)["status"], job_row(db, j.id)["result"]) == ("completed", "attempt 2")
+
+
 async def test_cancelling_one_of_several_running_jobs_leaves_the_others(db: str, store: Store) -> None:
     registry = Registry()
     release = asyncio.Event()

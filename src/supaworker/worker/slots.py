@@ -153,7 +153,10 @@ class Slots:
             finally:
                 for _ in range(running.cancels):
                     slot.uncancel()
-                del self.running[job.id]
+                # A sync handler deaf to a cancel runs on, and a retry can meanwhile bring its job back to this
+                # worker as a new attempt, which took the entry: only the attempt that ends leaves.
+                if self.running.get(job.id) is running:
+                    del self.running[job.id]
                 self._on_done()
             in_a_row += 1
             if in_a_row >= SLOT_JOBS_PER_TURN:
