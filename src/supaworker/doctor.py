@@ -17,6 +17,7 @@ import psycopg
 
 from . import migrate
 from .db import ConnectionProfile, _connected_port  # the port the conninfo names (what probe() compares)
+from .errors import SchemaInUse
 from .listener import listen_statement
 from .sql import Queries, queries_for
 
@@ -131,6 +132,14 @@ def check_listen(profile: ConnectionProfile, schema: str) -> Finding:
 def check_migrations(profile: ConnectionProfile, schema: str) -> Finding:
     with _connect(profile) as conn:
         state = migrate.status(conn, schema)
+        refused = None
+        if not state.applied:
+            try:
+                migrate.refuse_shared_schema(conn, schema)
+            except SchemaInUse as exc:
+                refused = str(exc)
+    if refused:  # `migrate` would refuse it: saying "run migrate" sent users round in a circle
+        return Finding("migrations", FAIL, f"schema {schema!r} is not installed, and cannot be", refused)
     if not state.applied:
         return Finding("migrations", FAIL, f"schema {schema!r} is not installed", "run `supaworker migrate`")
     if state.current > state.latest_known:

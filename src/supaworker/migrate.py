@@ -249,5 +249,10 @@ def check_current(conn: psycopg.Connection, schema: str) -> None:
             "schema is newer than this supaworker (a rolling deploy?): running, upgrade soon",
             extra={"schema": schema, "schema_version": state.current, "known": state.latest_known},
         )
+    if state.pending and not state.applied:
+        try:
+            refuse_shared_schema(conn, schema)
+        except SchemaInUse as exc:  # "run migrate" would only send the user to this refusal
+            raise MigrationError(f"supaworker is not installed in schema {schema!r}, and cannot be: {exc}") from None
     if state.pending:
         raise MigrationError(f"schema {schema!r} is missing migrations {state.pending}; run `supaworker migrate` first")

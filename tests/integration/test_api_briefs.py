@@ -208,6 +208,8 @@ def test_list_briefs_newest_first_filtered_by_user_and_status_and_paged(
     assert [b["id"] for b in bens["briefs"]] == [ids[4], ids[2]]
     rest = api.get("/api/briefs", params={"user_id": "ben", "limit": 2, "before": bens["next_before"]}, headers=AUTH)
     assert [b["id"] for b in rest.json()["briefs"]] == [ids[0]]
+    pasted = api.get(f"/api/briefs?user_id=ben&limit=2&before={bens['next_before']}", headers=AUTH)  # unencoded
+    assert [b["id"] for b in pasted.json()["briefs"]] == [ids[0]], pasted.text
     processing = api.get("/api/briefs?status=processing", headers=AUTH).json()["briefs"]
     assert [(b["id"], b["steps_completed"]) for b in processing] == [(ids[0], 1)]
 

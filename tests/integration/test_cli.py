@@ -130,3 +130,14 @@ def test_an_invalid_setting_names_its_environment_variable(db: str) -> None:
     result = run_cli(None, "stats", env=subprocess_env(db, WORKER_MAX_CONCURRENT_JOBS="0"))
     assert result.returncode == 3
     assert "WORKER_MAX_CONCURRENT_JOBS: Input should be greater than or equal to 1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "args"),
+    [("MAX_CONCURRENT_JOBS", "0", ["stats"]), ("JOB_TIMEOUT_MS", "x", ["stats"]), ("PORT", "-1", ["up"])],
+)
+def test_an_invalid_setting_names_the_alias_it_was_set_by(db: str, variable: str, value: str, args: list[str]) -> None:
+    # Pydantic names a setting's first name: `PORT=-1` was reported as SUPAWORKER_API_PORT, which nobody set.
+    result = run_cli(None, *args, env=subprocess_env(db, **{variable: value}))
+    assert result.returncode == 3, result.stderr
+    assert f"invalid configuration: {variable}: " in result.stderr

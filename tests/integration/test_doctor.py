@@ -56,6 +56,17 @@ def test_doctor_reports_missing_migrations(empty_db: str) -> None:
     assert found["migrations"]["fix"] == "run `supaworker migrate`"
 
 
+def test_a_schema_migrate_would_refuse_is_not_answered_with_run_migrate(empty_db: str) -> None:
+    # `SUPAWORKER_SCHEMA=public`: doctor and the worker said "run supaworker migrate", which then refused it.
+    code, found = doctor(empty_db, SUPAWORKER_SCHEMA="public")
+    assert code == 9
+    assert found["migrations"]["detail"] == "schema 'public' is not installed, and cannot be"
+    assert found["migrations"]["fix"].startswith("refusing to install supaworker into schema 'public'")
+    worker = run_cli(None, "worker", env=subprocess_env(empty_db, SUPAWORKER_SCHEMA="public"))
+    assert worker.returncode == 4
+    assert "not installed in schema 'public', and cannot be" in worker.stderr and "run `supaworker" not in worker.stderr
+
+
 def test_doctor_reports_rls_turned_off_and_grants_to_public_roles(db: str) -> None:
     from tests.servers import ensure_supabase_roles
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
@@ -88,7 +89,10 @@ def list_briefs(
         )
     except InvalidBrief as exc:
         raise HTTPException(400, str(exc)) from None
-    next_before = found[-1].created_at if len(found) == limit else None
+    # In UTC with a `Z`: pasted into a URL as it is, a `+00:00` offset reads as ` 00:00` (422).
+    next_before = (
+        found[-1].created_at.astimezone(UTC).isoformat().replace("+00:00", "Z") if len(found) == limit else None
+    )
     return jsonable_encoder({"count": len(found), "briefs": [b.to_dict() for b in found], "next_before": next_before})
 
 

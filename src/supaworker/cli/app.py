@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Mapping
 from importlib import import_module
@@ -77,6 +78,23 @@ def fail(message: str, code: int) -> NoReturn:
     sys.exit(code)
 
 
+def _variable(loc: tuple[int | str, ...]) -> str:
+    """The variable a bad setting came from. Pydantic names the first of a setting's names (`PORT=-1` was
+    reported as SUPAWORKER_API_PORT); the one the environment sets is the one to name."""
+    from ..api.settings import ApiSettings
+    from ..config import Settings
+
+    name = ".".join(map(str, loc))
+    present = {key.upper() for key in os.environ}
+    for settings in (Settings, ApiSettings):
+        for field in settings.model_fields.values():
+            alias = field.validation_alias
+            choices = [c for c in getattr(alias, "choices", ()) if isinstance(c, str)]
+            if name in choices:
+                return next((c for c in choices if c.upper() in present), name)
+    return name
+
+
 def handle_errors(func: F) -> F:
     """Turns the errors supaworker raises on purpose into one line and a documented exit code."""
 
@@ -86,7 +104,7 @@ def handle_errors(func: F) -> F:
             return func(*args, **kwargs)
         except ValidationError as exc:
             # The location is the environment variable (or .env.local key) that holds the bad value.
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or exc.title}: {e['msg']}" for e in exc.errors())
+            problems = "; ".join(f"{_variable(e['loc']) or exc.title}: {e['msg']}" for e in exc.errors())
             fail(f"invalid configuration: {problems}", EXIT_CONFIG)
         except psycopg.errors.UndefinedTable as exc:
             fail(
