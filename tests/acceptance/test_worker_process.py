@@ -505,3 +505,19 @@ def test_a_supervisor_whose_handler_modules_opened_a_connection_starts_its_worke
     backends = {(r["worker"], r["backend"]) for r in results}
     assert len({w for w, _ in backends}) == len({b for _, b in backends}) == len(backends), backends
     assert "forked=True" not in workers.log_text(0)
+
+
+def test_a_worker_whose_health_port_is_taken_says_so_and_works_on(db: str, store: Store, workers: Workers) -> None:
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", port))
+        taken.listen()
+        proc = workers.start(ENABLE_HEALTH_CHECK="true", HEALTH_CHECK_PORT=str(port))
+        ids = supaworker.create_jobs([{"type": "record"}] * 5, store=store)
+        wait_for(lambda: unfinished(db) == 0, what="the jobs, without a health endpoint")
+        wait_for(lambda: "health check endpoint could not start" in workers.log_text(0), what="the log line")
+    log = workers.log_text(0)
+    assert f"port={port}" in log and "port in use or not allowed" in log, log
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert set(workers.executions()) == set(ids)

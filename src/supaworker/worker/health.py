@@ -75,7 +75,9 @@ async def serve(source: HealthSource, host: str, port: int) -> None:
     server = _QuietServer(config)
     try:
         await server.serve()
-    except (OSError, SystemExit) as exc:
+    except OSError as exc:
         log.error("health check endpoint could not start", extra={"port": port, "error": str(exc)})
+    except SystemExit:  # uvicorn's way of saying it could not bind (it logged the errno)
+        log.error("health check endpoint could not start", extra={"port": port, "error": "port in use or not allowed"})
     finally:
         server.should_exit = True
