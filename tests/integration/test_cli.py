@@ -141,3 +141,21 @@ def test_an_invalid_setting_names_the_alias_it_was_set_by(db: str, variable: str
     result = run_cli(None, *args, env=subprocess_env(db, **{variable: value}))
     assert result.returncode == 3, result.stderr
     assert f"invalid configuration: {variable}: " in result.stderr
+
+
+def test_brief_show_gives_a_steps_error_only_while_it_is_not_completed(db: str) -> None:
+    # A step retried after a cancel and completed still showed "brief cancelled by request".
+    created = run_cli(db, "brief", "create", "--user-id", "u", "--query", "q", "--media-type", "text", "--json")
+    assert created.returncode == 0, created.stderr
+    brief_id = json.loads(created.stdout)["id"]
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE supaworker.jobs SET status = 'completed', completed_at = now(), last_error = 'old trouble'"
+            " WHERE brief_id = %s",
+            (brief_id,),
+        )
+    shown = run_cli(db, "brief", "show", brief_id)
+    assert shown.returncode == 0 and "completed" in shown.stdout and "old trouble" not in shown.stdout, shown.stdout
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("UPDATE supaworker.jobs SET status = 'failed' WHERE brief_id = %s", (brief_id,))
+    assert "old trouble" in run_cli(db, "brief", "show", brief_id).stdout

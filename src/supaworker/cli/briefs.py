@@ -33,7 +33,10 @@ def _print_brief(b: briefs.Brief, as_json: bool) -> None:
         click.echo(f"  {cell(b.error)}")
     if b.steps:
         click.echo("")
-        rows = [{**step.to_dict(), "error": step.last_error} for step in b.steps]
+        # A completed step keeps the error of an earlier attempt in its row; it is no longer what the step says.
+        rows = [
+            {**step.to_dict(), "error": None if step.status == "completed" else step.last_error} for step in b.steps
+        ]
         print_table(rows, ["id", "type", "status", "attempts", "depends_on", "completed_at", "error"])
 
 
