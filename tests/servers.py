@@ -256,8 +256,10 @@ def postgrest_binary() -> str:
 class PostgREST:
     """PostgREST on a free loopback port, logging in as `authenticator`, serving the given schema."""
 
-    def __init__(self, db_url: str, schema: str, jwt_secret: str) -> None:
+    def __init__(self, db_url: str, schema: str, jwt_secret: str, *, listens: bool = False) -> None:
+        """`listens`: reload the schema cache on `NOTIFY pgrst` (PostgREST's default, and Supabase's)."""
         self.binary = postgrest_binary()
+        self.listens = listens
         params = conninfo_to_dict(db_url)
         params["user"] = "authenticator"
         self.db_uri = make_conninfo(**params)
@@ -281,7 +283,7 @@ class PostgREST:
             "PGRST_SERVER_HOST": "127.0.0.1",
             "PGRST_SERVER_PORT": str(self.port),
             "PGRST_DB_POOL": "10",
-            "PGRST_DB_CHANNEL_ENABLED": "false",
+            "PGRST_DB_CHANNEL_ENABLED": "true" if self.listens else "false",
             "PGRST_LOG_LEVEL": "info",
         }
         log = self.log_path.open("wb")

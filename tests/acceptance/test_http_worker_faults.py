@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import http.server
 import json
-import os
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from tests.acceptance import test_http_worker
 from tests.acceptance.test_http_worker import FAST, JWT_SECRET, key
 from tests.conftest import SCHEMA, run_cli
 from tests.faults.harness import Fleet, enqueue_effects, prepare_effects, report, status_counts, worker_env
-from tests.servers import PostgREST, wait_for_port
+from tests.servers import PostgREST
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.acceptance
@@ -141,29 +139,6 @@ def test_a_lone_worker_gets_back_uncharged_the_jobs_of_a_claim_whose_answer_a_ga
     assert took < HANDED_BACK_WITHIN_SECONDS, f"the lost jobs came back {took:.1f} s after the 504"
 
 
-class ListeningPostgREST(PostgREST):
-    """The tests' PostgREST, but reloading its schema cache on `NOTIFY pgrst` (db-channel-enabled, on by default
-    and on at Supabase): the notification is what is tested here."""
-
-    def start(self) -> ListeningPostgREST:
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "PGRST_DB_URI": self.db_uri,
-            "PGRST_DB_SCHEMAS": self.schema,
-            "PGRST_DB_ANON_ROLE": "anon",
-            "PGRST_JWT_SECRET": self.jwt_secret,
-            "PGRST_SERVER_HOST": "127.0.0.1",
-            "PGRST_SERVER_PORT": str(self.port),
-            "PGRST_DB_POOL": "10",
-            "PGRST_DB_CHANNEL_ENABLED": "true",
-            "PGRST_LOG_LEVEL": "info",
-        }
-        log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([self.binary], env=env, stdout=log, stderr=subprocess.STDOUT)
-        wait_for_port(self.port, self.proc, "postgrest")
-        return self
-
-
 def rpc(server: PostgREST, function: str, args: dict[str, Any]) -> tuple[int, Any]:
     """POSTs to PostgREST as the service role: its status and JSON answer."""
     response = httpx.post(
@@ -182,7 +157,7 @@ def stale_cache(db: str) -> Iterator[tuple[str, PostgREST]]:
         conn.execute(f"DROP FUNCTION supaworker.rescue_expired_jobs_v3({RESCUE_V3_ARGS})")
         conn.execute("DELETE FROM supaworker.migrations WHERE version = 27")
     prepare_effects(db)
-    server = ListeningPostgREST(db, SCHEMA, JWT_SECRET).start()
+    server = PostgREST(db, SCHEMA, JWT_SECRET, listens=True).start()
     wait_until(lambda: rpc(server, "heartbeat_jobs", {"p_worker_id": "x", "p_ids": []})[0] == 200,
                "PostgREST to load its schema cache", timeout=30)  # fmt: skip
     yield db, server
