@@ -6,10 +6,12 @@ compare-and-set in the same statement as the insert, so however many schedulers 
 once. Cron expressions are evaluated in UTC: five fields, or six with seconds last. croniter's R (a random
 value) is refused: drawn anew at each read, it would fire at another time on every scheduler run.
 
-After downtime: ticks older than `MISSED_TICK_GRACE_SECONDS` count as missed. With `catch_up` (the
-default) one job is enqueued on return for all of them together, as a BullMQ job scheduler does (its next
-job is already waiting when the workers come back); without it they are skipped, as Oban's and River's
-cron do.
+After downtime: when the oldest tick a scheduler finds due is older than `MISSED_TICK_GRACE_SECONDS`, no
+scheduler ran for longer than a change of leader takes, so every worker was down: all the ticks due then
+were missed. With `catch_up` (the default) they make one job, for the latest of them, as a BullMQ job
+scheduler does (its one next job is waiting when the workers come back); without it they are skipped, as
+Oban's and River's cron do. Either way the schedule then runs each tick again. Ticks due for less than the
+grace (a scheduler's lag, a change of leader) are each enqueued: a shorter downtime looks the same.
 """
 
 from __future__ import annotations
@@ -26,15 +28,16 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 from .client import _store_for
 from .errors import InvalidJob
 from .loaders import OutOfRangeTime
+from .maintenance.leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS
 from .new_job import NewJob
 from .registry import HandlerFunc, Registry, default_registry
 from .rules import DEFAULT_MAX_ATTEMPTS, MAX_TYPE_LENGTH
 from .store import Store
 from .validation import check_text
 
-# A tick the scheduler finds later than this was missed (all workers down), not merely handled late.
-# Longer than a leader failover (maintenance.LEADER_TTL_SECONDS), so a change of leader misses nothing.
-MISSED_TICK_GRACE_SECONDS = 60.0
+# A scheduler that finds a tick due for longer than this finds a downtime (every worker was down), not a late
+# run. Longer than a change of leader: a crashed leader's lease, a follower's next renewal, its first run.
+MISSED_TICK_GRACE_SECONDS = LEADER_TTL_SECONDS + LEADER_RENEW_SECONDS + 10.0
 SCHEDULES_LIMIT = 500  # schedules the console and the API list at most
 # What computing the ticks of a schedule stored by plain SQL can raise: a cron croniter refuses, that never
 # fires or that is random (RandomCron, a ValueError), a last tick at the end of Python's datetime range.
@@ -139,27 +142,27 @@ class TickPlan:
 
     enqueue: list[datetime]
     advance_to: datetime | None
-    missed: int  # ticks older than the grace period (counted up to the grace window only, 0 or 1)
+    missed: int  # 1 when the due ticks were missed (a downtime), else 0: they are not counted, as there may be many
 
 
 def plan_ticks(
     cron: str, last_tick: datetime, now: datetime, *, catch_up: bool, grace_seconds: float = MISSED_TICK_GRACE_SECONDS
 ) -> TickPlan:
-    """The ticks of `cron` in (last_tick, now]: each recent one is enqueued; older ones, if any, are missed
-    and stand for one job together (when `catch_up`), unless a recent tick already runs for them."""
+    """The ticks of `cron` in (last_tick, now]: each one is enqueued when the oldest fell due within the grace
+    (the scheduler is late, or a new leader took over); otherwise every worker was down and they were missed,
+    one job for the latest of them stands for them all (with `catch_up`), or none."""
     last_tick, now = last_tick.astimezone(UTC), now.astimezone(UTC)
-    start = max(last_tick, now - timedelta(seconds=grace_seconds))
-    recent: list[datetime] = []
-    ticks = _cron_ticks(cron, start)
-    while (tick := ticks.get_next(datetime)) <= now:
-        recent.append(tick)
-    missed = _cron_ticks(cron, last_tick).get_next(datetime) <= start
-    if recent:
-        return TickPlan(recent, recent[-1], int(missed))
-    if missed:
-        latest_missed = _cron_ticks(cron, start + timedelta(microseconds=1)).get_prev(datetime)
-        return TickPlan([latest_missed] if catch_up else [], latest_missed, 1)
-    return TickPlan([], None, 0)
+    ticks = _cron_ticks(cron, last_tick)
+    tick = ticks.get_next(datetime)
+    if tick > now:
+        return TickPlan([], None, 0)
+    if tick >= now - timedelta(seconds=grace_seconds):
+        due = [tick]  # at most a grace's worth, however long ago the last tick was
+        while (tick := ticks.get_next(datetime)) <= now:
+            due.append(tick)
+        return TickPlan(due, due[-1], 0)
+    latest = _cron_ticks(cron, now + timedelta(microseconds=1)).get_prev(datetime)
+    return TickPlan([latest] if catch_up else [], latest, 1)
 
 
 class PeriodicRegistry:
@@ -249,17 +252,19 @@ def set_periodic_enabled(
 
 
 def list_periodic_jobs(*, conn: psycopg.Connection | None = None, store: Store | None = None) -> list[dict[str, Any]]:
-    """Every schedule with its last tick and, computed here, its next one."""
+    """Every schedule with its last tick and, computed here, its next one (none while it is disabled)."""
     rows = _store_for(conn, store).list_periodic_jobs(conn)
     for row in rows:
-        row["next_tick_at"] = next_tick(row["cron"], row["last_tick_at"])
+        row["next_tick_at"] = next_tick(row)
     return rows
 
 
-def next_tick(cron: str, last_tick: datetime) -> datetime | None:
-    """The tick after `last_tick`; None when a schedule stored by plain SQL has no readable one (a cron
-    croniter refuses, a last tick beyond Python's datetime)."""
-    if isinstance(last_tick, OutOfRangeTime):
+def next_tick(schedule: dict[str, Any]) -> datetime | None:
+    """The tick after a schedule's last one; None while it is disabled (enabled again, it counts from then),
+    or when a schedule stored by plain SQL has no readable one (a cron croniter refuses, a last tick beyond
+    Python's datetime)."""
+    cron, last_tick = schedule["cron"], schedule["last_tick_at"]
+    if not schedule["enabled"] or isinstance(last_tick, OutOfRangeTime):
         return None  # the scheduler skips such a schedule (maintenance/scheduler.py)
     try:
         return _cron_ticks(cron, last_tick.astimezone(UTC)).get_next(datetime)
@@ -273,5 +278,5 @@ def list_periodic_schedules(
     """At most `limit` schedules by name, with their next tick and the status of the last job each enqueued."""
     rows = _store_for(conn, store).list_periodic_schedules(limit, conn)
     for row in rows:
-        row["next_tick_at"] = next_tick(row["cron"], row["last_tick_at"])
+        row["next_tick_at"] = next_tick(row)
     return rows

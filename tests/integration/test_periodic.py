@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import re
 import threading
@@ -14,11 +15,18 @@ from psycopg_pool import ConnectionPool
 
 import supaworker
 from supaworker.errors import InvalidJob
-from supaworker.maintenance import MaintenanceConfig, MaintenanceService, PeriodicScheduler
+from supaworker.maintenance import (
+    LEADER_RENEW_SECONDS,
+    LEADER_TTL_SECONDS,
+    MaintenanceConfig,
+    MaintenanceService,
+    PeriodicScheduler,
+)
 from supaworker.periodic import PeriodicRegistry, periodic, sync_periodic_jobs
 from supaworker.registry import Registry
 from supaworker.store import Store
-from tests.support.waiting import wait_until_async
+from tests.conftest import run_cli
+from tests.support.waiting import wait_until, wait_until_async
 from tests.support.worker import make_worker, running
 
 
@@ -64,6 +72,66 @@ def test_ticks_missed_while_all_workers_were_down_are_enqueued_once(store: Store
     assert PeriodicScheduler(store).run_once()["enqueued"] == 0
     job = conn.execute("SELECT payload, status FROM supaworker.jobs WHERE type = 'report'").fetchone()
     assert job == ({"kind": "daily"}, "pending")
+
+
+def test_a_downtime_of_many_ticks_enqueues_one_catch_up_job(store: Store, conn: psycopg.Connection) -> None:
+    # Every 2 s (seconds last) and no worker for 36 s: 18 ticks missed, which were 18 jobs.
+    supaworker.add_periodic_job("* * * * * */2", type="report", store=store)
+    supaworker.add_periodic_job("* * * * * */2", type="digest", name="no-catch-up", catch_up=False, store=store)
+    conn.execute("UPDATE supaworker.periodic_jobs SET last_tick_at = date_trunc('second', now()) - interval '36 s'")
+    counts = PeriodicScheduler(store).run_once()
+    keys = periodic_jobs(conn)
+    assert len(keys) == 1, keys
+    assert periodic_jobs(conn, "digest") == [] and (counts["enqueued"], counts["skipped"]) == (1, 1)
+    # The one job is for the latest missed tick, where both schedules now stand: less than 2 s ago.
+    ticks = conn.execute("SELECT DISTINCT last_tick_at, now() - last_tick_at FROM supaworker.periodic_jobs").fetchall()
+    [(tick, age)] = ticks
+    assert keys == [f"periodic:report:{tick.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"] and age.total_seconds() < 2
+
+
+def test_without_downtime_every_tick_is_enqueued_once_across_a_change_of_leader(
+    store: Store, conn: psycopg.Connection
+) -> None:
+    # The new leader finds the ticks due since the old one's last run (a lease and a renewal): each is enqueued.
+    supaworker.add_periodic_job("* * * * * *", type="report", store=store)
+    gap = int(LEADER_TTL_SECONDS + LEADER_RENEW_SECONDS)
+    conn.execute(
+        "UPDATE supaworker.periodic_jobs SET last_tick_at = date_trunc('second', now()) - %s::interval", (f"{gap} s",)
+    )
+    scheduler = PeriodicScheduler(store)
+    first = scheduler.run_once()["enqueued"]
+    wait_until(lambda: scheduler.run_once() and len(periodic_jobs(conn)) >= gap + 2, "two ticks more")
+    keys = periodic_jobs(conn)
+    ticks = [datetime.strptime(k.split(":", 2)[2], "%Y-%m-%dT%H:%M:%SZ") for k in keys]  # periodic:NAME:TICK
+    assert first >= gap and len(set(keys)) == len(keys)
+    assert all((b - a).total_seconds() == 1 for a, b in itertools.pairwise(ticks))  # no gap, none twice
+
+
+def test_periodic_list_shows_whether_each_schedule_is_enabled(db: str, store: Store) -> None:
+    supaworker.add_periodic_job("0 3 * * *", type="nightly", store=store)
+    supaworker.add_periodic_job("0 4 * * *", type="early", store=store)
+
+    def listed() -> dict[str, dict[str, str]]:
+        header, *lines = run_cli(db, "periodic", "list").stdout.splitlines()
+        starts = [m.start() for m in re.finditer(r"\S+", header)]
+        names = header.split()
+        return {
+            line[: starts[1]].strip(): {
+                name: line[start:end].strip()
+                for name, start, end in zip(names, starts, [*starts[1:], None], strict=True)
+            }
+            for line in lines
+        }
+
+    before = listed()
+    assert [(r["enabled"], r["next_tick_at"] != "-") for r in before.values()] == [("True", True)] * 2
+    assert run_cli(db, "periodic", "disable", "early").returncode == 0
+    after = listed()
+    assert after["nightly"] == before["nightly"]
+    assert (after["early"]["enabled"], after["early"]["next_tick_at"]) == ("False", "-")
+    rows = {r["name"]: r for r in json.loads(run_cli(db, "periodic", "list", "--json").stdout)}
+    assert (rows["early"]["enabled"], rows["early"]["next_tick_at"]) == (False, None)
+    assert rows["nightly"]["enabled"] is True and rows["nightly"]["next_tick_at"] is not None
 
 
 def test_new_schedule_waits_for_its_first_tick(store: Store, conn: psycopg.Connection) -> None:

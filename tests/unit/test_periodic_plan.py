@@ -7,7 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from supaworker import InvalidJob
-from supaworker.periodic import PeriodicRegistry, plan_ticks, validate_periodic
+from supaworker.maintenance.leader import LEADER_RENEW_SECONDS, LEADER_TTL_SECONDS
+from supaworker.maintenance.scheduler import SCHEDULER_INTERVAL_SECONDS
+from supaworker.periodic import MISSED_TICK_GRACE_SECONDS, PeriodicRegistry, plan_ticks, validate_periodic
 from supaworker.registry import Registry
 
 T0 = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -79,3 +81,43 @@ def test_declaring_one_name_twice_differently_is_an_error_and_decorator_register
     periodic("*/5 * * * *", type="cleanup", registry=schedules, handlers=handlers)  # same again: fine
     with pytest.raises(ValueError, match="declared twice"):
         periodic("0 * * * *", type="cleanup", registry=schedules, handlers=handlers)
+
+
+def _simulate(cron: str, runs: list[datetime], *, catch_up: bool = True) -> list[datetime]:
+    """The ticks a scheduler enqueues when it runs at `runs`, keeping the last tick as the database does."""
+    last, enqueued = T0, []
+    for now in runs:
+        plan = plan_ticks(cron, last, now, catch_up=catch_up)
+        enqueued += plan.enqueue
+        last = plan.advance_to or last
+    return enqueued
+
+
+def _runs(start: float, stop: float, step: float = 1.3) -> list[datetime]:
+    """Scheduler runs from `start` to `stop` seconds after T0, `step` apart (its interval plus some lag)."""
+    return [T0 + timedelta(seconds=start + i * step) for i in range(int((stop - start) / step) + 1)]
+
+
+def _seconds(*ticks: int) -> list[datetime]:
+    return [T0 + timedelta(seconds=s) for s in ticks]
+
+
+def test_without_downtime_every_tick_is_enqueued_once_across_a_change_of_leader() -> None:
+    # No scheduler runs for as long as a crashed leader's lease lasts and a follower takes to see it.
+    gap = LEADER_TTL_SECONDS + LEADER_RENEW_SECONDS + 2 * SCHEDULER_INTERVAL_SECONDS
+    runs = _runs(0.5, 20) + _runs(20 + gap, 80)
+    assert _simulate("* * * * * */2", runs) == _seconds(*range(2, 80, 2))
+    assert _simulate("* * * * * *", runs) == _seconds(*range(1, 80))
+
+
+def test_a_downtime_of_many_ticks_enqueues_one_job_for_the_latest_then_every_tick_again() -> None:
+    # Every 2 s (seconds last), no worker from 10.5 s to 46.5 s: the ticks 12 to 46 were missed and make one
+    # job (18 before), for the latest of them.
+    runs = _runs(0.5, 10.5, step=1.0) + _runs(46.5, 56.5, step=1.0)
+    assert _simulate("* * * * * */2", runs) == _seconds(2, 4, 6, 8, 10, 46, 48, 50, 52, 54, 56)
+    assert _simulate("* * * * * */2", runs, catch_up=False) == _seconds(2, 4, 6, 8, 10, 48, 50, 52, 54, 56)
+
+
+def test_grace_outlasts_a_change_of_leader() -> None:
+    # A crashed leader's lease runs out; a follower sees it at its next renewal and schedules at once.
+    assert MISSED_TICK_GRACE_SECONDS > LEADER_TTL_SECONDS + LEADER_RENEW_SECONDS + 2 * SCHEDULER_INTERVAL_SECONDS

@@ -18,11 +18,11 @@ def periodic() -> None:
 @command(periodic, "list")
 @json_option
 def periodic_list(ctx: CommandContext, as_json: bool) -> None:
-    """Every schedule with its last and next tick."""
+    """Every schedule, whether it is enabled, and its last and next tick (none while disabled)."""
     from ..periodic import list_periodic_jobs
 
     rows = list_periodic_jobs(store=ctx.store())
-    columns = ["name", "cron", "type", "queue", "catch_up", "source", "last_tick_at", "next_tick_at"]
+    columns = ["name", "cron", "type", "queue", "enabled", "catch_up", "source", "last_tick_at", "next_tick_at"]
     print_rows(rows, columns, as_json, empty="no periodic jobs")
 
 
@@ -34,7 +34,12 @@ def periodic_list(ctx: CommandContext, as_json: bool) -> None:
 @click.option("--queue", default="default", show_default=True)
 @click.option("--priority", type=int, default=0, show_default=True)
 @click.option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--catch-up/--no-catch-up", default=True, show_default=True, help="After downtime, run missed once.")
+@click.option(
+    "--catch-up/--no-catch-up",
+    default=True,
+    show_default=True,
+    help="After downtime, enqueue one job for the ticks missed.",
+)
 def periodic_add(
     ctx: CommandContext,
     name: str,
