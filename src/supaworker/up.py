@@ -256,10 +256,13 @@ async def check_port_free(host: str, port: int, what: str, option: str) -> None:
         except OSError as exc:
             reason = exc.strerror or str(exc)
     holder = "another process"
-    with contextlib.suppress(httpx.HTTPError):
+    with contextlib.suppress(httpx.HTTPError, ValueError):
         async with httpx.AsyncClient(timeout=1.0) as http:
-            if (await http.get(f"http://{_connect_host(host)}:{port}/health")).status_code < 500:
-                holder = "another process that answers /health (another supaworker worker or up?)"
+            answer = await http.get(f"http://{_connect_host(host)}:{port}/health")
+            # A supaworker health endpoint answers JSON with a status and a worker id (any web server answers 404).
+            body = answer.json() if answer.status_code in (200, 503) else None
+            if isinstance(body, dict) and "status" in body and "worker_id" in body:
+                holder = "another process that answers /health as supaworker does (another supaworker worker or up?)"
     raise PortInUse(f"the {what} port {port} on {host} is taken ({reason}) by {holder}; stop it, or choose another "
                     f"port with {option}")  # fmt: skip
 

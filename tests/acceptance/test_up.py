@@ -267,16 +267,29 @@ def _get(url: str) -> int | None:
 
 
 class _Health(http.server.BaseHTTPRequestHandler):
+    """A supaworker health endpoint's answer."""
+
     def do_GET(self) -> None:
         self.send_response(200)
+        self.send_header("Content-Type", "application/json")
         self.end_headers()
-        self.wfile.write(b"ok")
+        self.wfile.write(b'{"status": "healthy", "worker_id": "worker-1-1-abcdef", "active_jobs": 0}')
 
     def log_message(self, *args: Any) -> None:
         pass
 
 
-@pytest.mark.parametrize("holder", ["plain-socket", "another-health-endpoint"])
+class _NotFound(http.server.BaseHTTPRequestHandler):
+    """Any other web server (`python -m http.server`): 404 for /health."""
+
+    def do_GET(self) -> None:
+        self.send_error(404)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.mark.parametrize("holder", ["plain-socket", "another-health-endpoint", "another-web-server"])
 def test_up_with_its_health_port_taken_names_the_port_and_option_at_once(db: str, holder: str) -> None:
     port, health_port = free_port(), free_port()
     if holder == "plain-socket":
@@ -285,7 +298,8 @@ def test_up_with_its_health_port_taken_names_the_port_and_option_at_once(db: str
         taken.listen()
         close = taken.close
     else:
-        server = http.server.HTTPServer(("127.0.0.1", health_port), _Health)
+        handler = _Health if holder == "another-health-endpoint" else _NotFound
+        server = http.server.HTTPServer(("127.0.0.1", health_port), handler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
 
         def close() -> None:
@@ -304,5 +318,5 @@ def test_up_with_its_health_port_taken_names_the_port_and_option_at_once(db: str
     assert time.monotonic() - started < 30
     assert f"health port {health_port} on 127.0.0.1 is taken" in result.stdout
     assert "--health-port" in result.stdout and "supaworker is up" not in result.stdout
-    if holder == "another-health-endpoint":
-        assert "answers /health" in result.stdout
+    # Only a supaworker health endpoint is called one: a web server answering 404 was said to be another worker.
+    assert ("answers /health as supaworker does" in result.stdout) == (holder == "another-health-endpoint")
