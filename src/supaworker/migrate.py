@@ -168,12 +168,12 @@ def migrate(conninfo: str, schema: str) -> list[int]:
                     (migration.version, migration.name, migration.breaking),
                 )
                 applied_now.append(migration.version)
+                conn.execute(RELOAD_POSTGREST)  # with each: a run stopped half-way has announced what it applied
                 if migration.version == latest:
                     # A migration's new functions are open to PUBLIC until this runs (see 0009): it commits with
                     # the last one, or a migrate stopped in between would leave them open, and a second run,
                     # finding nothing to apply, would not secure them.
                     conn.execute(secure)
-                    conn.execute(RELOAD_POSTGREST)
         if applied_now and applied_now[-1] == latest:
             return applied_now
         # Nothing applied, or only an earlier version missing from the ledger: secure again all the same, so a
@@ -184,7 +184,6 @@ def migrate(conninfo: str, schema: str) -> list[int]:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key(schema),))
             if applied_now:
                 conn.execute(secure)
-                conn.execute(RELOAD_POSTGREST)
             elif _may_secure(conn, schema):
                 _secure_again(conn, schema, secure)
     return applied_now

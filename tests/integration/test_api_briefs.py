@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from psycopg_pool import ConnectionPool
 
 from supaworker.pipelines import PIPELINES
 from supaworker.sql import Queries
@@ -314,3 +315,22 @@ def test_dashboard_briefs_panel_draws_each_step_with_its_status_and_escapes_the_
     assert 'data-action="retry" data-id="' in panel and "retry step" in panel and "retry brief" in panel
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in panel and "<script>" not in panel
     assert "<bdi>asset_prep</bdi> failed: <bdi>no &lt;b&gt;assets&lt;/b&gt;</bdi>" in panel
+
+
+def test_a_page_that_ends_at_a_time_beyond_pythons_range_in_utc_still_answers(
+    db: str, conn: psycopg.Connection
+) -> None:
+    # Read in a session west of UTC, 10000-01-01 02:00 UTC is 9999-12-31 in Python: its UTC form for
+    # `next_before` overflowed (a 500).
+    conn.execute(f"ALTER DATABASE \"{conn.info.dbname}\" SET timezone = 'America/New_York'")
+    conn.execute(
+        "INSERT INTO supaworker.briefs (user_id, query, media_type, pipeline, created_at)"
+        " VALUES ('u', 'q', 'video', '{analysis}', '10000-01-01 02:00+00'), ('u', 'q', 'video', '{analysis}', now())"
+    )
+    with (
+        ConnectionPool(db, min_size=1, max_size=2, kwargs={"autocommit": True}) as pool,
+        TestClient(make_app(Store(pool, "supaworker"))) as client,
+    ):
+        first = client.get("/api/briefs?limit=1", headers=AUTH)
+        assert first.status_code == 200, first.text
+        assert first.json()["next_before"].startswith("9999-12-31T21:00:00")

@@ -101,6 +101,37 @@ async def test_a_job_retried_while_its_cancelled_sync_handler_runs_on_runs_again
     assert (job_row(db, j.id)["status"], job_row(db, j.id)["result"]) == ("completed", "attempt 2")
 
 
+async def test_a_job_cancelled_and_retried_at_once_runs_on_another_worker(db: str, store: Store) -> None:
+    # A cancel reaches every worker; one that does not hold the job remembers it for a moment, in case the job
+    # is on its way in a claim. Retried in that moment and claimed by that worker, the new attempt was dropped
+    # unreleased: it sat `processing` for a lease (30 s), or another rescuer charged it a death.
+    registry = Registry()
+    gate = asyncio.Event()
+    runs: list[int] = []
+
+    async def gated(job: supaworker.Job) -> str:
+        runs.append(job.attempt)
+        if job.attempt == 1:
+            await gate.wait()
+        return "done"
+
+    registry.register("gated", gated)
+    j = supaworker.create_job("gated", store=store)
+    first = make_worker(db, registry)
+    async with running(first):
+        await wait_until_async(lambda: runs == [1])
+        async with running(make_worker(db, registry)) as second:
+            await wait_until_async(lambda: second.claimed_once.is_set(), "the second worker's first claim")
+            await asyncio.sleep(0.3)  # its LISTEN is connected
+            await asyncio.to_thread(supaworker.cancel_job, j.id, store=store)
+            await wait_until_async(lambda: first.active_jobs == 0, "the cancel on the first worker")
+            first.request_stop()
+            await asyncio.to_thread(supaworker.retry_job, j.id, store=store)
+            await wait_until_async(status_is(db, j.id, "completed"), "the retry, on the second worker", timeout=10)
+    row = job_row(db, j.id)
+    assert (row["attempts"], row["errors"], runs) == (2, [], [1, 2])
+
+
 async def test_cancelling_one_of_several_running_jobs_leaves_the_others(db: str, store: Store) -> None:
     registry = Registry()
     release = asyncio.Event()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from typing import Any
 
 import psycopg
 import pytest
@@ -315,6 +316,33 @@ async def test_an_idle_worker_looks_again_when_a_rate_window_has_passed(db: str,
     async with running(make_worker(db, registry, poll_interval_seconds=60)):  # a poll would take a minute
         for job_id in ids:
             await wait_until_async(status_is(db, job_id, "completed"), "four windows of five jobs", timeout=10)
+
+
+async def test_an_idle_worker_with_a_short_rate_window_and_no_jobs_polls_at_its_interval(db: str, store: Store) -> None:
+    # Looking again every window whether or not any job of the type had come: 98 claims in 3 s for a 0.05 s
+    # window with a 1 s poll (6 without the limit), each taking the control's row lock.
+    registry = Registry()
+    registry.register("metered", lambda job: None)
+    supaworker.set_limits("metered", rate_limit=5, rate_period=0.05, store=store)
+    worker = make_worker(db, registry, poll_interval_seconds=1.0)
+    claims = 0
+    claim = worker.store.claim_jobs
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await claim(*args, **kwargs)
+
+    worker.store.claim_jobs = counted  # type: ignore[method-assign]
+    async with running(worker):
+        await wait_until_async(lambda: worker.claimer.rate_windows == {"metered": 0.05}, "the windows read")
+        before = claims
+        await asyncio.sleep(3)
+        idle_claims = claims - before
+        assert idle_claims <= 8, idle_claims
+        ids = supaworker.create_jobs([{"type": "metered"}] * 20, store=store)  # and a backlog still drains fast
+        for job_id in ids:
+            await wait_until_async(status_is(db, job_id, "completed"), "four windows of five jobs", timeout=5)
 
 
 async def test_a_rate_limit_set_while_a_worker_runs_reaches_it(db: str, store: Store) -> None:

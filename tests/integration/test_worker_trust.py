@@ -141,30 +141,41 @@ def rescue_v3(conn: psycopg.Connection, rescuer: str, held: list[int] | None) ->
     ).fetchall()
 
 
-def test_a_rescuer_hands_back_its_own_expired_jobs_it_does_not_hold_uncharged(
+def test_a_rescuer_takes_its_own_expired_jobs_it_does_not_hold_by_their_start_marks(
     conn: psycopg.Connection, store: Store
 ) -> None:
-    # A claim whose answer was lost: the rows say `me`, started as far as the marks go, but `me` never had them.
-    ids = [supaworker.create_job("t", max_attempts=1, store=store).id for _ in range(4)]
-    claim(conn, "me", limit=4, start=2)
-    conn.execute("SELECT supaworker.record_job_starts('me', 4)")  # a later claim reused these places
+    # A claim whose answer was lost: the rows say `me`, but `me` does not hold them. Not held cannot mean never
+    # run (an outcome it could not write ends the same way), so the start marks decide, as for a dead worker.
+    ids = [supaworker.create_job("t", store=store).id for _ in range(4)]
+    claim(conn, "me", limit=4, start=1)  # the first went straight to a slot
+    conn.execute("SELECT supaworker.record_job_starts('me', 2)")  # a slot took the second
     conn.execute("UPDATE supaworker.jobs SET lease_expires_at = now() - interval '1 s' WHERE id = ANY (%s)", (ids[1:],))
     assert rescue_v3(conn, "me", None) == []  # NULL: none of its own, as v2
     rescued = sorted(rescue_v3(conn, "me", [ids[0], ids[1]]))  # it holds the first two; the first is not expired
     assert rescued == [(ids[2], "pending", 0, False), (ids[3], "pending", 0, False)]
+    assert sorted(rescue_v3(conn, "me", [ids[0]])) == [(ids[1], "pending", 1, True)]  # started: charged
     rows = conn.execute(
-        "SELECT status::text, attempts, errors, worker_id, handed_back FROM supaworker.jobs WHERE id = ANY (%s)"
-        " ORDER BY id",
+        "SELECT status::text, attempts, handed_back, last_error FROM supaworker.jobs WHERE id = ANY (%s) ORDER BY id",
         (ids,),
     ).fetchall()
-    assert rows == [("processing", 1, [], "me", 0)] * 2 + [("pending", 0, [], None, 1)] * 2
+    lost = (
+        "worker me no longer held the job when its lease expired (its claim's answer lost, or the outcome not written)"
+    )
+    assert rows == [
+        ("processing", 1, 0, None),
+        ("pending", 1, 0, lost),
+        ("pending", 0, 1, None),
+        ("pending", 0, 1, None),
+    ]
     # The caller is alive: its start marks stay, though it has no expired job left.
     assert conn.execute("SELECT started_through FROM supaworker.worker_starts WHERE worker_id = 'me'").fetchone() == (
-        4,
+        2,
     )
-    # Another worker's expired jobs are rescued by v3 as by v2, charged when started.
+    # Another worker's expired jobs are rescued by v3 as by v2.
     expire(conn)
-    assert sorted(rescue_v3(conn, "other", [])) == [(ids[0], "failed", 1, True), (ids[1], "failed", 1, True)]
+    assert rescue_v3(conn, "other", []) == [(ids[0], "pending", 1, True)]
+    [(error,)] = conn.execute("SELECT last_error FROM supaworker.jobs WHERE id = %s", (ids[0],)).fetchall()
+    assert error == "worker me died while running the job (lease expired)"
 
 
 async def test_a_lone_worker_gets_back_the_jobs_of_a_claim_whose_answer_it_lost(db: str, store: Store) -> None:
@@ -188,10 +199,15 @@ async def test_a_lone_worker_gets_back_the_jobs_of_a_claim_whose_answer_it_lost(
             await wait_until_async(status_is(db, job_id, "completed"), timeout=15)
     assert sorted(ran) == sorted(lost + received)  # each ran once
     with psycopg.connect(db) as c:
-        rows = c.execute(
-            "SELECT attempts, errors, handed_back FROM supaworker.jobs WHERE id = ANY (%s)", (lost,)
-        ).fetchall()
-    assert rows == [(1, [], 1)] * 20  # never charged for the lost claim
+        charged = c.execute(
+            "SELECT count(*) FILTER (WHERE attempts = 2 AND errors->0->>'error' LIKE 'worker w-lost no longer held%%'),"
+            " count(*) FILTER (WHERE attempts = 1 AND errors = '[]' AND handed_back = 1)"
+            " FROM supaworker.jobs WHERE id = ANY (%s)",
+            (lost,),
+        ).fetchone()
+    # The claim marked its first five started, and the worker's later start marks covered the places its next
+    # claims reused (up to 10): those were charged, as a dead worker's would be; the other ten were not.
+    assert charged == (10, 10)
 
 
 def test_nothing_is_rescued_in_the_first_grace_after_the_server_started(conn: psycopg.Connection, store: Store) -> None:
@@ -354,3 +370,30 @@ async def test_the_server_drops_a_worker_connection_within_about_a_lease_of_a_de
             assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     finally:
         await worker.store.close()
+
+
+async def test_a_failure_written_after_its_deadline_is_still_written(db: str, store: Store) -> None:
+    # The watchdog's deadline stayed armed after the handler ended: a handler failing just before its timeout,
+    # and a write of the failure that took a while, had that write cancelled; the job, no longer held, came
+    # back by its lease with the failure lost (7 runs in 15 s, all as attempt 1, with a 2 s lease).
+    registry = Registry()
+
+    async def late_failure(job: supaworker.Job) -> None:
+        await asyncio.sleep(0.4)
+        raise ValueError("failed just before the timeout")
+
+    registry.register("late", late_failure)
+    job = supaworker.create_job("late", max_attempts=2, timeout=0.5, store=store)
+    worker = make_worker(db, registry, lease_seconds=2.0)
+    write_failure = worker.store.fail_job
+
+    async def slow_write(*args: Any, **kwargs: Any) -> str | None:
+        await asyncio.sleep(0.3)  # a database that answers slowly: the deadline passes meanwhile
+        return await write_failure(*args, **kwargs)
+
+    worker.store.fail_job = slow_write  # type: ignore[method-assign]
+    async with running(worker):
+        await wait_until_async(status_is(db, job.id, "failed"), timeout=15)
+    row = job_row(db, job.id)
+    assert row["attempts"] == 2 and row["handed_back"] == 0
+    assert [e["error"].splitlines()[0] for e in row["errors"]] == ["ValueError: failed just before the timeout"] * 2

@@ -38,7 +38,8 @@ def test_migrate_tells_postgrest_to_reload_its_schema_cache_when_it_changed_some
     with psycopg.connect(empty_db, autocommit=True) as listener:
         listener.execute("LISTEN pgrst")
         assert run_cli(empty_db, "migrate").returncode == 0
-        assert [n.payload for n in listener.notifies(timeout=1, stop_after=5)] == ["reload schema"]
+        heard = [n.payload for n in listener.notifies(timeout=1)]
+        assert len(heard) == len(sql.migrations()) and set(heard) == {"reload schema"}  # one with each migration
         assert run_cli(empty_db, "migrate").returncode == 0  # up to date: nothing to reload
         assert [n.payload for n in listener.notifies(timeout=0.5, stop_after=5)] == []
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, Request
@@ -89,11 +89,17 @@ def list_briefs(
         )
     except InvalidBrief as exc:
         raise HTTPException(400, str(exc)) from None
-    # In UTC with a `Z`: pasted into a URL as it is, a `+00:00` offset reads as ` 00:00` (422).
-    next_before = (
-        found[-1].created_at.astimezone(UTC).isoformat().replace("+00:00", "Z") if len(found) == limit else None
-    )
+    next_before = _page_mark(found[-1].created_at) if len(found) == limit else None
     return jsonable_encoder({"count": len(found), "briefs": [b.to_dict() for b in found], "next_before": next_before})
+
+
+def _page_mark(created_at: datetime) -> str | datetime:
+    """In UTC with a `Z`: pasted into a URL as it is, a `+00:00` offset read as ` 00:00` (422). A time plain SQL
+    stored at the edge of Python's range (or 'infinity') stays as it was read: UTC may lie beyond that range."""
+    try:
+        return created_at.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, AttributeError):
+        return created_at
 
 
 @reads(router, "/{brief_id}", "A brief with each pipeline step's status", 404)

@@ -4,8 +4,8 @@ backoff) or to `failed` when its attempts are used up.
 Every worker runs a rescuer (the statement is cheap and skips rows another rescuer holds). A rescue charges
 an attempt only to a job whose handler had started; one that was merely claimed ahead goes back uncharged
 (see `record_job_starts` in `sql/schema.sql`). The database side also waits a lease after the server
-started, and of the rescuing worker's own jobs takes only those it does not hold (a claim whose answer it
-lost: never started there, so handed back uncharged); this side adds the worker's own view: after
+started, and of the rescuing worker's own jobs takes only the expired ones it does not hold (a claim whose
+answer it lost, an outcome it could not write), by the same rule; this side adds the worker's own view: after
 trouble of its own a rescuer cannot tell a dead worker from one cut off as it was, so it rescues only once
 the database has answered it for a whole lease, and a fenced worker rescues nothing.
 """
@@ -44,9 +44,10 @@ class Rescuer:
         store: WorkerQueries,
         worker_id: str,
         config: RescuerConfig,
-        held: Callable[[], list[int]] = list,
+        held: Callable[[], list[int] | None] = lambda: None,
     ) -> None:
-        """`held()`: the ids of the jobs the worker holds (what its heartbeat renews)."""
+        """`held()`: the ids of the jobs the worker holds (what its heartbeat renews); None leaves its own
+        jobs alone."""
         self.store = store
         self.worker_id = worker_id
         self.config = config
@@ -63,17 +64,16 @@ class Rescuer:
         )
         counts = {"retried": 0, "failed": 0, "handed_back": 0}
         handed_back: list[int] = []
-        never_received: list[int] = []
+        not_held: list[int] = []
         for job_id, job_type, attempts, status, dead_worker, started in rescued:
-            if dead_worker == self.worker_id:  # never started here: the database hands these back uncharged
-                never_received.append(job_id)
-                continue
+            if dead_worker == self.worker_id:
+                not_held.append(job_id)
             if not started:
                 handed_back.append(job_id)
                 continue
             counts["failed" if status == "failed" else "retried"] += 1
             log.warning(
-                "job rescued from a dead worker",
+                "job rescued from a dead worker" if dead_worker != self.worker_id else "job rescued from this worker",
                 extra={
                     "job_id": job_id,
                     "type": job_type,
@@ -82,11 +82,12 @@ class Rescuer:
                     "dead_worker": dead_worker,
                 },
             )
-        counts["handed_back"] = len(handed_back) + len(never_received)
-        if never_received:
+        counts["handed_back"] = len(handed_back)
+        if not_held:
             log.warning(
-                "jobs a claim of this worker took but whose answer was lost handed back, uncharged",
-                extra={"jobs": len(never_received), "ids": never_received[:20]},
+                "expired jobs of this worker that it no longer held (its claim's answer lost, or an outcome not "
+                "written) rescued",
+                extra={"jobs": len(not_held), "ids": not_held[:20]},
             )
         if handed_back:
             log.warning(

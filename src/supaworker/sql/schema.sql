@@ -2408,9 +2408,9 @@ BEGIN
   END IF;
   WITH expired AS (
     SELECT e.id, e.worker_id,
-           e.worker_id IS DISTINCT FROM p_worker_id
-             AND (e.handler_started OR coalesce(e.claim_seq <= {{schema}}.job_starts_of(e.worker_id), false))
-             AS handler_started
+           e.handler_started OR coalesce(e.claim_seq <= {{schema}}.job_starts_of(e.worker_id), false)
+             AS handler_started,
+           e.worker_id IS NOT DISTINCT FROM p_worker_id AS mine
       FROM {{schema}}.jobs e
      WHERE e.status = 'processing' AND e.lease_expires_at < now()
        AND (e.worker_id IS DISTINCT FROM p_worker_id OR (p_held IS NOT NULL AND e.id <> ALL (p_held)))
@@ -2426,13 +2426,10 @@ BEGIN
                          THEN now() + {{schema}}.retry_delay(j.attempts, p_retry_base_seconds, p_retry_cap_seconds)
                          ELSE j.run_at END,
            completed_at = CASE WHEN e.handler_started AND j.attempts >= j.max_attempts THEN now() END,
-           last_error = CASE WHEN e.handler_started
-                             THEN format('worker %s died while running the job (lease expired)', j.worker_id)
-                             ELSE j.last_error END,
+           last_error = CASE WHEN e.handler_started THEN m.error ELSE j.last_error END,
            errors = CASE WHEN e.handler_started
                          THEN j.errors || jsonb_build_object(
-                           'attempt', j.attempts,
-                           'error', format('worker %s died while running the job (lease expired)', j.worker_id),
+                           'attempt', j.attempts, 'error', m.error,
                            'at', now(), 'worker_id', j.worker_id, 'started_at', j.started_at)
                          ELSE j.errors END,
            worker_id = CASE WHEN e.handler_started THEN j.worker_id END,
@@ -2442,6 +2439,10 @@ BEGIN
            claim_seq = NULL,
            handed_back = j.handed_back + CASE WHEN e.handler_started THEN 0 ELSE 1 END
       FROM expired e
+      CROSS JOIN LATERAL (SELECT CASE WHEN e.mine
+        THEN format('worker %s no longer held the job when its lease expired (its claim''s answer lost, or the outcome'
+                    ' not written)', e.worker_id)
+        ELSE format('worker %s died while running the job (lease expired)', e.worker_id) END AS error) m
      WHERE j.id = e.id
     RETURNING j.id, j.type, j.attempts, j.status, e.worker_id, e.handler_started
   )

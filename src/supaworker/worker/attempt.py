@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, field
 
@@ -54,6 +55,8 @@ class AttemptRunner:
         except asyncio.CancelledError:
             if not (running.timed_out or running.fenced):
                 raise  # a stop, a cancel_job() or a lost lease
+        finally:
+            running.deadline = math.inf  # the handler is done: its deadline must not cut the outcome's write short
         if running.fenced:
             # Abandoned while the database was out of reach; recorded (and retried) once it answers again.
             outcome = Outcome(

@@ -47,6 +47,8 @@ WAITING_MARGIN_SECONDS = 1.0
 # opened), this much later for the database's clock, and never more often than every RATE_LOOK_MIN_SECONDS.
 RATE_LOOK_MARGIN_SECONDS = 0.005
 RATE_LOOK_MIN_SECONDS = 0.01
+# ... for this many windows after it last claimed jobs of such a type (then at its poll interval again).
+RATE_LOOK_WINDOWS = 2
 
 
 class Claimer:
@@ -73,6 +75,7 @@ class Claimer:
         self.worker_id = worker_id
         self.types = types
         self.rate_windows: dict[str, float] = {}  # type -> seconds of its rate window (job_controls)
+        self._metered_until = 0.0  # monotonic time until which a claim may have met a spent rate window
         self.options = options
         self.slots = slots
         self.prefetch = prefetch
@@ -162,6 +165,7 @@ class Claimer:
         says it waits, claims once more (a job inserted just before that was said drew no NOTIFY) and then
         sleeps until a NOTIFY or the poll interval, renewing what it said once per interval."""
         poll = self._poll_interval()
+        renew_every = self.options.poll_interval_seconds
         if not self.listen:
             await self._wait_for_work(poll)  # behind a transaction pooler polling is all there is
         elif claimed >= FLOW_JOBS:
@@ -169,15 +173,25 @@ class Claimer:
                 await self.stop_waiting()
             await self._wait_for_work(min(poll, ACTIVE_POLL_SECONDS))
         elif time.monotonic() >= self._renew_waiting_at:
-            await self.store.wait_for_jobs(self.worker_id, WAITING_FOR_POLLS * poll + WAITING_MARGIN_SECONDS)
-            self.waiting, self._renew_waiting_at = True, time.monotonic() + poll
+            await self.store.wait_for_jobs(self.worker_id, WAITING_FOR_POLLS * renew_every + WAITING_MARGIN_SECONDS)
+            self.waiting, self._renew_waiting_at = True, time.monotonic() + renew_every
         else:
             await self._wait_for_work(poll)
+
+    def follow_rate_windows(self, windows: dict[str, float]) -> None:
+        """The rate windows of every type (from job_controls). Until a window or two has passed, looks again at
+        that pace: jobs claimed before they were known (at start) may already have met one."""
+        self.rate_windows = windows
+        mine = [windows[t] for t in self.types if t in windows]
+        if mine:
+            self._metered_until = max(self._metered_until, time.monotonic() + RATE_LOOK_WINDOWS * max(mine))
 
     def _poll_interval(self) -> float:
         """The poll interval, or a rate window of this worker's types if shorter: a claim that met a spent window
         found nothing, and a window shorter than the poll drained at the poll's pace (half the rate at 0.5 s)."""
         poll = self.options.poll_interval_seconds
+        if time.monotonic() >= self._metered_until:
+            return poll  # no job of a rate-limited type claimed of late: an idle worker must not spin
         windows = [self.rate_windows[t] for t in self.types if t in self.rate_windows]
         if not windows:
             return poll
@@ -249,6 +263,10 @@ class Claimer:
         if jobs:
             self.claim_seq = max(self.claim_seq, jobs[-1]._claim_seq)
             self.leases.claimed(sent)
+            if self.rate_windows:
+                metered = [self.rate_windows[job.type] for job in jobs if job.type in self.rate_windows]
+                if metered:  # the next claims may meet a spent window: look again as each one passes
+                    self._metered_until = time.monotonic() + RATE_LOOK_WINDOWS * max(metered)
         return jobs
 
     def _held(self) -> int:

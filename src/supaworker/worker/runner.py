@@ -141,7 +141,13 @@ class Worker:
             prefetch=self.prefetch,
             on_trouble=self.database_trouble,
         )
-        self.slots = Slots(options.concurrency, self.attempts.run, self._slot_done, self._interruptible)
+        self.slots = Slots(
+            options.concurrency,
+            self.attempts.run,
+            self._slot_done,
+            self._interruptible,
+            hand_back=lambda jobs: self.claimer.to_release.extend(jobs),
+        )
         self.leases = LeaseKeeper(self.store, self, options.lease_seconds)
         self.rescuer = Rescuer(
             self.store,
@@ -350,10 +356,13 @@ class Worker:
         if read < self._controls_applied:
             return  # a later read answered first
         self._controls_applied = read
-        self.claimer.rate_windows = {name: w for scope, name, _, w in controls if scope == "type" and w is not None}
+        self.claimer.follow_rate_windows(
+            {name: w for scope, name, _, w in controls if scope == "type" and w is not None}
+        )
         for scope, name, paused, _ in controls:
             if paused:
                 self._paused(scope, name)
+        self._wakeup.set()  # a limit lifted or a window changed: look now, at the new pace
 
     def _notified(self, channel: str, payload: str) -> None:
         if payload.startswith(CANCEL_PREFIX):

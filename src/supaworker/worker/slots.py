@@ -51,6 +51,7 @@ class Slots:
         run_job: Callable[[Job, RunningJob], Awaitable[None]],
         on_done: Callable[[], None],
         interruptible: Callable[[Job], bool],
+        hand_back: Callable[[list[Job]], None] = lambda jobs: None,
     ) -> None:
         self.concurrency = concurrency
         self.queued: deque[Job] = deque()  # claimed, waiting for a slot, in claim order
@@ -58,6 +59,7 @@ class Slots:
         self._run_job = run_job
         self._on_done = on_done
         self._interruptible = interruptible
+        self._hand_back = hand_back  # jobs taken out unstarted, to release uncharged
         self._job_queued = asyncio.Event()
         self._stopping = False
         self._early_cancels: dict[int, float] = {}
@@ -89,6 +91,11 @@ class Slots:
         self.drop({job.id for job in taken})
         return taken
 
+    def take_queued_of_ids(self, ids: set[int]) -> list[Job]:
+        taken = [job for job in self.queued if job.id in ids]
+        self.drop(ids)
+        return taken
+
     def drop(self, ids: set[int]) -> None:
         if self.queued:
             self.queued = deque(job for job in self.queued if job.id not in ids)
@@ -106,7 +113,9 @@ class Slots:
         running = self.running.get(job_id)
         if running is None:
             if any(job.id == job_id for job in self.queued):
-                self.drop({job_id})
+                # Released, not only dropped: a cancel NOTIFY names no attempt, and a retry may have made the
+                # queued one a new attempt, which the release (fenced by attempt) then hands back to be run.
+                self._hand_back(self.take_queued_of_ids({job_id}))
                 log.warning(why, extra={"job_id": job_id})
                 return
             now = time.monotonic()
@@ -138,6 +147,7 @@ class Slots:
                 await self._job_queued.wait()
             job = self.queued.popleft()
             if self._cancelled_early(job):
+                self._hand_back([job])  # cancelled: the release finds nothing; cancelled and retried: it runs again
                 self._on_done()
                 continue
             running = self.running[job.id] = RunningJob(job, slot)

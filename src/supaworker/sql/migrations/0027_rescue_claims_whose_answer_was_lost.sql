@@ -4,10 +4,11 @@
 -- in front of PostgREST) leaves its jobs `processing` under the claiming worker, which does not know of them:
 -- it never renews their leases, and rescue_expired_jobs_v2() skips the rescuer's own jobs, so a worker running
 -- alone never got them back (20 of 20 stuck). rescue_expired_jobs_v3() also takes the caller's expired jobs
--- that are not among those it holds (p_held: what its heartbeat renews; NULL skips them all, as v2). Their
--- handlers never ran there, so they go back uncharged whatever their start marks say: the claim marked its
--- first jobs started, and a claim made again after the lost one reuses its places in the claim sequence,
--- which later start marks cover. Workers of the previous release keep calling v2, unchanged.
+-- that are not among those it holds (p_held: what its heartbeat renews; NULL skips them all, as v2), by the
+-- rule it applies to a dead worker's: charged when its start marks say the handler may have begun. A job the
+-- worker did start can also end up here (an outcome it could not write), so "not held" cannot mean "never
+-- ran": handed back uncharged, a job that kills its outcome every time would loop for ever. Workers of the
+-- previous release keep calling v2, unchanged.
 
 CREATE FUNCTION {{schema}}.rescue_expired_jobs_v3(
   p_worker_id text, p_held bigint[], p_limit integer DEFAULT 1000, p_retry_base_seconds double precision DEFAULT 5,
@@ -31,9 +32,9 @@ BEGIN
   END IF;
   WITH expired AS (
     SELECT e.id, e.worker_id,
-           e.worker_id IS DISTINCT FROM p_worker_id
-             AND (e.handler_started OR coalesce(e.claim_seq <= {{schema}}.job_starts_of(e.worker_id), false))
-             AS handler_started
+           e.handler_started OR coalesce(e.claim_seq <= {{schema}}.job_starts_of(e.worker_id), false)
+             AS handler_started,
+           e.worker_id IS NOT DISTINCT FROM p_worker_id AS mine
       FROM {{schema}}.jobs e
      WHERE e.status = 'processing' AND e.lease_expires_at < now()
        AND (e.worker_id IS DISTINCT FROM p_worker_id OR (p_held IS NOT NULL AND e.id <> ALL (p_held)))
@@ -49,13 +50,10 @@ BEGIN
                          THEN now() + {{schema}}.retry_delay(j.attempts, p_retry_base_seconds, p_retry_cap_seconds)
                          ELSE j.run_at END,
            completed_at = CASE WHEN e.handler_started AND j.attempts >= j.max_attempts THEN now() END,
-           last_error = CASE WHEN e.handler_started
-                             THEN format('worker %s died while running the job (lease expired)', j.worker_id)
-                             ELSE j.last_error END,
+           last_error = CASE WHEN e.handler_started THEN m.error ELSE j.last_error END,
            errors = CASE WHEN e.handler_started
                          THEN j.errors || jsonb_build_object(
-                           'attempt', j.attempts,
-                           'error', format('worker %s died while running the job (lease expired)', j.worker_id),
+                           'attempt', j.attempts, 'error', m.error,
                            'at', now(), 'worker_id', j.worker_id, 'started_at', j.started_at)
                          ELSE j.errors END,
            worker_id = CASE WHEN e.handler_started THEN j.worker_id END,
@@ -65,6 +63,10 @@ BEGIN
            claim_seq = NULL,
            handed_back = j.handed_back + CASE WHEN e.handler_started THEN 0 ELSE 1 END
       FROM expired e
+      CROSS JOIN LATERAL (SELECT CASE WHEN e.mine
+        THEN format('worker %s no longer held the job when its lease expired (its claim''s answer lost, or the outcome'
+                    ' not written)', e.worker_id)
+        ELSE format('worker %s died while running the job (lease expired)', e.worker_id) END AS error) m
      WHERE j.id = e.id
     RETURNING j.id, j.type, j.attempts, j.status, e.worker_id, e.handler_started
   )
