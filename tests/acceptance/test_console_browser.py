@@ -2,7 +2,8 @@
 and 1440 px wide without horizontal overflow, console errors or serious accessibility violations (axe-core,
 bundled with axe-playwright-python: nothing is fetched); a running job's clock and progress bar moving
 without a reload; a bulk retry of 100 failed jobs from the page; each attempt's error on the job page;
-bidirectional controls in stored text shown as markers, by the server and by the page's live updates.
+bidirectional controls in stored text shown as markers, by the server and by the page's live updates; long
+and right-to-left text cut at its end, inside its box, with the rows' buttons and badges kept in view.
 Screenshots go to test-artifacts/ (gitignored)."""
 
 from __future__ import annotations
@@ -320,3 +321,112 @@ def test_bidi_controls_in_stored_text_show_as_markers_on_the_page_and_in_live_up
         assert shown.inner_text() == "60% · step <U+202E>eno<U+2067> two"
         assert shown.locator("bdi .bidi-mark").count() == 2
         assert problems == [] or all("503" in p for p in problems)
+
+
+ARABIC_TITLE = "مشروع فيديو عن الذكاء الاصطناعي في المدارس العربية"
+LONG_TYPE = "render_" + "x" * 121  # the longest type the schema allows
+# Whether a piece of the page can be seen: the window scrolled to it (never a scrollable box, which would
+# bring a hidden button into view), then the element at its centre must be it or inside it. A character counts
+# when it is inside the element that holds its text.
+SEEN = """([selector, index]) => {
+  const el = document.querySelector(selector);
+  const place = () => {
+    if (index === null) return [el, el.getBoundingClientRect()];
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    let text = walker.nextNode(), at = index < 0 ? el.textContent.length + index : index;
+    while (at >= text.data.length) { at -= text.data.length; text = walker.nextNode(); }
+    const range = document.createRange();
+    range.setStart(text, at);
+    range.setEnd(text, at + 1);
+    return [text.parentElement, range.getBoundingClientRect()];
+  };
+  window.scrollBy(0, place()[1].top - innerHeight / 2);
+  const [target, rect] = place();
+  const hit = document.elementFromPoint(rect.left + rect.width / 2, rect.top + rect.height / 2);
+  return !!hit && (hit === target || target.contains(hit));
+}"""
+
+
+def seed_long_text(conn: psycopg.Connection) -> dict[str, Any]:
+    """Text that must be cut, wrapped or scrolled to fit: an Arabic title, the longest type (paused), a
+    deeply nested payload, and a failed job with the usual long payload and error."""
+    brief = conn.execute(
+        "INSERT INTO supaworker.briefs (user_id, title, query, media_type, pipeline)"
+        " VALUES ('u', %s, 'q', 'audio', '{analysis}') RETURNING id",
+        (ARABIC_TITLE,),
+    ).fetchone()[0]
+    long_job = conn.execute(
+        "INSERT INTO supaworker.jobs (type, status, attempts, completed_at, last_error)"
+        " VALUES (%s, 'failed', 1, now(), 'boom') RETURNING id",
+        (LONG_TYPE,),
+    ).fetchone()[0]
+    conn.execute("INSERT INTO supaworker.job_controls (scope, name, paused) VALUES ('type', %s, true)", (LONG_TYPE,))
+    deep = conn.execute(
+        "INSERT INTO supaworker.jobs (type, payload) VALUES ('deep', (repeat('{\"level\": ', 60) || '1'"
+        " || repeat('}', 60))::jsonb) RETURNING id"
+    ).fetchone()[0]
+    failed = conn.execute(
+        "INSERT INTO supaworker.jobs (type, queue, status, attempts, completed_at, payload, last_error)"
+        " VALUES ('video_generation', 'media', 'failed', 3, now(), jsonb_build_object('query', repeat('trams ', 40)),"
+        " 'TimeoutError: the render of scene 12 took longer than its 300 s timeout ' || repeat('x', 200))"
+        " RETURNING id"
+    ).fetchone()[0]
+    return {"brief": brief, "long": long_job, "deep": deep, "failed": failed}
+
+
+def in_view(page: Any, base: str, path: str, selector: str, index: int | None) -> bool:
+    """Whether `selector` on `path` (or its character at `index`, counted from the end when negative) can be
+    seen: see SEEN."""
+    if not page.url.endswith(path):
+        page.goto(base + path)
+    page.locator(selector).first.wait_for()
+    return bool(page.evaluate(SEEN, [selector, index]))
+
+
+def test_long_and_right_to_left_text_stays_in_its_box_and_shows_its_start(
+    store: Store, db: str, conn: psycopg.Connection, chromium: Browser
+) -> None:
+    ids = seed_long_text(conn)
+    job, failed = f"/test-worker/jobs/{ids['long']}", f'tr[data-job-id="{ids["failed"]}"] button.act'
+    must_show = [
+        # Cut right-to-left text keeps its first word (on the right), as left-to-right text keeps its first.
+        ("the Arabic title's start", "/test-worker/briefs", f'tr[data-brief-id="{ids["brief"]}"] td.trunc a', 0),
+        # A paused type's badge is outside the part of its name that is cut.
+        ("the paused badge", "/test-worker/queues", f'tr[data-key="type-{LONG_TYPE}"] .badge', None),
+        ("the type's end on the job's page", job, "#panel-summary .job-head strong", -1),
+        # A row's buttons stay in view in a table wider than its box.
+        ("the jobs list's retry button", "/test-worker/jobs", failed, None),
+        ("the recent failures' retry button", "/test-worker", f"#panel-failures {failed}", None),
+    ]
+    app = make_app(store, public_reads=True)
+    found: list[str] = []
+    # A worker's connection, named as workers name theirs, for the overview's "workers alive".
+    with serve(app) as base, psycopg.connect(db, application_name=f"supaworker:{WORKER}-5f3c9a"):
+        for width in (390, 1440):
+            page, problems = chromium.page(width)
+            found += [f"{what} at {width} px: hidden" for what, *where in must_show if not in_view(page, base, *where)]
+            if width == 1440:  # a third of the page: a worker's usual id leaves room for the table's last column
+                page.goto(base + "/test-worker")
+                page.locator("#panel-workers table").wait_for()
+                if page.evaluate(
+                    "() => (s => s.scrollWidth > s.clientWidth)(document.querySelector('#panel-workers .scroll'))"
+                ):
+                    found.append("workers alive at 1440 px: the table is wider than its panel")
+            # The job's node in the graph keeps its type inside its border.
+            page.goto(base + job)
+            node, name = page.evaluate(
+                "() => ['.node.self', '.node.self .trunc-inline']"
+                ".map(s => document.querySelector(s).getBoundingClientRect().right)"
+            )
+            if name > node + 0.5:
+                found.append(f"the graph's node at {width} px: its type ends at {name}, its border at {node}")
+            # A deep payload, unfolded, scrolls in its box: the page stays as wide as the window.
+            page.goto(f"{base}/test-worker/jobs/{ids['deep']}")
+            page.locator("#panel-data .json-tree").wait_for()
+            page.evaluate("() => document.querySelectorAll('#panel-data details').forEach(d => { d.open = true; })")
+            if page.evaluate("() => document.documentElement.scrollWidth > innerWidth"):
+                found.append(f"the deep payload unfolded at {width} px: the page is wider than the window")
+            screenshot(page, f"console-long-text-{width}.png")
+            found += [f"at {width} px: console: {p}" for p in problems]
+            page.context.close()
+    assert found == []

@@ -142,6 +142,17 @@ def test_a_failed_job_page_lists_each_attempt_with_its_error(store: Store, conn:
     assert "worker-test-1" in attempts and "took" in attempts
 
 
+def test_a_job_runnable_from_infinity_has_its_timeline_entry_without_an_offset(
+    store: Store, conn: psycopg.Connection
+) -> None:
+    job = conn.execute("INSERT INTO supaworker.jobs (type, run_at) VALUES ('t', 'infinity') RETURNING id").fetchone()[0]
+    with TestClient(make_app(store, public_reads=True)) as client:
+        timeline = client.get(f"/test-worker/panels/jobs/{job}").json()["panels"]["timeline"]
+    entries = timeline.split("<li>")[1:]
+    assert len(entries) == 2 and "infinity" in entries[1] and "runnable from" in entries[1]
+    assert "+-" not in timeline  # an offset from a time that has none was printed as "+-"
+
+
 def test_the_queues_page_shows_each_tenants_backlog_weight_and_oldest_wait(
     store: Store, conn: psycopg.Connection
 ) -> None:
@@ -223,7 +234,7 @@ def test_bidi_controls_in_stored_text_show_as_markers_on_every_page(store: Store
         job_page = client.get(f"/test-worker/jobs/{job}").text
         # Isolated and marked in the content; marked as plain text in a tooltip.
         assert '<pre class="error"><bdi>worker<span class="bidi-mark"' in job_page
-        assert 'title="render&lt;U+202E&gt;wols"' in job_page
+        assert 'title="render&lt;U+202E&gt;wols"' in client.get("/test-worker/jobs").text
         # A search field keeps the text as typed, so searching again finds the same jobs.
         found = client.get("/test-worker/jobs", params={"type": f"render{RLO}wols"}).text
         assert f'value="render{RLO}wols"' in found and f'data-job-id="{job}"' in found
