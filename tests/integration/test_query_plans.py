@@ -221,6 +221,7 @@ def test_hot_functions_pin_jit_off(conn: psycopg.Connection) -> None:
                 "record_job_starts",
                 "update_job_progress",
                 "rescue_expired_jobs_v2",
+                "rescue_expired_jobs_v3",
             ],
         ),
     ).fetchall()

@@ -7,8 +7,8 @@
 -- that are not among those it holds (p_held: what its heartbeat renews; NULL skips them all, as v2), by the
 -- rule it applies to a dead worker's: charged when its start marks say the handler may have begun. A job the
 -- worker did start can also end up here (an outcome it could not write), so "not held" cannot mean "never
--- ran": handed back uncharged, a job that kills its outcome every time would loop for ever. Workers of the
--- previous release keep calling v2, unchanged.
+-- ran": handed back uncharged, a job that kills its outcome every time would loop for ever. v2 becomes
+-- a shim of v3 with p_held NULL (its own behaviour, one body for both); the previous release calls it.
 
 CREATE FUNCTION {{schema}}.rescue_expired_jobs_v3(
   p_worker_id text, p_held bigint[], p_limit integer DEFAULT 1000, p_retry_base_seconds double precision DEFAULT 5,
@@ -85,6 +85,18 @@ BEGIN
   PERFORM {{schema}}.forget_dead_job_starts(array_remove(v_workers, p_worker_id));
   RETURN QUERY SELECT * FROM unnest(v_ids, v_types, v_attempts, v_statuses, v_workers, v_started);
 END $function$;
+
+CREATE OR REPLACE FUNCTION {{schema}}.rescue_expired_jobs_v2(
+  p_worker_id text DEFAULT NULL, p_limit integer DEFAULT 1000, p_retry_base_seconds double precision DEFAULT 5,
+  p_retry_cap_seconds double precision DEFAULT 3600, p_grace_seconds double precision DEFAULT 30)
+ RETURNS TABLE(id bigint, type text, attempts integer, status {{schema}}.job_status, worker_id text, started boolean)
+ LANGUAGE sql
+ SET enable_seqscan TO 'off'
+ SET jit TO 'off'
+AS $function$
+  SELECT * FROM {{schema}}.rescue_expired_jobs_v3(
+    p_worker_id, NULL, p_limit, p_retry_base_seconds, p_retry_cap_seconds, p_grace_seconds)
+$function$;
 
 INSERT INTO {{schema}}.owned_objects (type, identity)
 SELECT o.type, o.identity
