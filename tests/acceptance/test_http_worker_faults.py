@@ -3,9 +3,7 @@ gateway lost after it committed, and a PostgREST whose schema cache lacks a func
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -20,6 +18,7 @@ from tests.acceptance.test_http_worker import FAST, JWT_SECRET, key
 from tests.conftest import SCHEMA, run_cli
 from tests.faults.harness import Fleet, enqueue_effects, prepare_effects, report, status_counts, worker_env
 from tests.servers import PostgREST
+from tests.support.gateway import Gateway
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.acceptance
@@ -33,65 +32,27 @@ LEASE_SECONDS = 3.0
 HANDED_BACK_WITHIN_SECONDS = LEASE_SECONDS + 5
 RESCUE_V3_ARGS = "text, bigint[], integer, double precision, double precision, double precision"
 RESCUE_ARGS = {"p_worker_id": "probe", "p_held": [], "p_grace_seconds": 0}
-HOP_BY_HOP = frozenset({"host", "content-length", "connection", "accept-encoding", "transfer-encoding"})
 
 
-class LosingGateway:
-    """An HTTP proxy in front of PostgREST that passes every call on, except the answer to the first claim that
-    took jobs: PostgREST committed it, the worker gets 504 instead (a gateway timing out after the commit)."""
+class LosingGateway(Gateway):
+    """The gateway, passing every call on, except the answer to the first claim that took jobs: PostgREST
+    committed it, the worker gets 504 instead (a gateway timing out after the commit)."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = httpx.Client(base_url=upstream, timeout=60)
+        super().__init__(upstream)
         self.lost: list[int] = []  # the ids of the jobs whose claim was answered 504
         self.lost_at = 0.0  # monotonic time of that answer
-        self.lock = threading.Lock()
-        gateway = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
-                try:
-                    answer = gateway.upstream.post(self.path, content=body, headers=headers)
-                    status, content = answer.status_code, answer.content
-                except (httpx.TransportError, RuntimeError):  # PostgREST stopped; the gateway closing
-                    status, content = 502, b'{"message":"the gateway could not reach the API"}'
-                if gateway.loses(self.path, status, content):
-                    status, content = 504, b'{"message":"upstream request timeout"}'
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def loses(self, path: str, status: int, content: bytes) -> bool:
-        """Whether this answer is the one to lose: the first claim that answered some jobs."""
+    def rewrite(self, path: str, status: int, content: bytes) -> tuple[int, bytes]:
+        """Loses the answer of the first claim that answered some jobs."""
         if not path.startswith("/rpc/claim_jobs_v2") or status != 200:
-            return False
+            return status, content
         rows = json.loads(content)
         with self.lock:
             if self.lost or not rows:
-                return False
+                return status, content
             self.lost, self.lost_at = sorted(row["id"] for row in rows), time.monotonic()
-            return True
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.upstream.close()
+        return 504, b'{"message":"upstream request timeout"}'
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ processes; waits are bounded loops, nothing is timed."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,7 @@ from tests.acceptance import test_http_worker
 from tests.acceptance.test_http_worker import FAST, key
 from tests.faults.harness import Fleet, enqueue_effects, status_counts, tally, worker_env
 from tests.servers import PostgREST
+from tests.support.gateway import Gateway
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.acceptance
@@ -46,58 +45,22 @@ def returns(job):
 """
 
 
-class Gateway:
-    """An HTTP proxy in front of PostgREST, as Supabase's gateway is: it answers 502 while PostgREST is down, and
-    with `failing` (502, 503) while that is set: every request, or those to `failing_path` only, `times` times."""
+class FailingGateway(Gateway):
+    """The gateway, answering `failing` (502, 503) while that is set: every request, or those to `failing_path`
+    only, `times` times."""
 
     def __init__(self, upstream: str) -> None:
-        self.upstream = httpx.Client(base_url=upstream, timeout=60)
+        super().__init__(upstream)
         self.failing: int | None = None
         self.failing_path: str | None = None
         self.times = 1_000_000
-        self.answered: dict[int, int] = {}
-        self.lock = threading.Lock()
-        gateway = self
 
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                status, content = None, b'{"message":"the gateway could not reach the API"}'
-                with gateway.lock:
-                    if gateway.failing and gateway.times > 0 and self.path.startswith(gateway.failing_path or "/"):
-                        status, gateway.times = gateway.failing, gateway.times - 1
-                if status is None:
-                    skip = {"host", "content-length", "connection", "accept-encoding"}
-                    headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
-                    try:
-                        answer = gateway.upstream.post(self.path, content=body, headers=headers)
-                        status, content = answer.status_code, answer.content
-                    except (httpx.TransportError, RuntimeError):  # PostgREST stopped; the gateway closing
-                        status = 502
-                gateway.answered[status] = gateway.answered.get(status, 0) + 1
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(content)))
-                self.end_headers()
-                self.wfile.write(content)
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.upstream.close()
+    def refuse(self, path: str) -> int | None:
+        with self.lock:
+            if self.failing and self.times > 0 and path.startswith(self.failing_path or "/"):
+                self.times -= 1
+                return self.failing
+        return None
 
 
 @pytest.fixture
@@ -126,7 +89,7 @@ def test_the_http_worker_rides_out_gateway_errors_a_restart_and_schema_reloads(
     supa: tuple[str, PostgREST], fleet: Fleet
 ) -> None:
     url, server = supa
-    gateway = Gateway(server.url)
+    gateway = FailingGateway(server.url)
     try:
         w = fleet.start(http_env(url, gateway.url), "--concurrency", "4")
         fleet.wait_started()
@@ -164,7 +127,7 @@ def test_a_claim_whose_follow_up_call_fails_still_runs_its_jobs(supa: tuple[str,
     # A claim over HTTP is two calls: claim_jobs_v2, then jobs_with_parents. When the second failed, the claimed
     # jobs were dropped, and stayed `processing` under the live worker for good (a worker never rescues its own).
     url, server = supa
-    gateway = Gateway(server.url)
+    gateway = FailingGateway(server.url)
     try:
         gateway.failing, gateway.failing_path, gateway.times = 503, "/rpc/jobs_with_parents", 1
         w = fleet.start(http_env(url, gateway.url))
