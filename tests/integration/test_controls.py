@@ -200,10 +200,9 @@ async def test_a_worker_whose_own_claimed_jobs_fill_a_limit_claims_again_once_id
     assert sorted(ran) == sorted(set(ran))
 
 
-@pytest.mark.parametrize("scope", ["type", "queue"])
-async def test_a_pause_hands_back_the_jobs_a_worker_claimed_ahead(db: str, store: Store, scope: str) -> None:
-    # A pause stopped claims, but a worker still started the paused jobs it held claimed ahead: 1,148 of them
-    # after the pause, with --prefetch 500, across three processes.
+def held_registry() -> tuple[Registry, list[int], asyncio.Event]:
+    """A registry whose `held` jobs record their start and wait for the gate: the first holds the only slot while
+    the rest wait claimed ahead."""
     registry = Registry()
     started: list[int] = []
     gate = asyncio.Event()
@@ -213,6 +212,14 @@ async def test_a_pause_hands_back_the_jobs_a_worker_claimed_ahead(db: str, store
         await gate.wait()
 
     registry.register("held", held)
+    return registry, started, gate
+
+
+@pytest.mark.parametrize("scope", ["type", "queue"])
+async def test_a_pause_hands_back_the_jobs_a_worker_claimed_ahead(db: str, store: Store, scope: str) -> None:
+    # A pause stopped claims, but a worker still started the paused jobs it held claimed ahead: 1,148 of them
+    # after the pause, with --prefetch 500, across three processes.
+    registry, started, gate = held_registry()
     ids = supaworker.create_jobs([{"type": "held", "queue": "slow"}] * 30, store=store)
     async with running(make_worker(db, registry, concurrency=1, prefetch=20, poll_interval_seconds=60)) as worker:
         await wait_until_async(lambda: len(started) == 1 and len(worker.slots.queued) == 20, "a claim ahead")
@@ -237,15 +244,7 @@ async def test_a_pause_hands_back_the_jobs_a_worker_claimed_ahead(db: str, store
 async def test_a_pause_and_resume_made_with_plain_sql_reach_the_workers(db: str, store: Store) -> None:
     # Only set_job_paused() notified: an UPDATE of job_controls left the claimed-ahead jobs to start, and a resume
     # so made waited for the workers' next poll.
-    registry = Registry()
-    started: list[int] = []
-    gate = asyncio.Event()
-
-    async def held(job: supaworker.Job) -> None:
-        started.append(job.id)
-        await gate.wait()
-
-    registry.register("held", held)
+    registry, started, gate = held_registry()
     ids = supaworker.create_jobs([{"type": "held"}] * 10, store=store)
     supaworker.set_limits("held", max_running=100, store=store)  # the row the UPDATE below changes
     async with running(make_worker(db, registry, concurrency=1, prefetch=5, poll_interval_seconds=120)) as worker:
@@ -283,15 +282,7 @@ def test_only_a_change_of_paused_notifies(conn: psycopg.Connection) -> None:
 async def test_a_worker_whose_listener_connects_after_a_pause_hands_back_what_it_holds(db: str, store: Store) -> None:
     # A pause's NOTIFY reaches only a worker that listens at that moment: one whose LISTEN connection was still
     # opening (at start, or after a lost connection) looks at the pauses once it listens.
-    registry = Registry()
-    started: list[int] = []
-    gate = asyncio.Event()
-
-    async def held(job: supaworker.Job) -> None:
-        started.append(job.id)
-        await gate.wait()
-
-    registry.register("held", held)
+    registry, started, gate = held_registry()
     supaworker.create_jobs([{"type": "held"}] * 10, store=store)
     async with running(make_worker(db, registry, concurrency=1, prefetch=5, poll_interval_seconds=60)) as worker:
         await wait_until_async(lambda: len(started) == 1 and len(worker.slots.queued) == 5, "a claim ahead")
