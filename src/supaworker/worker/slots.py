@@ -87,11 +87,12 @@ class Slots:
 
     def take_queued_of(self, scope: str, name: str) -> list[Job]:
         """Takes the queued jobs of a type (`scope` "type") or a queue ("queue") out of the local queue."""
-        taken = [job for job in self.queued if (job.type if scope == "type" else job.queue) == name]
-        self.drop({job.id for job in taken})
-        return taken
+        return self.take_queued_of_ids(
+            {job.id for job in self.queued if (job.type if scope == "type" else job.queue) == name}
+        )
 
     def take_queued_of_ids(self, ids: set[int]) -> list[Job]:
+        """Takes the queued jobs with these ids out of the local queue."""
         taken = [job for job in self.queued if job.id in ids]
         self.drop(ids)
         return taken
