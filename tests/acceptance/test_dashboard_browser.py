@@ -127,6 +127,16 @@ def wait_for_steps(page: Any, brief_id: str, expected: list[str]) -> None:
     )
 
 
+def wait_for_brief_status(page: Any, brief_id: str, status: str) -> None:
+    """Waits until the brief's own status reads `status`: it comes from the briefs view, read beside its steps
+    in a panel refresh, and may follow them by one refresh."""
+    page.wait_for_function(
+        "([id, status]) => document.querySelector(`#brief-${id}`)?.dataset.status === status",
+        arg=[brief_id, status],
+        timeout=BRIEF_WAIT_MS,
+    )
+
+
 def test_briefs_run_by_a_real_worker_show_their_steps_completing_live_and_a_failed_step_retries_from_the_page(
     store: Store, db: str, browser_page: Any, tmp_path: Path
 ) -> None:
@@ -156,6 +166,7 @@ def test_briefs_run_by_a_real_worker_show_their_steps_completing_live_and_a_fail
             page.locator(f"#brief-{text_id} li.step").first.wait_for()
             assert [t for t, _ in steps_of(page, text_id)] == list(PIPELINES["text"])
             wait_for_steps(page, text_id, ["completed"] * 3)
+            wait_for_brief_status(page, text_id, "completed")
             assert page.get_attribute(f"#brief-{text_id}", "data-status") == "completed"
 
             # A video brief whose render fails (and whose title is hostile markup): it stops at that step.
@@ -175,6 +186,7 @@ def test_briefs_run_by_a_real_worker_show_their_steps_completing_live_and_a_fail
             flag.unlink()
             brief.locator('li.step[data-step="render"] button[data-action="retry"]').click()
             wait_for_steps(page, video_id, ["completed"] * 4)
+            wait_for_brief_status(page, video_id, "completed")
             assert page.get_attribute(f"#brief-{video_id}", "data-status") == "completed"
             assert "retry done" in page.inner_text("#flash")
             done = http.get(f"/api/briefs/{video_id}").json()["brief"]
